@@ -1,0 +1,345 @@
+#include "lorad/common/dataset.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lorad/common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace lorad {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr char kKnownFormats[] =
+    R"(expected one of {"text"}, {"prompt","completion"}, )"
+    R"({"instruction","context"?,"response"}, )"
+    R"({"messages":[{"role","content"}]})";
+
+// Error messages quote outside input; keep them short so that a hostile
+// 1 MiB key does not become a 1 MiB status message.
+constexpr size_t kMaxQuotedBytes = 64;
+constexpr size_t kMaxListedKeys = 8;
+constexpr size_t kMaxReasonBytes = 200;
+
+// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one
+// (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+// At most `max_bytes` of `s` as valid UTF-8 ('?' for bad bytes, "..." when
+// cut), safe to put in a status message and in a proto string field.
+std::string Printable(std::string_view s, size_t max_bytes) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (out.size() + (n == 0 ? 1 : n) > max_bytes) {
+      out += "...";
+      break;
+    }
+    if (n == 0) {
+      out += '?';
+      i += 1;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string Quote(std::string_view s) {
+  return absl::StrCat("\"", Printable(s, kMaxQuotedBytes), "\"");
+}
+
+// {"a","b"}: the object's keys, sorted (nlohmann objects are ordered maps).
+std::string KeySet(const Json& obj) {
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : obj.items()) {
+    if (keys.size() == kMaxListedKeys) {
+      keys.push_back("...");
+      break;
+    }
+    keys.push_back(Quote(key));
+  }
+  return absl::StrCat("{", absl::StrJoin(keys, ","), "}");
+}
+
+absl::Status LineError(int64_t line, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat("line ", line, ": ", message));
+}
+
+// nlohmann says "[json.exception.parse_error.101] parse error at line 1,
+// column 7: ..."; each JSONL line is parsed alone, so keep from "column".
+std::string JsonErrorReason(std::string_view what) {
+  constexpr std::string_view kLinePrefix = "parse error at line 1, ";
+  if (size_t p = what.find(kLinePrefix); p != std::string_view::npos) {
+    what.remove_prefix(p + kLinePrefix.size());
+  } else if (size_t q = what.find("] "); q != std::string_view::npos) {
+    what.remove_prefix(q + 2);
+  }
+  return Printable(what, kMaxReasonBytes);
+}
+
+bool Has(const Json& obj, const char* key) { return obj.contains(key); }
+
+// The format whose marker keys `obj` has, or an error for none or several.
+absl::StatusOr<DatasetFormat> DetectFormat(const Json& obj, int64_t line) {
+  std::vector<DatasetFormat> found;
+  if (Has(obj, "text")) found.push_back(DatasetFormat::kText);
+  if (Has(obj, "prompt") || Has(obj, "completion")) {
+    found.push_back(DatasetFormat::kPromptCompletion);
+  }
+  if (Has(obj, "instruction") || Has(obj, "response")) {
+    found.push_back(DatasetFormat::kInstruction);
+  }
+  if (Has(obj, "messages")) found.push_back(DatasetFormat::kChat);
+  if (found.empty()) {
+    return LineError(line, absl::StrCat("unknown format: keys ", KeySet(obj),
+                                        "; ", kKnownFormats));
+  }
+  if (found.size() > 1) {
+    std::vector<std::string> names;
+    for (DatasetFormat f : found) names.push_back(Quote(DatasetFormatName(f)));
+    return LineError(line, absl::StrCat("ambiguous format: keys ", KeySet(obj),
+                                        " match ", absl::StrJoin(names, ", ")));
+  }
+  return found.front();
+}
+
+// The string at obj[key]. A missing or null optional field is "".
+absl::StatusOr<std::string> StringField(const Json& obj, const char* key,
+                                        int64_t line, absl::string_view label,
+                                        bool optional = false) {
+  auto it = obj.find(key);
+  if (it == obj.end() || (optional && it->is_null())) {
+    if (optional) return std::string();
+    return LineError(line, absl::StrCat("field \"", label, "\" missing"));
+  }
+  if (!it->is_string()) {
+    return LineError(line,
+                     absl::StrCat("field \"", label, "\" must be a string"));
+  }
+  return it->get<std::string>();
+}
+
+absl::StatusOr<Example> RenderText(const Json& obj, int64_t line) {
+  LORAD_ASSIGN_OR_RETURN(std::string text,
+                         StringField(obj, "text", line, "text"));
+  Example ex;
+  ex.segments.push_back({std::move(text), true});
+  return ex;
+}
+
+absl::StatusOr<Example> RenderPromptCompletion(const Json& obj, int64_t line) {
+  LORAD_ASSIGN_OR_RETURN(std::string prompt,
+                         StringField(obj, "prompt", line, "prompt"));
+  LORAD_ASSIGN_OR_RETURN(std::string completion,
+                         StringField(obj, "completion", line, "completion"));
+  Example ex;
+  ex.segments.push_back({std::move(prompt), false});
+  ex.segments.push_back({std::move(completion), true});
+  return ex;
+}
+
+absl::StatusOr<Example> RenderInstruction(const Json& obj, int64_t line) {
+  LORAD_ASSIGN_OR_RETURN(std::string instruction,
+                         StringField(obj, "instruction", line, "instruction"));
+  LORAD_ASSIGN_OR_RETURN(
+      std::string context,
+      StringField(obj, "context", line, "context", /*optional=*/true));
+  LORAD_ASSIGN_OR_RETURN(std::string response,
+                         StringField(obj, "response", line, "response"));
+  std::string prompt = absl::StrCat("### Instruction:\n", instruction, "\n\n");
+  if (!context.empty())
+    absl::StrAppend(&prompt, "### Input:\n", context, "\n\n");
+  absl::StrAppend(&prompt, "### Response:\n");
+  Example ex;
+  ex.segments.push_back({std::move(prompt), false});
+  ex.segments.push_back({std::move(response), true});
+  return ex;
+}
+
+absl::StatusOr<Example> RenderChat(const Json& obj, int64_t line) {
+  auto it = obj.find("messages");
+  if (it == obj.end()) return LineError(line, "field \"messages\" missing");
+  const Json& messages = *it;
+  if (!messages.is_array()) {
+    return LineError(line, "field \"messages\" must be an array");
+  }
+  Example ex;
+  bool has_assistant = false;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Json& m = messages[i];
+    std::string label = absl::StrCat("messages[", i, "]");
+    if (!m.is_object()) {
+      return LineError(line,
+                       absl::StrCat("field \"", label, "\" must be an object"));
+    }
+    LORAD_ASSIGN_OR_RETURN(
+        std::string role,
+        StringField(m, "role", line, absl::StrCat(label, ".role")));
+    if (role != "system" && role != "user" && role != "assistant") {
+      return LineError(line,
+                       absl::StrCat("field \"", label,
+                                    ".role\" must be \"system\", \"user\" or "
+                                    "\"assistant\" (found ",
+                                    Quote(role), ")"));
+    }
+    LORAD_ASSIGN_OR_RETURN(
+        std::string content,
+        StringField(m, "content", line, absl::StrCat(label, ".content")));
+    bool assistant = role == "assistant";
+    has_assistant = has_assistant || assistant;
+    ex.segments.push_back({absl::StrCat("<|", role, "|>\n"), false});
+    ex.segments.push_back({absl::StrCat(content, "\n"), assistant});
+  }
+  if (!has_assistant) {
+    return LineError(line,
+                     "field \"messages\" must contain at least one "
+                     "\"assistant\" message");
+  }
+  return ex;
+}
+
+absl::StatusOr<Example> Render(DatasetFormat format, const Json& obj,
+                               int64_t line) {
+  switch (format) {
+    case DatasetFormat::kText:
+      return RenderText(obj, line);
+    case DatasetFormat::kPromptCompletion:
+      return RenderPromptCompletion(obj, line);
+    case DatasetFormat::kInstruction:
+      return RenderInstruction(obj, line);
+    case DatasetFormat::kChat:
+      return RenderChat(obj, line);
+  }
+  return absl::InternalError("unhandled dataset format");
+}
+
+bool IsBlank(std::string_view line) {
+  return line.find_first_not_of(" \t\r\f\v") == std::string_view::npos;
+}
+
+const char* JsonTypeName(const Json& j) {
+  if (j.is_array()) return "an array";
+  if (j.is_string()) return "a string";
+  if (j.is_number()) return "a number";
+  if (j.is_boolean()) return "a boolean";
+  if (j.is_null()) return "null";
+  return "a non-object value";
+}
+
+}  // namespace
+
+std::string_view DatasetFormatName(DatasetFormat f) {
+  switch (f) {
+    case DatasetFormat::kText:
+      return "text";
+    case DatasetFormat::kPromptCompletion:
+      return "prompt_completion";
+    case DatasetFormat::kInstruction:
+      return "instruction";
+    case DatasetFormat::kChat:
+      return "chat";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ParsedDataset> ParseJsonlDataset(std::string_view contents,
+                                                bool train_on_prompt) {
+  constexpr std::string_view kBom = "\xEF\xBB\xBF";
+  if (contents.substr(0, kBom.size()) == kBom) {
+    contents.remove_prefix(kBom.size());
+  }
+
+  ParsedDataset out{};
+  std::optional<DatasetFormat> format;
+  int64_t format_line = 0;
+  int64_t line_no = 0;
+  size_t pos = 0;
+  while (pos < contents.size()) {
+    size_t end = contents.find('\n', pos);
+    if (end == std::string_view::npos) end = contents.size();
+    std::string_view line = contents.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line_no > kMaxDatasetLines) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dataset has more than ", kMaxDatasetLines, " lines"));
+    }
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > kMaxDatasetLineBytes) {
+      return LineError(
+          line_no, absl::StrCat("longer than 1 MiB (", line.size(), " bytes)"));
+    }
+    if (IsBlank(line)) continue;
+
+    Json obj;
+    try {
+      obj = Json::parse(line);
+    } catch (const Json::exception& e) {
+      return LineError(line_no, absl::StrCat("not valid JSON (",
+                                             JsonErrorReason(e.what()), ")"));
+    }
+    if (!obj.is_object()) {
+      return LineError(line_no, absl::StrCat("expected a JSON object, found ",
+                                             JsonTypeName(obj)));
+    }
+
+    if (!format.has_value()) {
+      LORAD_ASSIGN_OR_RETURN(format, DetectFormat(obj, line_no));
+      format_line = line_no;
+      out.format = *format;
+    } else {
+      absl::StatusOr<DatasetFormat> f = DetectFormat(obj, line_no);
+      if (!f.ok() || *f != *format) {
+        return LineError(
+            line_no, absl::StrCat("format ", Quote(DatasetFormatName(*format)),
+                                  " expected (like line ", format_line,
+                                  ") but found keys ", KeySet(obj)));
+      }
+    }
+
+    LORAD_ASSIGN_OR_RETURN(Example ex, Render(*format, obj, line_no));
+    ex.line = line_no;
+    if (train_on_prompt) {
+      for (Segment& s : ex.segments) s.trainable = true;
+    }
+    out.examples.push_back(std::move(ex));
+  }
+  if (out.examples.empty()) {
+    return absl::InvalidArgumentError("dataset is empty");
+  }
+  return out;
+}
+
+}  // namespace lorad
