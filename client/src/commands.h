@@ -1,0 +1,48 @@
+// The loractl subcommands. Each returns the process exit code (see
+// output.h) and never aborts on bad input.
+#ifndef LORAD_CLIENT_COMMANDS_H_
+#define LORAD_CLIENT_COMMANDS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "args.h"
+#include "connection.h"
+#include "lorad/v1/lorad.pb.h"
+#include "output.h"
+
+namespace lorad::client {
+
+// What every command works with.
+struct CommandEnv {
+  std::string command;  // The subcommand's name, for usage messages.
+  Output& out;
+  Connection& connection;
+};
+
+int RunUpload(const ParsedArgs& args, CommandEnv& env);
+int RunDatasets(const ParsedArgs& args, CommandEnv& env);
+int RunFineTune(const ParsedArgs& args, CommandEnv& env);
+int RunJobs(const ParsedArgs& args, CommandEnv& env);
+int RunGet(const ParsedArgs& args, CommandEnv& env);
+int RunCancel(const ParsedArgs& args, CommandEnv& env);
+int RunWatch(const ParsedArgs& args, CommandEnv& env);
+int RunGenerate(const ParsedArgs& args, CommandEnv& env);
+
+// Checks that `path` is a readable regular file: NotFound or
+// InvalidArgument otherwise. Makes no RPC.
+absl::Status CheckLocalFile(const std::string& path);
+
+// Streams the JSONL file at `path` to Datasets.Upload: a header, then 1 MiB
+// chunks. Shows progress on stderr for large files when it is a terminal.
+absl::StatusOr<lorad::v1::Dataset> UploadFile(const std::string& path,
+                                              CommandEnv& env);
+
+// Streams the events of `job_id` until it reaches a final state, then
+// prints its summary. kExitOk when it succeeded, kExitFailure when it
+// failed or was cancelled, kExitUnavailable when lorad could not be reached.
+int FollowJob(const std::string& job_id, CommandEnv& env);
+
+}  // namespace lorad::client
+
+#endif  // LORAD_CLIENT_COMMANDS_H_

@@ -1,0 +1,68 @@
+// The global flags and the gRPC channel to lorad.
+#ifndef LORAD_CLIENT_CONNECTION_H_
+#define LORAD_CLIENT_CONNECTION_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "args.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/status.h"
+#include "lorad/v1/lorad.grpc.pb.h"
+
+namespace lorad::client {
+
+inline constexpr char kDefaultAddress[] = "127.0.0.1:50051";
+inline constexpr double kDefaultTimeoutSeconds = 30;
+
+struct GlobalOptions {
+  std::string address = kDefaultAddress;
+  bool json = false;
+  double timeout_seconds = kDefaultTimeoutSeconds;  // 0: no deadline.
+};
+
+// --address, --json, --timeout: accepted by every command.
+const std::vector<FlagSpec>& GlobalFlags();
+
+// Reads the global flags. `env_address` (LORAD_ADDRESS, may be null) is the
+// default address when --address is not given.
+absl::StatusOr<GlobalOptions> ParseGlobalOptions(const ParsedArgs& args,
+                                                 const char* env_address);
+
+// gRPC's status as an absl::Status with the same code and message.
+absl::Status FromGrpc(const grpc::Status& status);
+
+// Stubs for the public services over one channel. Creating it does not
+// connect; the first call does. Thread-compatible.
+class Connection {
+ public:
+  explicit Connection(const GlobalOptions& options);
+
+  lorad::v1::Datasets::Stub& datasets() { return *datasets_; }
+  lorad::v1::FineTuning::Stub& fine_tuning() { return *fine_tuning_; }
+  lorad::v1::Inference::Stub& inference() { return *inference_; }
+
+  // A context for a unary call, with the --timeout deadline.
+  std::unique_ptr<grpc::ClientContext> UnaryContext() const;
+  // A context for a streaming call: no deadline, since a watched job or a
+  // large upload takes as long as it takes.
+  std::unique_ptr<grpc::ClientContext> StreamContext() const;
+
+  // FromGrpc, with the address added when the daemon could not be reached.
+  absl::Status Check(const grpc::Status& status) const;
+
+ private:
+  GlobalOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<lorad::v1::Datasets::Stub> datasets_;
+  std::unique_ptr<lorad::v1::FineTuning::Stub> fine_tuning_;
+  std::unique_ptr<lorad::v1::Inference::Stub> inference_;
+};
+
+}  // namespace lorad::client
+
+#endif  // LORAD_CLIENT_CONNECTION_H_
