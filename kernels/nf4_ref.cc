@@ -1,0 +1,260 @@
+#include "kernels/nf4_ref.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+// Byte-identity with bitsandbytes needs every product and sum rounded on its
+// own, as torch and bnb's C code do; a fused multiply-add would differ.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace lorad::nf4 {
+namespace {
+
+// bnb's signed dynamic map: for each exponent e in 0..6, the midpoints of
+// linspace(0.1, 1, 2^e + 1) (computed as torch computes a float32 linspace)
+// scaled by +-10^(e-6); then 0 and 1.0; sorted. 254 + 2 = 256 values.
+std::array<float, 256> MakeDynamicMap() {
+  std::vector<float> data;
+  for (int e = 0; e < 7; ++e) {
+    const int steps = (1 << e) + 1;
+    // torch's CPU linspace: step in float, the first half counted up from
+    // start, the second half down from end; the installed torch build
+    // (x86-64) compiles each as one fused multiply-add.
+    const float start = 0.1f;
+    const float end = 1.0f;
+    const float step = (end - start) / static_cast<float>(steps - 1);
+    const int halfway = steps / 2;
+    std::vector<float> bounds(steps);
+    for (int i = 0; i < steps; ++i) {
+      bounds[i] = i < halfway
+                      ? std::fma(step, static_cast<float>(i), start)
+                      : std::fma(-step, static_cast<float>(steps - i - 1), end);
+    }
+    // Python computes 10 ** (e - 6) as a double; torch multiplies the float
+    // tensor by it after casting it to float.
+    const float scale = static_cast<float>(std::pow(10.0, e - 6));
+    for (int i = 0; i + 1 < steps; ++i) {
+      const float mean = (bounds[i] + bounds[i + 1]) / 2.0f;
+      data.push_back(scale * mean);
+    }
+    for (int i = 0; i + 1 < steps; ++i) {
+      const float mean = (bounds[i] + bounds[i + 1]) / 2.0f;
+      data.push_back(-scale * mean);
+    }
+  }
+  data.push_back(0.0f);
+  data.push_back(1.0f);
+  std::sort(data.begin(), data.end());
+  std::array<float, 256> map{};
+  std::copy(data.begin(), data.end(), map.begin());
+  return map;
+}
+
+// bnb's CPU quantize_blockwise does not search the map: it rounds the
+// normalised value x in [-1, 1] to one of 65536 evenly spaced points
+// i = trunc(fma(65535, (x + 1) / 2, 0.5)) and looks the code up in a table
+// built once per map: the first code whose midpoint with its successor is
+// >= (2i / 65535 - 1). We build the same table so the codes match.
+constexpr int kLutSize = 65536;
+
+std::vector<uint8_t> MakeDynamicLut() {
+  const std::array<float, 256>& map = DynamicMap();
+  std::array<float, 255> mid;
+  for (int j = 0; j < 255; ++j) mid[j] = (map[j] + map[j + 1]) * 0.5f;
+  std::vector<uint8_t> lut(kLutSize);
+  int idx = 0;
+  for (int i = 0; i < kLutSize; ++i) {
+    const float v = (2.0f * static_cast<float>(i)) / 65535.0f - 1.0f;
+    while (idx < 255 && v > mid[idx]) ++idx;
+    lut[i] = static_cast<uint8_t>(idx);
+  }
+  return lut;
+}
+
+const std::vector<uint8_t>& DynamicLut() {
+  static const std::vector<uint8_t>* lut =
+      new std::vector<uint8_t>(MakeDynamicLut());
+  return *lut;
+}
+
+// Decision boundaries between adjacent NF4 values, rounded as torch rounds
+// (a + b) / 2 in float. A value on a boundary takes the lower code
+// (torch.bucketize, right=False).
+const std::array<float, 15>& Nf4Bounds() {
+  static const std::array<float, 15> bounds = [] {
+    std::array<float, 15> b;
+    const auto& cb = Codebook();
+    for (int i = 0; i < 15; ++i) b[i] = (cb[i] + cb[i + 1]) / 2.0f;
+    return b;
+  }();
+  return bounds;
+}
+
+inline uint8_t Nf4Code(float x, const std::array<float, 15>& bounds) {
+  uint8_t c = 0;
+  for (float b : bounds) c += static_cast<uint8_t>(b < x);
+  return c;
+}
+
+// Quantizes `n` values in blocks of kAbsmaxBlockSize as bnb's CPU
+// quantize_blockwise does (see DynamicLut).
+void QuantizeAbsmax(const float* a, int64_t n, std::vector<uint8_t>& codes,
+                    std::vector<float>& scales) {
+  const std::vector<uint8_t>& lut = DynamicLut();
+  codes.assign(n, 0);
+  scales.assign((n + kAbsmaxBlockSize - 1) / kAbsmaxBlockSize, 0.0f);
+  for (int64_t s = 0; s < static_cast<int64_t>(scales.size()); ++s) {
+    const int64_t begin = s * kAbsmaxBlockSize;
+    const int64_t end = std::min(n, begin + kAbsmaxBlockSize);
+    float m = 0.0f;
+    for (int64_t i = begin; i < end; ++i) m = std::max(m, std::fabs(a[i]));
+    scales[s] = m;
+    if (m == 0.0f) continue;  // bnb writes code 0 for an all-zero block
+    const float inv = 1.0f / m;
+    for (int64_t i = begin; i < end; ++i) {
+      const float x = std::clamp(a[i] * inv, -1.0f, 1.0f);
+      const float t = (x + 1.0f) * 0.5f;
+      const int pos = static_cast<int>(std::fma(65535.0f, t, 0.5f));
+      codes[i] = lut[pos & 0xffff];
+    }
+  }
+}
+
+}  // namespace
+
+const std::array<float, 16>& Codebook() {
+  static const std::array<float, 16> kCodebook = {
+      -1.0f,
+      -0.6961928009986877f,
+      -0.5250730514526367f,
+      -0.39491748809814453f,
+      -0.28444138169288635f,
+      -0.18477343022823334f,
+      -0.09105003625154495f,
+      0.0f,
+      0.07958029955625534f,
+      0.16093020141124725f,
+      0.24611230194568634f,
+      0.33791524171829224f,
+      0.44070982933044434f,
+      0.5626170039176941f,
+      0.7229568362236023f,
+      1.0f,
+  };
+  return kCodebook;
+}
+
+const std::array<float, 256>& DynamicMap() {
+  static const std::array<float, 256> map = MakeDynamicMap();
+  return map;
+}
+
+int64_t QuantizedTensor::StorageBytes() const {
+  int64_t bytes = static_cast<int64_t>(packed.size());
+  if (double_quant) {
+    bytes += static_cast<int64_t>(absmax_codes.size()) +
+             static_cast<int64_t>(absmax_scales.size() * sizeof(float)) +
+             static_cast<int64_t>(sizeof(float));
+  } else {
+    bytes += static_cast<int64_t>(absmax.size() * sizeof(float));
+  }
+  return bytes;
+}
+
+QuantizedTensor Quantize(const float* w, int64_t n, bool double_quant) {
+  QuantizedTensor q;
+  q.numel = std::max<int64_t>(n, 0);
+  q.double_quant = double_quant;
+  q.packed.assign((q.numel + 1) / 2, 0);
+  const int64_t blocks = q.num_blocks();
+  std::vector<float> absmax(blocks);
+  const auto& bounds = Nf4Bounds();
+  // torch clamps the absmax at the float nearest the double 1e-38 before
+  // dividing, so an all-zero block quantizes to code 7 (0.0).
+  const float tiny = static_cast<float>(1e-38);
+  std::vector<uint8_t> codes(kBlockSize);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t begin = b * kBlockSize;
+    const int64_t len = std::min(kBlockSize, q.numel - begin);
+    float m = 0.0f;
+    for (int64_t i = 0; i < len; ++i) m = std::max(m, std::fabs(w[begin + i]));
+    if (len == kBlockSize) {
+      // bnb multiplies full blocks by the reciprocal ...
+      absmax[b] = m;
+      const float r = 1.0f / std::max(m, tiny);
+      for (int64_t i = 0; i < len; ++i) {
+        codes[i] = Nf4Code(std::clamp(w[begin + i] * r, -1.0f, 1.0f), bounds);
+      }
+    } else {
+      // ... and divides the partial last block, whose stored absmax is the
+      // clamped one.
+      m = std::max(m, tiny);
+      absmax[b] = m;
+      for (int64_t i = 0; i < len; ++i) {
+        codes[i] = Nf4Code(std::clamp(w[begin + i] / m, -1.0f, 1.0f), bounds);
+      }
+    }
+    for (int64_t i = 0; i < len; ++i) {
+      const int64_t k = begin + i;
+      q.packed[k / 2] |= (k % 2 == 0) ? codes[i] << 4 : codes[i];
+    }
+  }
+  if (q.numel % 2 == 1) q.packed.back() |= Nf4Code(0.0f, bounds);
+
+  if (!double_quant) {
+    q.absmax = std::move(absmax);
+    return q;
+  }
+  // The offset is the mean of the absmax values, summed exactly enough in
+  // double and rounded once (torch's float mean may differ by one ulp on
+  // large tensors; its summation order depends on the CPU's vector width).
+  double sum = 0.0;
+  for (float a : absmax) sum += a;
+  q.absmax_offset =
+      blocks > 0 ? static_cast<float>(sum / static_cast<double>(blocks)) : 0.0f;
+  for (float& a : absmax) a -= q.absmax_offset;
+  QuantizeAbsmax(absmax.data(), blocks, q.absmax_codes, q.absmax_scales);
+  return q;
+}
+
+std::vector<float> BlockAbsmax(const QuantizedTensor& q) {
+  if (!q.double_quant) return q.absmax;
+  const auto& map = DynamicMap();
+  std::vector<float> absmax(q.absmax_codes.size());
+  for (size_t b = 0; b < absmax.size(); ++b) {
+    const float v =
+        map[q.absmax_codes[b]] * q.absmax_scales[b / kAbsmaxBlockSize];
+    absmax[b] = v + q.absmax_offset;
+  }
+  return absmax;
+}
+
+void Dequantize(const QuantizedTensor& q, float* out) {
+  const std::vector<float> absmax = BlockAbsmax(q);
+  const auto& cb = Codebook();
+  const int64_t blocks = q.num_blocks();
+  for (int64_t b = 0; b < blocks; ++b) {
+    // One 16-entry table per block: the same products as code * absmax,
+    // without a per-element multiply.
+    float table[16];
+    for (int k = 0; k < 16; ++k) table[k] = cb[k] * absmax[b];
+    const int64_t begin = b * kBlockSize;
+    const int64_t len = std::min(kBlockSize, q.numel - begin);
+    const uint8_t* in = q.packed.data() + begin / 2;
+    float* o = out + begin;
+    const int64_t pairs = len / 2;
+    for (int64_t i = 0; i < pairs; ++i) {
+      const uint8_t byte = in[i];
+      o[2 * i] = table[byte >> 4];
+      o[2 * i + 1] = table[byte & 0x0f];
+    }
+    if (len % 2 == 1) o[len - 1] = table[in[pairs] >> 4];
+  }
+}
+
+}  // namespace lorad::nf4
