@@ -14,3 +14,9 @@ lorad_add_test(loractl_progress_test
 lorad_add_test(loractl_output_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/loractl_output_test.cc
   LIBS lorad_client_lib)
+
+# The binary end to end, against an in-process fake lorad.
+lorad_add_test(loractl_cli_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/loractl_cli_test.cc
+  LIBS lorad::proto gRPC::grpc++ nlohmann_json::nlohmann_json absl::strings)
+add_dependencies(loractl_cli_test loractl)
