@@ -102,7 +102,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> rest;
   size_t i = 0;
   while (i < args.size() && args[i].starts_with("-")) {
-    if (IsHelp(args[i]) || args[i] == "help") {
+    if (IsHelp(args[i])) {
       out.Print(MainUsage());
       return kExitOk;
     }
