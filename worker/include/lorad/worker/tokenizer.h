@@ -13,7 +13,9 @@
 //                  or a Sequence of those.
 //   decoder:       none or ByteLevel.
 //   added_tokens:  matched literally in the input (leftmost, longest first),
-//                  with lstrip, rstrip and single_word.
+//                  with lstrip, rstrip and single_word. All are matched on
+//                  the raw text (HF matches "normalized" ones after the
+//                  normalizer; the same unless NFC changes a token's text).
 // Anything else is rejected by FromJson with an InvalidArgument error that
 // names it, rather than tokenized differently from Hugging Face.
 //
