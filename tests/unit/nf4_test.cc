@@ -9,7 +9,14 @@
 
 #include "gtest/gtest.h"
 #include "kernels/nf4_ref.h"
+#include "lorad/worker/half.h"
 #include "lorad/worker/safetensors.h"
+
+#if LORAD_TEST_NF4_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/nf4_dequantize.cuh"
+#endif
 
 namespace lorad::nf4 {
 namespace {
@@ -198,6 +205,64 @@ TEST(Nf4Test, ZeroAndEmptyInputs) {
   EXPECT_TRUE(empty.packed.empty());
   Dequantize(empty, nullptr);
 }
+
+#if LORAD_TEST_NF4_CUDA
+// The CUDA kernel's bf16 output equals bf16(CPU reference), bit for bit, on
+// both its aligned and unaligned paths and with a partial last block.
+TEST(Nf4CudaTest, DequantizeMatchesCpuReference) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    GTEST_SKIP() << "no CUDA device";
+  }
+  const int64_t n = 64 * 256 * 3 + 64 * 5 + 23;
+  std::vector<float> w = RandomWeights(n, 5, 0.02f);
+  QuantizedTensor q = Quantize(w.data(), n);
+  std::vector<float> want(n);
+  Dequantize(q, want.data());
+
+  uint8_t* d_packed = nullptr;
+  uint8_t* d_codes = nullptr;
+  float* d_scales = nullptr;
+  float* d_map = nullptr;
+  uint16_t* d_out = nullptr;
+  ASSERT_EQ(cudaMalloc(&d_packed, q.packed.size() + 1), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&d_codes, q.absmax_codes.size()), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&d_scales, q.absmax_scales.size() * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&d_map, 256 * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&d_out, (n + 8) * 2), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(d_codes, q.absmax_codes.data(), q.absmax_codes.size(),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(d_scales, q.absmax_scales.data(),
+                       q.absmax_scales.size() * 4, cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(
+      cudaMemcpy(d_map, DynamicMap().data(), 256 * 4, cudaMemcpyHostToDevice),
+      cudaSuccess);
+  for (int shift : {0, 1}) {  // 1: misaligned packed and out
+    ASSERT_EQ(cudaMemcpy(d_packed + shift, q.packed.data(), q.packed.size(),
+                         cudaMemcpyHostToDevice),
+              cudaSuccess);
+    auto* out = reinterpret_cast<__nv_bfloat16*>(d_out + shift);
+    ASSERT_EQ(
+        kernels::Nf4DequantizeBf16(d_packed + shift, d_codes, d_scales,
+                                   q.absmax_offset, d_map, n, out, nullptr),
+        cudaSuccess);
+    std::vector<uint16_t> got(n);
+    ASSERT_EQ(cudaMemcpy(got.data(), out, n * 2, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(got[i], worker::FloatToBf16(want[i]))
+          << "shift " << shift << " element " << i;
+    }
+  }
+  cudaFree(d_packed);
+  cudaFree(d_codes);
+  cudaFree(d_scales);
+  cudaFree(d_map);
+  cudaFree(d_out);
+}
+#endif  // LORAD_TEST_NF4_CUDA
 
 }  // namespace
 }  // namespace lorad::nf4
