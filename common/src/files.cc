@@ -15,7 +15,7 @@
 namespace lorad {
 namespace {
 
-absl::Status ErrnoStatus(std::string_view what, const std::string& path) {
+absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
   int err = errno;
   std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
   if (err == ENOENT) return absl::NotFoundError(msg);

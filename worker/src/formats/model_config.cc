@@ -10,11 +10,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kSupported =
+constexpr char kSupported[] =
     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM";
 
 absl::StatusOr<int64_t> RequiredInt(const json& j, const char* key,
-                                    std::string_view where) {
+                                    const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_integer()) {
     return absl::InvalidArgumentError(
@@ -37,7 +37,8 @@ T Optional(const json& j, const char* key, T fallback) {
 }  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
-                                                  std::string_view where) {
+                                                  std::string_view where_view) {
+  const std::string where(where_view);
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::InvalidArgumentError(
