@@ -1,0 +1,63 @@
+// The whole lorad daemon: job store, scheduler, worker supervisor and the
+// gRPC server with the public services.
+#ifndef LORAD_SERVER_DAEMON_H_
+#define LORAD_SERVER_DAEMON_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "lorad/server/datasets_service.h"
+#include "lorad/server/event_hub.h"
+#include "lorad/server/fine_tuning_service.h"
+#include "lorad/server/inference_service.h"
+#include "lorad/server/job_journal.h"
+#include "lorad/server/job_store.h"
+#include "lorad/server/options.h"
+#include "lorad/server/scheduler.h"
+#include "lorad/server/work_queue.h"
+#include "lorad/server/worker_supervisor.h"
+
+namespace lorad::server {
+
+class Daemon {
+ public:
+  // Opens the store under options.data_dir, recovers jobs a previous run
+  // left unfinished, starts the worker and begins serving. The health and
+  // reflection services are added when the process enabled them before.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(
+      const DaemonOptions& options);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // The address actually listened on (port 0 replaced by the chosen port).
+  const std::string& address() const { return address_; }
+
+  // Stops the scheduler (the running job stays RUNNING and resumes at the
+  // next start), the server (calls still open are cancelled after a short
+  // grace period) and the worker. Idempotent; the destructor calls it.
+  void Shutdown();
+
+ private:
+  explicit Daemon(const DaemonOptions& options);
+
+  const DaemonOptions options_;
+  std::string address_;
+  std::unique_ptr<JobStore> store_;
+  EventHub hub_;
+  std::unique_ptr<JobJournal> journal_;
+  std::unique_ptr<WorkerSupervisor> supervisor_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<WorkQueue> work_;
+  std::unique_ptr<DatasetsService> datasets_;
+  std::unique_ptr<FineTuningService> fine_tuning_;
+  std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<grpc::Server> server_;
+  bool shut_down_ = false;
+};
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_DAEMON_H_

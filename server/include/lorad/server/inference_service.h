@@ -1,0 +1,53 @@
+// lorad.v1.Inference: text generation, relayed to the worker.
+#ifndef LORAD_SERVER_INFERENCE_SERVICE_H_
+#define LORAD_SERVER_INFERENCE_SERVICE_H_
+
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "lorad/server/job_store.h"
+#include "lorad/server/options.h"
+#include "lorad/server/worker_supervisor.h"
+#include "lorad/v1/lorad.grpc.pb.h"
+#include "lorad/worker/v1/worker.pb.h"
+
+namespace lorad::server {
+
+// Each call resolves its adapter (empty: the base model; otherwise the id of
+// a SUCCEEDED job: NOT_FOUND / FAILED_PRECONDITION if not) and relays the
+// worker's Generate stream on a thread of its own, one response at a time.
+// The worker is shared with training and serialises what it runs.
+class InferenceService final : public v1::Inference::CallbackService {
+ public:
+  // Neither pointer is owned; both must outlive the service.
+  InferenceService(const DaemonOptions& options, JobStore* store,
+                   WorkerSupervisor* supervisor);
+  // Waits for the relays still running (the server has cancelled them).
+  ~InferenceService() override;
+
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
+      grpc::CallbackServerContext* context,
+      const v1::GenerateRequest* request) override;
+
+  // The worker request for `request`, or why it cannot be served.
+  absl::StatusOr<worker::v1::GenerateRequest> Resolve(
+      const v1::GenerateRequest& request);
+
+  WorkerSupervisor* supervisor() const { return supervisor_; }
+  void RelayStarted();
+  void RelayEnded();
+
+ private:
+  const DataLayout layout_;
+  const std::string base_model_;
+  JobStore* const store_;
+  WorkerSupervisor* const supervisor_;
+  absl::Mutex mu_;
+  int relays_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_INFERENCE_SERVICE_H_

@@ -1,0 +1,56 @@
+// Daemon configuration and where things live under the data directory.
+#ifndef LORAD_SERVER_OPTIONS_H_
+#define LORAD_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace lorad::server {
+
+struct DaemonOptions {
+  // host:port to listen on; port 0 picks a free one.
+  std::string address = "127.0.0.1:50051";
+  std::string data_dir;
+  // The lorad-worker executable.
+  std::string worker_binary;
+  // Passed to the worker as --device (auto | cpu | cuda).
+  std::string device = "auto";
+  // The base model served when a Generate request names no adapter.
+  std::string base_model = "tiny";
+  int64_t max_upload_bytes = int64_t{1} << 30;
+  // How many times a job is started before a worker crash fails it.
+  int max_job_attempts = 3;
+  // How long a freshly started worker may take to answer Ping.
+  absl::Duration worker_start_timeout = absl::Seconds(120);
+};
+
+// Paths below DaemonOptions::data_dir.
+class DataLayout {
+ public:
+  explicit DataLayout(std::string data_dir) : root_(std::move(data_dir)) {}
+
+  const std::string& root() const { return root_; }
+  std::string DatabasePath() const { return root_ + "/lorad.db"; }
+  std::string DatasetsDir() const { return root_ + "/datasets"; }
+  std::string DatasetPath(const std::string& sha256) const {
+    return DatasetsDir() + "/" + sha256 + ".jsonl";
+  }
+  std::string ModelsDir() const { return root_ + "/models"; }
+  std::string RunDir() const { return root_ + "/run"; }
+  std::string WorkerSocketPath() const { return RunDir() + "/worker.sock"; }
+  std::string JobDir(const std::string& job_id) const {
+    return root_ + "/jobs/" + job_id;
+  }
+  std::string AdapterDir(const std::string& job_id) const {
+    return root_ + "/adapters/" + job_id;
+  }
+
+ private:
+  std::string root_;
+};
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_OPTIONS_H_

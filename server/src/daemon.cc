@@ -1,0 +1,96 @@
+#include "lorad/server/daemon.h"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "lorad/common/files.h"
+#include "lorad/common/status_macros.h"
+
+namespace lorad::server {
+namespace {
+
+// Datasets arrive in chunks; allow chunks well above gRPC's 4 MiB default.
+constexpr int kMaxMessageBytes = 64 << 20;
+
+std::string WithPort(const std::string& address, int port) {
+  size_t colon = address.rfind(':');
+  std::string host =
+      colon == std::string::npos ? address : address.substr(0, colon);
+  return absl::StrCat(host, ":", port);
+}
+
+}  // namespace
+
+Daemon::Daemon(const DaemonOptions& options) : options_(options) {}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
+    const DaemonOptions& options) {
+  std::unique_ptr<Daemon> daemon(new Daemon(options));
+  const DataLayout layout(options.data_dir);
+  for (const std::string& dir :
+       {layout.root(), layout.DatasetsDir(), layout.ModelsDir(),
+        layout.RunDir(), layout.root() + "/jobs",
+        layout.root() + "/adapters"}) {
+    LORAD_RETURN_IF_ERROR(MakeDirs(dir));
+  }
+  LORAD_ASSIGN_OR_RETURN(daemon->store_, JobStore::Open(layout.DatabasePath()));
+  daemon->journal_ =
+      std::make_unique<JobJournal>(daemon->store_.get(), &daemon->hub_);
+
+  WorkerSupervisor::Options worker;
+  worker.binary = options.worker_binary;
+  worker.device = options.device;
+  worker.socket_path = layout.WorkerSocketPath();
+  worker.start_timeout = options.worker_start_timeout;
+  daemon->supervisor_ = std::make_unique<WorkerSupervisor>(worker);
+  daemon->supervisor_->Start();
+
+  daemon->scheduler_ = std::make_unique<Scheduler>(
+      options, daemon->store_.get(), daemon->journal_.get(),
+      daemon->supervisor_.get());
+  LORAD_RETURN_IF_ERROR(daemon->scheduler_->Start());
+
+  daemon->work_ = std::make_unique<WorkQueue>(2);
+  daemon->datasets_ = std::make_unique<DatasetsService>(
+      options, daemon->store_.get(), daemon->work_.get());
+  daemon->fine_tuning_ = std::make_unique<FineTuningService>(
+      daemon->store_.get(), daemon->journal_.get(), &daemon->hub_,
+      daemon->scheduler_.get());
+  daemon->inference_ = std::make_unique<InferenceService>(
+      options, daemon->store_.get(), daemon->supervisor_.get());
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
+                           &port);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.RegisterService(daemon->datasets_.get());
+  builder.RegisterService(daemon->fine_tuning_.get());
+  builder.RegisterService(daemon->inference_.get());
+  daemon->server_ = builder.BuildAndStart();
+  if (daemon->server_ == nullptr || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.address));
+  }
+  daemon->address_ = WithPort(options.address, port);
+  return daemon;
+}
+
+Daemon::~Daemon() { Shutdown(); }
+
+void Daemon::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (scheduler_ != nullptr) scheduler_->Stop();
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::seconds(2));
+  }
+  if (supervisor_ != nullptr) supervisor_->Stop();
+}
+
+}  // namespace lorad::server

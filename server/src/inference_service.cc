@@ -1,0 +1,170 @@
+#include "lorad/server/inference_service.h"
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/client_context.h"
+#include "lorad/server/grpc_status.h"
+#include "lorad/worker/v1/worker.grpc.pb.h"
+
+namespace lorad::server {
+namespace {
+
+constexpr absl::Duration kWorkerWait = absl::Seconds(120);
+
+// Relays one Generate call on its own thread: the thread blocks on the worker
+// stream and on each write, the reactor callbacks never do.
+class GenerateReactor final
+    : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  GenerateReactor(InferenceService* service, const v1::GenerateRequest& request)
+      : service_(service), request_(request) {
+    service_->RelayStarted();
+    std::thread([this] { Relay(); }).detach();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    write_pending_ = false;
+    if (!ok) cancelled_ = true;
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    if (worker_call_ != nullptr) worker_call_->TryCancel();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Relay() {
+    InferenceService* service = service_;
+    grpc::Status status = RelayStream();
+    // Finish may lead to OnDone and `delete this`: nothing of the reactor
+    // is touched after it.
+    Finish(status);
+    service->RelayEnded();
+  }
+
+  grpc::Status RelayStream() {
+    absl::StatusOr<worker::v1::GenerateRequest> request =
+        service_->Resolve(request_);
+    if (!request.ok()) return ToGrpcStatus(request.status());
+    absl::StatusOr<WorkerHandle> worker =
+        service_->supervisor()->WaitReady(kWorkerWait);
+    if (!worker.ok()) return ToGrpcStatus(worker.status());
+
+    grpc::ClientContext context;
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) return grpc::Status::CANCELLED;
+      worker_call_ = &context;
+    }
+    std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
+        worker->stub->Generate(&context, *request);
+    while (reader->Read(&response_)) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (cancelled_) break;
+        write_pending_ = true;
+      }
+      StartWrite(&response_);
+      absl::MutexLock lock(&mu_);
+      auto written = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !write_pending_;
+      };
+      mu_.Await(absl::Condition(&written));
+      if (cancelled_) break;
+    }
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled = cancelled_;
+      if (cancelled) context.TryCancel();
+    }
+    if (cancelled) {
+      while (reader->Read(&response_)) {
+      }
+    }
+    grpc::Status status = reader->Finish();
+    {
+      absl::MutexLock lock(&mu_);
+      worker_call_ = nullptr;
+    }
+    if (cancelled) return grpc::Status::CANCELLED;
+    return status;
+  }
+
+  InferenceService* const service_;
+  const v1::GenerateRequest request_;
+  v1::GenerateResponse response_;
+  absl::Mutex mu_;
+  bool write_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* worker_call_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+}  // namespace
+
+InferenceService::InferenceService(const DaemonOptions& options,
+                                   JobStore* store,
+                                   WorkerSupervisor* supervisor)
+    : layout_(options.data_dir),
+      base_model_(options.base_model),
+      store_(store),
+      supervisor_(supervisor) {}
+
+InferenceService::~InferenceService() {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return relays_ == 0; };
+  mu_.Await(absl::Condition(&idle));
+}
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
+    grpc::CallbackServerContext* /*context*/,
+    const v1::GenerateRequest* request) {
+  return new GenerateReactor(this, *request);
+}
+
+absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Resolve(
+    const v1::GenerateRequest& request) {
+  worker::v1::GenerateRequest out;
+  out.set_model_cache_dir(layout_.ModelsDir());
+  *out.mutable_request() = request;
+  if (request.adapter().empty()) {
+    out.set_model(base_model_);
+    return out;
+  }
+  absl::StatusOr<v1::FineTuneJob> job = store_->GetJob(request.adapter());
+  if (absl::IsNotFound(job.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("adapter ", request.adapter(),
+                     " not found (want the id of a succeeded fine-tune job)"));
+  }
+  if (!job.ok()) return job.status();
+  if (job->state() != v1::SUCCEEDED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job->id(), " is ", v1::JobState_Name(job->state()),
+                     "; its adapter can be used once the job has SUCCEEDED"));
+  }
+  out.set_model(job->model());
+  out.set_adapter_dir(job->adapter_path());
+  return out;
+}
+
+void InferenceService::RelayStarted() {
+  absl::MutexLock lock(&mu_);
+  ++relays_;
+}
+
+void InferenceService::RelayEnded() {
+  absl::MutexLock lock(&mu_);
+  --relays_;
+}
+
+}  // namespace lorad::server

@@ -1,0 +1,111 @@
+// lorad: the QLoRA fine-tuning and serving daemon.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "lorad/server/daemon.h"
+#include "lorad/server/options.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:50051",
+          "host:port to serve on; port 0 picks a free port");
+ABSL_FLAG(std::string, data_dir, "",
+          "where jobs, datasets, adapters and models live (default "
+          "$HOME/.local/share/lorad, or /var/lib/lorad without HOME)");
+ABSL_FLAG(std::string, worker_binary, "",
+          "the lorad-worker executable (default: next to lorad, then "
+          "../worker/lorad-worker)");
+ABSL_FLAG(std::string, device, "auto", "worker device: auto, cpu or cuda");
+ABSL_FLAG(std::string, base_model, "tiny",
+          "model served when a Generate request names no adapter");
+ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30,
+          "largest dataset upload accepted, in bytes");
+ABSL_FLAG(int32_t, max_job_attempts, 3,
+          "runs of a job before a crashing worker fails it");
+
+namespace {
+
+std::string DefaultDataDir() {
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') return "/var/lib/lorad";
+  return absl::StrCat(home, "/.local/share/lorad");
+}
+
+std::string DefaultWorkerBinary() {
+  std::error_code ec;
+  std::filesystem::path self =
+      std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "lorad-worker";
+  std::filesystem::path dir = self.parent_path();
+  std::filesystem::path beside = dir / "lorad-worker";
+  std::filesystem::path sibling = dir.parent_path() / "worker" / "lorad-worker";
+  if (std::filesystem::exists(beside, ec)) return beside.string();
+  if (std::filesystem::exists(sibling, ec)) return sibling.string();
+  return beside.string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the shutdown signals before any thread exists, so that every
+  // thread inherits the mask and only sigwait() below receives them.
+  sigset_t shutdown_signals;
+  sigemptyset(&shutdown_signals);
+  sigaddset(&shutdown_signals, SIGTERM);
+  sigaddset(&shutdown_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::SetProgramUsageMessage(
+      "lorad: QLoRA fine-tuning and LoRA serving daemon");
+  absl::ParseCommandLine(argc, argv);
+
+  lorad::server::DaemonOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (options.data_dir.empty()) options.data_dir = DefaultDataDir();
+  options.worker_binary = absl::GetFlag(FLAGS_worker_binary);
+  if (options.worker_binary.empty()) {
+    options.worker_binary = DefaultWorkerBinary();
+  }
+  options.device = absl::GetFlag(FLAGS_device);
+  options.base_model = absl::GetFlag(FLAGS_base_model);
+  options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
+  options.max_job_attempts = absl::GetFlag(FLAGS_max_job_attempts);
+  if (options.max_upload_bytes <= 0 || options.max_job_attempts < 1) {
+    std::fprintf(stderr,
+                 "lorad: --max_upload_bytes and --max_job_attempts must be "
+                 "positive\n");
+    return 2;
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  absl::StatusOr<std::unique_ptr<lorad::server::Daemon>> daemon =
+      lorad::server::Daemon::Start(options);
+  if (!daemon.ok()) {
+    std::fprintf(stderr, "lorad: %s\n", daemon.status().ToString().c_str());
+    return 1;
+  }
+  std::cout << "lorad listening on " << (*daemon)->address() << std::endl;
+  std::fprintf(stderr, "lorad: data in %s, worker %s\n",
+               options.data_dir.c_str(), options.worker_binary.c_str());
+
+  int signal_number = 0;
+  sigwait(&shutdown_signals, &signal_number);
+  std::fprintf(stderr, "lorad: %s, shutting down\n", strsignal(signal_number));
+  (*daemon)->Shutdown();
+  daemon->reset();
+  return 0;
+}
