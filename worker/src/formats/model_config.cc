@@ -46,8 +46,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   }
   ModelConfig c;
   c.model_type = Optional<std::string>(j, "model_type", "");
-  if (auto it = j.find("architectures"); it != j.end() && it->is_array() &&
-                                         !it->empty() && (*it)[0].is_string()) {
+  if (auto it = j.find("architectures");
+      it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
     c.architecture = (*it)[0].get<std::string>();
   }
   if (c.architecture.empty()) {
@@ -58,10 +58,10 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   if (c.architecture != "LlamaForCausalLM" &&
       c.architecture != "MistralForCausalLM" &&
       c.architecture != "Qwen2ForCausalLM") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": unsupported architecture \"",
-        c.architecture.empty() ? c.model_type : c.architecture,
-        "\"; lorad runs ", kSupported));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": unsupported architecture \"",
+                     c.architecture.empty() ? c.model_type : c.architecture,
+                     "\"; lorad runs ", kSupported));
   }
   LORAD_ASSIGN_OR_RETURN(c.vocab_size, RequiredInt(j, "vocab_size", where));
   LORAD_ASSIGN_OR_RETURN(c.hidden_size, RequiredInt(j, "hidden_size", where));
@@ -76,10 +76,10 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   if (c.num_attention_heads <= 0 || c.hidden_size <= 0 ||
       c.num_key_value_heads <= 0 ||
       c.num_attention_heads % c.num_key_value_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": num_attention_heads (", c.num_attention_heads,
-        ") must be a positive multiple of num_key_value_heads (",
-        c.num_key_value_heads, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": num_attention_heads (", c.num_attention_heads,
+                     ") must be a positive multiple of num_key_value_heads (",
+                     c.num_key_value_heads, ")"));
   }
   c.head_dim =
       Optional<int64_t>(j, "head_dim", c.hidden_size / c.num_attention_heads);

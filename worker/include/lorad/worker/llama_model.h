@@ -1,0 +1,104 @@
+// A Llama-family decoder (Llama, Mistral, Qwen2: RMSNorm, RoPE with linear /
+// llama3 scaling, GQA, SwiGLU, optional qkv bias, tied embeddings) loaded
+// from a Hugging Face directory. The block linears are frozen NF4; LoRA
+// adapters are passed per call, so one base serves many adapters.
+//
+// Thread-safety: after Load the model is read-only; concurrent Forward calls
+// are safe.
+#ifndef LORAD_WORKER_LLAMA_MODEL_H_
+#define LORAD_WORKER_LLAMA_MODEL_H_
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lorad/worker/lora.h"
+#include "lorad/worker/model_config.h"
+#include "lorad/worker/nf4_weight.h"
+#include "lorad/worker/tokenizer.h"
+
+namespace lorad::worker {
+
+// Keys and values of past positions, per layer [batch, kv_heads, T, head_dim].
+struct KvCache {
+  std::vector<torch::Tensor> k, v;
+  int64_t length = 0;
+};
+
+struct ForwardOptions {
+  const AdapterSet* adapter = nullptr;  // nullptr: the base alone
+  bool training = false;                // LoRA dropout on
+  bool gradient_checkpointing = false;  // recompute each block in backward
+  KvCache* cache = nullptr;             // appended to when set
+};
+
+struct LoadOptions {
+  bool quantize = true;  // false keeps dense weights (parity tests)
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;
+};
+
+class LlamaModel {
+ public:
+  // Reads config.json, tokenizer.json and the safetensors weights of `dir`.
+  // NotFound for a missing file, InvalidArgument for an unsupported
+  // architecture or a tensor with a wrong shape or missing (named).
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(
+      const std::string& dir, const LoadOptions& options);
+
+  // Logits (fp32, [batch, T, vocab]) for input_ids [batch, T] (int64).
+  torch::Tensor Forward(const torch::Tensor& input_ids,
+                        const ForwardOptions& options) const;
+
+  // One decoder block (public for gradient checkpointing's recompute).
+  torch::Tensor Block(int64_t layer, const torch::Tensor& hidden,
+                      const torch::Tensor& cos, const torch::Tensor& sin,
+                      const ForwardOptions& options) const;
+
+  const ModelConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const std::string& dir() const { return dir_; }
+  torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
+
+  // Bytes of the quantized block linears and their bytes per parameter.
+  int64_t QuantizedBytes() const;
+  double QuantizedBytesPerParam() const;
+  // All bytes the base holds on its device.
+  int64_t BaseBytes() const;
+
+ private:
+  struct Linear {
+    std::string key;
+    std::optional<Nf4Weight> nf4;
+    torch::Tensor dense;  // [out, in] when not quantized
+    torch::Tensor bias;   // may be undefined
+  };
+  struct Layer {
+    Linear q, k, v, o, gate, up, down;
+    torch::Tensor input_norm, post_norm;
+  };
+
+  LlamaModel() = default;
+  torch::Tensor ApplyLinear(const Linear& l, const torch::Tensor& x,
+                            const ForwardOptions& options) const;
+  torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& w) const;
+  std::pair<torch::Tensor, torch::Tensor> Rope(int64_t offset,
+                                               int64_t length) const;
+
+  ModelConfig config_;
+  std::string dir_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  torch::Device device_ = torch::kCPU;
+  torch::ScalarType dtype_ = torch::kFloat32;
+  torch::Tensor embed_, final_norm_, lm_head_, inv_freq_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace lorad::worker
+
+#endif  // LORAD_WORKER_LLAMA_MODEL_H_

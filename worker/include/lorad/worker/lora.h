@@ -1,0 +1,84 @@
+// LoRA adapters kept apart from the frozen base: an AdapterSet maps module
+// keys ("model.layers.3.self_attn.q_proj") to their A [r, in] and B [out, r]
+// matrices, and reads and writes the PEFT layout (adapter_config.json +
+// adapter_model.safetensors) so adapters move freely between lorad and PEFT.
+#ifndef LORAD_WORKER_LORA_H_
+#define LORAD_WORKER_LORA_H_
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lorad/worker/model_config.h"
+
+namespace lorad::worker {
+
+struct LoraOptions {
+  int64_t rank = 8;
+  double alpha = 16.0;
+  double dropout = 0.0;
+  // Short module names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,
+  // down_proj.
+  std::vector<std::string> target_modules;
+};
+
+struct LoraWeights {
+  torch::Tensor a;  // [r, in]
+  torch::Tensor b;  // [out, r]
+};
+
+// The 7 block linears with their shapes, in a fixed order.
+struct LinearShape {
+  std::string name;  // q_proj, ...
+  std::string path;  // self_attn.q_proj or mlp.gate_proj
+  int64_t in = 0, out = 0;
+};
+std::vector<LinearShape> BlockLinears(const ModelConfig& config);
+
+// "model.layers.<layer>.<path>" for a block linear.
+std::string ModuleKey(int64_t layer, const std::string& path);
+
+class AdapterSet {
+ public:
+  // A new adapter for training: A from PEFT's default (Kaiming-uniform with
+  // a = sqrt(5)), B zero, drawn from a generator seeded with `seed`.
+  // InvalidArgument for an unknown target name or rank < 1.
+  static absl::StatusOr<AdapterSet> CreateForTraining(
+      const ModelConfig& config, const LoraOptions& options, uint64_t seed,
+      torch::Device device);
+
+  // Reads a PEFT adapter directory and checks it against `config`: target
+  // modules exist, shapes fit, r and lora_alpha present. InvalidArgument /
+  // NotFound naming the file and key.
+  static absl::StatusOr<AdapterSet> LoadPeft(const std::string& dir,
+                                             const ModelConfig& config,
+                                             torch::Device device);
+
+  // Writes adapter_config.json and adapter_model.safetensors (fp32) into
+  // `dir`, each file atomically.
+  absl::Status SavePeft(const std::string& dir,
+                        const std::string& base_model_name) const;
+
+  // nullptr when `key` carries no adapter.
+  const LoraWeights* Find(const std::string& key) const;
+  const std::map<std::string, LoraWeights>& weights() const { return weights_; }
+  std::vector<torch::Tensor> Parameters() const;
+  // Parameters of one block (for checkpointed recompute).
+  std::vector<torch::Tensor> LayerParameters(int64_t layer) const;
+  int64_t NumParameters() const;
+
+  const LoraOptions& options() const { return options_; }
+  double scale() const { return options_.alpha / options_.rank; }
+
+ private:
+  LoraOptions options_;
+  std::map<std::string, LoraWeights> weights_;
+  std::map<int64_t, std::vector<torch::Tensor>> by_layer_;
+};
+
+}  // namespace lorad::worker
+
+#endif  // LORAD_WORKER_LORA_H_

@@ -1,0 +1,34 @@
+// The built-in `tiny` model: a small Llama with a byte-level tokenizer,
+// random-initialised from a fixed seed and written as a real Hugging Face
+// directory (config.json, model.safetensors, tokenizer.json), so it goes
+// through the same loader as any other model and HF transformers loads it.
+#ifndef LORAD_WORKER_TINY_MODEL_H_
+#define LORAD_WORKER_TINY_MODEL_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "lorad/worker/model_config.h"
+
+namespace lorad::worker {
+
+inline constexpr char kTinyModelName[] = "tiny";
+
+// The tiny model's architecture (vocab = 256 bytes + 3 special tokens).
+ModelConfig TinyModelConfig();
+
+// Writes a Llama directory for `config` with weights drawn from N(0, 0.02)
+// (norms 1) by a generator seeded with `seed`, and the byte-level tokenizer.
+// The same seed always gives the same bytes. Written atomically file by file.
+absl::Status WriteRandomLlama(const std::string& dir, const ModelConfig& config,
+                              uint64_t seed);
+
+// Resolves a model argument to a directory: "tiny" (or "") becomes
+// <cache_dir>/tiny, written on first use; anything else is returned as is.
+absl::StatusOr<std::string> ResolveModelDir(const std::string& model,
+                                            const std::string& cache_dir);
+
+}  // namespace lorad::worker
+
+#endif  // LORAD_WORKER_TINY_MODEL_H_

@@ -1,0 +1,42 @@
+// The QLoRA fine-tuning loop: AdamW on the adapter only, warmup + cosine or
+// linear LR, gradient accumulation and clipping, optional gradient
+// checkpointing, eval every N steps, atomic checkpoints every N steps and
+// resume from the last one. Events go to a callback as they happen.
+#ifndef LORAD_WORKER_TRAINER_H_
+#define LORAD_WORKER_TRAINER_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "lorad/v1/lorad.pb.h"
+#include "lorad/worker/llama_model.h"
+#include "lorad/worker/v1/worker.pb.h"
+
+namespace lorad::worker {
+
+struct TrainJob {
+  std::string job_id;
+  std::string base_model_name;  // written into adapter_config.json
+  std::string training_path;
+  std::string validation_path;    // may be empty
+  std::string job_dir;            // checkpoint.pt lives here
+  std::string adapter_dir;        // the PEFT adapter is written here
+  lorad::v1::Hyperparameters hp;  // complete (the server fills defaults)
+};
+
+struct TrainCallbacks {
+  std::function<void(const lorad::worker::v1::TrainEvent&)> on_event;
+  // Polled between micro-batches; true stops the job with CANCELLED.
+  std::function<bool()> cancelled;
+};
+
+// Runs (or resumes, when job_dir holds a checkpoint) one job on `model`.
+// Errors: InvalidArgument for bad data or hyper-parameters (naming them),
+// Cancelled when cancelled, Internal for LibTorch failures (with its text).
+absl::Status RunTraining(const LlamaModel& model, const TrainJob& job,
+                         const TrainCallbacks& callbacks);
+
+}  // namespace lorad::worker
+
+#endif  // LORAD_WORKER_TRAINER_H_

@@ -1,0 +1,99 @@
+#include "lorad/worker/checkpointing.h"
+
+#include <mutex>
+
+namespace lorad::worker {
+namespace {
+
+at::Generator DefaultGenerator(const torch::Device& device) {
+  return at::globalContext().defaultGenerator(device);
+}
+
+// Everything the recompute needs travels in the autograd context's saved
+// data, so nothing outside the graph has to outlive backward.
+class CheckpointFunction
+    : public torch::autograd::Function<CheckpointFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx,
+                               torch::Tensor hidden, at::TensorList params,
+                               torch::Tensor cos, torch::Tensor sin,
+                               const LlamaModel* model, int64_t layer,
+                               const AdapterSet* adapter, bool training) {
+    at::Generator gen = DefaultGenerator(hidden.device());
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();
+    }
+    ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
+    ctx->saved_data["adapter"] = reinterpret_cast<int64_t>(adapter);
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["training"] = training;
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    std::vector<torch::Tensor> saved = {hidden};
+    saved.insert(saved.end(), params.begin(), params.end());
+    ctx->save_for_backward(saved);
+    ForwardOptions options;
+    options.adapter = adapter;
+    options.training = training;
+    return model->Block(layer, hidden, cos, sin, options);
+  }
+
+  static torch::autograd::variable_list backward(
+      torch::autograd::AutogradContext* ctx,
+      torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    const auto* model =
+        reinterpret_cast<const LlamaModel*>(ctx->saved_data["model"].toInt());
+    ForwardOptions options;
+    options.adapter =
+        reinterpret_cast<const AdapterSet*>(ctx->saved_data["adapter"].toInt());
+    options.training = ctx->saved_data["training"].toBool();
+    const int64_t layer = ctx->saved_data["layer"].toInt();
+    torch::Tensor cos = ctx->saved_data["cos"].toTensor();
+    torch::Tensor sin = ctx->saved_data["sin"].toTensor();
+    torch::Tensor input = saved[0].detach().requires_grad_(true);
+    std::vector<torch::Tensor> inputs = {input};
+    inputs.insert(inputs.end(), saved.begin() + 1, saved.end());
+
+    at::Generator gen = DefaultGenerator(input.device());
+    torch::Tensor outer_state;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      outer_state = gen.get_state();
+      gen.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    torch::Tensor out;
+    {
+      torch::AutoGradMode enable(true);
+      out = model->Block(layer, input, cos, sin, options);
+    }
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(outer_state);
+    }
+    torch::autograd::variable_list grads =
+        torch::autograd::grad({out}, inputs, {grad_out[0]},
+                              /*retain_graph=*/false, /*create_graph=*/false,
+                              /*allow_unused=*/true);
+    // cos, sin, model, layer, adapter, training get no gradient.
+    for (int i = 0; i < 6; ++i) grads.push_back(torch::Tensor());
+    return grads;
+  }
+};
+
+}  // namespace
+
+torch::Tensor CheckpointedBlock(const LlamaModel& model, int64_t layer,
+                                const torch::Tensor& hidden,
+                                const torch::Tensor& cos,
+                                const torch::Tensor& sin,
+                                const ForwardOptions& options) {
+  std::vector<torch::Tensor> params =
+      options.adapter ? options.adapter->LayerParameters(layer)
+                      : std::vector<torch::Tensor>{};
+  return CheckpointFunction::apply(hidden, params, cos, sin, &model, layer,
+                                   options.adapter, options.training);
+}
+
+}  // namespace lorad::worker

@@ -1,0 +1,294 @@
+#include "lorad/worker/llama_model.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "absl/strings/str_cat.h"
+#include "lorad/common/status_macros.h"
+#include "lorad/worker/checkpointing.h"
+#include "lorad/worker/safetensors.h"
+
+namespace lorad::worker {
+namespace {
+
+absl::StatusOr<torch::Tensor> LoadTensor(const SafetensorsModel& weights,
+                                         const std::string& name,
+                                         std::vector<int64_t> shape,
+                                         const std::string& dir) {
+  const TensorInfo* t = weights.Find(name);
+  if (t == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, ": tensor ", name, " missing"));
+  }
+  if (t->shape != shape) {
+    std::string want, got;
+    for (int64_t d : shape) absl::StrAppend(&want, want.empty() ? "" : "x", d);
+    for (int64_t d : t->shape) absl::StrAppend(&got, got.empty() ? "" : "x", d);
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, ": tensor ", name, " has shape ", got, ", expected ", want));
+  }
+  LORAD_ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*t));
+  torch::Tensor out = torch::empty(shape, torch::kFloat32);
+  std::memcpy(out.data_ptr(), values.data(), values.size() * sizeof(float));
+  return out;
+}
+
+torch::Tensor RotateHalf(const torch::Tensor& x) {
+  auto halves = x.chunk(2, -1);
+  return torch::cat({-halves[1], halves[0]}, -1);
+}
+
+torch::Tensor InvFreq(const ModelConfig& c) {
+  torch::Tensor inv =
+      1.0 / torch::pow(c.rope_theta,
+                       torch::arange(0, c.head_dim, 2, torch::kFloat64) /
+                           static_cast<double>(c.head_dim));
+  const RopeScaling& rs = c.rope_scaling;
+  if (rs.type == "linear") {
+    inv = inv / rs.factor;
+  } else if (rs.type == "llama3") {
+    const double old_len =
+        static_cast<double>(rs.original_max_position_embeddings);
+    const double low_wavelen = old_len / rs.low_freq_factor;
+    const double high_wavelen = old_len / rs.high_freq_factor;
+    torch::Tensor wavelen = 2 * std::numbers::pi / inv;
+    torch::Tensor scaled =
+        torch::where(wavelen > low_wavelen, inv / rs.factor, inv);
+    torch::Tensor smooth = (old_len / wavelen - rs.low_freq_factor) /
+                           (rs.high_freq_factor - rs.low_freq_factor);
+    torch::Tensor smoothed =
+        (1 - smooth) * scaled / rs.factor + smooth * scaled;
+    torch::Tensor medium =
+        torch::logical_not(wavelen < high_wavelen)
+            .logical_and(torch::logical_not(wavelen > low_wavelen));
+    inv = torch::where(medium, smoothed, scaled);
+  }
+  return inv.to(torch::kFloat32);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
+    const std::string& dir, const LoadOptions& options) {
+  std::unique_ptr<LlamaModel> m(new LlamaModel());
+  LORAD_ASSIGN_OR_RETURN(m->config_, ModelConfig::FromDir(dir));
+  LORAD_ASSIGN_OR_RETURN(
+      m->tokenizer_, Tokenizer::FromFile(absl::StrCat(dir, "/tokenizer.json")));
+  LORAD_ASSIGN_OR_RETURN(auto weights, SafetensorsModel::Open(dir));
+  m->dir_ = dir;
+  m->device_ = options.device;
+  m->dtype_ = options.dtype;
+  const ModelConfig& c = m->config_;
+  auto to_dev = [&](torch::Tensor t) {
+    return t.to(options.device, options.dtype);
+  };
+  LORAD_ASSIGN_OR_RETURN(torch::Tensor embed,
+                         LoadTensor(*weights, "model.embed_tokens.weight",
+                                    {c.vocab_size, c.hidden_size}, dir));
+  m->embed_ = to_dev(embed);
+  if (c.tie_word_embeddings) {
+    m->lm_head_ = m->embed_;
+  } else {
+    LORAD_ASSIGN_OR_RETURN(torch::Tensor head,
+                           LoadTensor(*weights, "lm_head.weight",
+                                      {c.vocab_size, c.hidden_size}, dir));
+    m->lm_head_ = to_dev(head);
+  }
+  LORAD_ASSIGN_OR_RETURN(
+      torch::Tensor norm,
+      LoadTensor(*weights, "model.norm.weight", {c.hidden_size}, dir));
+  m->final_norm_ = to_dev(norm);
+
+  std::vector<LinearShape> shapes = BlockLinears(c);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    Layer layer;
+    Linear* slots[] = {&layer.q,    &layer.k,  &layer.v,   &layer.o,
+                       &layer.gate, &layer.up, &layer.down};
+    for (size_t s = 0; s < shapes.size(); ++s) {
+      Linear& l = *slots[s];
+      l.key = ModuleKey(i, shapes[s].path);
+      LORAD_ASSIGN_OR_RETURN(torch::Tensor w,
+                             LoadTensor(*weights, l.key + ".weight",
+                                        {shapes[s].out, shapes[s].in}, dir));
+      if (options.quantize) {
+        l.nf4 = Nf4Weight::Quantize(w.data_ptr<float>(), shapes[s].out,
+                                    shapes[s].in, options.device);
+      } else {
+        l.dense = to_dev(w);
+      }
+      const bool has_bias = (s < 3 && c.qkv_bias) || (s == 3 && c.o_bias) ||
+                            (s >= 4 && c.mlp_bias);
+      if (has_bias) {
+        LORAD_ASSIGN_OR_RETURN(
+            torch::Tensor b,
+            LoadTensor(*weights, l.key + ".bias", {shapes[s].out}, dir));
+        l.bias = to_dev(b);
+      }
+    }
+    std::string p = absl::StrCat("model.layers.", i, ".");
+    LORAD_ASSIGN_OR_RETURN(torch::Tensor n1,
+                           LoadTensor(*weights, p + "input_layernorm.weight",
+                                      {c.hidden_size}, dir));
+    LORAD_ASSIGN_OR_RETURN(
+        torch::Tensor n2,
+        LoadTensor(*weights, p + "post_attention_layernorm.weight",
+                   {c.hidden_size}, dir));
+    layer.input_norm = to_dev(n1);
+    layer.post_norm = to_dev(n2);
+    m->layers_.push_back(std::move(layer));
+  }
+  m->inv_freq_ = InvFreq(c).to(options.device);
+  return m;
+}
+
+torch::Tensor LlamaModel::ApplyLinear(const Linear& l, const torch::Tensor& x,
+                                      const ForwardOptions& options) const {
+  torch::Tensor y =
+      l.nf4 ? Nf4MatMul(x, *l.nf4) : torch::matmul(x, l.dense.t());
+  if (l.bias.defined()) y = y + l.bias;
+  if (options.adapter != nullptr) {
+    if (const LoraWeights* w = options.adapter->Find(l.key)) {
+      const LoraOptions& lo = options.adapter->options();
+      torch::Tensor in = x;
+      if (options.training && lo.dropout > 0) {
+        in = torch::dropout(x, lo.dropout, /*train=*/true);
+      }
+      torch::Tensor delta =
+          torch::matmul(torch::matmul(in, w->a.to(x.scalar_type()).t()),
+                        w->b.to(x.scalar_type()).t());
+      y = y + delta * options.adapter->scale();
+    }
+  }
+  return y;
+}
+
+torch::Tensor LlamaModel::RmsNorm(const torch::Tensor& x,
+                                  const torch::Tensor& w) const {
+  torch::Tensor xf = x.to(torch::kFloat32);
+  torch::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  xf = xf * torch::rsqrt(var + config_.rms_norm_eps);
+  return w * xf.to(x.scalar_type());
+}
+
+std::pair<torch::Tensor, torch::Tensor> LlamaModel::Rope(int64_t offset,
+                                                         int64_t length) const {
+  torch::Tensor pos = torch::arange(
+      offset, offset + length,
+      torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  torch::Tensor freqs = torch::outer(pos, inv_freq_);
+  torch::Tensor emb = torch::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype_), emb.sin().to(dtype_)};
+}
+
+torch::Tensor LlamaModel::Block(int64_t index, const torch::Tensor& hidden,
+                                const torch::Tensor& cos,
+                                const torch::Tensor& sin,
+                                const ForwardOptions& options) const {
+  const Layer& layer = layers_[index];
+  const ModelConfig& c = config_;
+  const int64_t b = hidden.size(0), t = hidden.size(1);
+  torch::Tensor x = RmsNorm(hidden, layer.input_norm);
+  torch::Tensor q = ApplyLinear(layer.q, x, options)
+                        .view({b, t, c.num_attention_heads, c.head_dim})
+                        .transpose(1, 2);
+  torch::Tensor k = ApplyLinear(layer.k, x, options)
+                        .view({b, t, c.num_key_value_heads, c.head_dim})
+                        .transpose(1, 2);
+  torch::Tensor v = ApplyLinear(layer.v, x, options)
+                        .view({b, t, c.num_key_value_heads, c.head_dim})
+                        .transpose(1, 2);
+  q = q * cos + RotateHalf(q) * sin;
+  k = k * cos + RotateHalf(k) * sin;
+  int64_t past = 0;
+  if (options.cache != nullptr) {
+    KvCache& cache = *options.cache;
+    past = cache.length;
+    if (past > 0) {
+      k = torch::cat({cache.k[index], k}, 2);
+      v = torch::cat({cache.v[index], v}, 2);
+    }
+    cache.k[index] = k;
+    cache.v[index] = v;
+  }
+  const int64_t groups = c.num_attention_heads / c.num_key_value_heads;
+  if (groups > 1) {
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+  torch::Tensor attn;
+  if (past == 0) {
+    attn = torch::scaled_dot_product_attention(q, k, v, {}, 0.0,
+                                               /*is_causal=*/true);
+  } else if (t == 1) {
+    attn = torch::scaled_dot_product_attention(q, k, v);
+  } else {
+    torch::Tensor rows = torch::arange(t, torch::kLong).unsqueeze(1) + past;
+    torch::Tensor cols = torch::arange(past + t, torch::kLong).unsqueeze(0);
+    torch::Tensor mask = (cols <= rows).to(device_);
+    attn = torch::scaled_dot_product_attention(q, k, v, mask);
+  }
+  attn =
+      attn.transpose(1, 2).reshape({b, t, c.num_attention_heads * c.head_dim});
+  torch::Tensor h = hidden + ApplyLinear(layer.o, attn, options);
+  torch::Tensor y = RmsNorm(h, layer.post_norm);
+  torch::Tensor mlp = torch::silu(ApplyLinear(layer.gate, y, options)) *
+                      ApplyLinear(layer.up, y, options);
+  return h + ApplyLinear(layer.down, mlp, options);
+}
+
+torch::Tensor LlamaModel::Forward(const torch::Tensor& input_ids,
+                                  const ForwardOptions& options) const {
+  const int64_t t = input_ids.size(1);
+  const int64_t offset = options.cache ? options.cache->length : 0;
+  if (options.cache != nullptr && options.cache->k.empty()) {
+    options.cache->k.resize(layers_.size());
+    options.cache->v.resize(layers_.size());
+  }
+  auto [cos, sin] = Rope(offset, t);
+  torch::Tensor hidden = torch::embedding(embed_, input_ids.to(device_));
+  for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
+    if (options.gradient_checkpointing && options.cache == nullptr &&
+        torch::GradMode::is_enabled()) {
+      hidden = CheckpointedBlock(*this, i, hidden, cos, sin, options);
+    } else {
+      hidden = Block(i, hidden, cos, sin, options);
+    }
+  }
+  if (options.cache != nullptr) options.cache->length += t;
+  hidden = RmsNorm(hidden, final_norm_);
+  return torch::matmul(hidden, lm_head_.t()).to(torch::kFloat32);
+}
+
+int64_t LlamaModel::QuantizedBytes() const {
+  int64_t n = 0;
+  for (const Layer& l : layers_) {
+    for (const Linear* x : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      n += x->nf4 ? x->nf4->StorageBytes()
+                  : x->dense.numel() * x->dense.element_size();
+    }
+  }
+  return n;
+}
+
+double LlamaModel::QuantizedBytesPerParam() const {
+  return static_cast<double>(QuantizedBytes()) /
+         static_cast<double>(config_.NumBlockLinearParameters());
+}
+
+int64_t LlamaModel::BaseBytes() const {
+  int64_t n = QuantizedBytes() + embed_.numel() * embed_.element_size() +
+              final_norm_.numel() * final_norm_.element_size();
+  if (!config_.tie_word_embeddings) {
+    n += lm_head_.numel() * lm_head_.element_size();
+  }
+  for (const Layer& l : layers_) {
+    n += (l.input_norm.numel() + l.post_norm.numel()) *
+         l.input_norm.element_size();
+    for (const Linear* x : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      if (x->bias.defined()) n += x->bias.numel() * x->bias.element_size();
+    }
+  }
+  return n;
+}
+
+}  // namespace lorad::worker

@@ -1,0 +1,58 @@
+// lorad-worker: serves lorad.worker.v1 on a unix socket for one lorad
+// daemon. Started and restarted by the daemon; not meant to be run by hand.
+#include <grpcpp/grpcpp.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "worker_service.h"
+
+ABSL_FLAG(std::string, socket, "", "Unix socket path to listen on.");
+ABSL_FLAG(std::string, device, "auto", "auto, cpu or cuda[:N].");
+ABSL_FLAG(int, threads, 0, "Intra-op threads for LibTorch (0: its default).");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("lorad-worker --socket=PATH [--device=auto]");
+  absl::ParseCommandLine(argc, argv);
+  const std::string socket = absl::GetFlag(FLAGS_socket);
+  if (socket.empty()) {
+    std::cerr << "lorad-worker: --socket is required\n";
+    return 2;
+  }
+  std::string dev = absl::GetFlag(FLAGS_device);
+  if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(dev);
+  } catch (const c10::Error&) {
+    std::cerr << "lorad-worker: bad --device \"" << dev << "\"\n";
+    return 2;
+  }
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    std::cerr << "lorad-worker: --device=" << dev
+              << " but CUDA is not available\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_threads) > 0) {
+    torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+  }
+  std::remove(socket.c_str());
+  lorad::worker::WorkerServiceImpl service(device);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + socket, grpc::InsecureServerCredentials());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    std::cerr << "lorad-worker: cannot listen on unix:" << socket << "\n";
+    return 1;
+  }
+  std::cout << "lorad-worker ready on " << socket << " device " << device.str()
+            << std::endl;
+  server->Wait();
+  return 0;
+}
