@@ -1,6 +1,7 @@
 // A real fine-tune on the tiny model memorises a small dataset, and its
 // adapter is written in the PEFT layout and served.
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -77,23 +78,131 @@ TEST(TrainingTest, MemorisesSmallDataset) {
   EXPECT_TRUE(std::filesystem::exists(job.adapter_path() +
                                       "/adapter_model.safetensors"));
 
-  // The finished job's adapter is servable at once.
+  // The finished job's adapter is servable at once, as is the base model.
+  for (const std::string& adapter : {job.id(), std::string()}) {
+    SCOPED_TRACE(adapter.empty() ? "base model" : adapter);
+    grpc::ClientContext context;
+    v1::GenerateRequest request;
+    request.set_adapter(adapter);
+    request.set_prompt("Q0: say apple.");
+    request.set_max_new_tokens(8);
+    auto reader = client.inference->Generate(&context, request);
+    v1::GenerateResponse response;
+    std::string finish_reason;
+    while (reader->Read(&response)) {
+      if (!response.finish_reason().empty()) {
+        finish_reason = response.finish_reason();
+      }
+    }
+    status = reader->Finish();
+    ASSERT_TRUE(status.ok()) << Describe(status);
+    EXPECT_FALSE(finish_reason.empty());
+  }
+}
+
+// Cancelling a running job stops it at once; the worker then runs the next
+// job, and a cancelled job's adapter is not served.
+TEST(TrainingTest, CancelStopsRunningJob) {
+  if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
+  TempDir dir;
+  auto daemon = DaemonProcess::Start(
+      dir.path() + "/data", {absl::StrCat("--worker_binary=", WorkerBinary())});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  Client client((*daemon)->address());
+  v1::Dataset dataset;
+  grpc::Status status =
+      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  v1::FineTuneJob long_job;
+  status =
+      CreateJob(client, TinyJobRequest(dataset.id(), 100000, 1000), &long_job);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  v1::FineTuneJob short_job;
+  status = CreateJob(client, TinyJobRequest(dataset.id(), 3, 50), &short_job);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+
+  bool cancelled = false;
+  std::vector<v1::JobEvent> events;
+  status = Watch(client, long_job.id(), 0, &events, absl::Minutes(10),
+                 [&](const v1::JobEvent& event) {
+                   if (cancelled || !event.has_step()) return;
+                   cancelled = true;
+                   grpc::ClientContext context;
+                   v1::CancelFineTuneJobRequest request;
+                   request.set_job_id(long_job.id());
+                   v1::FineTuneJob job;
+                   grpc::Status s =
+                       client.fine_tuning->CancelJob(&context, request, &job);
+                   EXPECT_TRUE(s.ok()) << Describe(s);
+                   EXPECT_EQ(job.state(), v1::CANCELLED);
+                 });
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  ASSERT_TRUE(cancelled);
+  ASSERT_TRUE(events.back().has_state());
+  EXPECT_EQ(events.back().state().state(), v1::CANCELLED);
+
+  std::vector<v1::JobEvent> short_events;
+  status = Watch(client, short_job.id(), 0, &short_events);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  ASSERT_TRUE(GetJob(client, short_job.id(), &short_job).ok());
+  EXPECT_EQ(short_job.state(), v1::SUCCEEDED)
+      << short_job.error().code() << ": " << short_job.error().message();
+  ASSERT_TRUE(GetJob(client, long_job.id(), &long_job).ok());
+  EXPECT_EQ(long_job.state(), v1::CANCELLED);
+  EXPECT_LT(long_job.step(), 100000);
+
   grpc::ClientContext context;
   v1::GenerateRequest request;
-  request.set_adapter(job.id());
+  request.set_adapter(long_job.id());
   request.set_prompt("Q0: say apple.");
-  request.set_max_new_tokens(8);
   auto reader = client.inference->Generate(&context, request);
   v1::GenerateResponse response;
-  std::string finish_reason;
   while (reader->Read(&response)) {
-    if (!response.finish_reason().empty()) {
-      finish_reason = response.finish_reason();
-    }
   }
-  status = reader->Finish();
+  EXPECT_EQ(reader->Finish().error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// An error the worker reports (here: a model whose weights file is garbage)
+// fails the job at once, with the worker's code and message; no retries.
+TEST(TrainingTest, WorkerErrorFailsJob) {
+  if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
+  TempDir dir;
+  const std::string model = dir.path() + "/bad-model";
+  std::filesystem::create_directories(model);
+  std::ofstream(model + "/config.json") << R"({
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+    "vocab_size": 259, "hidden_size": 64, "intermediate_size": 176,
+    "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "max_position_embeddings": 512,
+    "rms_norm_eps": 1e-5})";
+  std::ofstream(model + "/model.safetensors")
+      << "this is not a safetensors file";
+  auto daemon = DaemonProcess::Start(
+      dir.path() + "/data", {absl::StrCat("--worker_binary=", WorkerBinary())});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  Client client((*daemon)->address());
+  v1::Dataset dataset;
+  grpc::Status status =
+      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
-  EXPECT_FALSE(finish_reason.empty());
+  v1::CreateFineTuneJobRequest request = TinyJobRequest(dataset.id(), 5, 50);
+  request.set_model(model);
+  v1::FineTuneJob job;
+  status = CreateJob(client, request, &job);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+
+  std::vector<v1::JobEvent> events;
+  status = Watch(client, job.id(), 0, &events, absl::Minutes(5));
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  ASSERT_TRUE(GetJob(client, job.id(), &job).ok());
+  EXPECT_EQ(job.state(), v1::FAILED);
+  EXPECT_FALSE(job.error().code().empty());
+  EXPECT_NE(job.error().code(), "UNAVAILABLE") << job.error().message();
+  EXPECT_FALSE(job.error().message().empty());
+  EXPECT_EQ(job.attempts(), 1);
+  ASSERT_TRUE(events.back().has_state());
+  EXPECT_EQ(events.back().state().error().code(), job.error().code());
 }
 
 }  // namespace
