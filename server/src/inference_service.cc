@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "grpcpp/client_context.h"
 #include "lorad/server/grpc_status.h"
 #include "lorad/worker/v1/worker.grpc.pb.h"
@@ -50,12 +52,26 @@ class GenerateReactor final
     service->RelayEnded();
   }
 
+  // Waits in short slices so that a cancelled call stops waiting.
+  absl::StatusOr<WorkerHandle> AwaitWorker() {
+    const absl::Time deadline = absl::Now() + kWorkerWait;
+    while (true) {
+      absl::StatusOr<WorkerHandle> worker =
+          service_->supervisor()->WaitReady(absl::Seconds(1));
+      if (!absl::IsDeadlineExceeded(worker.status())) return worker;
+      {
+        absl::MutexLock lock(&mu_);
+        if (cancelled_) return absl::CancelledError("generate cancelled");
+      }
+      if (absl::Now() > deadline) return worker;
+    }
+  }
+
   grpc::Status RelayStream() {
     absl::StatusOr<worker::v1::GenerateRequest> request =
         service_->Resolve(request_);
     if (!request.ok()) return ToGrpcStatus(request.status());
-    absl::StatusOr<WorkerHandle> worker =
-        service_->supervisor()->WaitReady(kWorkerWait);
+    absl::StatusOr<WorkerHandle> worker = AwaitWorker();
     if (!worker.ok()) return ToGrpcStatus(worker.status());
 
     grpc::ClientContext context;

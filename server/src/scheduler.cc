@@ -138,12 +138,22 @@ void Scheduler::RunJob(const std::string& job_id) {
           }
           return absl::OkStatus();
         });
-    if (!job.ok()) return;  // Cancelled (final) or gone meanwhile.
+    if (!job.ok()) {
+      // FailedPrecondition: cancelled meanwhile. Anything else is the store
+      // failing; pause so the loop does not spin on the same job.
+      if (!absl::IsFailedPrecondition(job.status())) {
+        std::fprintf(stderr, "lorad: cannot start job %s: %s\n", job_id.c_str(),
+                     job.status().ToString().c_str());
+        absl::SleepFor(absl::Seconds(1));
+      }
+      return;
+    }
 
     RunResult result;
-    absl::StatusOr<WorkerHandle> worker = supervisor_->WaitReady(
-        options_.worker_start_timeout + absl::Seconds(30));
-    if (absl::IsFailedPrecondition(worker.status())) {
+    absl::StatusOr<WorkerHandle> worker = AwaitWorker();
+    if (Stopping()) {
+      result = {Outcome::kStopping, absl::OkStatus()};
+    } else if (absl::IsFailedPrecondition(worker.status())) {
       result = {Outcome::kWorkerError, worker.status()};
     } else if (!worker.ok()) {
       result = {Outcome::kWorkerDied, worker.status()};
@@ -180,8 +190,27 @@ void Scheduler::RunJob(const std::string& job_id) {
                          "; it failed with: ", result.status.message(), ")"));
         break;
     }
-    absl::MutexLock lock(&mu_);
-    if (stop_) return;
+    if (Stopping()) return;
+  }
+}
+
+bool Scheduler::Stopping() {
+  absl::MutexLock lock(&mu_);
+  return stop_;
+}
+
+absl::StatusOr<WorkerHandle> Scheduler::AwaitWorker() {
+  // In short waits, so that Stop() is not held up by a worker that is slow
+  // to start.
+  const absl::Time deadline =
+      absl::Now() + options_.worker_start_timeout + absl::Seconds(30);
+  while (true) {
+    absl::StatusOr<WorkerHandle> worker =
+        supervisor_->WaitReady(absl::Seconds(1));
+    if (!absl::IsDeadlineExceeded(worker.status()) || Stopping() ||
+        absl::Now() > deadline) {
+      return worker;
+    }
   }
 }
 

@@ -102,8 +102,8 @@ absl::StatusOr<WorkerHandle> WorkerSupervisor::WaitReady(
     return absl::UnavailableError(
         absl::StrCat("cannot start the worker: ", last_error_.message()));
   }
-  return absl::UnavailableError(absl::StrCat("the worker is not ready after ",
-                                             absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "the worker is not ready after ", absl::FormatDuration(timeout)));
 }
 
 void WorkerSupervisor::Restart(int64_t generation) {

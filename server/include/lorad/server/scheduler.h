@@ -59,6 +59,9 @@ class Scheduler {
   absl::Status Recover();
   void Loop();
   void RunJob(const std::string& job_id);
+  bool Stopping();
+  // Waits for a ready worker in short slices, giving up when stopping.
+  absl::StatusOr<WorkerHandle> AwaitWorker();
   RunResult TrainOnce(const WorkerHandle& worker, const v1::FineTuneJob& job);
   RunResult ClassifyEnd(const WorkerHandle& worker, const grpc::Status& status);
   void Fail(const std::string& job_id, const absl::Status& status);

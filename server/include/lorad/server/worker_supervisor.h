@@ -52,7 +52,7 @@ class WorkerSupervisor {
 
   // Waits until a worker answers Ping. FailedPrecondition when the binary
   // does not exist; Unavailable when a start failed while waiting (the
-  // message says why) or on timeout.
+  // message says why); DeadlineExceeded on timeout.
   absl::StatusOr<WorkerHandle> WaitReady(absl::Duration timeout);
 
   // The caller saw the worker of `generation` fail; if it is still the
