@@ -92,8 +92,9 @@ torch::Tensor CheckpointedBlock(const LlamaModel& model, int64_t layer,
   std::vector<torch::Tensor> params =
       options.adapter ? options.adapter->LayerParameters(layer)
                       : std::vector<torch::Tensor>{};
-  return CheckpointFunction::apply(hidden, params, cos, sin, &model, layer,
-                                   options.adapter, options.training);
+  return CheckpointFunction::apply(hidden, at::TensorList(params), cos, sin,
+                                   &model, layer, options.adapter,
+                                   options.training);
 }
 
 }  // namespace lorad::worker

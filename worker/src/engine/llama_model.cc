@@ -148,15 +148,8 @@ torch::Tensor LlamaModel::ApplyLinear(const Linear& l, const torch::Tensor& x,
   if (l.bias.defined()) y = y + l.bias;
   if (options.adapter != nullptr) {
     if (const LoraWeights* w = options.adapter->Find(l.key)) {
-      const LoraOptions& lo = options.adapter->options();
-      torch::Tensor in = x;
-      if (options.training && lo.dropout > 0) {
-        in = torch::dropout(x, lo.dropout, /*train=*/true);
-      }
-      torch::Tensor delta =
-          torch::matmul(torch::matmul(in, w->a.to(x.scalar_type()).t()),
-                        w->b.to(x.scalar_type()).t());
-      y = y + delta * options.adapter->scale();
+      y = y + LoraDelta(x, *w, options.adapter->scale(),
+                        options.adapter->options().dropout, options.training);
     }
   }
   return y;

@@ -24,6 +24,15 @@ torch::Tensor FromFloats(const std::vector<float>& v,
 
 }  // namespace
 
+torch::Tensor LoraDelta(const torch::Tensor& x, const LoraWeights& w,
+                        double scale, double dropout, bool training) {
+  torch::Tensor in =
+      training && dropout > 0 ? torch::dropout(x, dropout, true) : x;
+  return torch::matmul(torch::matmul(in, w.a.to(x.scalar_type()).t()),
+                       w.b.to(x.scalar_type()).t()) *
+         scale;
+}
+
 std::vector<LinearShape> BlockLinears(const ModelConfig& c) {
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim,

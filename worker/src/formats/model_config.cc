@@ -87,8 +87,13 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
       Optional<int64_t>(j, "max_position_embeddings", 2048);
   c.rms_norm_eps = Optional<double>(j, "rms_norm_eps", 1e-6);
   c.rope_theta = Optional<double>(j, "rope_theta", 10000.0);
-  if (auto it = j.find("rope_scaling"); it != j.end() && it->is_object()) {
-    const json& rs = *it;
+  // transformers < 5 writes "rope_theta" + "rope_scaling"; 5.x writes one
+  // "rope_parameters" object holding rope_theta and the scaling fields.
+  auto rope = j.find("rope_parameters");
+  if (rope == j.end() || !rope->is_object()) rope = j.find("rope_scaling");
+  if (rope != j.end() && rope->is_object()) {
+    const json& rs = *rope;
+    c.rope_theta = Optional<double>(rs, "rope_theta", c.rope_theta);
     c.rope_scaling.type = Optional<std::string>(
         rs, "rope_type", Optional<std::string>(rs, "type", ""));
     if (c.rope_scaling.type == "default") c.rope_scaling.type.clear();

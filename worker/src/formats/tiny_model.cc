@@ -1,5 +1,6 @@
 #include "lorad/worker/tiny_model.h"
 
+#include <cmath>
 #include <filesystem>
 #include <random>
 #include <vector>
@@ -49,11 +50,20 @@ absl::Status WriteRandomLlama(const std::string& dir, const ModelConfig& c,
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   std::vector<OwnedTensor> tensors;
-  auto add_random = [&](std::string name, int64_t rows, int64_t cols) {
+  // Linears draw from N(0, 1/in) so the blocks do something; the output head
+  // is wide enough (std 4/sqrt(hidden)) that a small model can reach low loss
+  // once the adapter learns, which makes it a useful test subject.
+  auto add_random = [&](std::string name, int64_t rows, int64_t cols,
+                        float std) {
+    std::normal_distribution<float> dist(0.0f, std);
     OwnedTensor t{std::move(name), {rows, cols}, {}};
     t.values.resize(rows * cols);
-    for (float& v : t.values) v = normal(rng);
+    for (float& v : t.values) v = dist(rng);
     tensors.push_back(std::move(t));
+  };
+  auto add_linear = [&](std::string name, int64_t rows, int64_t cols) {
+    add_random(std::move(name), rows, cols,
+               1.0f / std::sqrt(static_cast<float>(cols)));
   };
   auto add_ones = [&](std::string name, int64_t n) {
     tensors.push_back({std::move(name), {n}, std::vector<float>(n, 1.0f)});
@@ -66,27 +76,30 @@ absl::Status WriteRandomLlama(const std::string& dir, const ModelConfig& c,
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim,
                 inter = c.intermediate_size;
-  add_random("model.embed_tokens.weight", c.vocab_size, h);
+  add_random("model.embed_tokens.weight", c.vocab_size, h, 1.0f);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     std::string p = absl::StrCat("model.layers.", i, ".");
-    add_random(p + "self_attn.q_proj.weight", q, h);
-    add_random(p + "self_attn.k_proj.weight", kv, h);
-    add_random(p + "self_attn.v_proj.weight", kv, h);
-    add_random(p + "self_attn.o_proj.weight", h, q);
+    add_linear(p + "self_attn.q_proj.weight", q, h);
+    add_linear(p + "self_attn.k_proj.weight", kv, h);
+    add_linear(p + "self_attn.v_proj.weight", kv, h);
+    add_linear(p + "self_attn.o_proj.weight", h, q);
     if (c.qkv_bias) {
       add_bias(p + "self_attn.q_proj.bias", q);
       add_bias(p + "self_attn.k_proj.bias", kv);
       add_bias(p + "self_attn.v_proj.bias", kv);
     }
     if (c.o_bias) add_bias(p + "self_attn.o_proj.bias", h);
-    add_random(p + "mlp.gate_proj.weight", inter, h);
-    add_random(p + "mlp.up_proj.weight", inter, h);
-    add_random(p + "mlp.down_proj.weight", h, inter);
+    add_linear(p + "mlp.gate_proj.weight", inter, h);
+    add_linear(p + "mlp.up_proj.weight", inter, h);
+    add_linear(p + "mlp.down_proj.weight", h, inter);
     add_ones(p + "input_layernorm.weight", h);
     add_ones(p + "post_attention_layernorm.weight", h);
   }
   add_ones("model.norm.weight", h);
-  if (!c.tie_word_embeddings) add_random("lm_head.weight", c.vocab_size, h);
+  if (!c.tie_word_embeddings) {
+    add_random("lm_head.weight", c.vocab_size, h,
+               4.0f / std::sqrt(static_cast<float>(h)));
+  }
 
   std::vector<TensorToWrite> out;
   out.reserve(tensors.size());

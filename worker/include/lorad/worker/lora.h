@@ -30,6 +30,11 @@ struct LoraWeights {
   torch::Tensor b;  // [out, r]
 };
 
+// The LoRA update for input x [..., in]: (dropout(x) A^T) B^T * scale.
+// Dropout applies only when `training` and dropout > 0.
+torch::Tensor LoraDelta(const torch::Tensor& x, const LoraWeights& w,
+                        double scale, double dropout, bool training);
+
 // The 7 block linears with their shapes, in a fixed order.
 struct LinearShape {
   std::string name;  // q_proj, ...

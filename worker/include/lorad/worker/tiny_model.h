@@ -18,8 +18,10 @@ inline constexpr char kTinyModelName[] = "tiny";
 // The tiny model's architecture (vocab = 256 bytes + 3 special tokens).
 ModelConfig TinyModelConfig();
 
-// Writes a Llama directory for `config` with weights drawn from N(0, 0.02)
-// (norms 1) by a generator seeded with `seed`, and the byte-level tokenizer.
+// Writes a Llama directory for `config` with random weights (linears
+// N(0, 1/in), embeddings N(0, 1), head N(0, 16/hidden), norms 1, biases
+// N(0, 0.02)) drawn by a generator seeded with `seed`, and the byte-level
+// tokenizer.
 // The same seed always gives the same bytes. Written atomically file by file.
 absl::Status WriteRandomLlama(const std::string& dir, const ModelConfig& config,
                               uint64_t seed);

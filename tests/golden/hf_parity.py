@@ -1,0 +1,71 @@
+"""Reference outputs from HF transformers and PEFT for lorad's parity tests.
+
+  make-model ARCH OUT   write a small random ARCH (llama | qwen2) model to OUT
+                        (config.json + model.safetensors, fp32) and the logits
+                        of INPUT_IDS to OUT/logits.safetensors
+  peft-logits MODEL ADAPTER OUT
+                        load MODEL with the PEFT adapter ADAPTER and write
+                        its logits of INPUT_IDS to OUT
+Nothing is downloaded: models are built from configs with a fixed seed.
+"""
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+INPUT_IDS = [[256, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108],
+             [256, 1, 2, 3, 200, 201, 202, 250, 251, 252, 253, 254]]
+
+
+def make_model(arch, out):
+    import transformers
+    torch.manual_seed(1234)
+    common = dict(vocab_size=259, hidden_size=64, intermediate_size=128,
+                  num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=256,
+                  rms_norm_eps=1e-6, bos_token_id=256, eos_token_id=257)
+    if arch == "llama":
+        cfg = transformers.LlamaConfig(
+            **common, rope_theta=50000.0, tie_word_embeddings=False,
+            rope_scaling={"rope_type": "llama3", "factor": 8.0,
+                          "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                          "original_max_position_embeddings": 64})
+        model = transformers.LlamaForCausalLM(cfg)
+    elif arch == "qwen2":
+        cfg = transformers.Qwen2Config(**common, rope_theta=1000000.0,
+                                       tie_word_embeddings=True)
+        model = transformers.Qwen2ForCausalLM(cfg)
+    else:
+        raise SystemExit(f"unknown arch {arch}")
+    # Random init of HF leaves norms at 1 and biases at 0; perturb them so
+    # the test sees them.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight") or name.endswith(".bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    model = model.float().eval()
+    model.save_pretrained(out, safe_serialization=True)
+    with torch.no_grad():
+        logits = model(torch.tensor(INPUT_IDS)).logits.float().contiguous()
+    save_file({"logits": logits, "input_ids": torch.tensor(INPUT_IDS)},
+              f"{out}/logits.safetensors")
+
+
+def peft_logits(model_dir, adapter_dir, out):
+    import peft
+    import transformers
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        model_dir, torch_dtype=torch.float32)
+    model = peft.PeftModel.from_pretrained(model, adapter_dir).eval()
+    with torch.no_grad():
+        logits = model(torch.tensor(INPUT_IDS)).logits.float().contiguous()
+    save_file({"logits": logits}, out)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "make-model":
+        make_model(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "peft-logits":
+        peft_logits(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        raise SystemExit(__doc__)

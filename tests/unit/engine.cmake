@@ -1,0 +1,14 @@
+if(LORAD_WITH_TORCH)
+  lorad_add_test(lora_math_test SRCS ${CMAKE_CURRENT_LIST_DIR}/lora_math_test.cc
+    LIBS lorad::worker)
+  lorad_add_test(checkpointing_test
+    SRCS ${CMAKE_CURRENT_LIST_DIR}/checkpointing_test.cc LIBS lorad::worker)
+  lorad_add_test(trainer_test SRCS ${CMAKE_CURRENT_LIST_DIR}/trainer_test.cc
+    LIBS lorad::worker)
+  lorad_add_test(hf_parity_test SRCS ${CMAKE_CURRENT_LIST_DIR}/hf_parity_test.cc
+    LIBS lorad::worker)
+  foreach(t lora_math_test checkpointing_test trainer_test hf_parity_test)
+    target_precompile_headers(${t} REUSE_FROM lorad_worker_lib)
+  endforeach()
+  set_tests_properties(trainer_test hf_parity_test PROPERTIES TIMEOUT 900)
+endif()

@@ -1,0 +1,140 @@
+// Our logits against HF transformers' on small random Llama and Qwen2 models
+// built from configs, and a LoRA adapter we write against PEFT's use of it.
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "lorad/common/files.h"
+#include "lorad/worker/llama_model.h"
+#include "lorad/worker/safetensors.h"
+#include "lorad/worker/tokenizer.h"
+
+namespace lorad::worker {
+namespace {
+
+const std::string kScript =
+    std::string(LORAD_SOURCE_DIR) + "/tests/golden/hf_parity.py";
+
+bool HavePython() {
+  return std::filesystem::exists(LORAD_PYTHON) &&
+         std::system((std::string(LORAD_PYTHON) +
+                      " -c 'import transformers, peft' 2>/dev/null")
+                         .c_str()) == 0;
+}
+
+torch::Tensor ReadTensor(const std::string& path, const std::string& name) {
+  auto file = SafetensorsFile::Open(path);
+  EXPECT_TRUE(file.ok()) << file.status();
+  const TensorInfo* t = (*file)->Find(name);
+  EXPECT_NE(t, nullptr) << name;
+  std::vector<int64_t> shape = t->shape;
+  if (t->dtype == DType::kI64) {
+    torch::Tensor out = torch::empty(shape, torch::kLong);
+    std::memcpy(out.data_ptr(), t->data, t->nbytes);
+    return out;
+  }
+  auto values = ToFloat32(*t);
+  torch::Tensor out = torch::empty(shape, torch::kFloat32);
+  std::memcpy(out.data_ptr(), values->data(), values->size() * 4);
+  return out;
+}
+
+class HfParityTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!HavePython()) GTEST_SKIP() << "venv with transformers/peft missing";
+    dir_ = ::testing::TempDir() + "/hf_parity_" + GetParam();
+    static std::set<std::string>* built = new std::set<std::string>();
+    if (built->count(dir_)) return;  // one model per arch and process
+    built->insert(dir_);
+    std::filesystem::remove_all(dir_);
+    std::string cmd = std::string(LORAD_PYTHON) + " " + kScript +
+                      " make-model " + GetParam() + " " + dir_;
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    ASSERT_TRUE(
+        WriteFileAtomic(dir_ + "/tokenizer.json", MakeByteLevelTokenizerJson())
+            .ok());
+  }
+  std::string dir_;
+};
+
+TEST_P(HfParityTest, Fp32LogitsMatchTransformers) {
+  LoadOptions o;
+  o.quantize = false;
+  auto model = LlamaModel::Load(dir_, o);
+  ASSERT_TRUE(model.ok()) << model.status();
+  torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
+  torch::Tensor want = ReadTensor(dir_ + "/logits.safetensors", "logits");
+  torch::NoGradGuard no_grad;
+  torch::Tensor got = (*model)->Forward(ids, ForwardOptions());
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-4f);
+}
+
+TEST_P(HfParityTest, Nf4LogitsStayNearTransformers) {
+  auto model = LlamaModel::Load(dir_, LoadOptions());
+  ASSERT_TRUE(model.ok()) << model.status();
+  torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
+  torch::Tensor want = ReadTensor(dir_ + "/logits.safetensors", "logits");
+  torch::NoGradGuard no_grad;
+  torch::Tensor got = (*model)->Forward(ids, ForwardOptions());
+  // 4-bit weights: close, not equal. The bound is loose but would catch a
+  // wrong layout (errors of the size of the logits themselves).
+  float err = (got - want).abs().mean().item<float>();
+  float scale = want.abs().mean().item<float>();
+  EXPECT_LT(err, 0.25f * scale) << "mean abs err " << err << " vs " << scale;
+  EXPECT_GT(err, 0.0f);
+}
+
+TEST_P(HfParityTest, AdapterWeWriteGivesPeftTheSameLogits) {
+  LoadOptions o;
+  o.quantize = false;
+  auto model = LlamaModel::Load(dir_, o);
+  ASSERT_TRUE(model.ok()) << model.status();
+  LoraOptions lo;
+  lo.rank = 4;
+  lo.alpha = 8;
+  lo.target_modules = {"q_proj", "v_proj", "o_proj", "up_proj", "down_proj"};
+  auto adapter =
+      AdapterSet::CreateForTraining((*model)->config(), lo, 3, torch::kCPU);
+  ASSERT_TRUE(adapter.ok());
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [k, w] : adapter->weights()) w.b.normal_(0, 0.1);
+  }
+  ASSERT_TRUE(adapter->SavePeft(dir_ + "/adapter", dir_).ok());
+  std::string out = dir_ + "/peft_logits.safetensors";
+  std::string cmd = std::string(LORAD_PYTHON) + " " + kScript +
+                    " peft-logits " + dir_ + " " + dir_ + "/adapter " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
+  torch::Tensor want = ReadTensor(out, "logits");
+  torch::Tensor base = ReadTensor(dir_ + "/logits.safetensors", "logits");
+  torch::NoGradGuard no_grad;
+  ForwardOptions fo;
+  fo.adapter = &*adapter;
+  torch::Tensor got = (*model)->Forward(ids, fo);
+  EXPECT_GT((want - base).abs().max().item<float>(), 1e-3f)
+      << "the adapter should change PEFT's logits";
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-4f);
+
+  // And what we wrote reads back to the same tensors.
+  auto reread =
+      AdapterSet::LoadPeft(dir_ + "/adapter", (*model)->config(), torch::kCPU);
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  for (const auto& [k, w] : adapter->weights()) {
+    const LoraWeights* r = reread->Find(k);
+    ASSERT_NE(r, nullptr) << k;
+    EXPECT_TRUE(torch::equal(r->a, w.a.detach()) &&
+                torch::equal(r->b, w.b.detach()))
+        << k;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, HfParityTest,
+                         ::testing::Values("llama", "qwen2"));
+
+}  // namespace
+}  // namespace lorad::worker

@@ -1,0 +1,78 @@
+#include <torch/torch.h>
+
+#include "gtest/gtest.h"
+#include "lorad/worker/lora.h"
+#include "lorad/worker/nf4_weight.h"
+#include "lorad/worker/tiny_model.h"
+
+namespace lorad::worker {
+namespace {
+
+TEST(LoraMathTest, ForwardEqualsWxPlusScaledBAx) {
+  torch::manual_seed(1);
+  const int64_t in = 96, out = 80, r = 4;
+  torch::Tensor w = torch::randn({out, in});
+  torch::Tensor x = torch::randn({3, 5, in});
+  LoraWeights lw{torch::randn({r, in}), torch::randn({out, r})};
+  const double scale = 16.0 / r;
+  torch::Tensor ours =
+      torch::matmul(x, w.t()) + LoraDelta(x, lw, scale, /*dropout=*/0.0, false);
+  // Written out element by element from the definition.
+  torch::Tensor ax = torch::einsum("btk,rk->btr", {x, lw.a});
+  torch::Tensor bax = torch::einsum("btr,or->bto", {ax, lw.b});
+  torch::Tensor want = torch::einsum("btk,ok->bto", {x, w}) + bax * scale;
+  EXPECT_TRUE(torch::allclose(ours, want, 1e-4, 1e-4));
+}
+
+TEST(LoraMathTest, DropoutOnlyInTraining) {
+  torch::manual_seed(2);
+  LoraWeights lw{torch::randn({2, 8}), torch::randn({8, 2})};
+  torch::Tensor x = torch::randn({4, 8});
+  torch::Tensor eval = LoraDelta(x, lw, 1.0, 0.5, /*training=*/false);
+  torch::Tensor plain = torch::matmul(torch::matmul(x, lw.a.t()), lw.b.t());
+  EXPECT_TRUE(torch::allclose(eval, plain));
+  torch::Tensor train = LoraDelta(x, lw, 1.0, 0.5, /*training=*/true);
+  EXPECT_FALSE(torch::allclose(train, plain));
+}
+
+TEST(LoraMathTest, NewAdapterStartsAsIdentityDelta) {
+  LoraOptions o;
+  o.rank = 4;
+  o.target_modules = {"q_proj", "down_proj"};
+  auto set =
+      AdapterSet::CreateForTraining(TinyModelConfig(), o, 7, torch::kCPU);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->weights().size(), 2u * TinyModelConfig().num_hidden_layers);
+  for (const auto& [key, w] : set->weights()) {
+    EXPECT_EQ(w.b.abs().sum().item<float>(), 0.0f) << key;
+    EXPECT_GT(w.a.abs().sum().item<float>(), 0.0f) << key;
+  }
+  o.target_modules = {"qq_proj"};
+  EXPECT_EQ(AdapterSet::CreateForTraining(TinyModelConfig(), o, 7, torch::kCPU)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LoraMathTest, Nf4MatMulMatchesDequantizedWeightAndItsGradient) {
+  torch::manual_seed(3);
+  torch::Tensor w = torch::randn({48, 128}) * 0.05;
+  Nf4Weight q = Nf4Weight::Quantize(w.contiguous().data_ptr<float>(), 48, 128,
+                                    torch::kCPU);
+  torch::Tensor deq = q.Dequantize(torch::kFloat32);
+  // Quantization error stays within the NF4 bound (0.152 x block absmax).
+  EXPECT_LT((deq - w).abs().max().item<float>(),
+            0.16f * w.abs().max().item<float>());
+  torch::Tensor x = torch::randn({6, 128}, torch::requires_grad());
+  torch::Tensor y = Nf4MatMul(x, q);
+  EXPECT_TRUE(torch::allclose(y, torch::matmul(x, deq.t()), 1e-5, 1e-5));
+  torch::Tensor g = torch::randn({6, 48});
+  y.backward(g);
+  EXPECT_TRUE(torch::allclose(x.grad(), torch::matmul(g, deq), 1e-5, 1e-5));
+  // Bytes per parameter of the double-quantized state.
+  EXPECT_NEAR(static_cast<double>(q.StorageBytes()) / q.numel(),
+              0.5 + 1.0 / 64 + 4.0 / (64 * 256), 0.01);
+}
+
+}  // namespace
+}  // namespace lorad::worker

@@ -1,0 +1,148 @@
+#include "lorad/worker/trainer.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "gtest/gtest.h"
+#include "lorad/common/files.h"
+#include "lorad/worker/safetensors.h"
+#include "lorad/worker/tiny_model.h"
+
+namespace lorad::worker {
+namespace {
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = ::testing::TempDir() + "/trainer_test_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(root_);
+    ASSERT_TRUE(MakeDirs(root_).ok());
+    auto dir = ResolveModelDir("tiny", root_ + "/models");
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    auto model = LlamaModel::Load(*dir, LoadOptions());
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = std::move(*model);
+    std::string data;
+    const char* pairs[][2] = {{"red", "apple"},    {"yellow", "banana"},
+                              {"green", "lime"},   {"purple", "grape"},
+                              {"orange", "mango"}, {"blue", "berry"},
+                              {"brown", "kiwi"},   {"pink", "peach"}};
+    for (auto& p : pairs) {
+      data += std::string("{\"prompt\": \"color ") + p[0] +
+              " ->\", \"completion\": \" " + p[1] + "\"}\n";
+    }
+    ASSERT_TRUE(WriteFileAtomic(root_ + "/train.jsonl", data).ok());
+  }
+
+  TrainJob Job(const std::string& name) {
+    TrainJob job;
+    job.job_id = name;
+    job.base_model_name = "tiny";
+    job.training_path = root_ + "/train.jsonl";
+    job.job_dir = root_ + "/jobs/" + name;
+    job.adapter_dir = root_ + "/adapters/" + name;
+    auto& hp = job.hp;
+    hp.set_rank(8);
+    hp.set_alpha(16);
+    hp.set_dropout(0.05f);
+    for (const char* t : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                          "up_proj", "down_proj"}) {
+      hp.add_target_modules(t);
+    }
+    hp.set_learning_rate(1e-2f);
+    hp.set_batch_size(8);
+    hp.set_gradient_accumulation(1);
+    hp.set_max_grad_norm(1.0f);
+    hp.set_lr_scheduler("cosine");
+    hp.set_max_seq_len(64);
+    hp.set_seed(42);
+    hp.set_max_steps(60);
+    return job;
+  }
+
+  std::string root_;
+  std::unique_ptr<LlamaModel> model_;
+};
+
+TEST_F(TrainerTest, MemorisesSmallDatasetAndWritesPeftAdapter) {
+  std::vector<float> losses;
+  bool started = false, finished = false;
+  TrainCallbacks cb;
+  cb.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
+    if (e.has_started()) {
+      started = true;
+      EXPECT_EQ(e.started().total_steps(), 60);
+      EXPECT_GT(e.started().memory_estimate().total_bytes(), 0);
+      EXPECT_NEAR(e.started().base_bytes_per_param(), 0.516, 0.01);
+    }
+    if (e.has_step()) losses.push_back(e.step().loss());
+    if (e.has_finished()) finished = true;
+  };
+  TrainJob job = Job("memorise");
+  job.hp.set_gradient_checkpointing(true);
+  ASSERT_TRUE(RunTraining(*model_, job, cb).ok());
+  ASSERT_TRUE(started && finished);
+  ASSERT_EQ(losses.size(), 60u);
+  float first = 0, last = 0;
+  for (int i = 0; i < 5; ++i) {
+    first += losses[i] / 5;
+    last += losses[losses.size() - 1 - i] / 5;
+  }
+  EXPECT_LT(last, 0.5f * first) << "first " << first << " last " << last;
+  auto file =
+      SafetensorsFile::Open(job.adapter_dir + "/adapter_model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  const TensorInfo* a = (*file)->Find(
+      "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->shape, (std::vector<int64_t>{8, 64}));
+  EXPECT_TRUE(
+      std::filesystem::exists(job.adapter_dir + "/adapter_config.json"));
+}
+
+TEST_F(TrainerTest, ResumedRunEndsWhereAnUninterruptedOneDoes) {
+  TrainJob whole = Job("whole");
+  whole.hp.set_max_steps(8);
+  whole.hp.set_checkpoint_every(4);
+  ASSERT_TRUE(RunTraining(*model_, whole, {}).ok());
+
+  TrainJob broken = Job("broken");
+  broken.hp = whole.hp;
+  int steps_seen = 0;
+  TrainCallbacks stop_at_6;
+  stop_at_6.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
+    if (e.has_step()) steps_seen = e.step().step();
+  };
+  stop_at_6.cancelled = [&] { return steps_seen >= 6; };
+  EXPECT_EQ(RunTraining(*model_, broken, stop_at_6).code(),
+            absl::StatusCode::kCancelled);
+  int resumed_from = -1;
+  TrainCallbacks resume;
+  resume.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
+    if (e.has_started()) resumed_from = e.started().resumed_from_step();
+  };
+  torch::manual_seed(12345);  // unrelated random state must not matter
+  ASSERT_TRUE(RunTraining(*model_, broken, resume).ok());
+  EXPECT_EQ(resumed_from, 4);
+
+  auto a = ReadFile(whole.adapter_dir + "/adapter_model.safetensors");
+  auto b = ReadFile(broken.adapter_dir + "/adapter_model.safetensors");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(*a == *b) << "resumed adapter differs from the uninterrupted one";
+}
+
+TEST_F(TrainerTest, BadDatasetIsInvalidArgumentNamingTheLine) {
+  ASSERT_TRUE(
+      WriteFileAtomic(root_ + "/bad.jsonl", "{\"text\": \"ok\"}\n{oops}\n")
+          .ok());
+  TrainJob job = Job("bad");
+  job.training_path = root_ + "/bad.jsonl";
+  absl::Status st = RunTraining(*model_, job, {});
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("line 2"), absl::string_view::npos) << st;
+}
+
+}  // namespace
+}  // namespace lorad::worker
