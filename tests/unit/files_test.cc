@@ -1,7 +1,8 @@
+#include "lorad/common/files.h"
+
 #include <filesystem>
 
 #include "gtest/gtest.h"
-#include "lorad/common/files.h"
 
 namespace lorad {
 namespace {
