@@ -12,7 +12,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 APT_PKGS=(build-essential cmake ninja-build pkg-config git python3 python3-venv
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev nlohmann-json3-dev libre2-dev libsqlite3-dev
-  libssl-dev zlib1g-dev libgtest-dev libgmock-dev clang-format)
+  libssl-dev zlib1g-dev libgtest-dev libgmock-dev clang-format
+  prometheus)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
