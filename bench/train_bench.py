@@ -1,6 +1,7 @@
 """Training benchmark: lorad (NF4 base, C++/LibTorch) beside HF transformers
 + PEFT doing the same LoRA training on the same weights and data, in the
-same run. Prints one JSON object per measurement and one comparison per
+same run; the peer runs twice, on a dense fp32 base and on a bitsandbytes
+NF4 base (QLoRA as PEFT users run it). Prints one JSON object per measurement and one comparison per
 model with the ratios (ours / peer): tokens/s (goal > 1) and peak memory
 (goal < 1). Peak memory is each process's own peak RSS (getrusage
 ru_maxrss), so both sides are measured the same way, runtime included.
@@ -62,8 +63,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--cache_dir", default=os.path.join(
         tempfile.gettempdir(), "lorad-bench-models"))
-    ap.add_argument("--peer_nf4", action="store_true",
-                    help="also run the peer with a bitsandbytes NF4 base")
+    ap.add_argument("--skip_peer_nf4", action="store_true",
+                    help="skip the peer with a bitsandbytes NF4 base (QLoRA)")
     args = ap.parse_args()
 
     binary = os.path.join(args.build, "bench", "train_bench")
@@ -93,7 +94,7 @@ def main():
                     "--gradient_checkpointing=true"] + common, env)
         print(json.dumps(ours), flush=True)
         peers = [("hf-peft", [])]
-        if args.peer_nf4:
+        if not args.skip_peer_nf4:
             peers.append(("hf-peft-bnb-nf4", ["--quant=nf4"]))
         for label, extra in peers:
             peer = run([sys.executable, os.path.join(HERE, "train_peer.py"),
