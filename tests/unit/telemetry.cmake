@@ -1,0 +1,8 @@
+# NVML through the real dlopen path, against a fake libnvidia-ml built here.
+add_library(fake_nvml SHARED ${CMAKE_CURRENT_LIST_DIR}/fake_nvml.cc)
+set_target_properties(fake_nvml PROPERTIES OUTPUT_NAME fake-nvidia-ml)
+lorad_add_test(telemetry_test SRCS ${CMAKE_CURRENT_LIST_DIR}/telemetry_test.cc
+  LIBS lorad::telemetry)
+add_dependencies(telemetry_test fake_nvml)
+target_compile_definitions(telemetry_test PRIVATE
+  LORAD_FAKE_NVML="$<TARGET_FILE:fake_nvml>")
