@@ -1,0 +1,106 @@
+#include <cstdint>
+
+#include "kernels/rmsnorm.cuh"
+
+namespace lorad::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float BlockSum(float v) {
+  __shared__ float s_part[kThreads / 32];
+  __shared__ float s_total;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (threadIdx.x % 32 == 0) s_part[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float t = 0.0f;
+    for (int i = 0; i < kThreads / 32; ++i) t += s_part[i];
+    s_total = t;
+  }
+  __syncthreads();
+  return s_total;
+}
+
+// One CTA per row. kVec values per access: 8 (16-byte loads) when the row
+// and pointers allow, else 1. The row is read twice (sum of squares, then
+// scale); the second read mostly hits L1/L2.
+template <int kVec>
+static __global__ void __launch_bounds__(kThreads)
+    RmsNormKernel(const __nv_bfloat16* x, const __nv_bfloat16* __restrict__ w,
+                  int64_t hidden, float eps, __nv_bfloat16* y,
+                  float* __restrict__ rstd) {
+  const int64_t row = blockIdx.x;
+  const __nv_bfloat16* xr = x + row * hidden;
+  __nv_bfloat16* yr = y + row * hidden;
+  float ss = 0.0f;
+  if constexpr (kVec == 8) {
+    for (int64_t j = threadIdx.x * 8; j < hidden; j += kThreads * 8) {
+      const uint4 v = *reinterpret_cast<const uint4*>(xr + j);
+      const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        const float2 f = __bfloat1622float2(p[t]);
+        ss = fmaf(f.x, f.x, ss);
+        ss = fmaf(f.y, f.y, ss);
+      }
+    }
+  } else {
+    for (int64_t j = threadIdx.x; j < hidden; j += kThreads) {
+      const float f = __bfloat162float(xr[j]);
+      ss = fmaf(f, f, ss);
+    }
+  }
+  const float r = rsqrtf(BlockSum(ss) / static_cast<float>(hidden) + eps);
+  if (rstd != nullptr && threadIdx.x == 0) rstd[row] = r;
+  if constexpr (kVec == 8) {
+    for (int64_t j = threadIdx.x * 8; j < hidden; j += kThreads * 8) {
+      const uint4 xv = *reinterpret_cast<const uint4*>(xr + j);
+      const uint4 wv = *reinterpret_cast<const uint4*>(w + j);
+      const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&xv);
+      const __nv_bfloat162* wp = reinterpret_cast<const __nv_bfloat162*>(&wv);
+      uint4 ov;
+      __nv_bfloat162* op = reinterpret_cast<__nv_bfloat162*>(&ov);
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        const float2 xf = __bfloat1622float2(xp[t]);
+        const float2 wf = __bfloat1622float2(wp[t]);
+        op[t] = __floats2bfloat162_rn(xf.x * r * wf.x, xf.y * r * wf.y);
+      }
+      *reinterpret_cast<uint4*>(yr + j) = ov;
+    }
+  } else {
+    for (int64_t j = threadIdx.x; j < hidden; j += kThreads) {
+      yr[j] = __float2bfloat16_rn(__bfloat162float(xr[j]) * r *
+                                  __bfloat162float(w[j]));
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t RmsNormBf16(const __nv_bfloat16* x, const __nv_bfloat16* w,
+                        int64_t rows, int64_t hidden, float eps,
+                        __nv_bfloat16* y, float* rstd, cudaStream_t stream) {
+  if (rows < 0 || hidden < 0 || !(eps >= 0.0f) || rows > int64_t{0x7fffffff}) {
+    return cudaErrorInvalidValue;
+  }
+  if (rows == 0) return cudaSuccess;
+  if (hidden == 0 || x == nullptr || w == nullptr || y == nullptr) {
+    return cudaErrorInvalidValue;
+  }
+  const bool vec = hidden % 8 == 0 &&
+                   reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(w) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  const unsigned grid = static_cast<unsigned>(rows);
+  if (vec) {
+    RmsNormKernel<8><<<grid, kThreads, 0, stream>>>(x, w, hidden, eps, y, rstd);
+  } else {
+    RmsNormKernel<1><<<grid, kThreads, 0, stream>>>(x, w, hidden, eps, y, rstd);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace lorad::kernels
