@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "lorad/worker/device_memory.h"
 #include "lorad/worker/generator.h"
 #include "lorad/worker/tiny_model.h"
 #include "lorad/worker/trainer.h"
@@ -101,6 +102,14 @@ grpc::Status WorkerServiceImpl::Ping(grpc::ServerContext*,
                                      lorad::worker::v1::PingResponse* resp) {
   resp->set_pid(::getpid());
   resp->set_device(device_.str());
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::GetMemory(
+    grpc::ServerContext*, const lorad::worker::v1::GetMemoryRequest*,
+    lorad::worker::v1::GetMemoryResponse* response) {
+  *response->mutable_memory() = CurrentMemoryUsage(device_);
+  response->set_pid(getpid());
   return grpc::Status::OK;
 }
 

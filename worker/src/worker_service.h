@@ -34,6 +34,10 @@ class WorkerServiceImpl final : public lorad::worker::v1::Worker::Service {
   grpc::Status Ping(grpc::ServerContext* context,
                     const lorad::worker::v1::PingRequest* request,
                     lorad::worker::v1::PingResponse* response) override;
+  grpc::Status GetMemory(
+      grpc::ServerContext* context,
+      const lorad::worker::v1::GetMemoryRequest* request,
+      lorad::worker::v1::GetMemoryResponse* response) override;
 
  private:
   absl::StatusOr<const LlamaModel*> GetModel(const std::string& model,

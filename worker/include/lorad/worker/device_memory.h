@@ -8,8 +8,10 @@
 
 namespace lorad::worker {
 
-// used/peak: the allocator's bytes on CUDA, RSS / peak RSS on CPU; total:
-// device memory or MemTotal.
+// used/peak: the allocator's allocated bytes on CUDA, RSS / peak RSS on CPU;
+// total: device memory or MemTotal; the allocator_* fields from LibTorch's
+// device allocator (zero on CPU). Never throws: an allocator that cannot
+// answer leaves its fields zero.
 lorad::v1::MemoryUsage CurrentMemoryUsage(const torch::Device& device);
 
 // Peak since the last reset (CUDA) or since the process started (CPU).
