@@ -1,0 +1,44 @@
+// Fuzzes the tokenizer: tokenizer.json parsing (outside input: any model
+// directory) and encode/decode of arbitrary bytes (every prompt and
+// dataset). The first byte picks which.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "lorad/worker/tokenizer.h"
+
+namespace {
+
+const lorad::worker::Tokenizer* Loaded(int which) {
+  static const char* kFiles[] = {
+      LORAD_GOLDEN_DIR "/tokenizer/gpt2.tokenizer.json",
+      LORAD_GOLDEN_DIR "/tokenizer/llama3.tokenizer.json",
+      LORAD_GOLDEN_DIR "/tokenizer/qwen2.tokenizer.json",
+  };
+  static std::unique_ptr<lorad::worker::Tokenizer> cache[3];
+  if (!cache[which]) {
+    auto t = lorad::worker::Tokenizer::FromFile(kFiles[which]);
+    if (!t.ok()) __builtin_trap();  // the golden files must load
+    cache[which] = std::move(*t);
+  }
+  return cache[which].get();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+  const int mode = data[0] % 4;
+  if (mode == 3) {
+    (void)lorad::worker::Tokenizer::FromJson(rest, "tokenizer.json");
+    return 0;
+  }
+  const lorad::worker::Tokenizer* tok = Loaded(mode);
+  std::vector<int32_t> ids = tok->Encode(rest);
+  std::string back = tok->Decode(ids, /*skip_special_tokens=*/false);
+  (void)back;
+  return 0;
+}
