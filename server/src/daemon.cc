@@ -49,9 +49,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   daemon->supervisor_ = std::make_unique<WorkerSupervisor>(worker);
   daemon->supervisor_->Start();
 
+  LORAD_ASSIGN_OR_RETURN(daemon->serving_store_,
+                         ServingStore::Open(layout.DatabasePath()));
+  daemon->registry_ = std::make_unique<AdapterRegistry>(
+      options, daemon->serving_store_.get(), daemon->store_.get(),
+      daemon->supervisor_.get());
+  daemon->registry_->RegisterFinishedJobs();
+
   daemon->scheduler_ = std::make_unique<Scheduler>(
       options, daemon->store_.get(), daemon->journal_.get(),
       daemon->supervisor_.get());
+  daemon->scheduler_->SetAdapterHook(
+      [registry = daemon->registry_.get()](const v1::FineTuneJob& job,
+                                           const std::string& adapter_dir) {
+        return registry->RegisterTrained(job, adapter_dir).status();
+      });
   LORAD_RETURN_IF_ERROR(daemon->scheduler_->Start());
 
   daemon->work_ = std::make_unique<WorkQueue>(2);
@@ -62,6 +74,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
       daemon->scheduler_.get());
   daemon->inference_ = std::make_unique<InferenceService>(
       options, daemon->store_.get(), daemon->supervisor_.get());
+  daemon->inference_->set_registry(daemon->registry_.get());
+  daemon->adapters_ =
+      std::make_unique<AdaptersService>(options, daemon->registry_.get());
+  daemon->batch_journal_ = std::make_unique<BatchJournal>(
+      daemon->serving_store_.get(), &daemon->hub_);
+  daemon->batch_runner_ = std::make_unique<BatchRunner>(
+      options, daemon->serving_store_.get(), daemon->batch_journal_.get(),
+      daemon->supervisor_.get(), daemon->inference_.get());
+  LORAD_RETURN_IF_ERROR(daemon->batch_runner_->Start());
+  daemon->batch_ = std::make_unique<BatchService>(
+      options, daemon->serving_store_.get(), daemon->batch_journal_.get(),
+      &daemon->hub_, daemon->batch_runner_.get(), daemon->inference_.get());
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -71,6 +95,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   builder.RegisterService(daemon->datasets_.get());
   builder.RegisterService(daemon->fine_tuning_.get());
   builder.RegisterService(daemon->inference_.get());
+  builder.RegisterService(daemon->adapters_.get());
+  builder.RegisterService(daemon->batch_.get());
   daemon->server_ = builder.BuildAndStart();
   if (daemon->server_ == nullptr || port == 0) {
     return absl::UnavailableError(
@@ -86,6 +112,7 @@ void Daemon::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (scheduler_ != nullptr) scheduler_->Stop();
+  if (batch_runner_ != nullptr) batch_runner_->Stop();
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(2));

@@ -156,11 +156,23 @@ absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Resolve(
     out.set_model(base_model_);
     return out;
   }
+  if (registry_ != nullptr) {
+    absl::StatusOr<v1::Adapter> adapter =
+        registry_->ResolveForGenerate(request.adapter());
+    if (adapter.ok()) {
+      out.set_model(adapter->base_model());
+      out.set_adapter_dir(adapter->path());
+      out.set_adapter_name(adapter->name());
+      return out;
+    }
+    if (!absl::IsNotFound(adapter.status())) return adapter.status();
+  }
   absl::StatusOr<v1::FineTuneJob> job = store_->GetJob(request.adapter());
   if (absl::IsNotFound(job.status())) {
-    return absl::NotFoundError(
-        absl::StrCat("adapter ", request.adapter(),
-                     " not found (want the id of a succeeded fine-tune job)"));
+    return absl::NotFoundError(absl::StrCat(
+        "adapter ", request.adapter(),
+        " not found (want a registered adapter name or the id of a "
+        "succeeded fine-tune job)"));
   }
   if (!job.ok()) return job.status();
   if (job->state() != v1::SUCCEEDED) {

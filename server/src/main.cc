@@ -30,6 +30,8 @@ ABSL_FLAG(std::string, base_model, "tiny",
           "model served when a Generate request names no adapter");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30,
           "largest dataset upload accepted, in bytes");
+ABSL_FLAG(int32_t, batch_concurrency, 8,
+          "Generate calls a batch inference job keeps in flight at once");
 ABSL_FLAG(int32_t, max_job_attempts, 3,
           "runs of a job before a crashing worker fails it");
 
@@ -82,6 +84,11 @@ int main(int argc, char** argv) {
   options.base_model = absl::GetFlag(FLAGS_base_model);
   options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   options.max_job_attempts = absl::GetFlag(FLAGS_max_job_attempts);
+  options.batch_concurrency = absl::GetFlag(FLAGS_batch_concurrency);
+  if (options.batch_concurrency < 1 || options.batch_concurrency > 256) {
+    std::fprintf(stderr, "lorad: --batch_concurrency must be in [1, 256]\n");
+    return 2;
+  }
   if (options.max_upload_bytes <= 0 || options.max_job_attempts < 1) {
     std::fprintf(stderr,
                  "lorad: --max_upload_bytes and --max_job_attempts must be "

@@ -265,6 +265,14 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
   bool finished = false;
   bool job_final = false;
   while (reader->Read(&event)) {
+    if (event.has_finished() && adapter_hook_) {
+      absl::Status hooked = adapter_hook_(job, event.finished().adapter_dir());
+      if (!hooked.ok()) {
+        (void)journal_->Log(
+            job.id(),
+            absl::StrCat("the adapter was not registered: ", hooked.message()));
+      }
+    }
     absl::StatusOr<v1::FineTuneJob> updated =
         journal_->Update(job.id(), [&](v1::FineTuneJob& job, Events& events) {
           finished = ApplyTrainEvent(event, job, events) || finished;

@@ -15,14 +15,28 @@ bool IsFinalStateEvent(const v1::JobEvent& event) {
 
 WatchJobReactor::WatchJobReactor(JobJournal* journal, EventHub* hub,
                                  const std::string& job_id, int64_t after_seq)
+    : WatchJobReactor(
+          hub, after_seq,
+          [&](EventHub::Callback callback) -> absl::StatusOr<Start> {
+            absl::StatusOr<JobJournal::WatchStart> watch =
+                journal->Watch(job_id, after_seq, std::move(callback));
+            if (!watch.ok()) return watch.status();
+            Start start;
+            start.history = std::move(watch->history);
+            start.final = IsFinalState(watch->job.state());
+            start.subscription_id = watch->subscription_id;
+            return start;
+          }) {}
+
+WatchJobReactor::WatchJobReactor(EventHub* hub, int64_t after_seq,
+                                 const Subscribe& subscribe)
     : hub_(hub) {
   {
     absl::MutexLock lock(&mu_);
     last_seq_ = after_seq;
   }
-  absl::StatusOr<JobJournal::WatchStart> start =
-      journal->Watch(job_id, after_seq,
-                     [this](const v1::JobEvent& event) { OnLiveEvent(event); });
+  absl::StatusOr<Start> start =
+      subscribe([this](const v1::JobEvent& event) { OnLiveEvent(event); });
   if (!start.ok()) {
     {
       absl::MutexLock lock(&mu_);
@@ -36,7 +50,7 @@ WatchJobReactor::WatchJobReactor(JobJournal* journal, EventHub* hub,
     absl::MutexLock lock(&mu_);
     for (const v1::JobEvent& event : start->history) Enqueue(event);
     // A job final in the snapshot has all its events in the history.
-    if (IsFinalState(start->job.state())) complete_ = true;
+    if (start->final) complete_ = true;
     for (const v1::JobEvent& event : early_live_) Enqueue(event);
     early_live_.clear();
     loading_ = false;

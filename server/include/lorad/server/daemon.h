@@ -8,6 +8,11 @@
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
+#include "lorad/server/adapter_registry.h"
+#include "lorad/server/adapters_service.h"
+#include "lorad/server/batch_journal.h"
+#include "lorad/server/batch_runner.h"
+#include "lorad/server/batch_service.h"
 #include "lorad/server/datasets_service.h"
 #include "lorad/server/event_hub.h"
 #include "lorad/server/fine_tuning_service.h"
@@ -16,6 +21,7 @@
 #include "lorad/server/job_store.h"
 #include "lorad/server/options.h"
 #include "lorad/server/scheduler.h"
+#include "lorad/server/serving_store.h"
 #include "lorad/server/work_queue.h"
 #include "lorad/server/worker_supervisor.h"
 
@@ -54,6 +60,12 @@ class Daemon {
   std::unique_ptr<DatasetsService> datasets_;
   std::unique_ptr<FineTuningService> fine_tuning_;
   std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<ServingStore> serving_store_;
+  std::unique_ptr<AdapterRegistry> registry_;
+  std::unique_ptr<AdaptersService> adapters_;
+  std::unique_ptr<BatchJournal> batch_journal_;
+  std::unique_ptr<BatchRunner> batch_runner_;
+  std::unique_ptr<BatchService> batch_;
   std::unique_ptr<grpc::Server> server_;
   bool shut_down_ = false;
 };

@@ -7,6 +7,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "lorad/server/adapter_registry.h"
 #include "lorad/server/job_store.h"
 #include "lorad/server/options.h"
 #include "lorad/server/worker_supervisor.h"
@@ -35,6 +36,10 @@ class InferenceService final : public v1::Inference::CallbackService {
   absl::StatusOr<worker::v1::GenerateRequest> Resolve(
       const v1::GenerateRequest& request);
 
+  // Adapter names resolve through `registry` (not owned) once it is set;
+  // set it before serving.
+  void set_registry(AdapterRegistry* registry) { registry_ = registry; }
+
   WorkerSupervisor* supervisor() const { return supervisor_; }
   void RelayStarted();
   void RelayEnded();
@@ -44,6 +49,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   const std::string base_model_;
   JobStore* const store_;
   WorkerSupervisor* const supervisor_;
+  AdapterRegistry* registry_ = nullptr;
   absl::Mutex mu_;
   int relays_ ABSL_GUARDED_BY(mu_) = 0;
 };

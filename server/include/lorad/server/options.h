@@ -20,6 +20,8 @@ struct DaemonOptions {
   // The base model served when a Generate request names no adapter.
   std::string base_model = "tiny";
   int64_t max_upload_bytes = int64_t{1} << 30;
+  // Concurrent Generate calls a batch inference job keeps in flight.
+  int batch_concurrency = 8;
   // How many times a job is started before a worker crash fails it.
   int max_job_attempts = 3;
   // How long a freshly started worker may take to answer Ping.

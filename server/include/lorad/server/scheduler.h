@@ -2,8 +2,10 @@
 #ifndef LORAD_SERVER_SCHEDULER_H_
 #define LORAD_SERVER_SCHEDULER_H_
 
+#include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -44,6 +46,13 @@ class Scheduler {
   // Wakes the thread: a job was queued.
   void Notify();
 
+  // Called on the scheduling thread when a job has written its adapter to
+  // `adapter_dir`, before the job is marked SUCCEEDED; an error is logged to
+  // the job and does not fail it. Set before Start().
+  using AdapterHook = std::function<absl::Status(
+      const v1::FineTuneJob& job, const std::string& adapter_dir)>;
+  void SetAdapterHook(AdapterHook hook) { adapter_hook_ = std::move(hook); }
+
   // Moves a job that is not final to CANCELLED and stops its worker call if
   // it is running. NotFound for an unknown job; FailedPrecondition when it
   // is already final.
@@ -77,6 +86,7 @@ class Scheduler {
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   std::string running_job_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* running_call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  AdapterHook adapter_hook_;
   std::thread thread_;
 };
 

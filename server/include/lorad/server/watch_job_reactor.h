@@ -4,9 +4,12 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/support/server_callback.h"
 #include "lorad/server/event_hub.h"
@@ -24,6 +27,19 @@ class WatchJobReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   // Starts at once. `journal` and `hub` must outlive the call.
   WatchJobReactor(JobJournal* journal, EventHub* hub, const std::string& job_id,
                   int64_t after_seq);
+
+  // What a journal's Watch saw, atomically: the stored events after
+  // after_seq, whether the job was already final, and the subscription that
+  // gets every later event.
+  struct Start {
+    std::vector<v1::JobEvent> history;
+    bool final = false;
+    int64_t subscription_id = 0;
+  };
+  using Subscribe =
+      std::function<absl::StatusOr<Start>(EventHub::Callback callback)>;
+  // The same for any kind of job: `subscribe` is called once, at once.
+  WatchJobReactor(EventHub* hub, int64_t after_seq, const Subscribe& subscribe);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
