@@ -9,3 +9,16 @@ foreach(t kernels_nf4_gemv_test kernels_lora_test kernels_rmsnorm_test)
     target_compile_definitions(${t} PRIVATE LORAD_TEST_KERNELS_CUDA=1)
   endif()
 endforeach()
+
+# The LibTorch bridge: checks, CPU path, and (with a GPU) CUDA vs CPU.
+if(TARGET lorad::cuda_bridge)
+  get_property(LORAD_BRIDGE_HAS_CUDA GLOBAL PROPERTY LORAD_BRIDGE_HAS_CUDA)
+  lorad_add_test(kernels_bridge_test
+    SRCS ${CMAKE_CURRENT_LIST_DIR}/kernels_bridge_test.cc
+    LIBS lorad::cuda_bridge lorad::kernels_ref LABELS kernels)
+  if(LORAD_BRIDGE_HAS_CUDA)
+    target_compile_definitions(kernels_bridge_test PRIVATE LORAD_EXPECT_BRIDGE_CUDA=1)
+  else()
+    target_compile_definitions(kernels_bridge_test PRIVATE LORAD_EXPECT_BRIDGE_CUDA=0)
+  endif()
+endif()
