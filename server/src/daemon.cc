@@ -9,6 +9,7 @@
 #include "grpcpp/server_builder.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
+#include "prometheus/exposer.h"
 
 namespace lorad::server {
 namespace {
@@ -87,6 +88,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
       options, daemon->serving_store_.get(), daemon->batch_journal_.get(),
       &daemon->hub_, daemon->batch_runner_.get(), daemon->inference_.get());
 
+  daemon->metrics_ = std::make_unique<Metrics>();
+  daemon->inference_->SetMetrics(daemon->metrics_.get());
+  TelemetryCollector::Options telemetry;
+  telemetry.devices.nvml_library = options.nvml_library;
+  daemon->telemetry_collector_ = std::make_unique<TelemetryCollector>(
+      telemetry, daemon->store_.get(), daemon->supervisor_.get());
+  daemon->telemetry_ = std::make_unique<TelemetryService>(
+      daemon->telemetry_collector_.get(), daemon->work_.get());
+  if (!options.metrics_address.empty()) {
+    LORAD_RETURN_IF_ERROR(daemon->StartMetrics());
+  }
+
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
@@ -95,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   builder.RegisterService(daemon->datasets_.get());
   builder.RegisterService(daemon->fine_tuning_.get());
   builder.RegisterService(daemon->inference_.get());
+  builder.RegisterService(daemon->telemetry_.get());
   builder.RegisterService(daemon->adapters_.get());
   builder.RegisterService(daemon->batch_.get());
   daemon->server_ = builder.BuildAndStart();
@@ -117,7 +131,26 @@ void Daemon::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(2));
   }
+  if (metrics_sampler_ != nullptr) metrics_sampler_->Stop();
+  exposer_.reset();
   if (supervisor_ != nullptr) supervisor_->Stop();
+}
+
+absl::Status Daemon::StartMetrics() {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot serve metrics on ", options_.metrics_address, ": ", e.what()));
+  }
+  exposer_->RegisterCollectable(metrics_->registry());
+  std::vector<int> ports = exposer_->GetListeningPorts();
+  metrics_address_ =
+      WithPort(options_.metrics_address, ports.empty() ? 0 : ports.front());
+  metrics_sampler_ = std::make_unique<MetricsSampler>(
+      telemetry_collector_.get(), metrics_.get(), options_.metrics_interval);
+  metrics_sampler_->Start();
+  return absl::OkStatus();
 }
 
 }  // namespace lorad::server

@@ -5,6 +5,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -46,6 +47,7 @@ class GenerateReactor final
   void Relay() {
     InferenceService* service = service_;
     grpc::Status status = RelayStream();
+    RecordMetrics(status);
     // Finish may lead to OnDone and `delete this`: nothing of the reactor
     // is touched after it.
     Finish(status);
@@ -83,6 +85,7 @@ class GenerateReactor final
     std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
         worker->stub->Generate(&context, *request);
     while (reader->Read(&response_)) {
+      NoteResponse(response_);
       {
         absl::MutexLock lock(&mu_);
         if (cancelled_) break;
@@ -115,8 +118,38 @@ class GenerateReactor final
     return status;
   }
 
+  void NoteResponse(const v1::GenerateResponse& response) {
+    if (first_token_ == absl::InfinitePast()) first_token_ = absl::Now();
+    tokens_ += response.token_ids_size();
+    if (response.has_usage()) usage_ = response.usage();
+  }
+
+  void RecordMetrics(const grpc::Status& status) {
+    Metrics* metrics = service_->metrics();
+    if (metrics == nullptr) return;
+    std::string result = "ok";
+    if (!status.ok()) {
+      result = absl::AsciiStrToLower(absl::StatusCodeToString(
+          static_cast<absl::StatusCode>(status.error_code())));
+    }
+    double ttft = first_token_ == absl::InfinitePast()
+                      ? -1
+                      : absl::ToDoubleSeconds(first_token_ - start_);
+    if (usage_.time_to_first_token_seconds() > 0) {
+      ttft = usage_.time_to_first_token_seconds();
+    }
+    metrics->RecordGenerate(
+        request_.adapter(), result, ttft,
+        absl::ToDoubleSeconds(absl::Now() - start_),
+        usage_.completion_tokens() > 0 ? usage_.completion_tokens() : tokens_);
+  }
+
   InferenceService* const service_;
   const v1::GenerateRequest request_;
+  const absl::Time start_ = absl::Now();
+  absl::Time first_token_ = absl::InfinitePast();
+  int64_t tokens_ = 0;
+  v1::GenerateUsage usage_;
   v1::GenerateResponse response_;
   absl::Mutex mu_;
   bool write_pending_ ABSL_GUARDED_BY(mu_) = false;

@@ -34,6 +34,12 @@ ABSL_FLAG(int32_t, batch_concurrency, 8,
           "Generate calls a batch inference job keeps in flight at once");
 ABSL_FLAG(int32_t, max_job_attempts, 3,
           "runs of a job before a crashing worker fails it");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
+          "host:port for Prometheus /metrics; empty disables it");
+ABSL_FLAG(std::string, nvml_library, "libnvidia-ml.so.1",
+          "NVML library loaded (dlopen) for GPU status");
+ABSL_FLAG(int32_t, metrics_interval_ms, 1000,
+          "how often the metrics are refreshed, in milliseconds");
 
 namespace {
 
@@ -84,6 +90,14 @@ int main(int argc, char** argv) {
   options.base_model = absl::GetFlag(FLAGS_base_model);
   options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   options.max_job_attempts = absl::GetFlag(FLAGS_max_job_attempts);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.nvml_library = absl::GetFlag(FLAGS_nvml_library);
+  if (absl::GetFlag(FLAGS_metrics_interval_ms) < 100) {
+    std::fprintf(stderr, "lorad: --metrics_interval_ms must be >= 100\n");
+    return 2;
+  }
+  options.metrics_interval =
+      absl::Milliseconds(absl::GetFlag(FLAGS_metrics_interval_ms));
   options.batch_concurrency = absl::GetFlag(FLAGS_batch_concurrency);
   if (options.batch_concurrency < 1 || options.batch_concurrency > 256) {
     std::fprintf(stderr, "lorad: --batch_concurrency must be in [1, 256]\n");
@@ -104,6 +118,10 @@ int main(int argc, char** argv) {
   if (!daemon.ok()) {
     std::fprintf(stderr, "lorad: %s\n", daemon.status().ToString().c_str());
     return 1;
+  }
+  if (!(*daemon)->metrics_address().empty()) {
+    std::fprintf(stderr, "lorad: metrics on http://%s/metrics\n",
+                 (*daemon)->metrics_address().c_str());
   }
   std::cout << "lorad listening on " << (*daemon)->address() << std::endl;
   std::fprintf(stderr, "lorad: data in %s, worker %s\n",

@@ -32,6 +32,12 @@ class FakeProc {
         << (with_available ? "MemAvailable:    8192000 kB\n" : "")
         << "Buffers:           12 kB\n";
     std::ofstream(dir_ / "4242" / "comm") << "lorad-worker\n";
+    SetCpu(100, 1000);
+  }
+  // user=busy, idle=idle (the other fields zero).
+  void SetCpu(int busy, int idle) {
+    std::ofstream(dir_ / "stat")
+        << "cpu  " << busy << " 0 0 " << idle << " 0 0 0 0 0 0\ncpu0 1 2 3 4\n";
   }
   ~FakeProc() { std::filesystem::remove_all(dir_); }
   std::string path() const { return dir_.string(); }
@@ -154,6 +160,16 @@ TEST(TelemetryTest, FallsBackToVersionOneMemoryInfo) {
   EXPECT_EQ(status.gpus(0).memory_used_bytes(), 10 * kGiB);
   EXPECT_EQ(status.gpus(0).memory_free_bytes(), 70 * kGiB);
   EXPECT_EQ(status.gpus(0).status(), "ok");
+}
+
+TEST(TelemetryTest, CpuUtilisationIsTheBusyShareBetweenReads) {
+  FakeProc proc;
+  DeviceStatusReader reader(FakeOptions(proc));
+  EXPECT_EQ(reader.Read().host().cpu_utilization_percent(), 0);
+  proc.SetCpu(100 + 30, 1000 + 70);
+  EXPECT_EQ(reader.Read().host().cpu_utilization_percent(), 30);
+  proc.SetCpu(130 + 90, 1070 + 10);
+  EXPECT_EQ(reader.Read().host().cpu_utilization_percent(), 90);
 }
 
 TEST(TelemetryTest, HostReaders) {

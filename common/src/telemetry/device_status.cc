@@ -23,6 +23,16 @@ v1::DeviceStatus DeviceStatusReader::Read() {
   status.set_device("cpu");
   absl::StatusOr<v1::HostMemory> host = ReadHostMemory(options_.proc_dir);
   if (host.ok()) *status.mutable_host() = *host;
+  absl::StatusOr<CpuTimes> cpu = ReadCpuTimes(options_.proc_dir);
+  if (cpu.ok()) {
+    absl::MutexLock lock(&mu_);
+    const int64_t total = cpu->total - last_cpu_.total;
+    if (last_cpu_.total > 0 && total > 0) {
+      status.mutable_host()->set_cpu_utilization_percent(
+          static_cast<int32_t>(100 * (cpu->busy - last_cpu_.busy) / total));
+    }
+    last_cpu_ = *cpu;
+  }
   if (nvml_ == nullptr) {
     status.set_nvml_status(std::string(nvml_open_status_.message()));
     return status;

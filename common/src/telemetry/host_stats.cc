@@ -34,6 +34,24 @@ absl::StatusOr<v1::HostMemory> ReadHostMemory(const std::string& proc_dir) {
   return host;
 }
 
+absl::StatusOr<CpuTimes> ReadCpuTimes(const std::string& proc_dir) {
+  const std::string path = proc_dir + "/stat";
+  std::ifstream in(path);
+  std::string label;
+  if (!(in >> label) || label != "cpu") {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  CpuTimes times;
+  int64_t value = 0;
+  // user nice system idle iowait irq softirq steal (guest time is already
+  // counted in user).
+  for (int field = 0; field < 8 && (in >> value); ++field) {
+    times.total += value;
+    if (field != 3 && field != 4) times.busy += value;
+  }
+  return times;
+}
+
 absl::StatusOr<int64_t> ReadProcessRss(const std::string& proc_dir, pid_t pid) {
   const std::string path = absl::StrCat(proc_dir, "/", pid, "/statm");
   std::ifstream in(path);

@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "lorad/telemetry/host_stats.h"
 #include "lorad/telemetry/nvml_library.h"
 #include "lorad/v1/lorad.pb.h"
 
@@ -31,7 +32,7 @@ class DeviceStatusReader {
   DeviceStatusReader& operator=(const DeviceStatusReader&) = delete;
 
   // device "cuda" with one entry per GPU when NVML reads them, else "cpu";
-  // host memory in both cases.
+  // host memory and CPU utilisation (since the previous Read) in both cases.
   v1::DeviceStatus Read();
 
   // Why NVML is not in use, OK when it is.
@@ -42,6 +43,8 @@ class DeviceStatusReader {
   const Options options_;
   std::unique_ptr<NvmlLibrary> nvml_;
   absl::Status nvml_open_status_;
+  absl::Mutex mu_;
+  CpuTimes last_cpu_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lorad::telemetry

@@ -16,6 +16,14 @@ namespace lorad::telemetry {
 // the file cannot be read, DataLoss when it lacks either line.
 absl::StatusOr<v1::HostMemory> ReadHostMemory(const std::string& proc_dir);
 
+// Cumulative CPU time of the whole machine (the "cpu" line of
+// `proc_dir`/stat), in clock ticks.
+struct CpuTimes {
+  int64_t busy = 0;
+  int64_t total = 0;
+};
+absl::StatusOr<CpuTimes> ReadCpuTimes(const std::string& proc_dir);
+
 // The resident set of process `pid` (`proc_dir`/PID/statm), in bytes.
 // NotFound when the process is gone or not visible.
 absl::StatusOr<int64_t> ReadProcessRss(const std::string& proc_dir, pid_t pid);

@@ -19,11 +19,19 @@
 #include "lorad/server/inference_service.h"
 #include "lorad/server/job_journal.h"
 #include "lorad/server/job_store.h"
+#include "lorad/server/metrics.h"
+#include "lorad/server/metrics_sampler.h"
 #include "lorad/server/options.h"
 #include "lorad/server/scheduler.h"
 #include "lorad/server/serving_store.h"
+#include "lorad/server/telemetry_collector.h"
+#include "lorad/server/telemetry_service.h"
 #include "lorad/server/work_queue.h"
 #include "lorad/server/worker_supervisor.h"
+
+namespace prometheus {
+class Exposer;
+}  // namespace prometheus
 
 namespace lorad::server {
 
@@ -40,6 +48,8 @@ class Daemon {
 
   // The address actually listened on (port 0 replaced by the chosen port).
   const std::string& address() const { return address_; }
+  // Where /metrics is served (port 0 replaced), or "" when disabled.
+  const std::string& metrics_address() const { return metrics_address_; }
 
   // Stops the scheduler (the running job stays RUNNING and resumes at the
   // next start), the server (calls still open are cancelled after a short
@@ -48,6 +58,8 @@ class Daemon {
 
  private:
   explicit Daemon(const DaemonOptions& options);
+  // Serves /metrics on options_.metrics_address and starts the sampler.
+  absl::Status StartMetrics();
 
   const DaemonOptions options_;
   std::string address_;
@@ -67,6 +79,12 @@ class Daemon {
   std::unique_ptr<BatchRunner> batch_runner_;
   std::unique_ptr<BatchService> batch_;
   std::unique_ptr<grpc::Server> server_;
+  std::string metrics_address_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<TelemetryCollector> telemetry_collector_;
+  std::unique_ptr<MetricsSampler> metrics_sampler_;
+  std::unique_ptr<TelemetryService> telemetry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
   bool shut_down_ = false;
 };
 

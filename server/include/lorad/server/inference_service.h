@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "lorad/server/adapter_registry.h"
 #include "lorad/server/job_store.h"
+#include "lorad/server/metrics.h"
 #include "lorad/server/options.h"
 #include "lorad/server/worker_supervisor.h"
 #include "lorad/v1/lorad.grpc.pb.h"
@@ -41,6 +42,9 @@ class InferenceService final : public v1::Inference::CallbackService {
   void set_registry(AdapterRegistry* registry) { registry_ = registry; }
 
   WorkerSupervisor* supervisor() const { return supervisor_; }
+  // Where finished requests are counted; not owned, may be null (none).
+  void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
+  Metrics* metrics() const { return metrics_; }
   void RelayStarted();
   void RelayEnded();
 
@@ -49,6 +53,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   const std::string base_model_;
   JobStore* const store_;
   WorkerSupervisor* const supervisor_;
+  Metrics* metrics_ = nullptr;
   AdapterRegistry* registry_ = nullptr;
   absl::Mutex mu_;
   int relays_ ABSL_GUARDED_BY(mu_) = 0;

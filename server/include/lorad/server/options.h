@@ -26,6 +26,12 @@ struct DaemonOptions {
   int max_job_attempts = 3;
   // How long a freshly started worker may take to answer Ping.
   absl::Duration worker_start_timeout = absl::Seconds(120);
+  // host:port of the Prometheus /metrics endpoint; empty disables it.
+  std::string metrics_address = "127.0.0.1:9464";
+  // How often the metrics are refreshed from the devices, worker and jobs.
+  absl::Duration metrics_interval = absl::Seconds(1);
+  // The NVML library dlopen()ed for GPU status.
+  std::string nvml_library = "libnvidia-ml.so.1";
 };
 
 // Paths below DaemonOptions::data_dir.
