@@ -4,6 +4,7 @@
 #define LORAD_CLIENT_COMMANDS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "args.h"
@@ -28,6 +29,14 @@ int RunGet(const ParsedArgs& args, CommandEnv& env);
 int RunCancel(const ParsedArgs& args, CommandEnv& env);
 int RunWatch(const ParsedArgs& args, CommandEnv& env);
 int RunGenerate(const ParsedArgs& args, CommandEnv& env);
+int RunChat(const ParsedArgs& args, CommandEnv& env);
+int RunInfer(const ParsedArgs& args, CommandEnv& env);
+int RunAdapters(const ParsedArgs& args, CommandEnv& env);
+
+// The flags of chat, infer and adapters.
+const std::vector<FlagSpec>& ChatFlags();
+const std::vector<FlagSpec>& InferFlags();
+const std::vector<FlagSpec>& AdaptersFlags();
 
 // Checks that `path` is a readable regular file: NotFound or
 // InvalidArgument otherwise. Makes no RPC.

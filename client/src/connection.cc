@@ -56,6 +56,8 @@ Connection::Connection(const GlobalOptions& options) : options_(options) {
   datasets_ = lorad::v1::Datasets::NewStub(channel_);
   fine_tuning_ = lorad::v1::FineTuning::NewStub(channel_);
   inference_ = lorad::v1::Inference::NewStub(channel_);
+  adapters_ = lorad::v1::Adapters::NewStub(channel_);
+  batch_ = lorad::v1::BatchInference::NewStub(channel_);
 }
 
 std::unique_ptr<grpc::ClientContext> Connection::UnaryContext() const {

@@ -45,6 +45,8 @@ class Connection {
   lorad::v1::Datasets::Stub& datasets() { return *datasets_; }
   lorad::v1::FineTuning::Stub& fine_tuning() { return *fine_tuning_; }
   lorad::v1::Inference::Stub& inference() { return *inference_; }
+  lorad::v1::Adapters::Stub& adapters() { return *adapters_; }
+  lorad::v1::BatchInference::Stub& batch() { return *batch_; }
 
   // A context for a unary call, with the --timeout deadline.
   std::unique_ptr<grpc::ClientContext> UnaryContext() const;
@@ -61,6 +63,8 @@ class Connection {
   std::unique_ptr<lorad::v1::Datasets::Stub> datasets_;
   std::unique_ptr<lorad::v1::FineTuning::Stub> fine_tuning_;
   std::unique_ptr<lorad::v1::Inference::Stub> inference_;
+  std::unique_ptr<lorad::v1::Adapters::Stub> adapters_;
+  std::unique_ptr<lorad::v1::BatchInference::Stub> batch_;
 };
 
 }  // namespace lorad::client

@@ -46,6 +46,14 @@ const std::vector<Command>& Commands() {
       {"cancel", "JOB", "cancel a job", {}, RunCancel},
       {"generate", "PROMPT", "generate text, optionally with an adapter",
        GenerateFlags(), RunGenerate},
+      {"chat", "", "chat interactively (messages from standard input)",
+       ChatFlags(), RunChat},
+      {"infer", "FILE.jsonl [-o OUT.jsonl]",
+       "run a batch inference job and write its results in input order",
+       InferFlags(), RunInfer},
+      {"adapters", "ls|load|unload|rm|pull|export [NAME] [DIR]",
+       "list and manage the served LoRA adapters", AdaptersFlags(),
+       RunAdapters},
   };
   return *commands;
 }

@@ -180,8 +180,8 @@ DatasetArgKind ClassifyDatasetArg(const std::string& arg, bool file_exists) {
 
 const std::vector<FlagSpec>& GenerateFlags() {
   static const auto* flags = new std::vector<FlagSpec>{
-      {"adapter", true, false, "JOB_ID",
-       "apply the adapter of this fine-tune job"},
+      {"adapter", true, false, "NAME",
+       "a registered adapter's name, or a succeeded fine-tune job's id"},
       {"max-tokens", true, false, "N", "new tokens at most (64)"},
       {"temperature", true, false, "X", "0 = greedy (default)"},
       {"top-k", true, false, "N", "0 = off"},

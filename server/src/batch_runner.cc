@@ -222,6 +222,11 @@ void BatchRunner::RunJob(const std::string& job_id) {
 }
 
 void BatchRunner::RunLines(Run& run) {
+  // The first line runs alone, so that a cold worker loads the model once
+  // rather than once per concurrent call.
+  if (run.pending.empty()) return;
+  run.next = 1;
+  if (RunLine(run, run.lines[run.pending[0]]) == LineEnd::kStopped) return;
   const int threads =
       std::max(1, std::min<int>(options_.batch_concurrency,
                                 static_cast<int>(run.pending.size())));
