@@ -22,3 +22,12 @@ if(TARGET lorad::cuda_bridge)
     target_compile_definitions(kernels_bridge_test PRIVATE LORAD_EXPECT_BRIDGE_CUDA=0)
   endif()
 endif()
+
+# The GPU benchmark's HF peer scripts (bench/gpu/), run tiny on the CPU so
+# they are known to work before a GPU host runs them at full size.
+if(EXISTS ${LORAD_PYTHON})
+  add_test(NAME gpu_bench_scripts_test
+    COMMAND bash ${PROJECT_SOURCE_DIR}/bench/gpu/check_cpu.sh ${LORAD_PYTHON})
+  set_tests_properties(gpu_bench_scripts_test PROPERTIES
+    LABELS bench_scripts TIMEOUT 300)
+endif()

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# The GPU half of issue 5 in one command, on a GPU host (see
+# ../shared/gpu/README.md): build, run the kernel tests on the GPU, run
+# kernels_bench, run the HF peers and lorad's side of the training / decode
+# comparison, and write bench/results/<device>-<commit>.json.
+#
+#   bash bench/gpu/run_all.sh                  # every stage, in order
+#   bash bench/gpu/run_all.sh build tests      # chosen stages only
+# Stages: env build tests kernels peers-train peers-decode ours collect.
+# Each stage appends JSON lines under $BUILD/bench-work/ and collect merges
+# them, so stages can run in separate calls (e.g. under a per-call time
+# limit). Env: BUILD (default build-gpu), WORK ($BUILD/bench-work),
+# RESULTS_DIR (bench/results), PYTHON (python3), LORAD_COMMIT (default: git),
+# TRAIN_STEPS (10), MODELS ("llama-1b llama3-8b"), SEQS ("512 2048"),
+# OUT (if set, the results file and logs are copied there too).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+BUILD=${BUILD:-build-gpu}
+WORK=${WORK:-$BUILD/bench-work}
+RESULTS_DIR=${RESULTS_DIR:-bench/results}
+MODELS=${MODELS:-"llama-1b llama3-8b"}
+SEQS=${SEQS:-"512 2048"}
+TRAIN_STEPS=${TRAIN_STEPS:-10}
+PY=${PYTHON:-python3}
+mkdir -p "$WORK"
+
+if [ -f .deps/use-deps.sh ]; then
+  # shellcheck disable=SC1091
+  source .deps/use-deps.sh
+fi
+
+device_name() {
+  local n
+  n=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+  [ -n "$n" ] || n=no-gpu
+  echo "$n" | tr -c 'A-Za-z0-9._\n-' '-' | sed 's/-*$//'
+}
+commit() {
+  if [ -n "${LORAD_COMMIT:-}" ]; then echo "$LORAD_COMMIT"; return; fi
+  git rev-parse --short HEAD 2>/dev/null || echo unknown
+}
+DEVICE=$(device_name)
+COMMIT=$(commit)
+
+# One JSON line: {"bench":"<name>","status":"<status>", ...extra JSON fields}
+note() {
+  "$PY" -c 'import json,sys; d={"bench":sys.argv[1],"status":sys.argv[2]}
+for kv in sys.argv[3:]:
+    k,v=kv.split("=",1); d[k]=v
+print(json.dumps(d))' "$@"
+}
+
+# The first line of a log that looks like an error, else its last line.
+first_error() {
+  local line
+  line=$(grep -m1 -E "what\(\)|[Ee]rror|failed" "$1" 2>/dev/null)
+  [ -n "$line" ] || line=$(tail -1 "$1" 2>/dev/null)
+  echo "${line:0:400}"
+}
+
+stage_env() {
+  {
+    note env ok "device=$DEVICE" "commit=$COMMIT" \
+      "nvidia_smi=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)" \
+      "nvcc=$(nvcc --version 2>&1 | tail -2 | head -1)" \
+      "gxx=$(g++ --version 2>&1 | head -1)" \
+      "torch=$("$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1)"
+  } > "$WORK/env.jsonl"
+  cat "$WORK/env.jsonl"
+}
+
+stage_build() {
+  local torch_prefix
+  torch_prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="${LORAD_PREFIX_PATH:-$torch_prefix}" \
+      > "$WORK/configure.log" 2>&1 || { tail -40 "$WORK/configure.log"; return 1; }
+  fi
+  # What the stages below run; train_bench / serving_bench are optional.
+  cmake --build "$BUILD" -j "$(nproc)" --target kernels_nf4_gemv_test \
+    kernels_lora_test kernels_rmsnorm_test kernels_bridge_test nf4_test \
+    kernels_bench > "$WORK/build.log" 2>&1 || { tail -60 "$WORK/build.log"; return 1; }
+  for t in train_bench serving_bench lorad-worker; do
+    cmake --build "$BUILD" -j "$(nproc)" --target "$t" >> "$WORK/build.log" 2>&1 \
+      || echo "optional target $t did not build (see $WORK/build.log)"
+  done
+  echo "built in $BUILD"
+}
+
+stage_tests() {
+  : > "$WORK/tests.jsonl"
+  local rc_all=0
+  for t in nf4_test kernels_nf4_gemv_test kernels_lora_test kernels_rmsnorm_test \
+           kernels_bridge_test; do
+    local bin="$BUILD/tests/$t"
+    if [ ! -x "$bin" ]; then note gpu_test missing "binary=$t" >> "$WORK/tests.jsonl"; continue; fi
+    "$bin" --gtest_output="json:$WORK/gtest-$t.json" > "$WORK/test-$t.log" 2>&1
+    local rc=$?
+    [ $rc -eq 0 ] || rc_all=1
+    "$PY" - "$WORK/gtest-$t.json" "$t" "$rc" >> "$WORK/tests.jsonl" <<'PYEOF'
+import json, sys
+path, name, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    g = json.load(open(path))
+except Exception as e:
+    print(json.dumps({"bench": "gpu_test", "binary": name, "status": "no-report", "rc": rc}))
+    sys.exit(0)
+cases = [c for s in g["testsuites"] for c in s["testsuite"]]
+skipped = [c["classname"] + "." + c["name"] for c in cases if c.get("result") == "SKIPPED"]
+failed = [c["classname"] + "." + c["name"] for c in cases if c.get("failures")]
+print(json.dumps({"bench": "gpu_test", "binary": name, "rc": rc,
+                  "status": "pass" if rc == 0 else "fail",
+                  "tests": len(cases), "failed": failed, "skipped": skipped}))
+PYEOF
+  done
+  cat "$WORK/tests.jsonl"
+  return $rc_all
+}
+
+stage_kernels() {
+  "$BUILD/bench/kernels_bench" | tee "$WORK/kernels.jsonl"
+}
+
+stage_peers_train() {
+  : > "$WORK/peers-train.jsonl"
+  for m in $MODELS; do
+    for s in $SEQS; do
+      "$PY" bench/gpu/hf_train_peer.py --model "$m" --seq "$s" --steps "$TRAIN_STEPS" \
+        >> "$WORK/peers-train.jsonl" 2>> "$WORK/peers-train.log" \
+        || note train failed "side=hf_peft" "model=$m" "seq=$s" >> "$WORK/peers-train.jsonl"
+      tail -1 "$WORK/peers-train.jsonl"
+    done
+  done
+}
+
+stage_peers_decode() {
+  "$PY" bench/gpu/hf_decode_peer.py --model llama3-8b --batches 1,16 \
+    > "$WORK/peers-decode.jsonl" 2> "$WORK/peers-decode.log" \
+    || note decode failed "side=hf_generate" "model=llama3-8b" >> "$WORK/peers-decode.jsonl"
+  cat "$WORK/peers-decode.jsonl"
+}
+
+# lorad's side: bench binaries written elsewhere in the project; "missing"
+# when this build has none.
+stage_ours() {
+  : > "$WORK/ours.jsonl"
+  local models_dir="$BUILD/bench-models"
+  local data="$WORK/data/train.jsonl"  # not *.jsonl of WORK: collect reads those
+  mkdir -p "$WORK/data"
+  "$PY" - "$data" <<'PYEOF'
+import json, sys
+words = ["the", "model", "adapter", "river", "quiet", "server", "light", "token",
+         "carries", "measures", "remembers", "answers", "seven", "stones", "train"]
+with open(sys.argv[1], "w") as f:
+    for i in range(4000):
+        text = " ".join(words[(i * 7 + k * 3) % len(words)] for k in range(40))
+        f.write(json.dumps({"text": text}) + "\n")
+PYEOF
+  if [ -x "$BUILD/bench/train_bench" ]; then
+    # A byte-level tokenizer from lorad's built-in tiny model.
+    "$BUILD/bench/train_bench" --model=tiny --write_model_only \
+      --cache_dir="$models_dir" > "$WORK/ours-tiny.log" 2>&1
+    local tok_dir
+    tok_dir=$(dirname "$(find "$models_dir" -name tokenizer.json | head -1)")
+    for m in $MODELS; do
+      "$PY" bench/gpu/make_model.py --model "$m" --out "$models_dir/$m" \
+        --tokenizer_from "$tok_dir" >> "$WORK/ours.log" 2>&1
+      for s in $SEQS; do
+        if "$BUILD/bench/train_bench" --model="$models_dir/$m" --data="$data" \
+             --device=cuda --compute_dtype=bfloat16 --seq="$s" --batch=1 --rank=16 \
+             --alpha=32 --steps="$TRAIN_STEPS" > "$WORK/ours-train-$m-$s.out" \
+             2> "$WORK/ours-train-$m-$s.err"; then
+          "$PY" -c 'import json,sys
+for line in open(sys.argv[1]):
+    line=line.strip()
+    if line.startswith("{"):
+        d=json.loads(line); d.setdefault("bench","train"); d["side"]="lorad"
+        d["model"]=sys.argv[2]; d["seq"]=int(sys.argv[3]); print(json.dumps(d))' \
+            "$WORK/ours-train-$m-$s.out" "$m" "$s" >> "$WORK/ours.jsonl"
+        else
+          note train failed "side=lorad" "model=$m" "seq=$s" \
+            "error=$(first_error "$WORK/ours-train-$m-$s.err")" >> "$WORK/ours.jsonl"
+        fi
+      done
+    done
+  else
+    note train missing "side=lorad" "binary=$BUILD/bench/train_bench" >> "$WORK/ours.jsonl"
+  fi
+  if [ -x "$BUILD/bench/serving_bench" ]; then
+    for b in 1 16; do
+      "$BUILD/bench/serving_bench" --model="$models_dir/llama3-8b" --device=cuda \
+        --batch="$b" --new_tokens=128 2>> "$WORK/ours.log" \
+        | "$PY" -c 'import json,sys
+for line in sys.stdin:
+    line=line.strip()
+    if line.startswith("{"):
+        d=json.loads(line); d.setdefault("bench","decode"); d["side"]="lorad"
+        d.setdefault("batch", int(sys.argv[1])); print(json.dumps(d))' "$b" >> "$WORK/ours.jsonl" \
+        || note decode failed "side=lorad" "batch=$b" >> "$WORK/ours.jsonl"
+    done
+  else
+    note decode missing "side=lorad" "binary=$BUILD/bench/serving_bench" >> "$WORK/ours.jsonl"
+  fi
+  cat "$WORK/ours.jsonl"
+}
+
+stage_collect() {
+  local out="$RESULTS_DIR/$DEVICE-$COMMIT.json"
+  "$PY" bench/gpu/collect.py --work "$WORK" --out "$out" --device "$DEVICE" \
+    --commit "$COMMIT"
+  if [ -n "${OUT:-}" ]; then
+    mkdir -p "$OUT/logs"
+    cp "$out" "$OUT/"
+    cp "$WORK"/*.log "$WORK"/*.jsonl "$OUT/logs/" 2>/dev/null || true
+  fi
+}
+
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(env build tests kernels peers-train peers-decode ours collect)
+status=0
+for st in "${stages[@]}"; do
+  echo "== $st ($(date -u +%H:%M:%S))"
+  case "$st" in
+    env) stage_env ;;
+    build) stage_build || { echo "build failed"; exit 1; } ;;
+    tests) stage_tests || status=1 ;;
+    kernels) stage_kernels || status=1 ;;
+    peers-train) stage_peers_train ;;
+    peers-decode) stage_peers_decode ;;
+    ours) stage_ours ;;
+    collect) stage_collect ;;
+    *) echo "unknown stage $st"; exit 2 ;;
+  esac
+done
+exit $status
