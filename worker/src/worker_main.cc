@@ -14,6 +14,13 @@
 ABSL_FLAG(std::string, socket, "", "Unix socket path to listen on.");
 ABSL_FLAG(std::string, device, "auto", "auto, cpu or cuda[:N].");
 ABSL_FLAG(int, threads, 0, "Intra-op threads for LibTorch (0: its default).");
+ABSL_FLAG(int, max_device_adapters, 8,
+          "Adapters resident on the device per base model; the least "
+          "recently used unpinned ones move to host memory (<= 0: no bound).");
+ABSL_FLAG(int, max_batch, 32, "Requests decoded together in one batch.");
+ABSL_FLAG(int, inference_turns_per_training_turn, 4,
+          "While requests are served, a training job gets one micro-batch "
+          "after this many serving turns.");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("lorad-worker --socket=PATH [--device=auto]");
@@ -41,7 +48,18 @@ int main(int argc, char** argv) {
     torch::set_num_threads(absl::GetFlag(FLAGS_threads));
   }
   std::remove(socket.c_str());
-  lorad::worker::WorkerServiceImpl service(device);
+  if (absl::GetFlag(FLAGS_max_batch) < 1 ||
+      absl::GetFlag(FLAGS_inference_turns_per_training_turn) < 1) {
+    std::cerr << "lorad-worker: --max_batch and "
+                 "--inference_turns_per_training_turn must be >= 1\n";
+    return 2;
+  }
+  lorad::worker::WorkerOptions options;
+  options.max_device_adapters = absl::GetFlag(FLAGS_max_device_adapters);
+  options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  options.inference_turns_per_training_turn =
+      absl::GetFlag(FLAGS_inference_turns_per_training_turn);
+  lorad::worker::WorkerServiceImpl service(device, options);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + socket, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(64 << 20);

@@ -2,7 +2,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <chrono>
+#include <algorithm>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 
@@ -33,8 +34,8 @@ torch::Tensor ApplyTopKTopP(torch::Tensor logits, int64_t top_k, double top_p) {
   }
   if (top_p > 0 && top_p < 1) {
     auto [sorted, idx] = logits.sort(/*dim=*/-1, /*descending=*/true);
-    torch::Tensor cum = sorted.softmax(-1).cumsum(-1);
-    torch::Tensor remove = (cum - sorted.softmax(-1)) > top_p;
+    torch::Tensor probs = sorted.softmax(-1);
+    torch::Tensor remove = (probs.cumsum(-1) - probs) > top_p;
     sorted = sorted.masked_fill(remove, -INFINITY);
     logits = torch::full_like(logits, -INFINITY).scatter(-1, idx, sorted);
   }
@@ -43,10 +44,9 @@ torch::Tensor ApplyTopKTopP(torch::Tensor logits, int64_t top_k, double top_p) {
 
 }  // namespace
 
-absl::Status Generate(
-    const LlamaModel& model, const AdapterSet* adapter,
-    const lorad::v1::GenerateRequest& req,
-    const std::function<bool(const lorad::v1::GenerateResponse&)>& on_chunk) {
+absl::StatusOr<PreparedRequest> PrepareRequest(
+    const LlamaModel& model, const ChatTemplate& chat,
+    const lorad::v1::GenerateRequest& req) {
   if (req.temperature() < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("temperature must be >= 0, got ", req.temperature()));
@@ -60,102 +60,153 @@ absl::Status Generate(
     return absl::InvalidArgumentError(
         "top_k, max_new_tokens and repetition_penalty must be >= 0");
   }
-  const int64_t max_new = req.max_new_tokens() > 0 ? req.max_new_tokens() : 64;
-  auto start = std::chrono::steady_clock::now();
-  torch::NoGradGuard no_grad;
+  if (!req.prompt().empty() && req.messages_size() > 0) {
+    return absl::InvalidArgumentError("give prompt or messages, not both");
+  }
+  PreparedRequest p;
+  p.request = req;
+  p.max_new_tokens = req.max_new_tokens() > 0 ? req.max_new_tokens() : 64;
   const ModelConfig& c = model.config();
-  std::vector<int32_t> prompt;
+  std::string text = req.prompt();
+  if (req.messages_size() > 0) {
+    std::vector<ChatTurn> turns;
+    for (const auto& m : req.messages())
+      turns.push_back({m.role(), m.content()});
+    auto rendered = RenderChat(chat, turns);
+    if (!rendered.ok()) return rendered.status();
+    text = *rendered;
+    if (!chat.end_of_turn.empty()) {
+      if (auto id = model.tokenizer().TokenToId(chat.end_of_turn)) {
+        p.stop_token_ids.push_back(*id);
+      }
+    }
+  }
   if (c.bos_token_id >= 0)
-    prompt.push_back(static_cast<int32_t>(c.bos_token_id));
-  for (int32_t id : model.tokenizer().Encode(req.prompt()))
-    prompt.push_back(id);
-  if (static_cast<int64_t>(prompt.size()) + max_new >
+    p.prompt.push_back(static_cast<int32_t>(c.bos_token_id));
+  for (int32_t id : model.tokenizer().Encode(text)) p.prompt.push_back(id);
+  for (int64_t id : c.eos_token_ids) p.stop_token_ids.push_back(id);
+  if (static_cast<int64_t>(p.prompt.size()) + p.max_new_tokens >
       c.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prompt (", prompt.size(), " tokens) + max_new_tokens (", max_new,
-        ") exceeds the model's context of ", c.max_position_embeddings));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt (", p.prompt.size(), " tokens) + max_new_tokens (",
+                     p.max_new_tokens, ") exceeds the model's context of ",
+                     c.max_position_embeddings));
   }
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(req.seed());
-  KvCache cache;
-  ForwardOptions options;
-  options.adapter = adapter;
-  options.cache = &cache;
-  torch::Tensor input =
-      torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()),
-                    torch::kLong)
-          .unsqueeze(0);
-  std::vector<int32_t> generated;
-  std::string text_sent;
-  std::string finish = "length";
-  float ttft = 0;
-  for (int64_t i = 0; i < max_new; ++i) {
-    torch::Tensor logits = model.Forward(input, options)[0][-1].to(torch::kCPU);
-    if (req.repetition_penalty() > 0 && req.repetition_penalty() != 1) {
-      for (int32_t id : prompt) {
-        float v = logits[id].item<float>();
-        logits[id] =
-            v > 0 ? v / req.repetition_penalty() : v * req.repetition_penalty();
-      }
-      for (int32_t id : generated) {
-        float v = logits[id].item<float>();
-        logits[id] =
-            v > 0 ? v / req.repetition_penalty() : v * req.repetition_penalty();
-      }
-    }
-    int64_t next;
-    if (req.temperature() == 0) {
-      next = logits.argmax().item<int64_t>();
-    } else {
-      torch::Tensor l =
-          ApplyTopKTopP(logits / req.temperature(), req.top_k(), req.top_p());
-      next = torch::multinomial(l.softmax(-1), 1, false, gen).item<int64_t>();
-    }
-    if (i == 0) {
-      ttft =
-          std::chrono::duration<float>(std::chrono::steady_clock::now() - start)
-              .count();
-    }
-    if (std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), next) !=
-        c.eos_token_ids.end()) {
-      finish = "eos";
-      break;
-    }
-    generated.push_back(static_cast<int32_t>(next));
-    std::string text = model.tokenizer().Decode(generated, true);
-    bool stopped = false;
-    for (const std::string& stop : req.stop()) {
-      if (stop.empty()) continue;
-      size_t at = text.find(stop);
-      if (at != std::string::npos) {
-        text.resize(at);
-        stopped = true;
-      }
-    }
-    size_t ready = stopped ? text.size() : CompleteUtf8Prefix(text);
-    if (ready > text_sent.size() &&
-        text.compare(0, text_sent.size(), text_sent) == 0) {
-      lorad::v1::GenerateResponse chunk;
-      chunk.set_text(text.substr(text_sent.size(), ready - text_sent.size()));
-      chunk.add_token_ids(static_cast<int32_t>(next));
-      text_sent = text.substr(0, ready);
-      if (!on_chunk(chunk)) return absl::CancelledError("client went away");
-    }
-    if (stopped) {
-      finish = "stop";
-      break;
-    }
-    input = torch::tensor({{next}}, torch::kLong);
+  return p;
+}
+
+DecodeState::DecodeState(const LlamaModel& model, PreparedRequest prepared,
+                         Clock::time_point start)
+    : model_(model),
+      prepared_(std::move(prepared)),
+      start_(start),
+      gen_(at::make_generator<at::CPUGeneratorImpl>(prepared_.request.seed())) {
+}
+
+DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
+  const lorad::v1::GenerateRequest& req = prepared_.request;
+  torch::Tensor logits = device_logits.to(torch::kCPU, torch::kFloat32);
+  const float penalty = req.repetition_penalty();
+  if (penalty > 0 && penalty != 1) {
+    std::set<int64_t> seen(prepared_.prompt.begin(), prepared_.prompt.end());
+    seen.insert(generated_.begin(), generated_.end());
+    torch::Tensor idx = torch::tensor(
+        std::vector<int64_t>(seen.begin(), seen.end()), torch::kLong);
+    torch::Tensor v = logits.index_select(0, idx);
+    logits = logits.index_copy(0, idx,
+                               torch::where(v > 0, v / penalty, v * penalty));
   }
+  Step step;
+  if (req.temperature() == 0) {
+    step.token = logits.argmax().item<int64_t>();
+  } else {
+    torch::Tensor l =
+        ApplyTopKTopP(logits / req.temperature(), req.top_k(), req.top_p());
+    step.token =
+        torch::multinomial(l.softmax(-1), 1, false, gen_).item<int64_t>();
+  }
+  if (generated_.empty()) {
+    ttft_ = std::chrono::duration<float>(Clock::now() - start_).count();
+  }
+  const auto& stops = prepared_.stop_token_ids;
+  if (std::find(stops.begin(), stops.end(), step.token) != stops.end()) {
+    finish_ = "eos";
+    step.done = true;
+    return step;
+  }
+  generated_.push_back(static_cast<int32_t>(step.token));
+  std::string text = model_.tokenizer().Decode(generated_, true);
+  bool stopped = false;
+  for (const std::string& stop : req.stop()) {
+    if (stop.empty()) continue;
+    size_t at = text.find(stop);
+    if (at != std::string::npos) {
+      text.resize(at);
+      stopped = true;
+    }
+  }
+  // Every token is reported; text goes out once it is complete UTF-8.
+  step.has_chunk = true;
+  step.chunk.add_token_ids(static_cast<int32_t>(step.token));
+  size_t ready = stopped ? text.size() : CompleteUtf8Prefix(text);
+  if (ready > text_sent_.size() &&
+      text.compare(0, text_sent_.size(), text_sent_) == 0) {
+    step.chunk.set_text(
+        text.substr(text_sent_.size(), ready - text_sent_.size()));
+    text_sent_ = text.substr(0, ready);
+  }
+  if (stopped) {
+    finish_ = "stop";
+    step.done = true;
+  } else if (generated() >= prepared_.max_new_tokens) {
+    step.done = true;
+  }
+  return step;
+}
+
+lorad::v1::GenerateResponse DecodeState::Final() const {
   lorad::v1::GenerateResponse last;
-  last.set_finish_reason(finish);
+  last.set_finish_reason(finish_);
   auto* usage = last.mutable_usage();
-  usage->set_prompt_tokens(static_cast<int32_t>(prompt.size()));
-  usage->set_completion_tokens(static_cast<int32_t>(generated.size()));
-  usage->set_time_to_first_token_seconds(ttft);
+  usage->set_prompt_tokens(static_cast<int32_t>(prepared_.prompt.size()));
+  usage->set_completion_tokens(static_cast<int32_t>(generated_.size()));
+  usage->set_time_to_first_token_seconds(ttft_);
   usage->set_total_seconds(
-      std::chrono::duration<float>(std::chrono::steady_clock::now() - start)
-          .count());
-  on_chunk(last);
+      std::chrono::duration<float>(Clock::now() - start_).count());
+  return last;
+}
+
+absl::Status Generate(
+    const LlamaModel& model, const AdapterSet* adapter,
+    const lorad::v1::GenerateRequest& req,
+    const std::function<bool(const lorad::v1::GenerateResponse&)>& on_chunk) {
+  const auto start = DecodeState::Clock::now();
+  auto prepared =
+      PrepareRequest(model, ChatTemplate::FromModelDir(model.dir()), req);
+  if (!prepared.ok()) return prepared.status();
+  const int64_t capacity =
+      static_cast<int64_t>(prepared->prompt.size()) + prepared->max_new_tokens;
+  DecodeState state(model, *std::move(prepared), start);
+  KvCache cache = model.ReserveCache(capacity);
+  const std::vector<int32_t>& prompt = state.prepared().prompt;
+  std::vector<int64_t> ids(prompt.begin(), prompt.end());
+  for (;;) {
+    const int64_t n = static_cast<int64_t>(ids.size());
+    BatchedLora lora = BuildBatchedLora({{adapter, 0, n}}, model.config(),
+                                        model.device(), model.dtype());
+    RaggedBatch batch;
+    batch.ids = torch::tensor(ids, torch::kLong);
+    batch.lengths = {n};
+    batch.caches = {&cache};
+    batch.lora = adapter != nullptr ? &lora : nullptr;
+    DecodeState::Step step = state.Next(model.ForwardRagged(batch)[0]);
+    if (step.has_chunk && !on_chunk(step.chunk)) {
+      return absl::CancelledError("client went away");
+    }
+    if (step.done) break;
+    ids = {step.token};
+  }
+  on_chunk(state.Final());
   return absl::OkStatus();
 }
 

@@ -170,6 +170,10 @@ absl::StatusOr<AdapterSet> AdapterSet::LoadPeft(const std::string& dir,
   }
   options.target_modules.assign(targets.begin(), targets.end());
   set.options_ = options;
+  if (j.contains("base_model_name_or_path") &&
+      j["base_model_name_or_path"].is_string()) {
+    set.base_model_name_ = j["base_model_name_or_path"].get<std::string>();
+  }
   return set;
 }
 
@@ -231,6 +235,31 @@ std::vector<torch::Tensor> AdapterSet::Parameters() const {
 std::vector<torch::Tensor> AdapterSet::LayerParameters(int64_t layer) const {
   auto it = by_layer_.find(layer);
   return it == by_layer_.end() ? std::vector<torch::Tensor>{} : it->second;
+}
+
+AdapterSet AdapterSet::CopyTo(torch::Device device,
+                              torch::ScalarType dtype) const {
+  AdapterSet out;
+  out.options_ = options_;
+  out.base_model_name_ = base_model_name_;
+  for (const auto& [key, w] : weights_) {
+    out.weights_[key] = {w.a.detach().to(device, dtype),
+                         w.b.detach().to(device, dtype)};
+  }
+  for (const auto& [key, w] : out.weights_) {
+    const int64_t layer = std::stoll(key.substr(sizeof("model.layers.") - 1));
+    out.by_layer_[layer].push_back(w.a);
+    out.by_layer_[layer].push_back(w.b);
+  }
+  return out;
+}
+
+int64_t AdapterSet::SizeBytes() const {
+  int64_t n = 0;
+  for (const auto& [key, w] : weights_) {
+    n += w.a.numel() * w.a.element_size() + w.b.numel() * w.b.element_size();
+  }
+  return n;
 }
 
 int64_t AdapterSet::NumParameters() const {

@@ -90,7 +90,8 @@ std::pair<torch::Tensor, int64_t> LossSum(const LlamaModel& model,
 absl::StatusOr<float> Evaluate(const LlamaModel& model,
                                const AdapterSet& adapter,
                                const std::vector<TokenSequence>& seqs,
-                               int64_t batch_size, int32_t pad_id) {
+                               int64_t batch_size, int32_t pad_id,
+                               DeviceTurns* turns) {
   torch::NoGradGuard no_grad;
   ForwardOptions options;
   options.adapter = &adapter;
@@ -101,6 +102,7 @@ absl::StatusOr<float> Evaluate(const LlamaModel& model,
     for (size_t i = start; i < std::min(seqs.size(), start + batch_size); ++i) {
       pick.push_back(static_cast<int64_t>(i));
     }
+    DeviceTurn turn(turns, DeviceTurn::Kind::kTraining);
     Batch batch = MakeBatch(seqs, pick, pad_id, model.device());
     auto [loss, n] = LossSum(model, batch, options);
     total += loss.item<double>();
@@ -232,7 +234,8 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   auto eval_and_emit = [&](int64_t step) -> absl::Status {
     if (eval.empty()) return absl::OkStatus();
     LORAD_ASSIGN_OR_RETURN(
-        float loss, Evaluate(model, adapter, eval, hp.batch_size(), pad_id));
+        float loss, Evaluate(model, adapter, eval, hp.batch_size(), pad_id,
+                             cb.device_turns));
     TrainEvent e;
     e.mutable_eval()->set_step(static_cast<int32_t>(step));
     e.mutable_eval()->set_eval_loss(loss);
@@ -262,6 +265,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       std::vector<int64_t> pick(
           order.begin() + within * hp.batch_size(),
           order.begin() + std::min(n, (within + 1) * hp.batch_size()));
+      DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
       Batch batch = MakeBatch(train, pick, pad_id, device);
       auto [loss, count] = LossSum(model, batch, train_options);
       torch::Tensor mean = loss / std::max<int64_t>(1, count);
@@ -270,17 +274,21 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       step_tokens += batch.tokens;
     }
     double grad_norm = 0;
-    if (hp.max_grad_norm() > 0) {
-      grad_norm = torch::nn::utils::clip_grad_norm_(params, hp.max_grad_norm());
-    } else {
-      torch::NoGradGuard no_grad;
-      double sq = 0;
-      for (const auto& p : params) {
-        if (p.grad().defined()) sq += p.grad().pow(2).sum().item<double>();
+    {
+      DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
+      if (hp.max_grad_norm() > 0) {
+        grad_norm =
+            torch::nn::utils::clip_grad_norm_(params, hp.max_grad_norm());
+      } else {
+        torch::NoGradGuard no_grad;
+        double sq = 0;
+        for (const auto& p : params) {
+          if (p.grad().defined()) sq += p.grad().pow(2).sum().item<double>();
+        }
+        grad_norm = std::sqrt(sq);
       }
-      grad_norm = std::sqrt(sq);
+      optimizer.step();
     }
-    optimizer.step();
     state.step = step + 1;
     state.tokens_seen += step_tokens;
     last_loss = static_cast<float>(loss_sum / accum);
@@ -310,6 +318,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     }
     if (hp.checkpoint_every() > 0 && state.step % hp.checkpoint_every() == 0 &&
         state.step < total_steps) {
+      DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
       LORAD_RETURN_IF_ERROR(
           SaveCheckpoint(checkpoint_path, adapter, optimizer, state));
       TrainEvent c;

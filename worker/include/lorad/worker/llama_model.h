@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lorad/worker/batched_lora.h"
 #include "lorad/worker/lora.h"
 #include "lorad/worker/model_config.h"
 #include "lorad/worker/nf4_weight.h"
@@ -24,9 +25,23 @@
 namespace lorad::worker {
 
 // Keys and values of past positions, per layer [batch, kv_heads, T, head_dim].
+// A cache made by LlamaModel::ReserveCache instead holds one request with
+// room for `capacity` positions, [kv_heads, capacity, head_dim] per layer,
+// and is for ForwardRagged only.
 struct KvCache {
   std::vector<torch::Tensor> k, v;
   int64_t length = 0;
+  int64_t capacity = 0;
+};
+
+// A ragged batch for serving: segment i is the next lengths[i] tokens of
+// one request, continuing caches[i] (its positions start at
+// caches[i]->length). Segments lie one after another in `ids`.
+struct RaggedBatch {
+  torch::Tensor ids;  // long [sum of lengths]
+  std::vector<int64_t> lengths;
+  std::vector<KvCache*> caches;       // reserved, with room for the segment
+  const BatchedLora* lora = nullptr;  // per-row adapters; nullptr: base
 };
 
 struct ForwardOptions {
@@ -53,6 +68,28 @@ class LlamaModel {
   // Logits (fp32, [batch, T, vocab]) for input_ids [batch, T] (int64).
   torch::Tensor Forward(const torch::Tensor& input_ids,
                         const ForwardOptions& options) const;
+
+  // Inference on a ragged batch (no autograd): appends each segment's keys
+  // and values to its cache and returns the fp32 logits of each segment's
+  // last token, [segments, vocab]. Each row attends only to its own cache,
+  // so its result does not depend on the other rows. Throws c10::Error
+  // when a cache lacks room.
+  torch::Tensor ForwardRagged(const RaggedBatch& batch) const;
+
+  // An empty cache for ForwardRagged with room for `capacity` positions.
+  KvCache ReserveCache(int64_t capacity) const;
+
+  // Writes the base with `adapter` merged in (W + scale * B A, the NF4
+  // weights dequantized) as a Hugging Face checkpoint in `dtype` (kBFloat16
+  // or kHalf) to `out_dir`: config.json (torch_dtype updated),
+  // model.safetensors (sharded with an index past `max_shard_bytes`) and
+  // the tokenizer files of the base. `adapter` may be null (base only).
+  // Returns the bytes of weights written.
+  absl::StatusOr<int64_t> ExportMerged(const AdapterSet* adapter,
+                                       const std::string& out_dir,
+                                       torch::ScalarType dtype,
+                                       int64_t max_shard_bytes = 4LL
+                                                                 << 30) const;
 
   // One decoder block (public for gradient checkpointing's recompute).
   torch::Tensor Block(int64_t layer, const torch::Tensor& hidden,
@@ -86,6 +123,11 @@ class LlamaModel {
   LlamaModel() = default;
   torch::Tensor ApplyLinear(const Linear& l, const torch::Tensor& x,
                             const ForwardOptions& options) const;
+  torch::Tensor ApplyLinearRagged(const Linear& l, const torch::Tensor& x,
+                                  const BatchedLora* lora) const;
+  torch::Tensor RaggedBlock(int64_t layer, const torch::Tensor& hidden,
+                            const torch::Tensor& cos, const torch::Tensor& sin,
+                            const RaggedBatch& batch) const;
   torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& w) const;
   std::pair<torch::Tensor, torch::Tensor> Rope(int64_t offset,
                                                int64_t length) const;

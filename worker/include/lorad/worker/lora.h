@@ -78,8 +78,20 @@ class AdapterSet {
   const LoraOptions& options() const { return options_; }
   double scale() const { return options_.alpha / options_.rank; }
 
+  // adapter_config.json's base_model_name_or_path ("" when absent or for an
+  // adapter created here).
+  const std::string& base_model_name() const { return base_model_name_; }
+
+  // A copy whose tensors live on `device` in `dtype` (no autograd). When
+  // the tensors already are there, the copy shares their storage.
+  AdapterSet CopyTo(torch::Device device, torch::ScalarType dtype) const;
+
+  // Bytes held by all A and B tensors.
+  int64_t SizeBytes() const;
+
  private:
   LoraOptions options_;
+  std::string base_model_name_;
   std::map<std::string, LoraWeights> weights_;
   std::map<int64_t, std::vector<torch::Tensor>> by_layer_;
 };

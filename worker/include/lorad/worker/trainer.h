@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "lorad/v1/lorad.pb.h"
+#include "lorad/worker/device_turns.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/v1/worker.pb.h"
 
@@ -29,6 +30,9 @@ struct TrainCallbacks {
   std::function<void(const lorad::worker::v1::TrainEvent&)> on_event;
   // Polled between micro-batches; true stops the job with CANCELLED.
   std::function<bool()> cancelled;
+  // When set, every micro-batch, optimizer step, eval batch and checkpoint
+  // takes a training turn on the device, so serving can run in between.
+  DeviceTurns* device_turns = nullptr;
 };
 
 // Runs (or resumes, when job_dir holds a checkpoint) one job on `model`.

@@ -1,0 +1,134 @@
+// LlamaModel's serving path: ragged batches over per-request KV caches.
+#include <vector>
+
+#include "lorad/worker/llama_model.h"
+
+namespace lorad::worker {
+namespace {
+
+torch::Tensor RotateHalf(const torch::Tensor& x) {
+  auto halves = x.chunk(2, -1);
+  return torch::cat({-halves[1], halves[0]}, -1);
+}
+
+}  // namespace
+
+KvCache LlamaModel::ReserveCache(int64_t capacity) const {
+  KvCache cache;
+  cache.capacity = capacity;
+  auto opts = torch::TensorOptions().dtype(dtype_).device(device_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    cache.k.push_back(torch::empty(
+        {config_.num_key_value_heads, capacity, config_.head_dim}, opts));
+    cache.v.push_back(torch::empty(
+        {config_.num_key_value_heads, capacity, config_.head_dim}, opts));
+  }
+  return cache;
+}
+
+torch::Tensor LlamaModel::ApplyLinearRagged(const Linear& l,
+                                            const torch::Tensor& x,
+                                            const BatchedLora* lora) const {
+  torch::Tensor y =
+      l.nf4 ? Nf4MatMul(x, *l.nf4) : torch::matmul(x, l.dense.t());
+  if (l.bias.defined()) y = y + l.bias;
+  if (lora != nullptr) {
+    auto it = lora->modules.find(l.key);
+    if (it != lora->modules.end()) lora->backend->AddDelta(x, it->second, y);
+  }
+  return y;
+}
+
+torch::Tensor LlamaModel::RaggedBlock(int64_t index,
+                                      const torch::Tensor& hidden,
+                                      const torch::Tensor& cos,
+                                      const torch::Tensor& sin,
+                                      const RaggedBatch& batch) const {
+  const Layer& layer = layers_[index];
+  const ModelConfig& c = config_;
+  const int64_t n = hidden.size(0);
+  torch::Tensor x = RmsNorm(hidden, layer.input_norm);
+  torch::Tensor q = ApplyLinearRagged(layer.q, x, batch.lora)
+                        .view({n, c.num_attention_heads, c.head_dim});
+  torch::Tensor k = ApplyLinearRagged(layer.k, x, batch.lora)
+                        .view({n, c.num_key_value_heads, c.head_dim});
+  torch::Tensor v = ApplyLinearRagged(layer.v, x, batch.lora)
+                        .view({n, c.num_key_value_heads, c.head_dim});
+  q = q * cos + RotateHalf(q) * sin;
+  k = k * cos + RotateHalf(k) * sin;
+  std::vector<torch::Tensor> outs;
+  outs.reserve(batch.lengths.size());
+  int64_t start = 0;
+  for (size_t s = 0; s < batch.lengths.size(); ++s) {
+    const int64_t t = batch.lengths[s];
+    KvCache& cache = *batch.caches[s];
+    const int64_t past = cache.length;
+    cache.k[index]
+        .narrow(1, past, t)
+        .copy_(k.narrow(0, start, t).transpose(0, 1));
+    cache.v[index]
+        .narrow(1, past, t)
+        .copy_(v.narrow(0, start, t).transpose(0, 1));
+    torch::Tensor qs = q.narrow(0, start, t).transpose(0, 1).unsqueeze(0);
+    torch::Tensor ks = cache.k[index].narrow(1, 0, past + t).unsqueeze(0);
+    torch::Tensor vs = cache.v[index].narrow(1, 0, past + t).unsqueeze(0);
+    std::optional<torch::Tensor> mask;
+    bool causal = false;
+    if (past == 0) {
+      causal = t > 1;
+    } else if (t > 1) {
+      torch::Tensor rows = torch::arange(t, torch::kLong).unsqueeze(1) + past;
+      torch::Tensor cols = torch::arange(past + t, torch::kLong).unsqueeze(0);
+      mask = (cols <= rows).to(device_);
+    }
+    torch::Tensor o = torch::scaled_dot_product_attention(
+        qs, ks, vs, mask, 0.0, causal, std::nullopt, /*enable_gqa=*/true);
+    outs.push_back(o[0].transpose(0, 1));  // [t, heads, head_dim]
+    start += t;
+  }
+  torch::Tensor attn =
+      torch::cat(outs, 0).reshape({n, c.num_attention_heads * c.head_dim});
+  torch::Tensor h = hidden + ApplyLinearRagged(layer.o, attn, batch.lora);
+  torch::Tensor y = RmsNorm(h, layer.post_norm);
+  torch::Tensor mlp =
+      torch::silu(ApplyLinearRagged(layer.gate, y, batch.lora)) *
+      ApplyLinearRagged(layer.up, y, batch.lora);
+  return h + ApplyLinearRagged(layer.down, mlp, batch.lora);
+}
+
+torch::Tensor LlamaModel::ForwardRagged(const RaggedBatch& batch) const {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(batch.lengths.size() == batch.caches.size(),
+              "ragged batch: one cache per segment");
+  std::vector<int64_t> positions, last;
+  for (size_t s = 0; s < batch.lengths.size(); ++s) {
+    const KvCache& cache = *batch.caches[s];
+    TORCH_CHECK(cache.length + batch.lengths[s] <= cache.capacity,
+                "KV cache full: ", cache.length, " + ", batch.lengths[s], " > ",
+                cache.capacity);
+    for (int64_t j = 0; j < batch.lengths[s]; ++j) {
+      positions.push_back(cache.length + j);
+    }
+    last.push_back(static_cast<int64_t>(positions.size()) - 1);
+  }
+  TORCH_CHECK(static_cast<int64_t>(positions.size()) == batch.ids.size(0),
+              "ragged batch: lengths do not add up to the ids");
+  torch::Tensor pos =
+      torch::tensor(positions, torch::kLong).to(device_, torch::kFloat32);
+  torch::Tensor freqs = torch::outer(pos, inv_freq_);
+  torch::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);
+  torch::Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);
+  torch::Tensor hidden = torch::embedding(embed_, batch.ids.to(device_));
+  for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
+    hidden = RaggedBlock(i, hidden, cos, sin, batch);
+  }
+  for (size_t s = 0; s < batch.lengths.size(); ++s) {
+    batch.caches[s]->length += batch.lengths[s];
+  }
+  hidden =
+      hidden.index_select(0, torch::tensor(last, torch::kLong).to(device_));
+  hidden = RmsNorm(hidden, final_norm_);
+  return torch::matmul(hidden, lm_head_.t()).to(torch::kFloat32);
+}
+
+}  // namespace lorad::worker
