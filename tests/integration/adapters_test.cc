@@ -266,6 +266,64 @@ TEST_F(AdaptersTest, ReplaceAndUnloadWhileServing) {
   EXPECT_EQ(GenerateText(*client_->inference, "b", kPrompts[0]).text, b1);
 }
 
+// Where an adapter lives follows load and unload; an unloaded adapter is
+// loaded again on demand; the merged export can be downloaded.
+TEST_F(AdaptersTest, ResidencyUnloadAndMergedExport) {
+  v1::Adapter m;
+  ASSERT_TRUE(UploadAdapter(*adapters_, "m", MakeTinyAdapter({}), &m).ok());
+  const std::string before =
+      GenerateText(*client_->inference, "m", kPrompts[2]).text;
+  auto residency = [&] {
+    std::vector<v1::Adapter> listed = List();
+    return listed.size() == 1 ? listed[0].residency() : "?";
+  };
+  EXPECT_TRUE(residency() == "device" || residency() == "host") << residency();
+
+  grpc::ClientContext unload_context;
+  v1::UnloadAdapterRequest unload;
+  unload.set_name("m");
+  v1::Adapter unloaded;
+  grpc::Status status = adapters_->Unload(&unload_context, unload, &unloaded);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  EXPECT_EQ(residency(), "not loaded");
+  EXPECT_EQ(GenerateText(*client_->inference, "m", kPrompts[2]).text, before);
+
+  grpc::ClientContext export_context;
+  v1::ExportMergedRequest export_request;
+  export_request.set_name("m");
+  v1::ExportMergedResponse exported;
+  status = adapters_->ExportMerged(&export_context, export_request, &exported);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  EXPECT_GT(exported.size_bytes(), 0);
+  EXPECT_EQ(exported.adapter().merged_path(), exported.path());
+
+  grpc::ClientContext context;
+  v1::DownloadAdapterRequest download;
+  download.set_name("m");
+  download.set_merged(true);
+  auto reader = adapters_->Download(&context, download);
+  std::map<std::string, int64_t> files;
+  v1::FileChunk chunk;
+  while (reader->Read(&chunk)) {
+    files[chunk.filename()] += static_cast<int64_t>(chunk.data().size());
+  }
+  status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  EXPECT_GT(files["config.json"], 0);
+  EXPECT_GT(files["model.safetensors"], 0);
+
+  // A merged download of an adapter never exported is refused.
+  v1::Adapter other;
+  ASSERT_TRUE(UploadAdapter(*adapters_, "n", MakeTinyAdapter({}), &other).ok());
+  grpc::ClientContext other_context;
+  download.set_name("n");
+  auto other_reader = adapters_->Download(&other_context, download);
+  while (other_reader->Read(&chunk)) {
+  }
+  EXPECT_EQ(other_reader->Finish().error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
 // Eight clients, each on its own channel, all complete, and the same
 // greedy request gives the same text whoever sends it.
 TEST_F(AdaptersTest, ConcurrentClientsAllComplete) {
