@@ -1,12 +1,6 @@
-# Serving: adapter pool, continuous batching with mixed adapters, merged
-# export, PEFT-made adapters (issue 3, worker side).
-if(LORAD_WITH_TORCH)
-  foreach(t serving_pool_test serving_batch_test serving_export_test
-            serving_peft_test)
-    lorad_add_test(${t} SRCS ${CMAKE_CURRENT_LIST_DIR}/${t}.cc
-      LIBS lorad::worker)
-    target_precompile_headers(${t} REUSE_FROM lorad_worker_lib)
-  endforeach()
-  set_tests_properties(serving_batch_test serving_peft_test serving_export_test
-    PROPERTIES TIMEOUT 900)
-endif()
+# The server's serving pieces: registry/batch store, batch input format,
+# adapter validation.
+foreach(name serving_store batch_input adapter_check)
+  lorad_add_test(${name}_test SRCS ${CMAKE_CURRENT_LIST_DIR}/${name}_test.cc
+    LIBS lorad::server lorad::worker_formats nlohmann_json::nlohmann_json)
+endforeach()
