@@ -5,7 +5,7 @@ target_include_directories(lorad_it_serving PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(lorad_it_serving PUBLIC lorad_it_support
   lorad::worker_formats nlohmann_json::nlohmann_json)
 
-foreach(name adapters batch)
+foreach(name adapters batch loractl_serving)
   lorad_add_test(integration_${name}_test
     SRCS ${CMAKE_CURRENT_LIST_DIR}/${name}_test.cc
     LIBS lorad_it_serving lorad_it_support
@@ -16,5 +16,8 @@ foreach(name adapters batch)
   endif()
   if(TARGET lorad-worker)
     add_dependencies(integration_${name}_test lorad-worker)
+  endif()
+  if(TARGET loractl)
+    add_dependencies(integration_${name}_test loractl)
   endif()
 endforeach()
