@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/nf4_ref.h"
+#include "lorad/cuda_bridge/kernels.h"
 
 namespace lorad::worker {
 namespace {
@@ -74,6 +75,17 @@ Nf4Weight Nf4Weight::Quantize(const float* w, int64_t out_features,
 
 torch::Tensor Nf4Weight::Dequantize(torch::ScalarType dtype) const {
   torch::NoGradGuard no_grad;
+  // On CUDA in bf16, one fused kernel (bit-identical to the path below).
+  if (dtype == torch::kBFloat16 && packed_.defined() && packed_.is_cuda() &&
+      cuda_bridge::KernelsBuilt()) {
+    const cuda_bridge::Nf4Tensors t{
+        packed_,      absmax_codes_,  absmax_scales_,
+        dynamic_map_, absmax_offset_, out_,
+        in_};
+    absl::StatusOr<torch::Tensor> w = cuda_bridge::Nf4DequantizeBf16(t);
+    TORCH_CHECK(w.ok(), "NF4 dequantize: ", w.status().ToString());
+    return *std::move(w);
+  }
   const int64_t n = numel();
   const int64_t blocks = (n + nf4::kBlockSize - 1) / nf4::kBlockSize;
   torch::Tensor absmax =
