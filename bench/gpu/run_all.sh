@@ -6,12 +6,14 @@
 #
 #   bash bench/gpu/run_all.sh                  # every stage, in order
 #   bash bench/gpu/run_all.sh build tests      # chosen stages only
-# Stages: env build tests kernels peers-train peers-decode ours collect.
+# Stages: env build tests kernels peers-train peers-decode ours-train
+# ours-decode collect ("ours" = both ours-*).
 # Each stage appends JSON lines under $BUILD/bench-work/ and collect merges
 # them, so stages can run in separate calls (e.g. under a per-call time
 # limit). Env: BUILD (default build-gpu), WORK ($BUILD/bench-work),
 # RESULTS_DIR (bench/results), PYTHON (python3), LORAD_COMMIT (default: git),
 # TRAIN_STEPS (10), MODELS ("llama-1b llama3-8b"), SEQS ("512 2048"),
+# DECODE_MODEL (llama3-8b), MODELS_DIR ($BUILD/bench-models: random HF models),
 # OUT (if set, the results file and logs are copied there too).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,6 +24,7 @@ RESULTS_DIR=${RESULTS_DIR:-bench/results}
 MODELS=${MODELS:-"llama-1b llama3-8b"}
 SEQS=${SEQS:-"512 2048"}
 TRAIN_STEPS=${TRAIN_STEPS:-10}
+DECODE_MODEL=${DECODE_MODEL:-llama3-8b}
 PY=${PYTHON:-python3}
 mkdir -p "$WORK"
 
@@ -136,20 +139,23 @@ stage_peers_train() {
 }
 
 stage_peers_decode() {
-  "$PY" bench/gpu/hf_decode_peer.py --model llama3-8b --batches 1,16 \
+  "$PY" bench/gpu/hf_decode_peer.py --model "$DECODE_MODEL" --batches 1,16 \
     > "$WORK/peers-decode.jsonl" 2> "$WORK/peers-decode.log" \
-    || note decode failed "side=hf_generate" "model=llama3-8b" >> "$WORK/peers-decode.jsonl"
+    || note decode failed "side=hf_generate" "model=$DECODE_MODEL" >> "$WORK/peers-decode.jsonl"
   cat "$WORK/peers-decode.jsonl"
 }
 
 # lorad's side: bench binaries written elsewhere in the project; "missing"
 # when this build has none.
-stage_ours() {
-  : > "$WORK/ours.jsonl"
-  local models_dir="$BUILD/bench-models"
-  local data="$WORK/data/train.jsonl"  # not *.jsonl of WORK: collect reads those
+MODELS_DIR=${MODELS_DIR:-$BUILD/bench-models}
+DATA="$WORK/data/train.jsonl"  # not *.jsonl of WORK: collect reads those
+
+# Training data and a byte-level tokenizer (from lorad's built-in tiny
+# model) for the random models lorad's side loads; prints the tokenizer's
+# folder.
+ours_prep() {
   mkdir -p "$WORK/data"
-  "$PY" - "$data" <<'PYEOF'
+  "$PY" - "$DATA" <<'PYEOF'
 import json, sys
 words = ["the", "model", "adapter", "river", "quiet", "server", "light", "token",
          "carries", "measures", "remembers", "answers", "seven", "stones", "train"]
@@ -159,11 +165,19 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"text": text}) + "\n")
 PYEOF
   if [ -x "$BUILD/bench/train_bench" ]; then
-    # A byte-level tokenizer from lorad's built-in tiny model.
     "$BUILD/bench/train_bench" --model=tiny --write_model_only \
-      --cache_dir="$models_dir" > "$WORK/ours-tiny.log" 2>&1
-    local tok_dir
-    tok_dir=$(dirname "$(find "$models_dir" -name tokenizer.json | head -1)")
+      --cache_dir="$MODELS_DIR/lorad-cache" > "$WORK/ours-tiny.log" 2>&1
+    local tok
+    tok=$(find "$MODELS_DIR/lorad-cache" -name tokenizer.json | head -1)
+    [ -z "$tok" ] || dirname "$tok"
+  fi
+}
+
+stage_ours_train() {
+  : > "$WORK/ours-train.jsonl"
+  local tok_dir models_dir="$MODELS_DIR" data="$DATA"
+  tok_dir=$(ours_prep)
+  if [ -x "$BUILD/bench/train_bench" ]; then
     for m in $MODELS; do
       "$PY" bench/gpu/make_model.py --model "$m" --out "$models_dir/$m" \
         --tokenizer_from "$tok_dir" >> "$WORK/ours.log" 2>&1
@@ -178,32 +192,45 @@ for line in open(sys.argv[1]):
     if line.startswith("{"):
         d=json.loads(line); d.setdefault("bench","train"); d["side"]="lorad"
         d["model"]=sys.argv[2]; d["seq"]=int(sys.argv[3]); print(json.dumps(d))' \
-            "$WORK/ours-train-$m-$s.out" "$m" "$s" >> "$WORK/ours.jsonl"
+            "$WORK/ours-train-$m-$s.out" "$m" "$s" >> "$WORK/ours-train.jsonl"
         else
           note train failed "side=lorad" "model=$m" "seq=$s" \
-            "error=$(first_error "$WORK/ours-train-$m-$s.err")" >> "$WORK/ours.jsonl"
+            "error=$(first_error "$WORK/ours-train-$m-$s.err")" >> "$WORK/ours-train.jsonl"
         fi
       done
     done
   else
-    note train missing "side=lorad" "binary=$BUILD/bench/train_bench" >> "$WORK/ours.jsonl"
+    note train missing "side=lorad" "binary=$BUILD/bench/train_bench" >> "$WORK/ours-train.jsonl"
   fi
+  cat "$WORK/ours-train.jsonl"
+}
+
+stage_ours_decode() {
+  : > "$WORK/ours-decode.jsonl"
+  local tok_dir models_dir="$MODELS_DIR"
+  tok_dir=$(ours_prep)
   if [ -x "$BUILD/bench/serving_bench" ]; then
-    for b in 1 16; do
-      "$BUILD/bench/serving_bench" --model="$models_dir/llama3-8b" --device=cuda \
-        --batch="$b" --new_tokens=128 2>> "$WORK/ours.log" \
-        | "$PY" -c 'import json,sys
-for line in sys.stdin:
+    # Decode on the 8B shape: base alone, one shared adapter and distinct
+    # adapters per request (its decode_ratio lines carry distinct / base).
+    "$PY" bench/gpu/make_model.py --model "$DECODE_MODEL" --out "$models_dir/$DECODE_MODEL" \
+      ${tok_dir:+--tokenizer_from "$tok_dir"} >> "$WORK/ours.log" 2>&1
+    if "$BUILD/bench/serving_bench" --model="$models_dir/$DECODE_MODEL" --device=cuda \
+         --compute_dtype=bfloat16 --batch=1,16,32 --new_tokens=128 --phases=decode \
+         > "$WORK/ours-serving.out" 2> "$WORK/ours-serving.err"; then
+      "$PY" -c 'import json,sys
+for line in open(sys.argv[1]):
     line=line.strip()
     if line.startswith("{"):
-        d=json.loads(line); d.setdefault("bench","decode"); d["side"]="lorad"
-        d.setdefault("batch", int(sys.argv[1])); print(json.dumps(d))' "$b" >> "$WORK/ours.jsonl" \
-        || note decode failed "side=lorad" "batch=$b" >> "$WORK/ours.jsonl"
-    done
+        d=json.loads(line); d["side"]="lorad"; d["model"]=sys.argv[2]
+        print(json.dumps(d))' "$WORK/ours-serving.out" "$DECODE_MODEL" >> "$WORK/ours-decode.jsonl"
+    else
+      note decode failed "side=lorad" \
+        "error=$(first_error "$WORK/ours-serving.err")" >> "$WORK/ours-decode.jsonl"
+    fi
   else
-    note decode missing "side=lorad" "binary=$BUILD/bench/serving_bench" >> "$WORK/ours.jsonl"
+    note decode missing "side=lorad" "binary=$BUILD/bench/serving_bench" >> "$WORK/ours-decode.jsonl"
   fi
-  cat "$WORK/ours.jsonl"
+  cat "$WORK/ours-decode.jsonl"
 }
 
 stage_collect() {
@@ -218,7 +245,7 @@ stage_collect() {
 }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(env build tests kernels peers-train peers-decode ours collect)
+[ ${#stages[@]} -gt 0 ] || stages=(env build tests kernels peers-train peers-decode ours-train ours-decode collect)
 status=0
 for st in "${stages[@]}"; do
   echo "== $st ($(date -u +%H:%M:%S))"
@@ -229,7 +256,9 @@ for st in "${stages[@]}"; do
     kernels) stage_kernels || status=1 ;;
     peers-train) stage_peers_train ;;
     peers-decode) stage_peers_decode ;;
-    ours) stage_ours ;;
+    ours-train) stage_ours_train ;;
+    ours-decode) stage_ours_decode ;;
+    ours) stage_ours_train; stage_ours_decode ;;
     collect) stage_collect ;;
     *) echo "unknown stage $st"; exit 2 ;;
   esac
