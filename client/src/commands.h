@@ -32,11 +32,15 @@ int RunGenerate(const ParsedArgs& args, CommandEnv& env);
 int RunChat(const ParsedArgs& args, CommandEnv& env);
 int RunInfer(const ParsedArgs& args, CommandEnv& env);
 int RunAdapters(const ParsedArgs& args, CommandEnv& env);
+int RunSmi(const ParsedArgs& args, CommandEnv& env);
+int RunPlot(const ParsedArgs& args, CommandEnv& env);
 
 // The flags of chat, infer and adapters.
 const std::vector<FlagSpec>& ChatFlags();
 const std::vector<FlagSpec>& InferFlags();
 const std::vector<FlagSpec>& AdaptersFlags();
+const std::vector<FlagSpec>& SmiFlags();
+const std::vector<FlagSpec>& PlotFlags();
 
 // Checks that `path` is a readable regular file: NotFound or
 // InvalidArgument otherwise. Makes no RPC.
@@ -50,7 +54,8 @@ absl::StatusOr<lorad::v1::Dataset> UploadFile(const std::string& path,
 // Streams the events of `job_id` until it reaches a final state, then
 // prints its summary. kExitOk when it succeeded, kExitFailure when it
 // failed or was cancelled, kExitUnavailable when lorad could not be reached.
-int FollowJob(const std::string& job_id, CommandEnv& env);
+// With `plot`, the loss curve is drawn in the terminal once the stream ends.
+int FollowJob(const std::string& job_id, CommandEnv& env, bool plot = false);
 
 }  // namespace lorad::client
 

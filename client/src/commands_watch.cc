@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "chart.h"
 #include "commands.h"
 #include "format.h"
 #include "job_view.h"
@@ -83,7 +84,7 @@ class EventPrinter {
 
 }  // namespace
 
-int FollowJob(const std::string& job_id, CommandEnv& env) {
+int FollowJob(const std::string& job_id, CommandEnv& env, bool plot) {
   lorad::v1::WatchFineTuneJobRequest request;
   request.set_job_id(job_id);
   EventPrinter printer(env.out);
@@ -91,9 +92,15 @@ int FollowJob(const std::string& job_id, CommandEnv& env) {
     auto context = env.connection.StreamContext();
     auto reader = env.connection.fine_tuning().WatchJob(context.get(), request);
     lorad::v1::JobEvent event;
-    while (reader->Read(&event)) printer.Print(event);
+    Curve loss;
+    while (reader->Read(&event)) {
+      printer.Print(event);
+      if (event.has_step())
+        loss.emplace_back(event.step().step(), event.step().loss());
+    }
     grpc::Status status = reader->Finish();
     printer.Finish();
+    if (plot && !env.out.json()) env.out.Print(RenderTextChart(loss));
     if (!status.ok()) return env.out.Fail(env.connection.Check(status));
   }
 
@@ -121,7 +128,7 @@ int FollowJob(const std::string& job_id, CommandEnv& env) {
 int RunWatch(const ParsedArgs& args, CommandEnv& env) {
   absl::StatusOr<std::string> job_id = OnePositional(args, "JOB");
   if (!job_id.ok()) return env.out.UsageFail(job_id.status(), env.command);
-  return FollowJob(*job_id, env);
+  return FollowJob(*job_id, env, args.Switch("plot"));
 }
 
 }  // namespace lorad::client

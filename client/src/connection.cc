@@ -58,6 +58,7 @@ Connection::Connection(const GlobalOptions& options) : options_(options) {
   inference_ = lorad::v1::Inference::NewStub(channel_);
   adapters_ = lorad::v1::Adapters::NewStub(channel_);
   batch_ = lorad::v1::BatchInference::NewStub(channel_);
+  telemetry_ = lorad::v1::Telemetry::NewStub(channel_);
 }
 
 std::unique_ptr<grpc::ClientContext> Connection::UnaryContext() const {

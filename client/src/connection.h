@@ -47,6 +47,7 @@ class Connection {
   lorad::v1::Inference::Stub& inference() { return *inference_; }
   lorad::v1::Adapters::Stub& adapters() { return *adapters_; }
   lorad::v1::BatchInference::Stub& batch() { return *batch_; }
+  lorad::v1::Telemetry::Stub& telemetry() { return *telemetry_; }
 
   // A context for a unary call, with the --timeout deadline.
   std::unique_ptr<grpc::ClientContext> UnaryContext() const;
@@ -65,6 +66,7 @@ class Connection {
   std::unique_ptr<lorad::v1::Inference::Stub> inference_;
   std::unique_ptr<lorad::v1::Adapters::Stub> adapters_;
   std::unique_ptr<lorad::v1::BatchInference::Stub> batch_;
+  std::unique_ptr<lorad::v1::Telemetry::Stub> telemetry_;
 };
 
 }  // namespace lorad::client

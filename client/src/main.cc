@@ -42,7 +42,11 @@ const std::vector<Command>& Commands() {
        {{"limit", true, false, "N", "show at most N jobs"}},
        RunJobs},
       {"get", "JOB", "show a job, its memory estimate and peak", {}, RunGet},
-      {"watch", "JOB", "follow a job's progress until it ends", {}, RunWatch},
+      {"watch",
+       "JOB",
+       "follow a job's progress until it ends",
+       {{"plot", false, false, "", "draw the loss curve when the job ends"}},
+       RunWatch},
       {"cancel", "JOB", "cancel a job", {}, RunCancel},
       {"generate", "PROMPT", "generate text, optionally with an adapter",
        GenerateFlags(), RunGenerate},
@@ -54,6 +58,11 @@ const std::vector<Command>& Commands() {
       {"adapters", "ls|load|unload|rm|pull|export [NAME] [DIR]",
        "list and manage the served LoRA adapters", AdaptersFlags(),
        RunAdapters},
+      {"smi", "", "GPU and memory status, laid out like nvidia-smi", SmiFlags(),
+       RunSmi},
+      {"plot", "JOB -o FILE.png",
+       "write a PNG of a job's loss, eval loss and memory over steps",
+       PlotFlags(), RunPlot},
   };
   return *commands;
 }
