@@ -55,7 +55,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   daemon->registry_ = std::make_unique<AdapterRegistry>(
       options, daemon->serving_store_.get(), daemon->store_.get(),
       daemon->supervisor_.get());
-  daemon->registry_->RegisterFinishedJobs();
+  if (daemon->serving_store_->created_registry()) {
+    daemon->registry_->RegisterFinishedJobs();
+  }
 
   daemon->scheduler_ = std::make_unique<Scheduler>(
       options, daemon->store_.get(), daemon->journal_.get(),

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdlib>
 #include <utility>
 
 #include "absl/memory/memory.h"
@@ -148,6 +149,17 @@ absl::Status ServingStore::Init() {
   absl::MutexLock lock(&mu_);
   sqlite3_extended_result_codes(db_, 1);
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  int existing = 0;
+  auto count = [](void* out, int, char** values, char**) {
+    *static_cast<int*>(out) = values[0] != nullptr ? std::atoi(values[0]) : 0;
+    return 0;
+  };
+  int rc = sqlite3_exec(db_,
+                        "SELECT COUNT(*) FROM sqlite_master WHERE type = "
+                        "'table' AND name = 'adapters'",
+                        count, &existing, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "read the schema");
+  created_registry_ = existing == 0;
   for (const char* sql :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", kSchemaSql}) {
     int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);

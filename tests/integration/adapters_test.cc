@@ -133,6 +133,25 @@ TEST_F(AdaptersTest, TrainedAdapterChangesOnlyItsOwnRequests) {
                 .status.error_code(),
             grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Outputs("alpha"), alpha);
+
+  // Regression: a deleted adapter of a job stays deleted across a restart,
+  // while one still registered is served again at once.
+  grpc::ClientContext del_alpha_context;
+  del.set_name("alpha");
+  ASSERT_TRUE(adapters_->Delete(&del_alpha_context, del, &deleted).ok());
+  daemon_.reset();
+  auto restarted =
+      DaemonProcess::Start(dir_.path() + "/data",
+                           {absl::StrCat("--worker_binary=", WorkerBinary())});
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  daemon_ = *std::move(restarted);
+  client_ = std::make_unique<Client>(daemon_->address());
+  adapters_ = v1::Adapters::NewStub(client_->channel);
+  EXPECT_TRUE(List().empty());
+  v1::Adapter gamma;
+  ASSERT_TRUE(
+      UploadAdapter(*adapters_, "gamma", MakeTinyAdapter({}), &gamma).ok());
+  EXPECT_EQ(Outputs("gamma"), beta_before);  // same files as beta had
 }
 
 // Bad uploads are refused with INVALID_ARGUMENT naming the file and key; the

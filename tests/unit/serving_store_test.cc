@@ -61,6 +61,7 @@ TEST(ServingStoreTest, SharesTheJobStoreFile) {
   ASSERT_TRUE(jobs.ok()) << jobs.status();
   auto store = ServingStore::Open(db);
   ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE((*store)->created_registry());
   v1::Dataset ds;
   ds.set_id("ds-1");
   ASSERT_TRUE((*jobs)->PutDataset(ds).ok());
@@ -68,6 +69,7 @@ TEST(ServingStoreTest, SharesTheJobStoreFile) {
   store->reset();
   auto reopened = ServingStore::Open(db);
   ASSERT_TRUE(reopened.ok());
+  EXPECT_FALSE((*reopened)->created_registry());
   EXPECT_TRUE((*reopened)->GetBatchJob("batch-1").ok());
   EXPECT_TRUE((*jobs)->GetDataset("ds-1").ok());
 }

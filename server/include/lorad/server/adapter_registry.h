@@ -58,8 +58,8 @@ class AdapterRegistry {
                                               const std::string& adapter_dir);
 
   // Registers the adapters of succeeded jobs that have none registered yet
-  // (jobs that finished before a crash, or before the registry existed).
-  // The worker loads them on first use.
+  // (jobs that finished before the registry existed; call it only then, or
+  // deleted adapters come back). The worker loads them on first use.
   void RegisterFinishedJobs();
 
   // Has the worker load the current version of a registered adapter again,

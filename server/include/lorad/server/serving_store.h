@@ -39,6 +39,10 @@ class ServingStore {
       const std::string& db_path);
   ~ServingStore();
   ServingStore(const ServingStore&) = delete;
+
+  // True when this Open created the adapters table: the file comes from a
+  // lorad without the registry (adapters of older jobs may need adding).
+  bool created_registry() const { return created_registry_; }
   ServingStore& operator=(const ServingStore&) = delete;
 
   // ---- adapters, keyed by name (the current version only).
@@ -97,6 +101,7 @@ class ServingStore {
                                              absl::string_view op)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  bool created_registry_ = false;
   absl::Mutex mu_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, sqlite3_stmt*>> statements_
