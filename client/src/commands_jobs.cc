@@ -121,7 +121,7 @@ int RunFineTune(const ParsedArgs& args, CommandEnv& env) {
     }
     return kExitOk;
   }
-  return FollowJob(job.id(), env);
+  return FollowJob(job.id(), env, args.Switch("plot"));
 }
 
 int RunJobs(const ParsedArgs& args, CommandEnv& env) {

@@ -69,6 +69,7 @@ const std::vector<FlagSpec>& FineTuneFlags() {
        "fraction held out when no --validation"},
       {"suffix", true, false, "S", "adapter name suffix"},
       {"no-follow", false, false, "", "return once the job is created"},
+      {"plot", false, false, "", "draw the loss curve when the job ends"},
   };
   return *flags;
 }

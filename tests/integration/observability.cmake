@@ -23,3 +23,12 @@ if(LORAD_PROMTOOL)
     COMMAND ${LORAD_PROMTOOL} check rules
             ${PROJECT_SOURCE_DIR}/deploy/prometheus/lorad_alerts.yml)
 endif()
+
+# README's flag table against `lorad --help`.
+if(TARGET lorad)
+  lorad_add_test(integration_readme_flags_test
+    SRCS ${CMAKE_CURRENT_LIST_DIR}/readme_flags_test.cc
+    LIBS lorad_it_support
+    LABELS integration)
+  add_dependencies(integration_readme_flags_test lorad)
+endif()
