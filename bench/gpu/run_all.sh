@@ -84,7 +84,7 @@ stage_build() {
   # What the stages below run; train_bench / serving_bench are optional.
   cmake --build "$BUILD" -j "$(nproc)" --target kernels_nf4_gemv_test \
     kernels_lora_test kernels_rmsnorm_test kernels_bridge_test nf4_test \
-    kernels_bench > "$WORK/build.log" 2>&1 || { tail -60 "$WORK/build.log"; return 1; }
+    kernels_nf4_weight_test kernels_bench > "$WORK/build.log" 2>&1 || { tail -60 "$WORK/build.log"; return 1; }
   for t in train_bench serving_bench lorad-worker; do
     cmake --build "$BUILD" -j "$(nproc)" --target "$t" >> "$WORK/build.log" 2>&1 \
       || echo "optional target $t did not build (see $WORK/build.log)"
@@ -96,7 +96,7 @@ stage_tests() {
   : > "$WORK/tests.jsonl"
   local rc_all=0
   for t in nf4_test kernels_nf4_gemv_test kernels_lora_test kernels_rmsnorm_test \
-           kernels_bridge_test; do
+           kernels_bridge_test kernels_nf4_weight_test; do
     local bin="$BUILD/tests/$t"
     if [ ! -x "$bin" ]; then note gpu_test missing "binary=$t" >> "$WORK/tests.jsonl"; continue; fi
     "$bin" --gtest_output="json:$WORK/gtest-$t.json" > "$WORK/test-$t.log" 2>&1

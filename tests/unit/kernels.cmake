@@ -31,3 +31,11 @@ if(EXISTS ${LORAD_PYTHON})
   set_tests_properties(gpu_bench_scripts_test PROPERTIES
     LABELS bench_scripts TIMEOUT 300)
 endif()
+
+# The worker's NF4 weight through the bridge kernel (GPU) vs its LibTorch path.
+if(TARGET lorad::worker)
+  lorad_add_test(kernels_nf4_weight_test
+    SRCS ${CMAKE_CURRENT_LIST_DIR}/kernels_nf4_weight_test.cc
+    LIBS lorad::worker lorad::cuda_bridge LABELS kernels)
+  target_precompile_headers(kernels_nf4_weight_test REUSE_FROM lorad_worker_lib)
+endif()
