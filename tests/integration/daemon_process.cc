@@ -54,7 +54,10 @@ TempDir::~TempDir() {
 absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
     const std::string& data_dir, const std::vector<std::string>& extra_flags,
     absl::Duration timeout) {
+  // Metrics on a free port too, so that daemons of concurrent tests do not
+  // contend for the default one; a later --metrics_address overrides it.
   std::vector<std::string> args = {LoradBinary(), "--address=127.0.0.1:0",
+                                   "--metrics_address=127.0.0.1:0",
                                    absl::StrCat("--data_dir=", data_dir)};
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   std::vector<char*> argv;

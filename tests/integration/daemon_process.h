@@ -34,8 +34,9 @@ class TempDir {
 
 class DaemonProcess {
  public:
-  // Starts lorad on 127.0.0.1 with a free port and `data_dir`, plus
-  // `extra_flags`, and waits until it prints "lorad listening on ADDR".
+  // Starts lorad on 127.0.0.1 with a free port (and /metrics on another)
+  // and `data_dir`, plus `extra_flags`, and waits until it prints "lorad
+  // listening on ADDR".
   static absl::StatusOr<std::unique_ptr<DaemonProcess>> Start(
       const std::string& data_dir, const std::vector<std::string>& extra_flags,
       absl::Duration timeout = absl::Seconds(60));
