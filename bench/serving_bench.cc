@@ -11,6 +11,7 @@
 //
 //   serving_bench [--model=tiny,llama-100m|DIR] [--batch=1,8,32]
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -44,9 +45,7 @@ ABSL_FLAG(int, rank, 8, "LoRA rank of the adapters.");
 ABSL_FLAG(std::string, phases, "decode,load,latency", "What to measure.");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda[:N].");
 ABSL_FLAG(std::string, compute_dtype, "float32", "float32 or bfloat16.");
-ABSL_FLAG(int, threads, 1,
-          "LibTorch intra-op threads (0: its default; more than the free "
-          "cores makes OpenMP spin against the streaming threads).");
+ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: its default).");
 
 namespace {
 
@@ -390,6 +389,12 @@ void LatencyRun(Bench& b, bool training) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As lorad-worker does: OpenMP threads must not spin against the threads
+  // that stream tokens (libgomp reads this before main, hence the re-exec).
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    ::setenv("OMP_WAIT_POLICY", "passive", 1);
+    ::execv("/proc/self/exe", argv);
+  }
   absl::SetProgramUsageMessage(
       "serving_bench [--model=tiny,llama-100m] [--batch=1,8,32]");
   absl::ParseCommandLine(argc, argv);

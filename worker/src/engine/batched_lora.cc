@@ -12,9 +12,7 @@ class TorchBackend final : public BatchedLoraBackend {
     for (const LoraGroup& g : groups) {
       torch::Tensor xs = g.tokens.defined() ? x.index_select(0, g.tokens) : x;
       xs = xs.view({g.segments, g.segment_length, x.size(-1)});
-      torch::Tensor d =
-          torch::bmm(torch::bmm(xs, g.a.transpose(1, 2)), g.b.transpose(1, 2)) *
-          g.scale;
+      torch::Tensor d = torch::bmm(torch::bmm(xs, g.a_t), g.b_t) * g.scale;
       d = d.view({g.segments * g.segment_length, y.size(-1)});
       if (g.tokens.defined()) {
         y.index_add_(0, g.tokens, d);
@@ -72,10 +70,10 @@ BatchedLora BuildBatchedLora(const std::vector<LoraSegment>& segments,
         if (!in_order) {
           g.tokens = torch::tensor(p.tokens, torch::kLong).to(device);
         }
-        g.a = (g.segments == 1 ? p.a[0].unsqueeze(0) : torch::stack(p.a))
-                  .to(device, dtype);
-        g.b = (g.segments == 1 ? p.b[0].unsqueeze(0) : torch::stack(p.b))
-                  .to(device, dtype);
+        g.a_t =
+            torch::stack(p.a).transpose(1, 2).to(device, dtype).contiguous();
+        g.b_t =
+            torch::stack(p.b).transpose(1, 2).to(device, dtype).contiguous();
         g.scale = torch::tensor(p.scales, torch::kFloat64)
                       .view({g.segments, 1, 1})
                       .to(device, dtype);

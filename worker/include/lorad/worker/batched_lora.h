@@ -25,9 +25,10 @@ struct LoraGroup {
   torch::Tensor tokens;
   int64_t segments = 0;        // G
   int64_t segment_length = 0;  // T
-  torch::Tensor a;             // [G, r, in], compute dtype
-  torch::Tensor b;             // [G, out, r], compute dtype
-  torch::Tensor scale;         // [G, 1, 1], compute dtype
+  // Transposed and contiguous, ready for bmm (compute dtype).
+  torch::Tensor a_t;    // [G, in, r]: A^T of each segment's adapter
+  torch::Tensor b_t;    // [G, r, out]: B^T
+  torch::Tensor scale;  // [G, 1, 1], compute dtype
 };
 
 class BatchedLoraBackend {
