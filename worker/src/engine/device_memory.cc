@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -72,7 +73,9 @@ lorad::v1::MemoryUsage CurrentMemoryUsage(const torch::Device& device) {
     return m;
   }
   m.set_used_bytes(m.rss_bytes());
-  m.set_peak_bytes(PeakRssBytes());
+  // The kernel updates its high-water mark lazily: the RSS just read can be
+  // above it.
+  m.set_peak_bytes(std::max(PeakRssBytes(), m.rss_bytes()));
   m.set_total_bytes(MemTotalBytes());
   return m;
 }
