@@ -47,6 +47,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   worker.device = options.device;
   worker.socket_path = layout.WorkerSocketPath();
   worker.start_timeout = options.worker_start_timeout;
+  worker.extra_args = {
+      absl::StrCat("--max_device_adapters=", options.max_device_adapters),
+      absl::StrCat("--max_batch=", options.max_batch)};
   daemon->supervisor_ = std::make_unique<WorkerSupervisor>(worker);
   daemon->supervisor_->Start();
 

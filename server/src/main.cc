@@ -34,6 +34,11 @@ ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30,
           "largest dataset upload accepted, in bytes");
 ABSL_FLAG(int32_t, batch_concurrency, 8,
           "Generate calls a batch inference job keeps in flight at once");
+ABSL_FLAG(int32_t, max_device_adapters, 8,
+          "adapters kept on the device; the least recently used unpinned "
+          "ones move to host memory (<= 0: no bound)");
+ABSL_FLAG(int32_t, max_batch, 32,
+          "requests the worker decodes together in one batch");
 ABSL_FLAG(int32_t, max_job_attempts, 3,
           "runs of a job before a crashing worker fails it");
 ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
@@ -109,6 +114,12 @@ int main(int argc, char** argv) {
   options.metrics_interval =
       absl::Milliseconds(absl::GetFlag(FLAGS_metrics_interval_ms));
   options.batch_concurrency = absl::GetFlag(FLAGS_batch_concurrency);
+  options.max_device_adapters = absl::GetFlag(FLAGS_max_device_adapters);
+  options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  if (options.max_batch < 1) {
+    std::fprintf(stderr, "lorad: --max_batch must be >= 1\n");
+    return 2;
+  }
   if (options.batch_concurrency < 1 || options.batch_concurrency > 256) {
     std::fprintf(stderr, "lorad: --batch_concurrency must be in [1, 256]\n");
     return 2;

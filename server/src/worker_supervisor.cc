@@ -180,6 +180,8 @@ absl::StatusOr<WorkerHandle> WorkerSupervisor::Spawn() {
   std::vector<std::string> args = {
       options_.binary, absl::StrCat("--socket=", options_.socket_path),
       absl::StrCat("--device=", options_.device)};
+  args.insert(args.end(), options_.extra_args.begin(),
+              options_.extra_args.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

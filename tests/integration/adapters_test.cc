@@ -343,6 +343,62 @@ TEST_F(AdaptersTest, ResidencyUnloadAndMergedExport) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// With --max_device_adapters=1 the least recently used adapter moves to
+// host memory and comes back on demand; a pinned one stays on the device.
+TEST_F(AdaptersTest, DeviceBoundMovesLeastRecentlyUsedToHost) {
+  daemon_.reset();
+  auto daemon =
+      DaemonProcess::Start(dir_.path() + "/bounded",
+                           {absl::StrCat("--worker_binary=", WorkerBinary()),
+                            "--max_device_adapters=1"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  daemon_ = *std::move(daemon);
+  client_ = std::make_unique<Client>(daemon_->address());
+  adapters_ = v1::Adapters::NewStub(client_->channel);
+
+  std::map<std::string, std::string> first_output;
+  for (const std::string name : {"a", "b", "c"}) {
+    AdapterSpec spec;
+    spec.seed = name[0];
+    v1::Adapter adapter;
+    ASSERT_TRUE(
+        UploadAdapter(*adapters_, name, MakeTinyAdapter(spec), &adapter).ok());
+    first_output[name] =
+        GenerateText(*client_->inference, name, kPrompts[0]).text;
+  }
+  auto residency = [&] {
+    std::map<std::string, std::string> out;
+    for (const v1::Adapter& a : List()) out[a.name()] = a.residency();
+    return out;
+  };
+  std::map<std::string, std::string> where = residency();
+  EXPECT_EQ(where["c"], "device");
+  EXPECT_EQ(where["a"], "host");
+  EXPECT_EQ(where["b"], "host");
+
+  // Used again, "a" comes back and gives the same text as before.
+  EXPECT_EQ(GenerateText(*client_->inference, "a", kPrompts[0]).text,
+            first_output["a"]);
+  where = residency();
+  EXPECT_EQ(where["a"], "device");
+  EXPECT_EQ(where["c"], "host");
+
+  grpc::ClientContext context;
+  v1::LoadAdapterRequest pin;
+  pin.set_name("b");
+  pin.set_pinned(true);
+  v1::Adapter pinned;
+  grpc::Status status = adapters_->Load(&context, pin, &pinned);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  EXPECT_TRUE(pinned.pinned());
+  EXPECT_EQ(GenerateText(*client_->inference, "c", kPrompts[0]).text,
+            first_output["c"]);
+  EXPECT_EQ(GenerateText(*client_->inference, "a", kPrompts[0]).text,
+            first_output["a"]);
+  where = residency();
+  EXPECT_EQ(where["b"], "device");
+}
+
 // Eight clients, each on its own channel, all complete, and the same
 // greedy request gives the same text whoever sends it.
 TEST_F(AdaptersTest, ConcurrentClientsAllComplete) {

@@ -22,6 +22,11 @@ struct DaemonOptions {
   int64_t max_upload_bytes = int64_t{1} << 30;
   // Concurrent Generate calls a batch inference job keeps in flight.
   int batch_concurrency = 8;
+  // Adapters the worker keeps on the device per base model (the least
+  // recently used unpinned ones move to host memory; <= 0: no bound), and
+  // requests it decodes together.
+  int max_device_adapters = 8;
+  int max_batch = 32;
   // How many times a job is started before a worker crash fails it.
   int max_job_attempts = 3;
   // How long a freshly started worker may take to answer Ping.

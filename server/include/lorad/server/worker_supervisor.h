@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -38,6 +39,8 @@ class WorkerSupervisor {
     // address are replaced by one under /tmp.
     std::string socket_path;
     absl::Duration start_timeout = absl::Seconds(120);
+    // More command-line flags for the worker, e.g. "--max_batch=16".
+    std::vector<std::string> extra_args;
   };
 
   explicit WorkerSupervisor(Options options);
