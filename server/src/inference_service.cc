@@ -221,11 +221,13 @@ absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Resolve(
 void InferenceService::RelayStarted() {
   absl::MutexLock lock(&mu_);
   ++relays_;
+  if (metrics_ != nullptr) metrics_->SetGenerateQueueDepth(relays_);
 }
 
 void InferenceService::RelayEnded() {
   absl::MutexLock lock(&mu_);
   --relays_;
+  if (metrics_ != nullptr) metrics_->SetGenerateQueueDepth(relays_);
 }
 
 }  // namespace lorad::server
