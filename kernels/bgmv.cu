@@ -1,6 +1,7 @@
 #include <cstdint>
 
 #include "kernels/bgmv.cuh"
+#include "kernels/launch.cuh"
 #include "kernels/lora_gmv_kernels.cuh"
 
 namespace lorad::kernels {
@@ -45,16 +46,16 @@ cudaError_t LoraBgmvBf16(const __nv_bfloat16* x, int64_t n, int64_t in,
       static_cast<unsigned>(n),
       static_cast<unsigned>((in + lora_gmv::kShrinkChunk - 1) /
                             lora_gmv::kShrinkChunk));
-  lora_gmv::ShrinkKernel<1, PerRow>
-      <<<shrink_grid, lora_gmv::kThreads, 0, stream>>>(map, ad, x, in,
-                                                       workspace);
+  const auto shrink = lora_gmv::ShrinkKernel<1, PerRow>;
+  LORAD_LAUNCH_KERNEL(shrink, shrink_grid, lora_gmv::kThreads, stream, map, ad,
+                      x, in, workspace);
   const dim3 expand_grid(
       static_cast<unsigned>(n),
       static_cast<unsigned>((out + lora_gmv::kExpandTile - 1) /
                             lora_gmv::kExpandTile));
-  lora_gmv::ExpandKernel<1, PerRow>
-      <<<expand_grid, lora_gmv::kThreads, 0, stream>>>(map, ad, workspace, out,
-                                                       y);
+  const auto expand = lora_gmv::ExpandKernel<1, PerRow>;
+  LORAD_LAUNCH_KERNEL(expand, expand_grid, lora_gmv::kThreads, stream, map, ad,
+                      workspace, out, y);
   return cudaGetLastError();
 }
 

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/launch.cuh"
 #include "kernels/nf4_gemv.cuh"
 
 namespace lorad::kernels {
@@ -138,10 +139,11 @@ static __global__ void __launch_bounds__(kThreads)
           const uint32_t xw[4] = {xv.x, xv.y, xv.z, xv.w};
 #pragma unroll
           for (int b = 0; b < 4; ++b) {
-            const float2 xf = __bfloat1622float2(
-                *reinterpret_cast<const __nv_bfloat162*>(&xw[b]));
-            part[i] = fmaf(w[b].x, xf.x, part[i]);
-            part[i] = fmaf(w[b].y, xf.y, part[i]);
+            // Word b holds x elements 8q + 2b (low half) and 8q + 2b + 1;
+            // a bf16 is the top half of its fp32.
+            part[i] = fmaf(w[b].x, __uint_as_float(xw[b] << 16), part[i]);
+            part[i] =
+                fmaf(w[b].y, __uint_as_float(xw[b] & 0xffff0000u), part[i]);
           }
         }
       }
@@ -212,13 +214,14 @@ void Launch(bool fast, const uint8_t* packed, const uint8_t* codes,
             __nv_bfloat16* y, cudaStream_t stream) {
   if (fast) {
     const int64_t grid = (out + kRowsPerCta - 1) / kRowsPerCta;
-    Nf4GemvFastKernel<M><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(
-        packed, codes, scales, offset, map, x, m, in, out, y);
+    const auto kernel = Nf4GemvFastKernel<M>;
+    LORAD_LAUNCH_KERNEL(kernel, static_cast<unsigned>(grid), kThreads, stream,
+                        packed, codes, scales, offset, map, x, m, in, out, y);
   } else {
     const int64_t grid = (out + kWarps - 1) / kWarps;
-    Nf4GemvGeneralKernel<M>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(
-            packed, codes, scales, offset, map, x, m, in, out, y);
+    const auto kernel = Nf4GemvGeneralKernel<M>;
+    LORAD_LAUNCH_KERNEL(kernel, static_cast<unsigned>(grid), kThreads, stream,
+                        packed, codes, scales, offset, map, x, m, in, out, y);
   }
 }
 

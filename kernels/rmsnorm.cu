@@ -1,11 +1,25 @@
 #include <cstdint>
 
+#include "kernels/launch.cuh"
 #include "kernels/rmsnorm.cuh"
 
 namespace lorad::kernels {
 namespace {
 
 constexpr int kThreads = 256;
+
+// Two bf16 in one 32-bit word (the first in the low half) <-> fp32; by
+// value, so no type punning through pointers.
+__device__ __forceinline__ float2 Unpack(uint32_t word) {
+  return make_float2(__uint_as_float(word << 16),
+                     __uint_as_float(word & 0xffff0000u));
+}
+
+__device__ __forceinline__ uint32_t Pack(float lo, float hi) {
+  return static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(lo))) |
+         static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(hi)))
+             << 16;
+}
 
 __device__ __forceinline__ float BlockSum(float v) {
   __shared__ float s_part[kThreads / 32];
@@ -38,10 +52,10 @@ static __global__ void __launch_bounds__(kThreads)
   if constexpr (kVec == 8) {
     for (int64_t j = threadIdx.x * 8; j < hidden; j += kThreads * 8) {
       const uint4 v = *reinterpret_cast<const uint4*>(xr + j);
-      const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&v);
+      const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
       for (int t = 0; t < 4; ++t) {
-        const float2 f = __bfloat1622float2(p[t]);
+        const float2 f = Unpack(words[t]);
         ss = fmaf(f.x, f.x, ss);
         ss = fmaf(f.y, f.y, ss);
       }
@@ -58,17 +72,17 @@ static __global__ void __launch_bounds__(kThreads)
     for (int64_t j = threadIdx.x * 8; j < hidden; j += kThreads * 8) {
       const uint4 xv = *reinterpret_cast<const uint4*>(xr + j);
       const uint4 wv = *reinterpret_cast<const uint4*>(w + j);
-      const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&xv);
-      const __nv_bfloat162* wp = reinterpret_cast<const __nv_bfloat162*>(&wv);
-      uint4 ov;
-      __nv_bfloat162* op = reinterpret_cast<__nv_bfloat162*>(&ov);
+      const uint32_t xw[4] = {xv.x, xv.y, xv.z, xv.w};
+      const uint32_t ww[4] = {wv.x, wv.y, wv.z, wv.w};
+      uint32_t ow[4];
 #pragma unroll
       for (int t = 0; t < 4; ++t) {
-        const float2 xf = __bfloat1622float2(xp[t]);
-        const float2 wf = __bfloat1622float2(wp[t]);
-        op[t] = __floats2bfloat162_rn(xf.x * r * wf.x, xf.y * r * wf.y);
+        const float2 xf = Unpack(xw[t]);
+        const float2 wf = Unpack(ww[t]);
+        ow[t] = Pack(xf.x * r * wf.x, xf.y * r * wf.y);
       }
-      *reinterpret_cast<uint4*>(yr + j) = ov;
+      *reinterpret_cast<uint4*>(yr + j) =
+          make_uint4(ow[0], ow[1], ow[2], ow[3]);
     }
   } else {
     for (int64_t j = threadIdx.x; j < hidden; j += kThreads) {
@@ -96,9 +110,13 @@ cudaError_t RmsNormBf16(const __nv_bfloat16* x, const __nv_bfloat16* w,
                    reinterpret_cast<uintptr_t>(y) % 16 == 0;
   const unsigned grid = static_cast<unsigned>(rows);
   if (vec) {
-    RmsNormKernel<8><<<grid, kThreads, 0, stream>>>(x, w, hidden, eps, y, rstd);
+    const auto kernel = RmsNormKernel<8>;
+    LORAD_LAUNCH_KERNEL(kernel, grid, kThreads, stream, x, w, hidden, eps, y,
+                        rstd);
   } else {
-    RmsNormKernel<1><<<grid, kThreads, 0, stream>>>(x, w, hidden, eps, y, rstd);
+    const auto kernel = RmsNormKernel<1>;
+    LORAD_LAUNCH_KERNEL(kernel, grid, kThreads, stream, x, w, hidden, eps, y,
+                        rstd);
   }
   return cudaGetLastError();
 }

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/launch.cuh"
 #include "kernels/lora_gmv_kernels.cuh"
 #include "kernels/sgmv.cuh"
 
@@ -60,17 +61,17 @@ cudaError_t LoraSgmvBf16(const __nv_bfloat16* x, int64_t n, int64_t in,
       static_cast<unsigned>((in + lora_gmv::kShrinkChunk - 1) /
                             lora_gmv::kShrinkChunk),
       slices);
-  lora_gmv::ShrinkKernel<kRowTile, PerSegment>
-      <<<shrink_grid, lora_gmv::kThreads, 0, stream>>>(map, ad, x, in,
-                                                       workspace);
+  const auto shrink = lora_gmv::ShrinkKernel<kRowTile, PerSegment>;
+  LORAD_LAUNCH_KERNEL(shrink, shrink_grid, lora_gmv::kThreads, stream, map, ad,
+                      x, in, workspace);
   const dim3 expand_grid(
       static_cast<unsigned>(num_segments),
       static_cast<unsigned>((out + lora_gmv::kExpandTile - 1) /
                             lora_gmv::kExpandTile),
       slices);
-  lora_gmv::ExpandKernel<kRowTile, PerSegment>
-      <<<expand_grid, lora_gmv::kThreads, 0, stream>>>(map, ad, workspace, out,
-                                                       y);
+  const auto expand = lora_gmv::ExpandKernel<kRowTile, PerSegment>;
+  LORAD_LAUNCH_KERNEL(expand, expand_grid, lora_gmv::kThreads, stream, map, ad,
+                      workspace, out, y);
   return cudaGetLastError();
 }
 

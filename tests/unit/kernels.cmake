@@ -39,3 +39,20 @@ if(TARGET lorad::worker)
     LIBS lorad::worker lorad::cuda_bridge LABELS kernels)
   target_precompile_headers(kernels_nf4_weight_test REUSE_FROM lorad_worker_lib)
 endif()
+
+# The CUDA sources run on a host emulator (kernels_emu.h): indexing, shared
+# memory, barriers and shuffles checked without a GPU. Needs only the CUDA
+# headers (cuda_bf16.h).
+if(LORAD_HAVE_CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  foreach(op nf4_gemv lora rmsnorm)
+    lorad_add_test(kernels_emu_${op}_test
+      SRCS ${CMAKE_CURRENT_LIST_DIR}/kernels_emu_${op}_test.cc
+      LIBS lorad::kernels_ref LABELS kernels)
+    target_include_directories(kernels_emu_${op}_test PRIVATE
+      ${CUDAToolkit_INCLUDE_DIRS})
+    # nvcc tolerates the kernels' vector loads through cast pointers; so
+    # must the host compiler here.
+    target_compile_options(kernels_emu_${op}_test PRIVATE -fno-strict-aliasing)
+  endforeach()
+endif()
