@@ -32,3 +32,8 @@ if(TARGET lorad)
     LABELS integration)
   add_dependencies(integration_readme_flags_test lorad)
 endif()
+if(LORAD_PROMTOOL)
+  add_test(NAME deploy_promtool_test_rules
+    COMMAND ${LORAD_PROMTOOL} test rules lorad_alerts_test.yml
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/deploy/prometheus)
+endif()
