@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/launch.cuh"
 #include "kernels/nf4_dequantize.cuh"
 
 namespace lorad::kernels {
@@ -109,17 +110,10 @@ cudaError_t Nf4DequantizeBf16(const uint8_t* packed,
   // loop covers the rest.
   const int64_t grid =
       std::min<int64_t>((nbytes + per_cta - 1) / per_cta, int64_t{1} << 16);
-  if (aligned) {
-    Nf4DequantizeKernel<4>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(
-            packed, absmax_codes, absmax_scales, absmax_offset, dynamic_map,
-            numel, out);
-  } else {
-    Nf4DequantizeKernel<1>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(
-            packed, absmax_codes, absmax_scales, absmax_offset, dynamic_map,
-            numel, out);
-  }
+  const auto kernel = aligned ? Nf4DequantizeKernel<4> : Nf4DequantizeKernel<1>;
+  LORAD_LAUNCH_KERNEL(kernel, static_cast<unsigned>(grid), kThreads, stream,
+                      packed, absmax_codes, absmax_scales, absmax_offset,
+                      dynamic_map, numel, out);
   return cudaGetLastError();
 }
 

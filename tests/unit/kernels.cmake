@@ -45,7 +45,7 @@ endif()
 # headers (cuda_bf16.h).
 if(LORAD_HAVE_CUDA)
   find_package(CUDAToolkit REQUIRED)
-  foreach(op nf4_gemv lora rmsnorm)
+  foreach(op nf4_dequantize nf4_gemv lora rmsnorm)
     lorad_add_test(kernels_emu_${op}_test
       SRCS ${CMAKE_CURRENT_LIST_DIR}/kernels_emu_${op}_test.cc
       LIBS lorad::kernels_ref LABELS kernels)
