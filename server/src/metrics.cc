@@ -56,6 +56,9 @@ Metrics::Metrics()
                             "allocator in the worker")),
       process_rss_(Gauge(*registry_, "lorad_process_resident_memory_bytes",
                          "Resident set of the lorad processes")),
+      process_device_memory_(
+          Gauge(*registry_, "lorad_process_device_memory_used_bytes",
+                "GPU memory NVML reports in use by the lorad processes")),
       lorad_memory_(Gauge(*registry_, "lorad_memory_estimate_bytes",
                           "The running job's memory estimate by part")),
       jobs_(Gauge(*registry_, "lorad_jobs", "Fine-tune jobs by state")),
@@ -234,6 +237,16 @@ void Metrics::UpdateFromSnapshot(const v1::TelemetrySnapshot& snapshot) {
   for (const v1::ProcessMemory& process : snapshot.processes()) {
     process_rss_.Add({{"process", process.role()}})
         .Set(static_cast<double>(process.rss_bytes()));
+    for (const v1::GpuDevice& gpu : devices.gpus()) {
+      int64_t used = 0;
+      for (const v1::GpuProcess& p : gpu.processes()) {
+        if (p.pid() == process.pid()) used += p.used_bytes();
+      }
+      process_device_memory_
+          .Add({{"device", "cuda:" + std::to_string(gpu.index())},
+                {"process", process.role()}})
+          .Set(static_cast<double>(used));
+    }
   }
   const v1::MemoryBreakdown& b = snapshot.breakdown();
   const std::pair<const char*, int64_t> parts[] = {

@@ -58,6 +58,7 @@ TEST(MetricsTest, RunningJobSeriesGoAwayWhenTheJobStops) {
   EXPECT_TRUE(Has(text, "lorad_job_loss{job_id=\"ftjob-7\"} 1.5"));
   EXPECT_TRUE(
       Has(text, "lorad_job_tokens_per_second{job_id=\"ftjob-7\"} 2048"));
+  EXPECT_TRUE(Has(text, "lorad_job_eval_loss{job_id=\"ftjob-7\"} Nan"));
   metrics.SetRunningJobs({});
   text = Text(metrics);
   EXPECT_FALSE(Has(text, "ftjob-7"));
@@ -78,6 +79,14 @@ TEST(MetricsTest, JobsWorkerAndDevices) {
   gpu->set_memory_total_bytes(80);
   gpu->set_memory_used_bytes(60);
   gpu->set_utilization_gpu_percent(50);
+  v1::GpuProcess* worker_on_gpu = gpu->add_processes();
+  worker_on_gpu->set_pid(4242);
+  worker_on_gpu->set_used_bytes(7000);
+  gpu->add_processes()->set_pid(1);  // not lorad's
+  v1::ProcessMemory* worker = snapshot.add_processes();
+  worker->set_role("worker");
+  worker->set_pid(4242);
+  worker->set_rss_bytes(900);
   snapshot.set_worker_status("ok");
   snapshot.mutable_worker_memory()->set_device("cuda:1");
   snapshot.mutable_worker_memory()->set_allocator_reserved_bytes(33);
@@ -95,6 +104,11 @@ TEST(MetricsTest, JobsWorkerAndDevices) {
       Has(text, "lorad_device_utilization_ratio{device=\"cuda:1\"} 0.5"));
   EXPECT_TRUE(
       Has(text, "lorad_allocator_reserved_bytes{device=\"cuda:1\"} 33"));
+  EXPECT_TRUE(
+      Has(text, "lorad_process_resident_memory_bytes{process=\"worker\"} 900"));
+  EXPECT_TRUE(Has(text,
+                  "lorad_process_device_memory_used_bytes{device=\"cuda:1\","
+                  "process=\"worker\"} 7000"));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #define LORAD_SERVER_METRICS_H_
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -63,13 +64,15 @@ class Metrics {
     int64_t step = 0;
     int64_t total_steps = 0;
     double loss = 0;
-    double eval_loss = 0;
+    // NaN until the job's first evaluation (a gap on a graph, not a zero).
+    double eval_loss = std::numeric_limits<double>::quiet_NaN();
     double tokens_per_second = 0;
   };
   void SetRunningJobs(const std::map<std::string, RunningJob>& jobs);
   void AddTrainingTokens(int64_t tokens);
-  // Device memory, utilisation, temperature, power, allocator bytes and RSS
-  // from a telemetry snapshot.
+  // Device memory, utilisation, temperature, power, allocator bytes, RSS and
+  // the GPU memory NVML sees lorad's processes use, from a telemetry
+  // snapshot.
   void UpdateFromSnapshot(const v1::TelemetrySnapshot& snapshot);
   // The worker answers (1) or not (0); `restarts` is how many times it has
   // been restarted since lorad started (counts only go up).
@@ -98,6 +101,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& allocator_reserved_;
   prometheus::Family<prometheus::Gauge>& allocator_peak_;
   prometheus::Family<prometheus::Gauge>& process_rss_;
+  prometheus::Family<prometheus::Gauge>& process_device_memory_;
   prometheus::Family<prometheus::Gauge>& lorad_memory_;
   prometheus::Family<prometheus::Gauge>& jobs_;
   prometheus::Family<prometheus::Gauge>& job_step_;
