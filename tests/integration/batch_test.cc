@@ -71,7 +71,8 @@ class BatchTest : public ::testing::Test {
 
   // Checks that the results are one per input line, in order, each equal to
   // the same request made alone.
-  void ExpectResultsMatchSingleRequests(const std::string& job_id, int n) {
+  void ExpectResultsMatchSingleRequests(const std::string& job_id, int n,
+                                        int default_tokens = 8) {
     std::vector<std::string> lines;
     grpc::Status status = BatchResults(*batch_, job_id, &lines);
     ASSERT_TRUE(status.ok()) << Describe(status);
@@ -82,8 +83,9 @@ class BatchTest : public ::testing::Test {
       EXPECT_EQ(j["index"], i);
       EXPECT_EQ(j["id"], absl::StrCat("req-", i));
       ASSERT_FALSE(j.contains("error"));
-      Generated alone = GenerateText(*client_->inference, i % 3 == 0 ? "a" : "",
-                                     Prompt(i), i % 5 == 0 ? 4 : 8);
+      Generated alone =
+          GenerateText(*client_->inference, i % 3 == 0 ? "a" : "", Prompt(i),
+                       i % 5 == 0 ? 4 : default_tokens);
       ASSERT_TRUE(alone.status.ok()) << Describe(alone.status);
       EXPECT_EQ(j["text"], alone.text);
       EXPECT_EQ(j["finish_reason"], alone.finish_reason);
@@ -97,9 +99,9 @@ class BatchTest : public ::testing::Test {
   std::unique_ptr<v1::BatchInference::Stub> batch_;
 };
 
-v1::GenerateRequest Defaults() {
+v1::GenerateRequest Defaults(int max_new_tokens = 8) {
   v1::GenerateRequest defaults;
-  defaults.set_max_new_tokens(8);
+  defaults.set_max_new_tokens(max_new_tokens);
   return defaults;
 }
 
@@ -203,9 +205,12 @@ TEST_F(BatchTest, CancelStopsTheJob) {
 // lines without a result, keeps the results it had, and finishes with one
 // result per line in input order.
 TEST_F(BatchTest, SurvivesDaemonKill) {
-  constexpr int kLines = 60;
+  // Long enough that the kill lands mid-job on a fast worker.
+  constexpr int kLines = 150;
+  constexpr int kTokens = 32;
   v1::BatchJob job;
-  ASSERT_TRUE(CreateBatch(*batch_, BatchJsonl(kLines), Defaults(), &job).ok());
+  ASSERT_TRUE(
+      CreateBatch(*batch_, BatchJsonl(kLines), Defaults(kTokens), &job).ok());
   std::vector<v1::JobEvent> events;
   grpc::Status status =
       WatchBatch(*batch_, job.id(), &events, [](const v1::JobEvent& e) {
@@ -234,7 +239,7 @@ TEST_F(BatchTest, SurvivesDaemonKill) {
     const int index = Json::parse(line)["index"];
     EXPECT_EQ(after[index], line);
   }
-  ExpectResultsMatchSingleRequests(job.id(), kLines);
+  ExpectResultsMatchSingleRequests(job.id(), kLines, kTokens);
 }
 
 }  // namespace
