@@ -40,6 +40,21 @@ __device__ __forceinline__ float GroupSum(float v, int width) {
   return v;
 }
 
+// acc + the dot product of two vectors of 8 bf16 (a bf16 is the top half
+// of its fp32; unpacked by value, no pointer punning).
+__device__ __forceinline__ float Dot8(const uint4& a, const uint4& b,
+                                      float acc) {
+  const uint32_t aw[4] = {a.x, a.y, a.z, a.w};
+  const uint32_t bw[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    acc = fmaf(__uint_as_float(aw[i] << 16), __uint_as_float(bw[i] << 16), acc);
+    acc = fmaf(__uint_as_float(aw[i] & 0xffff0000u),
+               __uint_as_float(bw[i] & 0xffff0000u), acc);
+  }
+  return acc;
+}
+
 // v[row, k] += sum over this CTA's input chunk of x[row, j] * A[k, j], for
 // k < rank. grid = (work items, input chunks, row-tile slices); v must be
 // zeroed first (the chunks add into it atomically).
@@ -55,6 +70,10 @@ static __global__ void __launch_bounds__(kThreads)
   const int64_t j1 = min(in, j0 + kShrinkChunk);
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
+  // Rows of A and x start 16-byte aligned when in % 8 == 0 and the bases
+  // are (kShrinkChunk is a multiple of 8 too).
+  const bool vec = in % 8 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(x) % 16 == 0;
   for (int64_t t0 = w.begin + static_cast<int64_t>(blockIdx.z) * T; t0 < w.end;
        t0 += static_cast<int64_t>(gridDim.z) * T) {
     const int rows = w.end - t0 < T ? static_cast<int>(w.end - t0) : T;
@@ -63,12 +82,27 @@ static __global__ void __launch_bounds__(kThreads)
       float acc[T];
 #pragma unroll
       for (int t = 0; t < T; ++t) acc[t] = 0.0f;
-      for (int64_t j = j0 + lane; j < j1; j += 32) {
-        const float av = __bfloat162float(arow[j]);
+      if (vec) {
+        // 8 values per 16-byte load; chunks of 8 never straddle j1.
+        for (int64_t j = j0 + lane * 8; j < j1; j += 32 * 8) {
+          const uint4 av = *reinterpret_cast<const uint4*>(arow + j);
 #pragma unroll
-        for (int t = 0; t < T; ++t) {
-          if (t < rows) {
-            acc[t] = fmaf(av, __bfloat162float(x[(t0 + t) * in + j]), acc[t]);
+          for (int t = 0; t < T; ++t) {
+            if (t < rows) {
+              const uint4 xv =
+                  *reinterpret_cast<const uint4*>(x + (t0 + t) * in + j);
+              acc[t] = Dot8(av, xv, acc[t]);
+            }
+          }
+        }
+      } else {
+        for (int64_t j = j0 + lane; j < j1; j += 32) {
+          const float av = __bfloat162float(arow[j]);
+#pragma unroll
+          for (int t = 0; t < T; ++t) {
+            if (t < rows) {
+              acc[t] = fmaf(av, __bfloat162float(x[(t0 + t) * in + j]), acc[t]);
+            }
           }
         }
       }

@@ -66,8 +66,15 @@ void ExpectClose(const std::vector<uint16_t>& got,
   }
 }
 
-TEST(LoraEmulatedTest, BgmvMatchesReference) {
-  const int64_t n = 6, in = 1030, out = 300;
+// Input sizes for the BGMV and SGMV cases.
+struct Sizes {
+  int64_t bgmv_in, sgmv_in;
+};
+
+class LoraEmulatedTest : public ::testing::TestWithParam<Sizes> {};
+
+TEST_P(LoraEmulatedTest, BgmvMatchesReference) {
+  const int64_t n = 6, in = GetParam().bgmv_in, out = 300;
   const HostAdapters ad = Make({1, 16, 128, 7}, in, out);
   const std::vector<int32_t> idx = {2, -1, 0, 1, 3, 2};
   const auto x = testing::RandomBf16(n * in, 1, 1.0f);
@@ -87,8 +94,8 @@ TEST(LoraEmulatedTest, BgmvMatchesReference) {
   }
 }
 
-TEST(LoraEmulatedTest, SgmvMatchesReference) {
-  const int64_t n = 40, in = 130, out = 47;
+TEST_P(LoraEmulatedTest, SgmvMatchesReference) {
+  const int64_t n = 40, in = GetParam().sgmv_in, out = 47;
   const HostAdapters ad = Make({16, 1, 128, 5}, in, out);
   // Segments of 0, 1, 7, 9 and 17 rows, one without an adapter, the last
   // rows in none.
@@ -109,6 +116,11 @@ TEST(LoraEmulatedTest, SgmvMatchesReference) {
       cudaSuccess);
   ExpectClose(got, want, y_in);
 }
+
+// in % 8 != 0: the shrink's scalar path; in % 8 == 0: its 16-byte loads
+// (1096: two input chunks, the second partial).
+INSTANTIATE_TEST_SUITE_P(Shapes, LoraEmulatedTest,
+                         ::testing::Values(Sizes{1030, 130}, Sizes{1096, 136}));
 
 }  // namespace
 }  // namespace lorad::kernels
