@@ -250,8 +250,11 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::Unload(const std::string& name) {
       [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
         return stub.UnloadAdapter(context, request, &response);
       });
-  // A worker that is not running holds nothing.
-  if (!status.ok() && !absl::IsUnavailable(status)) return status;
+  // A worker that is not running, or does not hold it, has nothing to free.
+  if (!status.ok() && !absl::IsUnavailable(status) &&
+      !absl::IsNotFound(status)) {
+    return status;
+  }
   adapter.set_residency(kNotLoaded);
   return adapter;
 }

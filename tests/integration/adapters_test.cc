@@ -305,6 +305,9 @@ TEST_F(AdaptersTest, ResidencyUnloadAndMergedExport) {
   grpc::Status status = adapters_->Unload(&unload_context, unload, &unloaded);
   ASSERT_TRUE(status.ok()) << Describe(status);
   EXPECT_EQ(residency(), "not loaded");
+  grpc::ClientContext again_context;  // unloading twice is not an error
+  status = adapters_->Unload(&again_context, unload, &unloaded);
+  EXPECT_TRUE(status.ok()) << Describe(status);
   EXPECT_EQ(GenerateText(*client_->inference, "m", kPrompts[2]).text, before);
 
   grpc::ClientContext export_context;
