@@ -90,10 +90,22 @@ int Fail(const absl::Status& status) {
 
 }  // namespace
 
+int Run();
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "train_bench --model=tiny|llama-100m|DIR --data=FILE.jsonl");
   absl::ParseCommandLine(argc, argv);
+  try {
+    return Run();
+  } catch (const c10::Error& e) {
+    // E.g. --device=cuda where there is none: an error, not an abort.
+    std::cerr << "train_bench: " << e.what_without_backtrace() << "\n";
+    return 1;
+  }
+}
+
+int Run() {
   if (absl::GetFlag(FLAGS_threads) > 0) {
     torch::set_num_threads(absl::GetFlag(FLAGS_threads));
   }
