@@ -138,6 +138,33 @@ TEST_F(BatchTest, ResultsInInputOrder) {
   ExpectResultsMatchSingleRequests(job.id(), kLines);
 }
 
+// Chat lines go through the model's chat template like Generate's messages.
+TEST_F(BatchTest, ChatLines) {
+  std::string jsonl;
+  for (int i = 0; i < 3; ++i) {
+    Json j;
+    j["messages"] = {{{"role", "system"}, {"content", "be brief"}},
+                     {{"role", "user"}, {"content", Prompt(i)}}};
+    if (i == 1) j["adapter"] = "a";
+    absl::StrAppend(&jsonl, j.dump(), "\n");
+  }
+  v1::BatchJob job;
+  grpc::Status status = CreateBatch(*batch_, jsonl, Defaults(), &job);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  std::vector<v1::JobEvent> events;
+  ASSERT_TRUE(WatchBatch(*batch_, job.id(), &events).ok());
+  EXPECT_EQ(Get(job.id()).state(), v1::SUCCEEDED);
+  std::vector<std::string> lines;
+  ASSERT_TRUE(BatchResults(*batch_, job.id(), &lines).ok());
+  ASSERT_EQ(lines.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    Json j = Json::parse(lines[i]);
+    EXPECT_EQ(j["index"], i);
+    EXPECT_FALSE(j.contains("error")) << lines[i];
+    EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 0) << lines[i];
+  }
+}
+
 TEST_F(BatchTest, BadInputIsRefused) {
   struct Case {
     std::string jsonl;
