@@ -70,8 +70,12 @@ def main():
     binary = os.path.join(args.build, "bench", "train_bench")
     if not os.access(binary, os.X_OK):
         sys.exit(f"{binary} not found: build the train_bench target first")
+    # Both sides get the same OpenMP settings. A passive wait keeps idle
+    # OpenMP workers from spinning, which on a busy machine costs whichever
+    # side has more threads far more than the work itself.
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
                TOKENIZERS_PARALLELISM="false")
+    env.setdefault("OMP_WAIT_POLICY", "passive")
     work = tempfile.mkdtemp(prefix="lorad-train-bench-")
     data = os.path.join(work, "data.jsonl")
     write_dataset(data)
