@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lorad/common/status_macros.h"
+#include "lorad/server/sqlite_util.h"
 
 namespace lorad::server {
 namespace {
@@ -48,70 +49,7 @@ COMMIT;
 )sql";
 
 absl::Status ErrorFor(sqlite3* db, int rc, absl::string_view op) {
-  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  std::string msg = absl::StrCat("job store: ", op, ": ", detail);
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return absl::UnavailableError(msg);
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-    case SQLITE_TOOBIG:
-      return absl::ResourceExhaustedError(msg);
-    case SQLITE_CORRUPT:
-      return absl::DataLossError(msg);
-    case SQLITE_CANTOPEN:
-    case SQLITE_NOTADB:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return absl::FailedPreconditionError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
-
-// Resets a cached statement (and drops its bindings) when the scope ends,
-// which also ends the read transaction an unfinished SELECT holds.
-class ScopedStatement {
- public:
-  explicit ScopedStatement(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ScopedStatement(const ScopedStatement&) = delete;
-  ScopedStatement& operator=(const ScopedStatement&) = delete;
-  ~ScopedStatement() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  sqlite3_stmt* get() const { return stmt_; }
-
- private:
-  sqlite3_stmt* const stmt_;
-};
-
-// A serialized proto, bound as a BLOB (text is bound as TEXT).
-struct Blob {
-  const std::string& bytes;
-};
-
-int BindOne(sqlite3_stmt* s, int i, int64_t v) {
-  return sqlite3_bind_int64(s, i, v);
-}
-int BindOne(sqlite3_stmt* s, int i, const std::string& v) {
-  return sqlite3_bind_text64(s, i, v.data(), v.size(), SQLITE_TRANSIENT,
-                             SQLITE_UTF8);
-}
-int BindOne(sqlite3_stmt* s, int i, const Blob& v) {
-  return sqlite3_bind_blob64(s, i, v.bytes.data(), v.bytes.size(),
-                             SQLITE_TRANSIENT);
-}
-
-// Binds `args` to parameters 1, 2, ...; the first failing code, or OK.
-template <typename... Args>
-int Bind(sqlite3_stmt* s, const Args&... args) {
-  int i = 0;
-  int rc = SQLITE_OK;
-  ((rc = rc == SQLITE_OK ? BindOne(s, ++i, args) : rc), ...);
-  return rc;
+  return SqliteStatus("job store", db, rc, op);
 }
 
 template <typename Proto>

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lorad/common/status_macros.h"
+#include "lorad/server/sqlite_util.h"
 
 namespace lorad::server {
 namespace {
@@ -46,66 +47,7 @@ CREATE TABLE IF NOT EXISTS batch_results (
 )sql";
 
 absl::Status ErrorFor(sqlite3* db, int rc, absl::string_view op) {
-  std::string msg =
-      absl::StrCat("serving store: ", op, ": ",
-                   db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return absl::UnavailableError(msg);
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-    case SQLITE_TOOBIG:
-      return absl::ResourceExhaustedError(msg);
-    case SQLITE_CORRUPT:
-      return absl::DataLossError(msg);
-    case SQLITE_CANTOPEN:
-    case SQLITE_NOTADB:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-      return absl::FailedPreconditionError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
-
-// Resets a cached statement and its bindings when the scope ends.
-class Scoped {
- public:
-  explicit Scoped(sqlite3_stmt* s) : s_(s) {}
-  Scoped(const Scoped&) = delete;
-  Scoped& operator=(const Scoped&) = delete;
-  ~Scoped() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-
- private:
-  sqlite3_stmt* const s_;
-};
-
-struct Blob {
-  const std::string& bytes;
-};
-
-int BindOne(sqlite3_stmt* s, int i, int64_t v) {
-  return sqlite3_bind_int64(s, i, v);
-}
-int BindOne(sqlite3_stmt* s, int i, const std::string& v) {
-  return sqlite3_bind_text64(s, i, v.data(), v.size(), SQLITE_TRANSIENT,
-                             SQLITE_UTF8);
-}
-int BindOne(sqlite3_stmt* s, int i, const Blob& v) {
-  return sqlite3_bind_blob64(s, i, v.bytes.data(), v.bytes.size(),
-                             SQLITE_TRANSIENT);
-}
-
-template <typename... Args>
-int Bind(sqlite3_stmt* s, const Args&... args) {
-  int i = 0;
-  int rc = SQLITE_OK;
-  ((rc = rc == SQLITE_OK ? BindOne(s, ++i, args) : rc), ...);
-  return rc;
+  return SqliteStatus("serving store", db, rc, op);
 }
 
 std::string StateArray(const std::vector<v1::JobState>& states) {
@@ -220,7 +162,7 @@ absl::Status ServingStore::PutAdapter(const v1::Adapter& adapter) {
       sqlite3_stmt * s,
       Prepare("INSERT OR REPLACE INTO adapters (name, proto) VALUES (?1, ?2)",
               op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   if (int rc = Bind(s, adapter.name(), Blob{bytes}); rc != SQLITE_OK) {
     return Error(rc, op);
   }
@@ -233,7 +175,7 @@ absl::StatusOr<v1::Adapter> ServingStore::GetAdapter(const std::string& name) {
   LORAD_ASSIGN_OR_RETURN(
       sqlite3_stmt * s,
       Prepare("SELECT proto FROM adapters WHERE name = ?1", op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   if (int rc = Bind(s, name); rc != SQLITE_OK) return Error(rc, op);
   LORAD_ASSIGN_OR_RETURN(std::vector<v1::Adapter> rows,
                          ReadAll<v1::Adapter>(s, op));
@@ -248,7 +190,7 @@ absl::StatusOr<std::vector<v1::Adapter>> ServingStore::ListAdapters() {
   LORAD_ASSIGN_OR_RETURN(
       sqlite3_stmt * s,
       Prepare("SELECT proto FROM adapters ORDER BY name", "list adapters"));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   return ReadAll<v1::Adapter>(s, "list adapters");
 }
 
@@ -257,7 +199,7 @@ absl::Status ServingStore::DeleteAdapter(const std::string& name) {
   absl::MutexLock lock(&mu_);
   LORAD_ASSIGN_OR_RETURN(sqlite3_stmt * s,
                          Prepare("DELETE FROM adapters WHERE name = ?1", op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   if (int rc = Bind(s, name); rc != SQLITE_OK) return Error(rc, op);
   LORAD_RETURN_IF_ERROR(Done(s, op));
   if (sqlite3_changes(db_) == 0) {
@@ -275,7 +217,7 @@ absl::Status ServingStore::CreateBatchJob(const v1::BatchJob& job) {
       Prepare("INSERT INTO batch_jobs (id, state, created_at, proto) "
               "VALUES (?1, ?2, ?3, ?4)",
               op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   int rc = Bind(s, job.id(), static_cast<int64_t>(job.state()),
                 job.created_at_unix(), Blob{bytes});
   if (rc == SQLITE_OK) rc = sqlite3_step(s);
@@ -293,7 +235,7 @@ absl::StatusOr<v1::BatchJob> ServingStore::GetBatchJob(const std::string& id) {
   LORAD_ASSIGN_OR_RETURN(
       sqlite3_stmt * s,
       Prepare("SELECT proto FROM batch_jobs WHERE id = ?1", op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   if (int rc = Bind(s, id); rc != SQLITE_OK) return Error(rc, op);
   LORAD_ASSIGN_OR_RETURN(std::vector<v1::BatchJob> rows,
                          ReadAll<v1::BatchJob>(s, op));
@@ -311,7 +253,7 @@ absl::StatusOr<std::vector<v1::BatchJob>> ServingStore::ListBatchJobs(
       Prepare("SELECT proto FROM batch_jobs ORDER BY created_at DESC, "
               "rowid DESC LIMIT ?1",
               "list batch jobs"));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   if (int rc = Bind(s, int64_t{limit > 0 ? limit : 100}); rc != SQLITE_OK) {
     return Error(rc, "list batch jobs");
   }
@@ -326,7 +268,7 @@ absl::Status ServingStore::UpdateBatchJob(const v1::BatchJob& job) {
       sqlite3_stmt * s,
       Prepare("UPDATE batch_jobs SET state = ?2, proto = ?3 WHERE id = ?1",
               op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   int rc = Bind(s, job.id(), static_cast<int64_t>(job.state()), Blob{bytes});
   if (rc != SQLITE_OK) return Error(rc, op);
   LORAD_RETURN_IF_ERROR(Done(s, op));
@@ -346,7 +288,7 @@ absl::StatusOr<std::vector<v1::BatchJob>> ServingStore::BatchJobsInStates(
               "WHERE state IN (SELECT value FROM json_each(?1)) "
               "ORDER BY created_at, id",
               "list batch jobs by state"));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   if (int rc = Bind(s, StateArray(states)); rc != SQLITE_OK) {
     return Error(rc, "list batch jobs by state");
   }
@@ -366,7 +308,7 @@ absl::StatusOr<int64_t> ServingStore::AppendBatchEvent(v1::JobEvent event) {
         Prepare("SELECT (SELECT COALESCE(MAX(seq), 0) FROM batch_events "
                 "WHERE job_id = ?1) FROM batch_jobs WHERE id = ?1",
                 op));
-    Scoped scope(s);
+    ScopedStatement scope(s);
     int rc = Bind(s, event.job_id());
     if (rc == SQLITE_OK) rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) {
@@ -382,7 +324,7 @@ absl::StatusOr<int64_t> ServingStore::AppendBatchEvent(v1::JobEvent event) {
       sqlite3_stmt * s, Prepare("INSERT INTO batch_events (job_id, seq, proto) "
                                 "VALUES (?1, ?2, ?3)",
                                 op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   int rc = Bind(s, event.job_id(), event.seq(), Blob{bytes});
   if (rc != SQLITE_OK) return Error(rc, op);
   LORAD_RETURN_IF_ERROR(Done(s, op));
@@ -398,7 +340,7 @@ absl::StatusOr<std::vector<v1::JobEvent>> ServingStore::BatchEventsAfter(
       Prepare("SELECT proto FROM batch_events WHERE job_id = ?1 AND seq > ?2 "
               "ORDER BY seq LIMIT ?3",
               op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   int rc = Bind(s, job_id, after_seq, int64_t{limit > 0 ? limit : -1});
   if (rc != SQLITE_OK) return Error(rc, op);
   return ReadAll<v1::JobEvent>(s, op);
@@ -414,7 +356,7 @@ absl::Status ServingStore::PutBatchResult(const std::string& job_id,
       Prepare("INSERT OR REPLACE INTO batch_results (job_id, idx, json) "
               "VALUES (?1, ?2, ?3)",
               op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   if (int rc = Bind(s, job_id, index, json); rc != SQLITE_OK) {
     return Error(rc, op);
   }
@@ -429,7 +371,7 @@ absl::StatusOr<std::vector<int64_t>> ServingStore::BatchResultIndices(
       sqlite3_stmt * s,
       Prepare("SELECT idx FROM batch_results WHERE job_id = ?1 ORDER BY idx",
               op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   if (int rc = Bind(s, job_id); rc != SQLITE_OK) return Error(rc, op);
   std::vector<int64_t> out;
   while (true) {
@@ -450,7 +392,7 @@ ServingStore::BatchResults(const std::string& job_id, int64_t after_index,
       Prepare("SELECT idx, json FROM batch_results WHERE job_id = ?1 AND "
               "idx > ?2 ORDER BY idx LIMIT ?3",
               op));
-  Scoped scope(s);
+  ScopedStatement scope(s);
   int rc = Bind(s, job_id, after_index, int64_t{limit > 0 ? limit : -1});
   if (rc != SQLITE_OK) return Error(rc, op);
   std::vector<std::pair<int64_t, std::string>> out;
