@@ -23,7 +23,7 @@ namespace lorad::worker {
 
 struct PreparedRequest {
   lorad::v1::GenerateRequest request;
-  std::vector<int32_t> prompt;         // BOS (when the model has one) + text
+  std::vector<int32_t> prompt;  // BOS (when the model has one) + text
   int64_t max_new_tokens = 64;
   std::vector<int64_t> stop_token_ids;  // EOS ids and the chat end of turn
 };
