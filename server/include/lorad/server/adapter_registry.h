@@ -66,7 +66,7 @@ class AdapterRegistry {
   // pinned or not.
   absl::StatusOr<v1::Adapter> Reload(const std::string& name, bool pinned);
   // Drops it from the worker's memory; it stays registered. The worker's
-  // error (UNIMPLEMENTED included) is returned as is.
+  // errors are returned as they are.
   absl::StatusOr<v1::Adapter> Unload(const std::string& name);
   // Unloads it, forgets it and removes its files.
   absl::Status Delete(const std::string& name);
