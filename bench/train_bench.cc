@@ -179,7 +179,8 @@ int Run() {
     const auto now = std::chrono::steady_clock::now();
     if (e.has_started()) {
       const auto& m = e.started().memory_estimate();
-      estimate = {{"base_bytes", m.base_bytes()},
+      estimate = {{"resident_bytes", m.resident_bytes()},
+                  {"base_bytes", m.base_bytes()},
                   {"adapter_bytes", m.adapter_bytes()},
                   {"optimizer_bytes", m.optimizer_bytes()},
                   {"activation_bytes", m.activation_bytes()},

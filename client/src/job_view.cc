@@ -56,7 +56,8 @@ std::string TargetModules(const lorad::v1::Hyperparameters& hp) {
 
 std::string EstimateBreakdown(const lorad::v1::MemoryEstimate& m) {
   return absl::StrCat(
-      HumanBytes(m.total_bytes()), " (base ", HumanBytes(m.base_bytes()),
+      HumanBytes(m.total_bytes()), " (resident ",
+      HumanBytes(m.resident_bytes()), ", base ", HumanBytes(m.base_bytes()),
       ", adapter ", HumanBytes(m.adapter_bytes()), ", optimizer ",
       HumanBytes(m.optimizer_bytes()), ", gradients ",
       HumanBytes(m.gradient_bytes()), ", activations ",

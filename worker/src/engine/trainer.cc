@@ -220,8 +220,11 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     m->set_activation_bytes(est.activations);
     m->set_activation_bytes_no_checkpoint(est.activations_no_checkpoint);
     m->set_activation_bytes_checkpoint(est.activations_checkpoint);
-    m->set_total_bytes(model.BaseBytes() + est.adapter + est.optimizer +
-                       est.gradients + est.activations);
+    const int64_t resident = std::max<int64_t>(
+        0, CurrentMemoryUsage(device).used_bytes() - model.BaseBytes());
+    m->set_resident_bytes(resident);
+    m->set_total_bytes(resident + model.BaseBytes() + est.adapter +
+                       est.optimizer + est.gradients + est.activations);
     emit(e);
   }
 
