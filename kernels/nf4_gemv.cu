@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "kernels/launch.cuh"
+#include "kernels/nf4_codebook.cuh"
 #include "kernels/nf4_gemv.cuh"
 
 namespace lorad::kernels {
@@ -15,25 +16,6 @@ constexpr int kRowsPerCta = kWarps * kRowsPerWarp;
 constexpr int kTile = 32 * 32;
 constexpr int64_t kBlockSize = 64;
 constexpr int64_t kAbsmaxBlockSize = 256;
-
-__constant__ float c_nf4[16] = {
-    -1.0f,
-    -0.6961928009986877f,
-    -0.5250730514526367f,
-    -0.39491748809814453f,
-    -0.28444138169288635f,
-    -0.18477343022823334f,
-    -0.09105003625154495f,
-    0.0f,
-    0.07958029955625534f,
-    0.16093020141124725f,
-    0.24611230194568634f,
-    0.33791524171829224f,
-    0.44070982933044434f,
-    0.5626170039176941f,
-    0.7229568362236023f,
-    1.0f,
-};
 
 // x's staged tile keeps 8 bf16 of padding after every 32 values, so the
 // lanes' 16-byte reads (lane stride 80 bytes) hit distinct banks.
