@@ -84,10 +84,19 @@ TEST(ObservabilityTest, PrometheusScrapesEveryDashboardAndAlertExpression) {
        absl::StrCat("--metrics_address=127.0.0.1:", metrics_port),
        "--metrics_interval_ms=200"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
-  absl::StatusOr<std::string> metrics = HttpGet(metrics_port, "/metrics");
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
-  EXPECT_NE(metrics->find("lorad_device_memory_total_bytes{device=\"cpu\"}"),
-            std::string::npos);
+  // The device gauges appear once the poller has asked the worker, which
+  // may still be starting when the daemon answers: scrape until they show.
+  const std::string device_total =
+      "lorad_device_memory_total_bytes{device=\"cpu\"}";
+  absl::StatusOr<std::string> metrics;
+  const absl::Time first_scrape_deadline = absl::Now() + absl::Seconds(60);
+  do {
+    metrics = HttpGet(metrics_port, "/metrics");
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    if (metrics->find(device_total) != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < first_scrape_deadline);
+  EXPECT_NE(metrics->find(device_total), std::string::npos) << *metrics;
 
   const std::string config = absl::StrCat(
       "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
