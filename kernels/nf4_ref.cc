@@ -234,26 +234,47 @@ std::vector<float> BlockAbsmax(const QuantizedTensor& q) {
   return absmax;
 }
 
+namespace {
+
+// The values of one block, given its absmax: a 16-entry table per block gives
+// the same products as code * absmax without a per-element multiply.
+inline void DequantizeBlock(const uint8_t* in, float absmax, int64_t len,
+                            float* o) {
+  const auto& cb = Codebook();
+  float table[16];
+  for (int k = 0; k < 16; ++k) table[k] = cb[k] * absmax;
+  const int64_t pairs = len / 2;
+  for (int64_t i = 0; i < pairs; ++i) {
+    const uint8_t byte = in[i];
+    o[2 * i] = table[byte >> 4];
+    o[2 * i + 1] = table[byte & 0x0f];
+  }
+  if (len % 2 == 1) o[len - 1] = table[in[pairs] >> 4];
+}
+
+}  // namespace
+
 void Dequantize(const QuantizedTensor& q, float* out) {
   const std::vector<float> absmax = BlockAbsmax(q);
-  const auto& cb = Codebook();
   const int64_t blocks = q.num_blocks();
   for (int64_t b = 0; b < blocks; ++b) {
-    // One 16-entry table per block: the same products as code * absmax,
-    // without a per-element multiply.
-    float table[16];
-    for (int k = 0; k < 16; ++k) table[k] = cb[k] * absmax[b];
     const int64_t begin = b * kBlockSize;
-    const int64_t len = std::min(kBlockSize, q.numel - begin);
-    const uint8_t* in = q.packed.data() + begin / 2;
-    float* o = out + begin;
-    const int64_t pairs = len / 2;
-    for (int64_t i = 0; i < pairs; ++i) {
-      const uint8_t byte = in[i];
-      o[2 * i] = table[byte >> 4];
-      o[2 * i + 1] = table[byte & 0x0f];
-    }
-    if (len % 2 == 1) o[len - 1] = table[in[pairs] >> 4];
+    DequantizeBlock(q.packed.data() + begin / 2, absmax[b],
+                    std::min(kBlockSize, q.numel - begin), out + begin);
+  }
+}
+
+void DequantizeBlocks(const DoubleQuantView& q, int64_t block_begin,
+                      int64_t block_end, float* out) {
+  const auto& map = DynamicMap();
+  for (int64_t b = block_begin; b < block_end; ++b) {
+    // Same two roundings as BlockAbsmax: code * scale, then + offset.
+    const float scaled =
+        map[q.absmax_codes[b]] * q.absmax_scales[b / kAbsmaxBlockSize];
+    const float absmax = scaled + q.absmax_offset;
+    const int64_t begin = b * kBlockSize;
+    DequantizeBlock(q.packed + begin / 2, absmax,
+                    std::min(kBlockSize, q.numel - begin), out + begin);
   }
 }
 

@@ -53,6 +53,22 @@ std::vector<float> BlockAbsmax(const QuantizedTensor& q);
 // Writes q.numel floats to `out`.
 void Dequantize(const QuantizedTensor& q, float* out);
 
+// A read-only view of double-quantized state held elsewhere (a tensor's
+// storage, a mapped file), for dequantizing part of it.
+struct DoubleQuantView {
+  int64_t numel = 0;
+  const uint8_t* packed = nullptr;        // (numel + 1) / 2 bytes
+  const uint8_t* absmax_codes = nullptr;  // one per block
+  const float* absmax_scales = nullptr;   // one per kAbsmaxBlockSize codes
+  float absmax_offset = 0.0f;
+};
+
+// Writes the values of blocks [block_begin, block_end) to
+// out[block_begin * kBlockSize ...], bit-identical to Dequantize. Ranges do
+// not overlap, so threads may each take one.
+void DequantizeBlocks(const DoubleQuantView& q, int64_t block_begin,
+                      int64_t block_end, float* out);
+
 }  // namespace lorad::nf4
 
 #endif  // LORAD_KERNELS_NF4_REF_H_

@@ -1,6 +1,11 @@
 #include <torch/torch.h>
 
+#include <cstring>
+#include <utility>
+#include <vector>
+
 #include "gtest/gtest.h"
+#include "kernels/nf4_ref.h"
 #include "lorad/worker/lora.h"
 #include "lorad/worker/nf4_weight.h"
 #include "lorad/worker/tiny_model.h"
@@ -72,6 +77,30 @@ TEST(LoraMathTest, Nf4MatMulMatchesDequantizedWeightAndItsGradient) {
   // Bytes per parameter of the double-quantized state.
   EXPECT_NEAR(static_cast<double>(q.StorageBytes()) / q.numel(),
               0.5 + 1.0 / 64 + 4.0 / (64 * 256), 0.01);
+}
+
+// The CPU path splits blocks over threads; every shape (partial last block,
+// odd count, several absmax groups, more blocks than one task takes) must
+// give exactly the reference's values.
+TEST(LoraMathTest, Nf4CpuDequantizeEqualsReferenceBitForBit) {
+  torch::manual_seed(5);
+  for (auto [out, in] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 3}, {37, 131}, {300, 257}, {64, 1024}}) {
+    torch::Tensor w = torch::randn({out, in}) * 0.02;
+    const float* data = w.contiguous().data_ptr<float>();
+    Nf4Weight q = Nf4Weight::Quantize(data, out, in, torch::kCPU);
+    nf4::QuantizedTensor ref = nf4::Quantize(data, out * in);
+    std::vector<float> want(out * in);
+    nf4::Dequantize(ref, want.data());
+    torch::Tensor got = q.Dequantize(torch::kFloat32);
+    ASSERT_EQ(got.sizes(), (std::vector<int64_t>{out, in}));
+    EXPECT_EQ(std::memcmp(got.data_ptr<float>(), want.data(),
+                          want.size() * sizeof(float)),
+              0)
+        << out << "x" << in;
+    EXPECT_TRUE(
+        torch::equal(q.Dequantize(torch::kBFloat16), got.to(torch::kBFloat16)));
+  }
 }
 
 }  // namespace

@@ -88,6 +88,22 @@ torch::Tensor Nf4Weight::Dequantize(torch::ScalarType dtype) const {
   }
   const int64_t n = numel();
   const int64_t blocks = (n + nf4::kBlockSize - 1) / nf4::kBlockSize;
+  if (packed_.is_cpu()) {
+    // On the CPU, one pass that writes each value once, blocks split over
+    // LibTorch's intra-op threads.
+    torch::Tensor w = torch::empty({out_, in_}, torch::kFloat32);
+    const nf4::DoubleQuantView view{
+        n, packed_.data_ptr<uint8_t>(), absmax_codes_.data_ptr<uint8_t>(),
+        absmax_scales_.data_ptr<float>(), absmax_offset_};
+    float* out = w.data_ptr<float>();
+    // About 64 KiB of output per task.
+    at::parallel_for(0, blocks, 256, [&](int64_t begin, int64_t end) {
+      nf4::DequantizeBlocks(view, begin, end, out);
+    });
+    return dtype == torch::kFloat32 ? w : w.to(dtype);
+  }
+  // Elsewhere (a device without the fused kernel), the same arithmetic in
+  // tensor ops.
   torch::Tensor absmax =
       dynamic_map_.index_select(0, absmax_codes_.to(torch::kLong)) *
           absmax_scales_.repeat_interleave(nf4::kAbsmaxBlockSize)
