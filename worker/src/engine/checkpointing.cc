@@ -52,8 +52,13 @@ class CheckpointFunction
     const int64_t layer = ctx->saved_data["layer"].toInt();
     torch::Tensor cos = ctx->saved_data["cos"].toTensor();
     torch::Tensor sin = ctx->saved_data["sin"].toTensor();
-    torch::Tensor input = saved[0].detach().requires_grad_(true);
-    std::vector<torch::Tensor> inputs = {input};
+    // The block's input needs a gradient only where it came out of a
+    // trainable part of the graph: the first block's input (the embedding
+    // output) does not, and its input gradient is never computed.
+    const bool input_grad = saved[0].requires_grad();
+    torch::Tensor input = saved[0].detach().requires_grad_(input_grad);
+    std::vector<torch::Tensor> inputs;
+    if (input_grad) inputs.push_back(input);
     inputs.insert(inputs.end(), saved.begin() + 1, saved.end());
 
     at::Generator gen = DefaultGenerator(input.device());
@@ -73,9 +78,12 @@ class CheckpointFunction
       gen.set_state(outer_state);
     }
     torch::autograd::variable_list grads =
-        torch::autograd::grad({out}, inputs, {grad_out[0]},
-                              /*retain_graph=*/false, /*create_graph=*/false,
-                              /*allow_unused=*/true);
+        inputs.empty() ? torch::autograd::variable_list{}
+                       : torch::autograd::grad({out}, inputs, {grad_out[0]},
+                                               /*retain_graph=*/false,
+                                               /*create_graph=*/false,
+                                               /*allow_unused=*/true);
+    if (!input_grad) grads.insert(grads.begin(), torch::Tensor());
     // cos, sin, model, layer, adapter, training get no gradient.
     for (int i = 0; i < 6; ++i) grads.push_back(torch::Tensor());
     return grads;

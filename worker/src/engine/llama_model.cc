@@ -239,9 +239,12 @@ torch::Tensor LlamaModel::Forward(const torch::Tensor& input_ids,
   }
   auto [cos, sin] = Rope(offset, t);
   torch::Tensor hidden = torch::embedding(embed_, input_ids.to(device_));
-  for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
+  const int64_t n = static_cast<int64_t>(layers_.size());
+  for (int64_t i = 0; i < n; ++i) {
+    // The last block is not checkpointed: backward would recompute it at
+    // once, while its activations are still the newest thing in memory.
     if (options.gradient_checkpointing && options.cache == nullptr &&
-        torch::GradMode::is_enabled()) {
+        torch::GradMode::is_enabled() && i + 1 < n) {
       hidden = CheckpointedBlock(*this, i, hidden, cos, sin, options);
     } else {
       hidden = Block(i, hidden, cos, sin, options);
