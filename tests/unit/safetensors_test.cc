@@ -216,6 +216,46 @@ TEST(SafetensorsTest, WriterRejectsBadTensors) {
   EXPECT_FALSE(fs::exists(dir + "/x.safetensors"));
 }
 
+// A loader releases a tensor's pages after reading it; the data must read
+// back the same afterwards (from the file), for every dtype ToFloat32Into
+// converts.
+TEST(SafetensorsTest, ReleasedPagesReadBackFromTheFile) {
+  const std::string dir = TempDir("release");
+  const int64_t n = 3 * 4096 + 17;  // spans whole pages and partial ones
+  std::vector<float> values(n);
+  for (int64_t i = 0; i < n; ++i) values[i] = std::sin(0.01 * i) * 3.0f;
+  std::vector<uint16_t> halves(n);
+  for (int64_t i = 0; i < n; ++i) halves[i] = FloatToBf16(values[i]);
+  const std::string path = dir + "/w.safetensors";
+  ASSERT_TRUE(
+      WriteSafetensors(
+          path,
+          {{"a",
+            DType::kF32,
+            {n},
+            std::string_view(reinterpret_cast<const char*>(values.data()),
+                             n * sizeof(float))},
+           {"b",
+            DType::kBF16,
+            {n},
+            std::string_view(reinterpret_cast<const char*>(halves.data()),
+                             n * sizeof(uint16_t))}},
+          {})
+          .ok());
+  auto file = SafetensorsFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  for (const char* name : {"a", "b"}) {
+    const TensorInfo* t = (*file)->Find(name);
+    ASSERT_NE(t, nullptr);
+    std::vector<float> before(n), after(n);
+    ASSERT_TRUE(ToFloat32Into(*t, before.data()).ok());
+    ReleasePages(*t);
+    ASSERT_TRUE(ToFloat32Into(*t, after.data()).ok());
+    EXPECT_EQ(before, after) << name;
+    if (std::string(name) == "a") EXPECT_EQ(after, values);
+  }
+}
+
 TEST(SafetensorsTest, OpensShardedModel) {
   auto model = SafetensorsModel::Open(Golden("sharded"));
   ASSERT_TRUE(model.ok()) << model.status();

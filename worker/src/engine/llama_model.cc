@@ -27,9 +27,9 @@ absl::StatusOr<torch::Tensor> LoadTensor(const SafetensorsModel& weights,
     return absl::InvalidArgumentError(absl::StrCat(
         dir, ": tensor ", name, " has shape ", got, ", expected ", want));
   }
-  LORAD_ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*t));
   torch::Tensor out = torch::empty(shape, torch::kFloat32);
-  std::memcpy(out.data_ptr(), values.data(), values.size() * sizeof(float));
+  LORAD_RETURN_IF_ERROR(ToFloat32Into(*t, out.data_ptr<float>()));
+  ReleasePages(*t);
   return out;
 }
 

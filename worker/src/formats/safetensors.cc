@@ -326,20 +326,29 @@ std::vector<std::string> SafetensorsModel::Names() const {
   return names;
 }
 
-absl::StatusOr<std::vector<float>> ToFloat32(const TensorInfo& t) {
+void ReleasePages(const TensorInfo& t) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data);
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + t.nbytes) / page * page;
+  if (t.data == nullptr || last <= first) return;
+  // Advice only: a failure changes nothing the caller can see.
+  madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+absl::Status ToFloat32Into(const TensorInfo& t, float* out) {
   const int64_t n = t.numel();
-  std::vector<float> out(static_cast<size_t>(n));
   switch (t.dtype) {
     case DType::kF32:
-      if (n > 0) std::memcpy(out.data(), t.data, n * sizeof(float));
-      return out;
+      if (n > 0) std::memcpy(out, t.data, n * sizeof(float));
+      return absl::OkStatus();
     case DType::kF64:
       for (int64_t i = 0; i < n; ++i) {
         double v;
         std::memcpy(&v, t.data + 8 * i, 8);
         out[i] = static_cast<float>(v);
       }
-      return out;
+      return absl::OkStatus();
     case DType::kF16:
     case DType::kBF16: {
       const bool bf16 = t.dtype == DType::kBF16;
@@ -348,13 +357,19 @@ absl::StatusOr<std::vector<float>> ToFloat32(const TensorInfo& t) {
         std::memcpy(&h, t.data + 2 * i, 2);
         out[i] = bf16 ? Bf16ToFloat(h) : HalfToFloat(h);
       }
-      return out;
+      return absl::OkStatus();
     }
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("tensor \"", t.name, "\": cannot convert ",
                        std::string(DTypeName(t.dtype)), " to fp32"));
   }
+}
+
+absl::StatusOr<std::vector<float>> ToFloat32(const TensorInfo& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  LORAD_RETURN_IF_ERROR(ToFloat32Into(t, out.data()));
+  return out;
 }
 
 std::string SerializeSafetensors(

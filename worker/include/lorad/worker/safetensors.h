@@ -109,6 +109,14 @@ class SafetensorsModel {
 // Converts an F32, F16, BF16 or F64 tensor to fp32 (F64 is rounded to
 // nearest). InvalidArgument for other dtypes.
 absl::StatusOr<std::vector<float>> ToFloat32(const TensorInfo& t);
+// The same, written to out[0 .. t.numel()).
+absl::Status ToFloat32Into(const TensorInfo& t, float* out);
+
+// Tells the kernel the mapped pages that lie wholly inside t's bytes are not
+// needed for now, so a loader that has copied or quantized a tensor does not
+// keep the whole file resident while it reads the rest. t.data stays valid:
+// the pages fault back in from the file if read again.
+void ReleasePages(const TensorInfo& t);
 
 struct TensorToWrite {
   std::string name;
