@@ -1,7 +1,6 @@
 #include "lorad/server/adapters_service.h"
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "lorad/server/adapter_check.h"
 #include "lorad/server/grpc_status.h"
+#include "lorad/server/upload_reactor.h"
 
 namespace lorad::server {
 namespace {
@@ -32,65 +32,32 @@ grpc::ServerUnaryReactor* RunOnQueue(grpc::CallbackServerContext* context,
 }
 
 // Writes the streamed files into a staging directory, then registers it.
-class UploadReactor final
-    : public grpc::ServerReadReactor<v1::UploadAdapterRequest> {
+class AdapterUploadReactor final
+    : public UploadReactor<v1::UploadAdapterRequest, v1::Adapter> {
  public:
-  UploadReactor(AdapterRegistry* registry, WorkQueue* work, int64_t max_bytes,
-                v1::Adapter* response)
-      : registry_(registry),
-        work_(work),
-        max_bytes_(max_bytes),
-        response_(response) {
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Complete();
-      return;
-    }
-    absl::Status accepted = Accept();
-    if (!accepted.ok()) {
-      Finish(ToGrpcStatus(accepted));
-      return;
-    }
-    StartRead(&request_);
-  }
-
-  void OnCancel() override { cancelled_ = true; }
-
-  void OnDone() override {
-    out_.close();
-    if (!staging_.empty()) {
-      std::error_code ec;
-      fs::remove_all(staging_, ec);
-    }
-    delete this;
+  AdapterUploadReactor(AdapterRegistry* registry, WorkQueue* work,
+                       int64_t max_bytes, v1::Adapter* response)
+      : UploadReactor<v1::UploadAdapterRequest, v1::Adapter>(work, response),
+        registry_(registry),
+        max_bytes_(max_bytes) {
+    Begin();
   }
 
  private:
-  absl::Status Accept() {
-    if (request_.has_header()) {
-      if (have_header_) {
-        return absl::InvalidArgumentError("the upload has a second header");
-      }
-      have_header_ = true;
-      header_ = request_.header();
-      if (header_.name().empty()) {
-        return absl::InvalidArgumentError("header.name is required");
-      }
-      absl::Status name = ValidateAdapterName(header_.name());
-      if (!name.ok()) return name;
-      absl::StatusOr<std::string> dir = registry_->NewStagingDir();
-      if (!dir.ok()) return dir.status();
-      staging_ = *dir;
-      return absl::OkStatus();
+  absl::Status OnHeader() override {
+    if (header().name().empty()) {
+      return absl::InvalidArgumentError("header.name is required");
     }
-    if (!have_header_) {
-      return absl::InvalidArgumentError(
-          "the first upload message must be a header");
-    }
-    const v1::AdapterFileChunk& chunk = request_.chunk();
+    absl::Status name = ValidateAdapterName(header().name());
+    if (!name.ok()) return name;
+    absl::StatusOr<std::string> dir = registry_->NewStagingDir();
+    if (!dir.ok()) return dir.status();
+    staging_ = *dir;
+    return absl::OkStatus();
+  }
+
+  absl::Status OnChunk(const v1::UploadAdapterRequest& request) override {
+    const v1::AdapterFileChunk& chunk = request.chunk();
     const std::string& file = chunk.filename();
     if (file != kAdapterConfigFile && file != kAdapterWeightsFile) {
       return absl::InvalidArgumentError(
@@ -121,46 +88,39 @@ class UploadReactor final
     return absl::OkStatus();
   }
 
-  void Complete() {
-    if (cancelled_) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled"));
-      return;
-    }
-    if (!have_header_) {
-      Finish(
-          ToGrpcStatus(absl::InvalidArgumentError("the upload had no header")));
-      return;
-    }
+  absl::Status OnStreamEnd() override {
     out_.close();
     if (!current_.empty()) done_.push_back(current_);
+    current_.clear();
     for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile}) {
       if (std::find(done_.begin(), done_.end(), file) == done_.end()) {
-        Finish(ToGrpcStatus(absl::InvalidArgumentError(
-            absl::StrCat(file, ": missing from the upload"))));
-        return;
+        return absl::InvalidArgumentError(
+            absl::StrCat(file, ": missing from the upload"));
       }
     }
-    work_->Run([this] {
-      absl::StatusOr<v1::Adapter> adapter = registry_->Register(
-          header_.name(), staging_, header_.base_model(), "", header_.pinned());
-      if (adapter.ok()) *response_ = *std::move(adapter);
-      Finish(ToGrpcStatus(adapter.status()));
-    });
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::Adapter> Ingest() override {
+    return registry_->Register(header().name(), staging_, header().base_model(),
+                               "", header().pinned());
+  }
+
+  void Cleanup() override {
+    out_.close();
+    if (!staging_.empty()) {
+      std::error_code ec;
+      fs::remove_all(staging_, ec);
+    }
   }
 
   AdapterRegistry* const registry_;
-  WorkQueue* const work_;
   const int64_t max_bytes_;
-  v1::Adapter* const response_;
-  v1::UploadAdapterRequest request_;
-  v1::AdapterUploadHeader header_;
-  bool have_header_ = false;
   std::string staging_;
   std::string current_;
   std::vector<std::string> done_;
   std::ofstream out_;
   int64_t received_ = 0;
-  std::atomic<bool> cancelled_{false};
 };
 
 // Streams a list of files, one chunk at a time.
@@ -296,7 +256,8 @@ grpc::ServerUnaryReactor* AdaptersService::Load(
 
 grpc::ServerReadReactor<v1::UploadAdapterRequest>* AdaptersService::Upload(
     grpc::CallbackServerContext* /*context*/, v1::Adapter* response) {
-  return new UploadReactor(registry_, &work_, max_upload_bytes_, response);
+  return new AdapterUploadReactor(registry_, &work_, max_upload_bytes_,
+                                  response);
 }
 
 grpc::ServerUnaryReactor* AdaptersService::Unload(

@@ -1,7 +1,6 @@
 #include "lorad/server/batch_service.h"
 
 #include <algorithm>
-#include <atomic>
 #include <random>
 #include <string>
 #include <utility>
@@ -14,6 +13,7 @@
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/server/grpc_status.h"
+#include "lorad/server/upload_reactor.h"
 #include "lorad/server/watch_job_reactor.h"
 
 namespace lorad::server {
@@ -29,94 +29,20 @@ std::string NewBatchId() {
 
 // Collects the upload; parsing and storing happen on the work queue.
 class CreateReactor final
-    : public grpc::ServerReadReactor<v1::CreateBatchJobRequest> {
+    : public BufferedUploadReactor<v1::CreateBatchJobRequest, v1::BatchJob> {
  public:
   CreateReactor(BatchService* service, WorkQueue* work, int64_t max_bytes,
                 v1::BatchJob* response)
-      : service_(service),
-        work_(work),
-        max_bytes_(max_bytes),
-        response_(response) {
-    StartRead(&request_);
+      : BufferedUploadReactor(work, max_bytes, response), service_(service) {
+    Begin();
   }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Complete();
-      return;
-    }
-    absl::Status accepted = Accept();
-    if (!accepted.ok()) {
-      Finish(ToGrpcStatus(accepted));
-      return;
-    }
-    StartRead(&request_);
-  }
-
-  void OnCancel() override { cancelled_ = true; }
-  void OnDone() override { delete this; }
 
  private:
-  absl::Status Accept() {
-    if (request_.has_header()) {
-      if (have_header_) {
-        return absl::InvalidArgumentError("the upload has a second header");
-      }
-      have_header_ = true;
-      header_ = request_.header();
-      if (header_.size_bytes() < 0 || header_.size_bytes() > max_bytes_) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "header.size_bytes is ", header_.size_bytes(), "; the limit is ",
-            max_bytes_, " bytes (--max_upload_bytes)"));
-      }
-      return absl::OkStatus();
-    }
-    if (!have_header_) {
-      return absl::InvalidArgumentError(
-          "the first upload message must be a header");
-    }
-    if (static_cast<int64_t>(contents_.size() + request_.chunk().size()) >
-        header_.size_bytes()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("received more than the ", header_.size_bytes(),
-                       " bytes the header announced"));
-    }
-    contents_.append(request_.chunk());
-    return absl::OkStatus();
-  }
-
-  void Complete() {
-    if (cancelled_) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled"));
-      return;
-    }
-    if (!have_header_) {
-      Finish(
-          ToGrpcStatus(absl::InvalidArgumentError("the upload had no header")));
-      return;
-    }
-    if (static_cast<int64_t>(contents_.size()) != header_.size_bytes()) {
-      Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-          "received ", contents_.size(), " bytes but the header announced ",
-          header_.size_bytes()))));
-      return;
-    }
-    work_->Run([this] {
-      absl::StatusOr<v1::BatchJob> job = service_->Create(header_, contents_);
-      if (job.ok()) *response_ = *std::move(job);
-      Finish(ToGrpcStatus(job.status()));
-    });
+  absl::StatusOr<v1::BatchJob> Ingest() override {
+    return service_->Create(header(), contents());
   }
 
   BatchService* const service_;
-  WorkQueue* const work_;
-  const int64_t max_bytes_;
-  v1::BatchJob* const response_;
-  v1::CreateBatchJobRequest request_;
-  v1::BatchJobHeader header_;
-  bool have_header_ = false;
-  std::string contents_;
-  std::atomic<bool> cancelled_{false};
 };
 
 // Streams the stored results in input order, a page at a time.
