@@ -356,34 +356,19 @@ absl::StatusOr<int64_t> JobStore::AppendEvent(v1::JobEvent event) {
   absl::MutexLock lock(&mu_);
   // The mutex makes read-then-insert atomic within this process; the primary
   // key (job_id, seq) rejects a duplicate from anywhere else.
-  int64_t last_seq = 0;
-  {
-    LORAD_ASSIGN_OR_RETURN(
-        sqlite3_stmt * s,
-        Prepare("SELECT (SELECT COALESCE(MAX(seq), 0) FROM job_events "
-                "WHERE job_id = ?1) FROM jobs WHERE id = ?1",
-                op));
-    ScopedStatement scope(s);
-    int rc = Bind(s, event.job_id());
-    if (rc == SQLITE_OK) rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) {
-      return absl::NotFoundError(
-          absl::StrCat("job ", event.job_id(), " not found"));
-    }
-    if (rc != SQLITE_ROW) return SqlError(rc, op);
-    last_seq = sqlite3_column_int64(s, 0);
-  }
-  event.set_seq(last_seq + 1);
-  LORAD_ASSIGN_OR_RETURN(std::string bytes, Serialize(event, op));
-  LORAD_ASSIGN_OR_RETURN(
-      sqlite3_stmt * s,
-      Prepare("INSERT INTO job_events (job_id, seq, proto) VALUES (?1, ?2, ?3)",
-              op));
-  ScopedStatement scope(s);
-  int rc = Bind(s, event.job_id(), event.seq(), Blob{bytes});
-  if (rc == SQLITE_OK) rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE) return SqlError(rc, op);
-  return event.seq();
+  return AppendEventRow(
+      [this](const char* sql, absl::string_view what)
+          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return Prepare(sql, what); },
+      [this](int rc, absl::string_view what)
+          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return SqlError(rc, what); },
+      "SELECT (SELECT COALESCE(MAX(seq), 0) FROM job_events "
+      "WHERE job_id = ?1) FROM jobs WHERE id = ?1",
+      "INSERT INTO job_events (job_id, seq, proto) VALUES (?1, ?2, ?3)",
+      event.job_id(), "job", op,
+      [&](int64_t seq) -> absl::StatusOr<std::string> {
+        event.set_seq(seq);
+        return Serialize(event, op);
+      });
 }
 
 absl::StatusOr<std::vector<v1::JobEvent>> JobStore::EventsAfter(

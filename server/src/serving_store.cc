@@ -301,34 +301,19 @@ absl::StatusOr<int64_t> ServingStore::AppendBatchEvent(v1::JobEvent event) {
     event.set_time_unix_ms(absl::ToUnixMillis(absl::Now()));
   }
   absl::MutexLock lock(&mu_);
-  int64_t last = 0;
-  {
-    LORAD_ASSIGN_OR_RETURN(
-        sqlite3_stmt * s,
-        Prepare("SELECT (SELECT COALESCE(MAX(seq), 0) FROM batch_events "
-                "WHERE job_id = ?1) FROM batch_jobs WHERE id = ?1",
-                op));
-    ScopedStatement scope(s);
-    int rc = Bind(s, event.job_id());
-    if (rc == SQLITE_OK) rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) {
-      return absl::NotFoundError(
-          absl::StrCat("batch job ", event.job_id(), " not found"));
-    }
-    if (rc != SQLITE_ROW) return Error(rc, op);
-    last = sqlite3_column_int64(s, 0);
-  }
-  event.set_seq(last + 1);
-  const std::string bytes = event.SerializeAsString();
-  LORAD_ASSIGN_OR_RETURN(
-      sqlite3_stmt * s, Prepare("INSERT INTO batch_events (job_id, seq, proto) "
-                                "VALUES (?1, ?2, ?3)",
-                                op));
-  ScopedStatement scope(s);
-  int rc = Bind(s, event.job_id(), event.seq(), Blob{bytes});
-  if (rc != SQLITE_OK) return Error(rc, op);
-  LORAD_RETURN_IF_ERROR(Done(s, op));
-  return event.seq();
+  return AppendEventRow(
+      [this](const char* sql, absl::string_view what)
+          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return Prepare(sql, what); },
+      [this](int rc, absl::string_view what)
+          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return Error(rc, what); },
+      "SELECT (SELECT COALESCE(MAX(seq), 0) FROM batch_events "
+      "WHERE job_id = ?1) FROM batch_jobs WHERE id = ?1",
+      "INSERT INTO batch_events (job_id, seq, proto) VALUES (?1, ?2, ?3)",
+      event.job_id(), "batch job", op,
+      [&](int64_t seq) -> absl::StatusOr<std::string> {
+        event.set_seq(seq);
+        return event.SerializeAsString();
+      });
 }
 
 absl::StatusOr<std::vector<v1::JobEvent>> ServingStore::BatchEventsAfter(

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace lorad::server {
@@ -62,6 +64,44 @@ int Bind(sqlite3_stmt* s, const Args&... args) {
   int rc = SQLITE_OK;
   ((rc = rc == SQLITE_OK ? BindOne(s, ++i, args) : rc), ...);
   return rc;
+}
+
+// Appends a row to an event log table (job_id, seq, proto), under the
+// store's lock: `next_seq_sql` takes ?1 = job id and gives one row with the
+// job's last seq (0 before the first) or no row when the job does not exist
+// (NotFound, naming `what` and the id); `insert_sql` takes ?1 job id, ?2
+// seq, ?3 proto. `row(seq)` gives the proto bytes (StatusOr<std::string>).
+// `prepare` and `error` are the store's statement cache and error mapping.
+// Returns the new row's seq.
+template <typename Prepare, typename Error, typename Row>
+absl::StatusOr<int64_t> AppendEventRow(Prepare&& prepare, Error&& error,
+                                       const char* next_seq_sql,
+                                       const char* insert_sql,
+                                       const std::string& job_id,
+                                       absl::string_view what,
+                                       absl::string_view op, Row&& row) {
+  int64_t seq = 0;
+  {
+    absl::StatusOr<sqlite3_stmt*> s = prepare(next_seq_sql, op);
+    if (!s.ok()) return s.status();
+    ScopedStatement scope(*s);
+    int rc = Bind(*s, job_id);
+    if (rc == SQLITE_OK) rc = sqlite3_step(*s);
+    if (rc == SQLITE_DONE) {
+      return absl::NotFoundError(absl::StrCat(what, " ", job_id, " not found"));
+    }
+    if (rc != SQLITE_ROW) return error(rc, op);
+    seq = sqlite3_column_int64(*s, 0) + 1;
+  }
+  absl::StatusOr<std::string> bytes = row(seq);
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<sqlite3_stmt*> s = prepare(insert_sql, op);
+  if (!s.ok()) return s.status();
+  ScopedStatement scope(*s);
+  int rc = Bind(*s, job_id, seq, Blob{*bytes});
+  if (rc == SQLITE_OK) rc = sqlite3_step(*s);
+  if (rc != SQLITE_DONE) return error(rc, op);
+  return seq;
 }
 
 }  // namespace lorad::server
