@@ -25,6 +25,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench_models.h"
 #include "lorad/common/files.h"
 #include "lorad/worker/adapter_pool.h"
 #include "lorad/worker/engine.h"
@@ -56,30 +57,6 @@ using nlohmann::json;
 
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-ModelConfig Llama100MConfig() {
-  ModelConfig c = TinyModelConfig();
-  c.vocab_size = 32000;
-  c.hidden_size = 768;
-  c.intermediate_size = 2048;
-  c.num_hidden_layers = 12;
-  c.num_attention_heads = 12;
-  c.num_key_value_heads = 4;
-  c.head_dim = 64;
-  c.max_position_embeddings = 4096;
-  return c;
-}
-
-absl::StatusOr<std::string> ModelDir(const std::string& model,
-                                     const std::string& cache_dir) {
-  if (model != "llama-100m") return ResolveModelDir(model, cache_dir);
-  const std::string dir = cache_dir + "/llama-100m";
-  if (!std::filesystem::exists(dir + "/model.safetensors")) {
-    absl::Status s = WriteRandomLlama(dir, Llama100MConfig(), 1234);
-    if (!s.ok()) return s;
-  }
-  return dir;
 }
 
 double Percentile(std::vector<double> v, double p) {
@@ -432,7 +409,8 @@ int main(int argc, char** argv) {
              std::filesystem::path(b.model_name).filename().string();
     std::error_code ec;
     std::filesystem::remove_all(b.work, ec);
-    auto dir = ModelDir(b.model_name, absl::GetFlag(FLAGS_cache_dir));
+    auto dir = lorad::bench::BenchModelDir(b.model_name,
+                                           absl::GetFlag(FLAGS_cache_dir));
     if (!dir.ok()) {
       std::cerr << "serving_bench: " << dir.status() << "\n";
       return 1;

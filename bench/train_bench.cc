@@ -21,6 +21,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
+#include "bench_models.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/tiny_model.h"
 #include "lorad/worker/trainer.h"
@@ -47,35 +48,6 @@ ABSL_FLAG(bool, write_model_only, false, "Write the model directory, exit.");
 namespace {
 
 using lorad::worker::ModelConfig;
-
-// A ~100M-parameter Llama (12 layers, hidden 768, GQA 12/4, SwiGLU 2048,
-// 32000-entry vocab) with the byte-level tokenizer of the tiny model.
-ModelConfig Llama100MConfig() {
-  ModelConfig c = lorad::worker::TinyModelConfig();
-  c.vocab_size = 32000;
-  c.hidden_size = 768;
-  c.intermediate_size = 2048;
-  c.num_hidden_layers = 12;
-  c.num_attention_heads = 12;
-  c.num_key_value_heads = 4;
-  c.head_dim = 64;
-  c.max_position_embeddings = 4096;
-  return c;
-}
-
-absl::StatusOr<std::string> ModelDir(const std::string& model,
-                                     const std::string& cache_dir) {
-  if (model != "llama-100m") {
-    return lorad::worker::ResolveModelDir(model, cache_dir);
-  }
-  const std::string dir = cache_dir + "/llama-100m";
-  if (!std::filesystem::exists(dir + "/model.safetensors")) {
-    absl::Status s =
-        lorad::worker::WriteRandomLlama(dir, Llama100MConfig(), 1234);
-    if (!s.ok()) return s;
-  }
-  return dir;
-}
 
 int64_t PeakRssBytes() {
   struct rusage ru;
@@ -109,8 +81,8 @@ int Run() {
   if (absl::GetFlag(FLAGS_threads) > 0) {
     torch::set_num_threads(absl::GetFlag(FLAGS_threads));
   }
-  auto dir =
-      ModelDir(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_cache_dir));
+  auto dir = lorad::bench::BenchModelDir(absl::GetFlag(FLAGS_model),
+                                         absl::GetFlag(FLAGS_cache_dir));
   if (!dir.ok()) return Fail(dir.status());
   if (absl::GetFlag(FLAGS_write_model_only)) {
     std::cout << nlohmann::json({{"model_dir", *dir}}).dump() << std::endl;
