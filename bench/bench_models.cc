@@ -2,14 +2,14 @@
 
 #include <filesystem>
 
-#include "lorad/worker/model_config.h"
-#include "lorad/worker/tiny_model.h"
+#include "lorad/model/model_config.h"
+#include "lorad/model/tiny_model.h"
 
 namespace lorad::bench {
 namespace {
 
-worker::ModelConfig Llama100MConfig() {
-  worker::ModelConfig c = worker::TinyModelConfig();
+model::ModelConfig Llama100MConfig() {
+  model::ModelConfig c = model::TinyModelConfig();
   c.vocab_size = 32000;
   c.hidden_size = 768;
   c.intermediate_size = 2048;
@@ -25,10 +25,10 @@ worker::ModelConfig Llama100MConfig() {
 
 absl::StatusOr<std::string> BenchModelDir(const std::string& model,
                                           const std::string& cache_dir) {
-  if (model != "llama-100m") return worker::ResolveModelDir(model, cache_dir);
+  if (model != "llama-100m") return model::ResolveModelDir(model, cache_dir);
   const std::string dir = cache_dir + "/llama-100m";
   if (!std::filesystem::exists(dir + "/model.safetensors")) {
-    absl::Status s = worker::WriteRandomLlama(dir, Llama100MConfig(), 1234);
+    absl::Status s = model::WriteRandomLlama(dir, Llama100MConfig(), 1234);
     if (!s.ok()) return s;
   }
   return dir;

@@ -27,9 +27,9 @@
 #include "absl/strings/str_split.h"
 #include "bench_models.h"
 #include "lorad/common/files.h"
+#include "lorad/model/tiny_model.h"
 #include "lorad/worker/adapter_pool.h"
 #include "lorad/worker/engine.h"
-#include "lorad/worker/tiny_model.h"
 #include "lorad/worker/trainer.h"
 #include "nlohmann/json.hpp"
 
@@ -78,7 +78,7 @@ struct Timing {
 // Drains one stream, time-stamping each token as it arrives.
 Timing Drain(GenerationStream& s, Clock::time_point submitted) {
   Timing t;
-  lorad::v1::GenerateResponse m;
+  lorad::worker::v1::GenerateChunk m;
   Clock::time_point last = submitted;
   for (;;) {
     auto e = s.Next(&m, absl::Seconds(600));
@@ -101,12 +101,12 @@ Timing Drain(GenerationStream& s, Clock::time_point submitted) {
   return t;
 }
 
-lorad::v1::GenerateRequest Request(int i, int prompt_tokens, int new_tokens) {
+lorad::worker::v1::Sampling Request(int i, int prompt_tokens, int new_tokens) {
   std::string prompt;
   for (int j = 0; j < prompt_tokens; ++j) {
     prompt.push_back(static_cast<char>('a' + (i * 7 + j * 3) % 26));
   }
-  lorad::v1::GenerateRequest r;
+  lorad::worker::v1::Sampling r;
   r.set_prompt(prompt);
   r.set_max_new_tokens(new_tokens);
   return r;

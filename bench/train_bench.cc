@@ -22,8 +22,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "bench_models.h"
+#include "lorad/model/tiny_model.h"
 #include "lorad/worker/llama_model.h"
-#include "lorad/worker/tiny_model.h"
 #include "lorad/worker/trainer.h"
 #include "nlohmann/json.hpp"
 
@@ -47,7 +47,7 @@ ABSL_FLAG(bool, write_model_only, false, "Write the model directory, exit.");
 
 namespace {
 
-using lorad::worker::ModelConfig;
+using lorad::model::ModelConfig;
 
 int64_t PeakRssBytes() {
   struct rusage ru;

@@ -1,4 +1,4 @@
-#include "lorad/server/daemon.h"
+#include "daemon.h"
 
 #include <chrono>
 #include <string>

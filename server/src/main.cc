@@ -14,10 +14,10 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "daemon.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "lorad/server/daemon.h"
-#include "lorad/server/options.h"
+#include "options.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051",
           "host:port to serve on; port 0 picks a free port");

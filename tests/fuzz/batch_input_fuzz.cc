@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "lorad/server/batch_input.h"
+#include "jobs/batch_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -3,11 +3,11 @@
 #include <cstdint>
 #include <string_view>
 
-#include "lorad/worker/model_config.h"
+#include "lorad/model/model_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view json(reinterpret_cast<const char*>(data), size);
-  auto config = lorad::worker::ModelConfig::FromJson(json, "config.json");
+  auto config = lorad::model::ModelConfig::FromJson(json, "config.json");
   if (config.ok()) {
     (void)config->NumParameters();
     (void)config->ToJson();

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-#include "lorad/worker/safetensors.h"
+#include "lorad/model/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path =
@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (f == nullptr) return 0;
   if (size > 0) std::fwrite(data, 1, size, f);
   std::fclose(f);
-  auto file = lorad::worker::SafetensorsFile::Open(path);
+  auto file = lorad::model::SafetensorsFile::Open(path);
   if (file.ok()) {
     // Every tensor the reader accepts must lie inside the mapping.
     volatile uint8_t sink = 0;

@@ -7,19 +7,19 @@
 #include <string>
 #include <string_view>
 
-#include "lorad/worker/tokenizer.h"
+#include "lorad/model/tokenizer.h"
 
 namespace {
 
-const lorad::worker::Tokenizer* Loaded(int which) {
+const lorad::model::Tokenizer* Loaded(int which) {
   static const char* kFiles[] = {
       LORAD_GOLDEN_DIR "/tokenizer/gpt2.tokenizer.json",
       LORAD_GOLDEN_DIR "/tokenizer/llama3.tokenizer.json",
       LORAD_GOLDEN_DIR "/tokenizer/qwen2.tokenizer.json",
   };
-  static std::unique_ptr<lorad::worker::Tokenizer> cache[3];
+  static std::unique_ptr<lorad::model::Tokenizer> cache[3];
   if (!cache[which]) {
-    auto t = lorad::worker::Tokenizer::FromFile(kFiles[which]);
+    auto t = lorad::model::Tokenizer::FromFile(kFiles[which]);
     if (!t.ok()) __builtin_trap();  // the golden files must load
     cache[which] = std::move(*t);
   }
@@ -33,10 +33,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   const int mode = data[0] % 4;
   if (mode == 3) {
-    (void)lorad::worker::Tokenizer::FromJson(rest, "tokenizer.json");
+    (void)lorad::model::Tokenizer::FromJson(rest, "tokenizer.json");
     return 0;
   }
-  const lorad::worker::Tokenizer* tok = Loaded(mode);
+  const lorad::model::Tokenizer* tok = Loaded(mode);
   std::vector<int32_t> ids = tok->Encode(rest);
   std::string back = tok->Decode(ids, /*skip_special_tokens=*/false);
   (void)back;

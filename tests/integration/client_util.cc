@@ -9,7 +9,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "lorad/worker/v1/worker.grpc.pb.h"
+#include "lorad/internal/worker/v1/worker.grpc.pb.h"
 
 namespace lorad::testing {
 

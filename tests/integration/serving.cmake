@@ -3,7 +3,7 @@
 add_library(lorad_it_serving STATIC ${CMAKE_CURRENT_LIST_DIR}/serving_util.cc)
 target_include_directories(lorad_it_serving PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(lorad_it_serving PUBLIC lorad_it_support
-  lorad::worker_formats nlohmann_json::nlohmann_json)
+  lorad::model nlohmann_json::nlohmann_json)
 
 foreach(name adapters batch loractl_serving)
   lorad_add_test(integration_${name}_test

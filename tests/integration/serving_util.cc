@@ -6,9 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/client_context.h"
-#include "lorad/worker/model_config.h"
-#include "lorad/worker/safetensors.h"
-#include "lorad/worker/tiny_model.h"
+#include "lorad/model/model_config.h"
+#include "lorad/model/safetensors.h"
+#include "lorad/model/tiny_model.h"
 #include "nlohmann/json.hpp"
 
 namespace lorad::testing {
@@ -20,7 +20,7 @@ struct Linear {
 };
 
 std::vector<Linear> TinyLinears() {
-  const worker::ModelConfig c = worker::TinyModelConfig();
+  const model::ModelConfig c = model::TinyModelConfig();
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim,
                 inter = c.intermediate_size;
@@ -36,11 +36,11 @@ std::vector<Linear> TinyLinears() {
 }  // namespace
 
 AdapterFiles MakeTinyAdapter(const AdapterSpec& spec) {
-  const worker::ModelConfig config = worker::TinyModelConfig();
+  const model::ModelConfig config = model::TinyModelConfig();
   std::mt19937 gen(static_cast<uint32_t>(spec.seed));
   std::uniform_real_distribution<float> dist(-spec.scale, spec.scale);
   std::vector<std::vector<float>> buffers;
-  std::vector<worker::TensorToWrite> tensors;
+  std::vector<model::TensorToWrite> tensors;
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
     for (const Linear& l : TinyLinears()) {
       bool wanted = false;
@@ -56,7 +56,7 @@ AdapterFiles MakeTinyAdapter(const AdapterSpec& spec) {
             buffers.emplace_back(static_cast<size_t>(shape[0] * shape[1]));
         for (float& x : data) x = dist(gen);
         tensors.push_back(
-            {absl::StrCat(key, half, ".weight"), worker::DType::kF32, shape,
+            {absl::StrCat(key, half, ".weight"), model::DType::kF32, shape,
              std::string_view(reinterpret_cast<const char*>(data.data()),
                               data.size() * sizeof(float))});
       }
@@ -64,7 +64,7 @@ AdapterFiles MakeTinyAdapter(const AdapterSpec& spec) {
   }
   AdapterFiles files;
   files["adapter_model.safetensors"] =
-      worker::SerializeSafetensors(std::move(tensors), {{"format", "pt"}});
+      model::SerializeSafetensors(std::move(tensors), {{"format", "pt"}});
   nlohmann::json j;
   j["peft_type"] = "LORA";
   j["task_type"] = "CAUSAL_LM";

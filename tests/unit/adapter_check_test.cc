@@ -1,4 +1,4 @@
-#include "lorad/server/adapter_check.h"
+#include "serving/adapter_check.h"
 
 #include <filesystem>
 #include <fstream>
@@ -8,14 +8,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "lorad/worker/safetensors.h"
-#include "lorad/worker/tiny_model.h"
+#include "lorad/model/safetensors.h"
+#include "lorad/model/tiny_model.h"
 #include "nlohmann/json.hpp"
 
 namespace lorad::server {
 namespace {
 
-using worker::DType;
+using model::DType;
 
 struct Tensor {
   std::string name;
@@ -60,24 +60,24 @@ std::string Write(const nlohmann::json& config,
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "adapter_config.json") << config.dump();
   std::vector<std::string> data;
-  std::vector<worker::TensorToWrite> out;
+  std::vector<model::TensorToWrite> out;
   for (const Tensor& t : tensors) {
     int64_t numel = 1;
     for (int64_t d : t.shape) numel *= d;
-    data.emplace_back(numel * worker::DTypeSize(t.dtype), '\0');
+    data.emplace_back(numel * model::DTypeSize(t.dtype), '\0');
   }
   for (size_t i = 0; i < tensors.size(); ++i) {
     out.push_back(
         {tensors[i].name, tensors[i].dtype, tensors[i].shape, data[i]});
   }
   std::ofstream(dir / "adapter_model.safetensors", std::ios::binary)
-      << worker::SerializeSafetensors(out, {});
+      << model::SerializeSafetensors(out, {});
   return dir.string();
 }
 
 TEST(AdapterCheckTest, AcceptsAValidAdapter) {
   auto facts = CheckPeftAdapter(Write(GoodConfig(), GoodTensors()),
-                                worker::TinyModelConfig());
+                                model::TinyModelConfig());
   ASSERT_TRUE(facts.ok()) << facts.status();
   EXPECT_EQ(facts->rank, 4);
   EXPECT_EQ(facts->alpha, 8);
@@ -156,7 +156,7 @@ TEST(AdapterCheckTest, RefusesWhatDoesNotFitNamingFileAndKey) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
     auto facts =
-        CheckPeftAdapter(Write(c.config, c.tensors), worker::TinyModelConfig());
+        CheckPeftAdapter(Write(c.config, c.tensors), model::TinyModelConfig());
     ASSERT_FALSE(facts.ok());
     EXPECT_TRUE(absl::IsInvalidArgument(facts.status())) << facts.status();
     EXPECT_NE(facts.status().message().find(c.want), std::string::npos)
@@ -165,7 +165,7 @@ TEST(AdapterCheckTest, RefusesWhatDoesNotFitNamingFileAndKey) {
 }
 
 TEST(AdapterCheckTest, MissingAndCorruptFiles) {
-  const worker::ModelConfig tiny = worker::TinyModelConfig();
+  const model::ModelConfig tiny = model::TinyModelConfig();
   std::string dir = Write(GoodConfig(), GoodTensors());
   std::filesystem::remove(dir + "/adapter_model.safetensors");
   auto facts = CheckPeftAdapter(dir, tiny);
@@ -190,7 +190,7 @@ TEST(AdapterCheckTest, MissingAndCorruptFiles) {
 TEST(AdapterCheckTest, BaseModelConfigOfTinyAndMissingDir) {
   auto tiny = BaseModelConfig("tiny");
   ASSERT_TRUE(tiny.ok());
-  EXPECT_EQ(tiny->hidden_size, worker::TinyModelConfig().hidden_size);
+  EXPECT_EQ(tiny->hidden_size, model::TinyModelConfig().hidden_size);
   EXPECT_FALSE(BaseModelConfig("/nonexistent/model").ok());
 }
 

@@ -1,4 +1,4 @@
-#include "lorad/server/batch_input.h"
+#include "jobs/batch_input.h"
 
 #include <string>
 

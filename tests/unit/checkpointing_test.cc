@@ -1,8 +1,8 @@
 #include <torch/torch.h>
 
 #include "gtest/gtest.h"
+#include "lorad/model/tiny_model.h"
 #include "lorad/worker/llama_model.h"
-#include "lorad/worker/tiny_model.h"
 
 namespace lorad::worker {
 namespace {
@@ -34,9 +34,9 @@ std::vector<torch::Tensor> Grads(const LlamaModel& model,
 // (whose input gradient flows on), and the last (not checkpointed).
 TEST(CheckpointingTest, GradientsEqualPlainBackward) {
   std::string dir = ::testing::TempDir() + "/ckpt_model";
-  ModelConfig config = TinyModelConfig();
+  model::ModelConfig config = model::TinyModelConfig();
   config.num_hidden_layers = 4;
-  ASSERT_TRUE(WriteRandomLlama(dir, config, 17).ok());
+  ASSERT_TRUE(model::WriteRandomLlama(dir, config, 17).ok());
   auto model = LlamaModel::Load(dir, LoadOptions());
   ASSERT_TRUE(model.ok()) << model.status();
   LoraOptions lo;

@@ -11,7 +11,7 @@ namespace {
 
 TEST(DeviceMemoryTest, CpuReportsRssAndNoAllocator) {
   const torch::Device cpu(torch::kCPU);
-  lorad::v1::MemoryUsage before = CurrentMemoryUsage(cpu);
+  lorad::worker::v1::MemoryUsage before = CurrentMemoryUsage(cpu);
   EXPECT_EQ(before.device(), "cpu");
   EXPECT_GT(before.rss_bytes(), 1 << 20);
   EXPECT_EQ(before.used_bytes(), before.rss_bytes());
@@ -21,7 +21,7 @@ TEST(DeviceMemoryTest, CpuReportsRssAndNoAllocator) {
   EXPECT_EQ(before.allocator_reserved_bytes(), 0);
   // 256 MiB touched shows in the RSS.
   torch::Tensor big = torch::ones({64, 1024, 1024}, torch::kFloat32);
-  lorad::v1::MemoryUsage after = CurrentMemoryUsage(cpu);
+  lorad::worker::v1::MemoryUsage after = CurrentMemoryUsage(cpu);
   EXPECT_GE(after.rss_bytes() - before.rss_bytes(), int64_t{200} << 20);
   EXPECT_GE(PeakMemoryBytes(cpu), after.rss_bytes());
   EXPECT_EQ(big.sum().item<float>(), 64.0f * 1024 * 1024);
@@ -30,10 +30,10 @@ TEST(DeviceMemoryTest, CpuReportsRssAndNoAllocator) {
 TEST(DeviceMemoryTest, CudaReportsTheCachingAllocator) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const torch::Device gpu(torch::kCUDA, 0);
-  lorad::v1::MemoryUsage before = CurrentMemoryUsage(gpu);
+  lorad::worker::v1::MemoryUsage before = CurrentMemoryUsage(gpu);
   torch::Tensor big =
       torch::empty({64 << 20}, torch::dtype(torch::kFloat32).device(gpu));
-  lorad::v1::MemoryUsage after = CurrentMemoryUsage(gpu);
+  lorad::worker::v1::MemoryUsage after = CurrentMemoryUsage(gpu);
   EXPECT_EQ(after.device(), "cuda:0");
   EXPECT_GE(
       after.allocator_allocated_bytes() - before.allocator_allocated_bytes(),
@@ -45,7 +45,7 @@ TEST(DeviceMemoryTest, CudaReportsTheCachingAllocator) {
   EXPECT_EQ(after.used_bytes(), after.allocator_allocated_bytes());
   EXPECT_GT(after.total_bytes(), after.allocator_reserved_bytes());
   big.reset();
-  lorad::v1::MemoryUsage freed = CurrentMemoryUsage(gpu);
+  lorad::worker::v1::MemoryUsage freed = CurrentMemoryUsage(gpu);
   EXPECT_LT(freed.allocator_allocated_bytes(),
             after.allocator_allocated_bytes());
   EXPECT_EQ(freed.allocator_reserved_bytes(), after.allocator_reserved_bytes());

@@ -8,9 +8,9 @@
 
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
+#include "lorad/model/safetensors.h"
+#include "lorad/model/tokenizer.h"
 #include "lorad/worker/llama_model.h"
-#include "lorad/worker/safetensors.h"
-#include "lorad/worker/tokenizer.h"
 
 namespace lorad::worker {
 namespace {
@@ -26,17 +26,17 @@ bool HavePython() {
 }
 
 torch::Tensor ReadTensor(const std::string& path, const std::string& name) {
-  auto file = SafetensorsFile::Open(path);
+  auto file = model::SafetensorsFile::Open(path);
   EXPECT_TRUE(file.ok()) << file.status();
-  const TensorInfo* t = (*file)->Find(name);
+  const model::TensorInfo* t = (*file)->Find(name);
   EXPECT_NE(t, nullptr) << name;
   std::vector<int64_t> shape = t->shape;
-  if (t->dtype == DType::kI64) {
+  if (t->dtype == model::DType::kI64) {
     torch::Tensor out = torch::empty(shape, torch::kLong);
     std::memcpy(out.data_ptr(), t->data, t->nbytes);
     return out;
   }
-  auto values = ToFloat32(*t);
+  auto values = model::ToFloat32(*t);
   torch::Tensor out = torch::empty(shape, torch::kFloat32);
   std::memcpy(out.data_ptr(), values->data(), values->size() * 4);
   return out;
@@ -54,9 +54,9 @@ class HfParityTest : public ::testing::TestWithParam<std::string> {
     std::string cmd = std::string(LORAD_PYTHON) + " " + kScript +
                       " make-model " + GetParam() + " " + dir_;
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    ASSERT_TRUE(
-        WriteFileAtomic(dir_ + "/tokenizer.json", MakeByteLevelTokenizerJson())
-            .ok());
+    ASSERT_TRUE(WriteFileAtomic(dir_ + "/tokenizer.json",
+                                model::MakeByteLevelTokenizerJson())
+                    .ok());
   }
   std::string dir_;
 };

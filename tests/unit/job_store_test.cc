@@ -1,4 +1,4 @@
-#include "lorad/server/job_store.h"
+#include "store/job_store.h"
 
 #include <sqlite3.h>
 

@@ -6,9 +6,9 @@
 
 #include "gtest/gtest.h"
 #include "kernels/nf4_ref.h"
+#include "lorad/model/tiny_model.h"
 #include "lorad/worker/lora.h"
 #include "lorad/worker/nf4_weight.h"
-#include "lorad/worker/tiny_model.h"
 
 namespace lorad::worker {
 namespace {
@@ -44,19 +44,21 @@ TEST(LoraMathTest, NewAdapterStartsAsIdentityDelta) {
   LoraOptions o;
   o.rank = 4;
   o.target_modules = {"q_proj", "down_proj"};
-  auto set =
-      AdapterSet::CreateForTraining(TinyModelConfig(), o, 7, torch::kCPU);
+  auto set = AdapterSet::CreateForTraining(model::TinyModelConfig(), o, 7,
+                                           torch::kCPU);
   ASSERT_TRUE(set.ok()) << set.status();
-  EXPECT_EQ(set->weights().size(), 2u * TinyModelConfig().num_hidden_layers);
+  EXPECT_EQ(set->weights().size(),
+            2u * model::TinyModelConfig().num_hidden_layers);
   for (const auto& [key, w] : set->weights()) {
     EXPECT_EQ(w.b.abs().sum().item<float>(), 0.0f) << key;
     EXPECT_GT(w.a.abs().sum().item<float>(), 0.0f) << key;
   }
   o.target_modules = {"qq_proj"};
-  EXPECT_EQ(AdapterSet::CreateForTraining(TinyModelConfig(), o, 7, torch::kCPU)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      AdapterSet::CreateForTraining(model::TinyModelConfig(), o, 7, torch::kCPU)
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST(LoraMathTest, Nf4MatMulMatchesDequantizedWeightAndItsGradient) {

@@ -1,5 +1,5 @@
 // lorad's Prometheus metrics: names, units, bounded labels, series removal.
-#include "lorad/server/metrics.h"
+#include "telemetry/metrics.h"
 
 #include <string>
 

@@ -1,5 +1,5 @@
 lorad_add_test(nf4_test SRCS ${CMAKE_CURRENT_LIST_DIR}/nf4_test.cc
-  LIBS lorad::kernels_ref lorad::worker_formats)
+  LIBS lorad::kernels_ref lorad::model)
 # With a CUDA toolkit, nf4_test also checks the CUDA kernel against the CPU
 # reference; it reports SKIPPED on a machine without a GPU.
 if(TARGET lorad::kernels_cuda)

@@ -9,8 +9,8 @@
 
 #include "gtest/gtest.h"
 #include "kernels/nf4_ref.h"
-#include "lorad/worker/half.h"
-#include "lorad/worker/safetensors.h"
+#include "lorad/model/half.h"
+#include "lorad/model/safetensors.h"
 
 #if LORAD_TEST_NF4_CUDA
 #include <cuda_runtime.h>
@@ -21,8 +21,8 @@
 namespace lorad::nf4 {
 namespace {
 
-using worker::SafetensorsFile;
-using worker::TensorInfo;
+using model::SafetensorsFile;
+using model::TensorInfo;
 
 std::string GoldenPath(const std::string& name) {
   return std::string(LORAD_GOLDEN_DIR) + "/nf4/" + name + ".safetensors";
@@ -33,7 +33,7 @@ std::vector<uint8_t> Bytes(const TensorInfo* t) {
 }
 
 std::vector<float> Floats(const TensorInfo* t) {
-  auto v = worker::ToFloat32(*t);
+  auto v = model::ToFloat32(*t);
   EXPECT_TRUE(v.ok()) << v.status();
   return v.ok() ? *v : std::vector<float>();
 }
@@ -252,7 +252,7 @@ TEST(Nf4CudaTest, DequantizeMatchesCpuReference) {
     ASSERT_EQ(cudaMemcpy(got.data(), out, n * 2, cudaMemcpyDeviceToHost),
               cudaSuccess);
     for (int64_t i = 0; i < n; ++i) {
-      ASSERT_EQ(got[i], worker::FloatToBf16(want[i]))
+      ASSERT_EQ(got[i], model::FloatToBf16(want[i]))
           << "shift " << shift << " element " << i;
     }
   }

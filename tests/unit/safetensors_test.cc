@@ -1,6 +1,6 @@
 // safetensors reader/writer against files from the Python library, the
 // Python library reading our files, sharded indexes, and malformed files.
-#include "lorad/worker/safetensors.h"
+#include "lorad/model/safetensors.h"
 
 #include <cmath>
 #include <cstdio>
@@ -12,7 +12,7 @@
 
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
-#include "lorad/worker/half.h"
+#include "lorad/model/half.h"
 
 namespace lorad::worker {
 namespace {
@@ -31,7 +31,7 @@ std::string TempDir(const std::string& name) {
 }
 
 template <typename T>
-std::vector<T> Values(const TensorInfo* t) {
+std::vector<T> Values(const model::TensorInfo* t) {
   std::vector<T> v(t->nbytes / sizeof(T));
   if (!v.empty()) std::memcpy(v.data(), t->data, t->nbytes);
   return v;
@@ -51,9 +51,9 @@ std::vector<float> Ramp(int n) {
 }
 
 TEST(SafetensorsTest, ReadsFileWrittenByPython) {
-  auto file = SafetensorsFile::Open(Golden("dtypes.safetensors"));
+  auto file = model::SafetensorsFile::Open(Golden("dtypes.safetensors"));
   ASSERT_TRUE(file.ok()) << file.status();
-  const SafetensorsFile& f = **file;
+  const model::SafetensorsFile& f = **file;
   EXPECT_EQ(f.metadata(), (std::map<std::string, std::string>{
                               {"format", "pt"}, {"note", "golden"}}));
   EXPECT_EQ(f.tensors().size(), 12u);
@@ -61,21 +61,22 @@ TEST(SafetensorsTest, ReadsFileWrittenByPython) {
 
   struct Want {
     std::string name;
-    DType dtype;
+    model::DType dtype;
     std::vector<int64_t> shape;
     int n;
   };
-  for (const Want& w : std::vector<Want>{{"f64", DType::kF64, {2, 3}, 6},
-                                         {"f32", DType::kF32, {3, 4}, 12},
-                                         {"f16", DType::kF16, {5}, 5},
-                                         {"bf16", DType::kBF16, {7}, 7}}) {
-    const TensorInfo* t = f.Find(w.name);
+  for (const Want& w :
+       std::vector<Want>{{"f64", model::DType::kF64, {2, 3}, 6},
+                         {"f32", model::DType::kF32, {3, 4}, 12},
+                         {"f16", model::DType::kF16, {5}, 5},
+                         {"bf16", model::DType::kBF16, {7}, 7}}) {
+    const model::TensorInfo* t = f.Find(w.name);
     ASSERT_NE(t, nullptr) << w.name;
     EXPECT_EQ(t->dtype, w.dtype);
     EXPECT_EQ(t->shape, w.shape);
     EXPECT_EQ(t->numel(), w.n);
-    EXPECT_EQ(t->nbytes, w.n * DTypeSize(w.dtype));
-    auto got = ToFloat32(*t);
+    EXPECT_EQ(t->nbytes, w.n * model::DTypeSize(w.dtype));
+    auto got = model::ToFloat32(*t);
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(*got, Ramp(w.n)) << w.name;
   }
@@ -87,53 +88,55 @@ TEST(SafetensorsTest, ReadsFileWrittenByPython) {
   EXPECT_EQ(Values<int8_t>(f.Find("i8")), (std::vector<int8_t>{-128, 127, 0}));
   EXPECT_EQ(Values<uint8_t>(f.Find("u8")), (std::vector<uint8_t>{0, 1, 255}));
   EXPECT_EQ(Values<uint8_t>(f.Find("bool")), (std::vector<uint8_t>{1, 0, 1}));
-  EXPECT_EQ(f.Find("bool")->dtype, DType::kBool);
+  EXPECT_EQ(f.Find("bool")->dtype, model::DType::kBool);
 
-  const TensorInfo* scalar = f.Find("scalar");
+  const model::TensorInfo* scalar = f.Find("scalar");
   ASSERT_NE(scalar, nullptr);
   EXPECT_TRUE(scalar->shape.empty());
   EXPECT_EQ(scalar->numel(), 1);
   EXPECT_EQ(Values<float>(scalar), std::vector<float>{3.5f});
-  const TensorInfo* empty = f.Find("empty");
+  const model::TensorInfo* empty = f.Find("empty");
   ASSERT_NE(empty, nullptr);
   EXPECT_EQ(empty->numel(), 0);
   EXPECT_EQ(empty->nbytes, 0);
 
-  auto ints = ToFloat32(*f.Find("i32"));
+  auto ints = model::ToFloat32(*f.Find("i32"));
   EXPECT_EQ(ints.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SafetensorsTest, DTypeNamesRoundTrip) {
-  for (DType d :
-       {DType::kF64, DType::kF32, DType::kF16, DType::kBF16, DType::kI64,
-        DType::kI32, DType::kI16, DType::kI8, DType::kU8, DType::kBool}) {
-    auto parsed = ParseDType(DTypeName(d));
+  for (model::DType d :
+       {model::DType::kF64, model::DType::kF32, model::DType::kF16,
+        model::DType::kBF16, model::DType::kI64, model::DType::kI32,
+        model::DType::kI16, model::DType::kI8, model::DType::kU8,
+        model::DType::kBool}) {
+    auto parsed = model::ParseDType(model::DTypeName(d));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, d);
   }
-  EXPECT_EQ(DTypeSize(DType::kBF16), 2);
-  EXPECT_EQ(ParseDType("F8_E4M3").status().code(),
+  EXPECT_EQ(model::DTypeSize(model::DType::kBF16), 2);
+  EXPECT_EQ(model::ParseDType("F8_E4M3").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
-std::vector<TensorToWrite> SampleTensors(const std::vector<float>& f32,
-                                         const std::vector<uint16_t>& bf16,
-                                         const std::vector<int64_t>& i64) {
-  return {{"z.weight", DType::kF32, {2, 3}, View(f32)},
-          {"a.bias", DType::kBF16, {4}, View(bf16)},
-          {"m.index", DType::kI64, {2}, View(i64)},
-          {"e.empty", DType::kF32, {0}, std::string_view()}};
+std::vector<model::TensorToWrite> SampleTensors(
+    const std::vector<float>& f32, const std::vector<uint16_t>& bf16,
+    const std::vector<int64_t>& i64) {
+  return {{"z.weight", model::DType::kF32, {2, 3}, View(f32)},
+          {"a.bias", model::DType::kBF16, {4}, View(bf16)},
+          {"m.index", model::DType::kI64, {2}, View(i64)},
+          {"e.empty", model::DType::kF32, {0}, std::string_view()}};
 }
 
 TEST(SafetensorsTest, WriterOutputRoundTripsAndIsAligned) {
   std::vector<float> f32 = Ramp(6);
   std::vector<uint16_t> bf16;
-  for (float v : Ramp(4)) bf16.push_back(FloatToBf16(v));
+  for (float v : Ramp(4)) bf16.push_back(model::FloatToBf16(v));
   std::vector<int64_t> i64 = {-5, 1234567890123};
   std::string path = TempDir("writer") + "/out.safetensors";
-  ASSERT_TRUE(
-      WriteSafetensors(path, SampleTensors(f32, bf16, i64), {{"format", "pt"}})
-          .ok());
+  ASSERT_TRUE(model::WriteSafetensors(path, SampleTensors(f32, bf16, i64),
+                                      {{"format", "pt"}})
+                  .ok());
 
   auto bytes = ReadFile(path);
   ASSERT_TRUE(bytes.ok());
@@ -145,14 +148,14 @@ TEST(SafetensorsTest, WriterOutputRoundTripsAndIsAligned) {
             0u)
       << header;
 
-  auto file = SafetensorsFile::Open(path);
+  auto file = model::SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ((*file)->metadata().at("format"), "pt");
   // Data follows name order.
   EXPECT_LT((*file)->Find("a.bias")->data, (*file)->Find("m.index")->data);
   EXPECT_LT((*file)->Find("m.index")->data, (*file)->Find("z.weight")->data);
-  EXPECT_EQ(*ToFloat32(*(*file)->Find("z.weight")), f32);
-  EXPECT_EQ(*ToFloat32(*(*file)->Find("a.bias")), Ramp(4));
+  EXPECT_EQ(*model::ToFloat32(*(*file)->Find("z.weight")), f32);
+  EXPECT_EQ(*model::ToFloat32(*(*file)->Find("a.bias")), Ramp(4));
   EXPECT_EQ(Values<int64_t>((*file)->Find("m.index")), i64);
   EXPECT_EQ((*file)->Find("e.empty")->numel(), 0);
 }
@@ -161,12 +164,12 @@ TEST(SafetensorsTest, PythonLoadsWriterOutput) {
   if (!fs::exists(LORAD_PYTHON)) GTEST_SKIP() << "no " << LORAD_PYTHON;
   std::vector<float> f32 = Ramp(6);
   std::vector<uint16_t> bf16;
-  for (float v : Ramp(4)) bf16.push_back(FloatToBf16(v));
+  for (float v : Ramp(4)) bf16.push_back(model::FloatToBf16(v));
   std::vector<int64_t> i64 = {-5, 1234567890123};
   std::string dir = TempDir("python");
   std::string path = dir + "/out.safetensors";
-  ASSERT_TRUE(WriteSafetensors(path, SampleTensors(f32, bf16, i64),
-                               {{"format", "pt"}, {"k", "v"}})
+  ASSERT_TRUE(model::WriteSafetensors(path, SampleTensors(f32, bf16, i64),
+                                      {{"format", "pt"}, {"k", "v"}})
                   .ok());
   const std::string script = R"(
 import sys
@@ -204,77 +207,79 @@ print("|".join(parts))
 TEST(SafetensorsTest, WriterRejectsBadTensors) {
   std::vector<float> three(3);
   std::string dir = TempDir("reject");
-  absl::Status s = WriteSafetensors(
-      dir + "/x.safetensors", {{"w", DType::kF32, {2, 2}, View(three)}}, {});
+  absl::Status s = model::WriteSafetensors(
+      dir + "/x.safetensors", {{"w", model::DType::kF32, {2, 2}, View(three)}},
+      {});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("\"w\""), std::string_view::npos) << s;
-  s = WriteSafetensors(dir + "/x.safetensors",
-                       {{"w", DType::kF32, {3}, View(three)},
-                        {"w", DType::kF32, {3}, View(three)}},
-                       {});
+  s = model::WriteSafetensors(dir + "/x.safetensors",
+                              {{"w", model::DType::kF32, {3}, View(three)},
+                               {"w", model::DType::kF32, {3}, View(three)}},
+                              {});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(fs::exists(dir + "/x.safetensors"));
 }
 
 // A loader releases a tensor's pages after reading it; the data must read
-// back the same afterwards (from the file), for every dtype ToFloat32Into
-// converts.
+// back the same afterwards (from the file), for every dtype
+// model::ToFloat32Into converts.
 TEST(SafetensorsTest, ReleasedPagesReadBackFromTheFile) {
   const std::string dir = TempDir("release");
   const int64_t n = 3 * 4096 + 17;  // spans whole pages and partial ones
   std::vector<float> values(n);
   for (int64_t i = 0; i < n; ++i) values[i] = std::sin(0.01 * i) * 3.0f;
   std::vector<uint16_t> halves(n);
-  for (int64_t i = 0; i < n; ++i) halves[i] = FloatToBf16(values[i]);
+  for (int64_t i = 0; i < n; ++i) halves[i] = model::FloatToBf16(values[i]);
   const std::string path = dir + "/w.safetensors";
   ASSERT_TRUE(
-      WriteSafetensors(
+      model::WriteSafetensors(
           path,
           {{"a",
-            DType::kF32,
+            model::DType::kF32,
             {n},
             std::string_view(reinterpret_cast<const char*>(values.data()),
                              n * sizeof(float))},
            {"b",
-            DType::kBF16,
+            model::DType::kBF16,
             {n},
             std::string_view(reinterpret_cast<const char*>(halves.data()),
                              n * sizeof(uint16_t))}},
           {})
           .ok());
-  auto file = SafetensorsFile::Open(path);
+  auto file = model::SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
   for (const char* name : {"a", "b"}) {
-    const TensorInfo* t = (*file)->Find(name);
+    const model::TensorInfo* t = (*file)->Find(name);
     ASSERT_NE(t, nullptr);
     std::vector<float> before(n), after(n);
-    ASSERT_TRUE(ToFloat32Into(*t, before.data()).ok());
-    ReleasePages(*t);
-    ASSERT_TRUE(ToFloat32Into(*t, after.data()).ok());
+    ASSERT_TRUE(model::ToFloat32Into(*t, before.data()).ok());
+    model::ReleasePages(*t);
+    ASSERT_TRUE(model::ToFloat32Into(*t, after.data()).ok());
     EXPECT_EQ(before, after) << name;
     if (std::string(name) == "a") EXPECT_EQ(after, values);
   }
 }
 
 TEST(SafetensorsTest, OpensShardedModel) {
-  auto model = SafetensorsModel::Open(Golden("sharded"));
+  auto model = model::SafetensorsModel::Open(Golden("sharded"));
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(
       (*model)->Names(),
       (std::vector<std::string>{"lm_head.weight", "model.embed_tokens.weight",
                                 "model.layers.0.mlp.up_proj.weight"}));
-  const TensorInfo* head = (*model)->Find("lm_head.weight");
+  const model::TensorInfo* head = (*model)->Find("lm_head.weight");
   ASSERT_NE(head, nullptr);
-  EXPECT_EQ(head->dtype, DType::kF16);
-  EXPECT_EQ(*ToFloat32(*head), Ramp(4));
-  EXPECT_EQ(*ToFloat32(*(*model)->Find("model.embed_tokens.weight")), Ramp(8));
+  EXPECT_EQ(head->dtype, model::DType::kF16);
+  EXPECT_EQ(*model::ToFloat32(*head), Ramp(4));
+  EXPECT_EQ(*model::ToFloat32(*(*model)->Find("model.embed_tokens.weight")),
+            Ramp(8));
   EXPECT_EQ((*model)->Find("missing"), nullptr);
 }
 
 TEST(SafetensorsTest, OpensSingleFileModel) {
   std::string dir = TempDir("single");
   fs::copy_file(Golden("dtypes.safetensors"), dir + "/model.safetensors");
-  auto model = SafetensorsModel::Open(dir);
+  auto model = model::SafetensorsModel::Open(dir);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->Names().size(), 12u);
   EXPECT_NE((*model)->Find("bf16"), nullptr);
@@ -282,7 +287,7 @@ TEST(SafetensorsTest, OpensSingleFileModel) {
 
 TEST(SafetensorsTest, ModelErrorsNameWhatIsMissing) {
   std::string dir = TempDir("missing");
-  auto none = SafetensorsModel::Open(dir);
+  auto none = model::SafetensorsModel::Open(dir);
   EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(none.status().message().find("model.safetensors"),
             std::string_view::npos);
@@ -291,7 +296,7 @@ TEST(SafetensorsTest, ModelErrorsNameWhatIsMissing) {
                 dir + "/model.safetensors.index.json");
   fs::copy_file(Golden("sharded/model-00001-of-00002.safetensors"),
                 dir + "/model-00001-of-00002.safetensors");
-  auto shard = SafetensorsModel::Open(dir);
+  auto shard = model::SafetensorsModel::Open(dir);
   EXPECT_EQ(shard.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(shard.status().message().find("model-00002-of-00002.safetensors"),
             std::string_view::npos)
@@ -300,7 +305,7 @@ TEST(SafetensorsTest, ModelErrorsNameWhatIsMissing) {
   // A shard that exists but lacks a tensor the index puts there.
   fs::copy_file(Golden("sharded/model-00001-of-00002.safetensors"),
                 dir + "/model-00002-of-00002.safetensors");
-  auto wrong = SafetensorsModel::Open(dir);
+  auto wrong = model::SafetensorsModel::Open(dir);
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(wrong.status().message().find("lm_head.weight"),
             std::string_view::npos)
@@ -308,7 +313,7 @@ TEST(SafetensorsTest, ModelErrorsNameWhatIsMissing) {
 }
 
 TEST(SafetensorsTest, MissingFileIsNotFound) {
-  auto f = SafetensorsFile::Open("/nonexistent/x.safetensors");
+  auto f = model::SafetensorsFile::Open("/nonexistent/x.safetensors");
   EXPECT_EQ(f.status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -332,7 +337,7 @@ TEST_P(SafetensorsBadFileTest, IsInvalidArgumentNamingTheProblem) {
   const BadCase& c = GetParam();
   std::string path = TempDir("bad_" + c.name) + "/" + c.name + ".safetensors";
   ASSERT_TRUE(WriteFileAtomic(path, c.bytes).ok());
-  auto f = SafetensorsFile::Open(path);
+  auto f = model::SafetensorsFile::Open(path);
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument)
       << f.status();
@@ -407,41 +412,46 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(HalfTest, Bf16RoundsToNearestEven) {
-  EXPECT_EQ(FloatToBf16(1.0f), 0x3f80);
+  EXPECT_EQ(model::FloatToBf16(1.0f), 0x3f80);
   // 1 + 2^-8 is halfway between bf16 1.0 and 1.0078125: ties to even (1.0).
-  EXPECT_EQ(FloatToBf16(1.0f + 0x1p-8f), 0x3f80);
+  EXPECT_EQ(model::FloatToBf16(1.0f + 0x1p-8f), 0x3f80);
   // 1 + 3 * 2^-8 is halfway, rounding up to the even 0x3f82.
-  EXPECT_EQ(FloatToBf16(1.0f + 3 * 0x1p-8f), 0x3f82);
-  EXPECT_EQ(FloatToBf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);
-  EXPECT_EQ(FloatToBf16(-std::numeric_limits<float>::infinity()), 0xff80);
-  EXPECT_EQ(FloatToBf16(std::numeric_limits<float>::max()), 0x7f80);
-  const uint16_t nan = FloatToBf16(std::bit_cast<float>(0x7f800001u));
-  EXPECT_TRUE(std::isnan(Bf16ToFloat(nan)));
-  EXPECT_TRUE(std::signbit(Bf16ToFloat(FloatToBf16(-std::nanf("")))));
+  EXPECT_EQ(model::FloatToBf16(1.0f + 3 * 0x1p-8f), 0x3f82);
+  EXPECT_EQ(model::FloatToBf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);
+  EXPECT_EQ(model::FloatToBf16(-std::numeric_limits<float>::infinity()),
+            0xff80);
+  EXPECT_EQ(model::FloatToBf16(std::numeric_limits<float>::max()), 0x7f80);
+  const uint16_t nan = model::FloatToBf16(std::bit_cast<float>(0x7f800001u));
+  EXPECT_TRUE(std::isnan(model::Bf16ToFloat(nan)));
+  EXPECT_TRUE(
+      std::signbit(model::Bf16ToFloat(model::FloatToBf16(-std::nanf("")))));
   for (uint32_t h = 0; h < 0x10000; ++h) {
-    const float f = Bf16ToFloat(static_cast<uint16_t>(h));
-    if (!std::isnan(f)) ASSERT_EQ(FloatToBf16(f), h);
+    const float f = model::Bf16ToFloat(static_cast<uint16_t>(h));
+    if (!std::isnan(f)) ASSERT_EQ(model::FloatToBf16(f), h);
   }
 }
 
 TEST(HalfTest, HalfConversions) {
-  EXPECT_EQ(FloatToHalf(1.0f), 0x3c00);
-  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);
-  EXPECT_EQ(FloatToHalf(65519.0f), 0x7bff);
-  EXPECT_EQ(FloatToHalf(65520.0f), 0x7c00);  // rounds to infinity
-  EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
-  EXPECT_EQ(FloatToHalf(0x1p-24f), 0x0001);         // smallest subnormal
-  EXPECT_EQ(FloatToHalf(0x1p-25f), 0x0000);         // tie to even: zero
-  EXPECT_EQ(FloatToHalf(3 * 0x1p-25f), 0x0002);     // tie to even: 2
-  EXPECT_EQ(FloatToHalf(1.0f + 0x1p-11f), 0x3c00);  // tie to even
-  EXPECT_EQ(FloatToHalf(1.0f + 3 * 0x1p-11f), 0x3c02);
-  EXPECT_EQ(FloatToHalf(0x1p-14f - 0x1p-30f), 0x0400);  // rounds up to normal
-  EXPECT_TRUE(std::isnan(HalfToFloat(FloatToHalf(std::nanf("")))));
-  EXPECT_EQ(HalfToFloat(0x0001), 0x1p-24f);
-  EXPECT_EQ(HalfToFloat(0xfc00), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(model::FloatToHalf(1.0f), 0x3c00);
+  EXPECT_EQ(model::FloatToHalf(65504.0f), 0x7bff);
+  EXPECT_EQ(model::FloatToHalf(65519.0f), 0x7bff);
+  EXPECT_EQ(model::FloatToHalf(65520.0f), 0x7c00);  // rounds to infinity
+  EXPECT_EQ(model::FloatToHalf(-0.0f), 0x8000);
+  EXPECT_EQ(model::FloatToHalf(0x1p-24f), 0x0001);         // smallest subnormal
+  EXPECT_EQ(model::FloatToHalf(0x1p-25f), 0x0000);         // tie to even: zero
+  EXPECT_EQ(model::FloatToHalf(3 * 0x1p-25f), 0x0002);     // tie to even: 2
+  EXPECT_EQ(model::FloatToHalf(1.0f + 0x1p-11f), 0x3c00);  // tie to even
+  EXPECT_EQ(model::FloatToHalf(1.0f + 3 * 0x1p-11f), 0x3c02);
+  EXPECT_EQ(model::FloatToHalf(0x1p-14f - 0x1p-30f),
+            0x0400);  // rounds up to normal
+  EXPECT_TRUE(
+      std::isnan(model::HalfToFloat(model::FloatToHalf(std::nanf("")))));
+  EXPECT_EQ(model::HalfToFloat(0x0001), 0x1p-24f);
+  EXPECT_EQ(model::HalfToFloat(0xfc00),
+            -std::numeric_limits<float>::infinity());
   for (uint32_t h = 0; h < 0x10000; ++h) {
-    const float f = HalfToFloat(static_cast<uint16_t>(h));
-    if (!std::isnan(f)) ASSERT_EQ(FloatToHalf(f), h) << h;
+    const float f = model::HalfToFloat(static_cast<uint16_t>(h));
+    if (!std::isnan(f)) ASSERT_EQ(model::FloatToHalf(f), h) << h;
   }
 }
 

@@ -2,5 +2,5 @@
 # adapter validation.
 foreach(name serving_store batch_input adapter_check)
   lorad_add_test(${name}_test SRCS ${CMAKE_CURRENT_LIST_DIR}/${name}_test.cc
-    LIBS lorad::server lorad::worker_formats nlohmann_json::nlohmann_json)
+    LIBS lorad::server_internals lorad::model nlohmann_json::nlohmann_json)
 endforeach()

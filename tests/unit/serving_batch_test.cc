@@ -23,12 +23,12 @@ struct Result {
   std::vector<int32_t> tokens;
   std::string text;
   std::string finish;
-  lorad::v1::GenerateUsage usage;
+  lorad::worker::v1::GenerateUsage usage;
 };
 
 Result Drain(GenerationStream& stream) {
   Result r;
-  lorad::v1::GenerateResponse m;
+  lorad::worker::v1::GenerateChunk m;
   for (;;) {
     auto e = stream.Next(&m, absl::Seconds(60));
     if (e == GenerationStream::Event::kEnd) break;
@@ -47,8 +47,8 @@ Result Drain(GenerationStream& stream) {
   return r;
 }
 
-lorad::v1::GenerateRequest Greedy(const std::string& prompt, int max_new) {
-  lorad::v1::GenerateRequest r;
+lorad::worker::v1::Sampling Greedy(const std::string& prompt, int max_new) {
+  lorad::worker::v1::Sampling r;
   r.set_prompt(prompt);
   r.set_max_new_tokens(max_new);
   return r;
@@ -64,7 +64,7 @@ class EngineTest : public ::testing::Test {
     o.max_device_adapters = 3;
     o.base_model_names = {"tiny"};
     pool_ = std::make_unique<AdapterPool>(model_.get(), o);
-    const ModelConfig& c = model_->config();
+    const model::ModelConfig& c = model_->config();
     struct Spec {
       const char* name;
       int64_t rank;
@@ -89,7 +89,7 @@ class EngineTest : public ::testing::Test {
     return a.ok() ? *a : nullptr;
   }
 
-  Result RunAlone(Engine& engine, const lorad::v1::GenerateRequest& req,
+  Result RunAlone(Engine& engine, const lorad::worker::v1::Sampling& req,
                   const std::string& adapter) {
     auto s = engine.Submit(req, Get(adapter));
     EXPECT_TRUE(s.ok()) << s.status();
@@ -150,7 +150,7 @@ TEST_F(EngineTest, RequestsJoinARunningBatch) {
   auto first = engine.Submit(Greedy("first", 60), Get("all4"));
   ASSERT_TRUE(first.ok());
   // Wait until the first request is decoding, then join it.
-  lorad::v1::GenerateResponse m;
+  lorad::worker::v1::GenerateChunk m;
   ASSERT_EQ((*first)->Next(&m, absl::Seconds(60)),
             GenerationStream::Event::kMessage);
   auto late = engine.Submit(Greedy("late joiner", 8), Get("qv8"));
@@ -192,7 +192,7 @@ TEST_F(EngineTest, EngineMatchesFullRecomputeWithoutCache) {
 TEST_F(EngineTest, SampledOutputDependsOnSeedNotOnBatch) {
   Engine engine(model_.get(), EngineOptions());
   auto sampled = [](uint64_t seed) {
-    lorad::v1::GenerateRequest r = Greedy("Sample me", 16);
+    lorad::worker::v1::Sampling r = Greedy("Sample me", 16);
     r.set_temperature(0.9f);
     r.set_top_k(40);
     r.set_top_p(0.95f);
@@ -230,7 +230,7 @@ TEST_F(EngineTest, StopStringsMaxTokensAndUsage) {
   // Stop on a piece of what it would say.
   ASSERT_GE(full.text.size(), 8u);
   std::string stop = full.text.substr(5, 2);
-  lorad::v1::GenerateRequest req = Greedy("stop test", 30);
+  lorad::worker::v1::Sampling req = Greedy("stop test", 30);
   req.add_stop(stop);
   Result stopped = RunAlone(engine, req, "all4");
   ASSERT_TRUE(stopped.status.ok());
@@ -238,7 +238,7 @@ TEST_F(EngineTest, StopStringsMaxTokensAndUsage) {
   EXPECT_EQ(stopped.text, full.text.substr(0, full.text.find(stop)));
   EXPECT_LT(stopped.usage.completion_tokens(), 30);
 
-  lorad::v1::GenerateRequest bad = Greedy("x", 4);
+  lorad::worker::v1::Sampling bad = Greedy("x", 4);
   bad.set_top_p(2);
   EXPECT_TRUE(absl::IsInvalidArgument(engine.Submit(bad, nullptr).status()));
   bad = Greedy("x", 5000);
@@ -246,29 +246,30 @@ TEST_F(EngineTest, StopStringsMaxTokensAndUsage) {
 }
 
 TEST_F(EngineTest, ChatMessagesRenderWithTheTemplateOrPlainFallback) {
-  std::vector<ChatTurn> turns = {{"system", "Be brief."}, {"user", "Hi"}};
-  auto plain = RenderChat(ChatTemplate(), turns);
+  std::vector<model::ChatTurn> turns = {{"system", "Be brief."},
+                                        {"user", "Hi"}};
+  auto plain = model::RenderChat(model::ChatTemplate(), turns);
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(*plain, "system: Be brief.\nuser: Hi\nassistant:");
-  ChatTemplate llama3 = ChatTemplate::FromTemplateText(
+  model::ChatTemplate llama3 = model::ChatTemplate::FromTemplateText(
       "{% for m in messages %}<|start_header_id|>{{ m.role }}...");
-  EXPECT_EQ(*RenderChat(llama3, turns),
+  EXPECT_EQ(*model::RenderChat(llama3, turns),
             "<|start_header_id|>system<|end_header_id|>\n\nBe "
             "brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|"
             "eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
-  ChatTemplate chatml = ChatTemplate::FromTemplateText(
+  model::ChatTemplate chatml = model::ChatTemplate::FromTemplateText(
       "{%- if messages[0]['role'] != 'system' %}{{- "
       "'<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
       "{%- endif %}{{'<|im_start|>' + message['role'] + '\\n'}}");
   EXPECT_EQ(chatml.default_system, "You are a helpful assistant.");
-  EXPECT_EQ(*RenderChat(chatml, {{"user", "Hi"}}),
+  EXPECT_EQ(*model::RenderChat(chatml, {{"user", "Hi"}}),
             "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_TRUE(absl::IsInvalidArgument(RenderChat(chatml, {}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(model::RenderChat(chatml, {}).status()));
 
   // The tiny model has no tokenizer_config.json: the plain form is used.
   Engine engine(model_.get(), EngineOptions());
-  lorad::v1::GenerateRequest req;
+  lorad::worker::v1::Sampling req;
   req.set_max_new_tokens(3);
   auto* m = req.add_messages();
   m->set_role("user");
@@ -296,7 +297,7 @@ TEST_F(EngineTest, CancelledRequestLeavesTheOthersRunning) {
 
 TEST_F(EngineTest, ReplaceAndUnloadWhileRequestsStream) {
   Engine engine(model_.get(), EngineOptions());
-  const ModelConfig& c = model_->config();
+  const model::ModelConfig& c = model_->config();
   std::string v1 = root_ + "/adapters/x1", v2 = root_ + "/adapters/x2";
   WriteAdapter(v1, c, 4, 8, AllTargets(), 501);
   WriteAdapter(v2, c, 8, 8, {"q_proj", "down_proj"}, 502);

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "gtest/gtest.h"
-#include "lorad/worker/safetensors.h"
+#include "lorad/model/safetensors.h"
 #include "nlohmann/json.hpp"
 #include "serving_test_util.h"
 
@@ -56,10 +56,10 @@ TEST_F(ExportMergedTest, MergedLogitsMatchBasePlusAdapterInBf16) {
   auto bytes = model_->ExportMerged(adapter_.get(), out, torch::kBFloat16);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(*bytes, model_->config().NumParameters() * 2);
-  auto file = SafetensorsFile::Open(out + "/model.safetensors");
+  auto file = model::SafetensorsFile::Open(out + "/model.safetensors");
   ASSERT_TRUE(file.ok()) << file.status();
-  for (const TensorInfo& t : (*file)->tensors()) {
-    EXPECT_EQ(t.dtype, DType::kBF16) << t.name;
+  for (const model::TensorInfo& t : (*file)->tensors()) {
+    EXPECT_EQ(t.dtype, model::DType::kBF16) << t.name;
   }
   EXPECT_TRUE(std::filesystem::exists(out + "/tokenizer.json"));
   auto config = nlohmann::json::parse(*ReadFile(out + "/config.json"));

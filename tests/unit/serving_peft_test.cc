@@ -7,11 +7,11 @@
 
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
+#include "lorad/model/safetensors.h"
+#include "lorad/model/tokenizer.h"
 #include "lorad/worker/adapter_pool.h"
 #include "lorad/worker/batched_lora.h"
 #include "lorad/worker/llama_model.h"
-#include "lorad/worker/safetensors.h"
-#include "lorad/worker/tokenizer.h"
 
 namespace lorad::worker {
 namespace {
@@ -31,16 +31,16 @@ bool HavePython() {
 }
 
 torch::Tensor ReadTensor(const std::string& path, const std::string& name) {
-  auto file = SafetensorsFile::Open(path);
+  auto file = model::SafetensorsFile::Open(path);
   EXPECT_TRUE(file.ok()) << file.status();
-  const TensorInfo* t = (*file)->Find(name);
+  const model::TensorInfo* t = (*file)->Find(name);
   EXPECT_NE(t, nullptr) << name;
-  if (t->dtype == DType::kI64) {
+  if (t->dtype == model::DType::kI64) {
     torch::Tensor out = torch::empty(t->shape, torch::kLong);
     std::memcpy(out.data_ptr(), t->data, t->nbytes);
     return out;
   }
-  auto values = ToFloat32(*t);
+  auto values = model::ToFloat32(*t);
   torch::Tensor out = torch::empty(t->shape, torch::kFloat32);
   std::memcpy(out.data_ptr(), values->data(), values->size() * 4);
   return out;
@@ -56,7 +56,7 @@ class PeftServingTest : public ::testing::Test {
                       " make-model llama " + *dir_ + "/model";
     ok_ = std::system(cmd.c_str()) == 0 &&
           WriteFileAtomic(*dir_ + "/model/tokenizer.json",
-                          MakeByteLevelTokenizerJson())
+                          model::MakeByteLevelTokenizerJson())
               .ok();
     struct Spec {
       const char* name;

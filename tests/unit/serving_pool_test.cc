@@ -4,8 +4,8 @@
 #include <atomic>
 
 #include "gtest/gtest.h"
+#include "lorad/model/safetensors.h"
 #include "lorad/worker/adapter_pool.h"
-#include "lorad/worker/safetensors.h"
 #include "serving_test_util.h"
 
 namespace lorad::worker {
@@ -53,7 +53,7 @@ TEST_F(AdapterPoolTest, LoadListsAdapterWithItsShape) {
   EXPECT_EQ(info->rank, 8);
   EXPECT_EQ(info->target_modules.size(), 7u);
   EXPECT_TRUE(info->on_device);
-  const ModelConfig& c = model_->config();
+  const model::ModelConfig& c = model_->config();
   int64_t per_layer = 0;
   for (const LinearShape& l : BlockLinears(c)) per_layer += 8 * (l.in + l.out);
   EXPECT_EQ(info->size_bytes, per_layer * c.num_hidden_layers * 4);
@@ -144,7 +144,7 @@ TEST_F(AdapterPoolTest, BadAdaptersAreRefusedAndNothingChanges) {
   std::string other = root_ + "/adapters/other";
   WriteAdapter(other, model_->config(), 4, 8, AllTargets(), 3, "meta/Other-7B");
   // Shapes of a wider model.
-  ModelConfig wide = model_->config();
+  model::ModelConfig wide = model_->config();
   wide.hidden_size = 128;
   wide.head_dim = 32;
   std::string shapes = root_ + "/adapters/shapes";
@@ -153,10 +153,11 @@ TEST_F(AdapterPoolTest, BadAdaptersAreRefusedAndNothingChanges) {
   std::string unknown = root_ + "/adapters/unknown";
   WriteAdapter(unknown, model_->config(), 4, 8, {"q_proj"}, 3);
   {
-    auto file = SafetensorsFile::Open(unknown + "/adapter_model.safetensors");
+    auto file =
+        model::SafetensorsFile::Open(unknown + "/adapter_model.safetensors");
     ASSERT_TRUE(file.ok());
-    std::vector<TensorToWrite> tensors;
-    for (const TensorInfo& t : (*file)->tensors()) {
+    std::vector<model::TensorToWrite> tensors;
+    for (const model::TensorInfo& t : (*file)->tensors()) {
       tensors.push_back(
           {t.name, t.dtype, t.shape,
            std::string_view(reinterpret_cast<const char*>(t.data), t.nbytes)});
@@ -165,16 +166,16 @@ TEST_F(AdapterPoolTest, BadAdaptersAreRefusedAndNothingChanges) {
     const std::string p = "base_model.model.model.layers.0.self_attn.";
     tensors.push_back(
         {p + "qkv_proj.lora_A.weight",
-         DType::kF32,
+         model::DType::kF32,
          {4, 64},
          std::string_view(reinterpret_cast<char*>(a.data()), a.size() * 4)});
     tensors.push_back(
         {p + "qkv_proj.lora_B.weight",
-         DType::kF32,
+         model::DType::kF32,
          {64, 4},
          std::string_view(reinterpret_cast<char*>(b.data()), b.size() * 4)});
     std::string out = unknown + "/adapter_model.safetensors.new";
-    ASSERT_TRUE(WriteSafetensors(out, std::move(tensors), {}).ok());
+    ASSERT_TRUE(model::WriteSafetensors(out, std::move(tensors), {}).ok());
     file->reset();
     std::filesystem::rename(out, unknown + "/adapter_model.safetensors");
   }
@@ -186,20 +187,20 @@ TEST_F(AdapterPoolTest, BadAdaptersAreRefusedAndNothingChanges) {
                                ints + "/adapter_config.json");
     std::vector<int32_t> a(4 * 64, 1), b(64 * 4, 1);
     const std::string p = "base_model.model.model.layers.0.self_attn.q_proj.";
-    ASSERT_TRUE(
-        WriteSafetensors(ints + "/adapter_model.safetensors",
-                         {{p + "lora_A.weight",
-                           DType::kI32,
-                           {4, 64},
-                           std::string_view(reinterpret_cast<char*>(a.data()),
-                                            a.size() * 4)},
-                          {p + "lora_B.weight",
-                           DType::kI32,
-                           {64, 4},
-                           std::string_view(reinterpret_cast<char*>(b.data()),
-                                            b.size() * 4)}},
-                         {})
-            .ok());
+    ASSERT_TRUE(model::WriteSafetensors(
+                    ints + "/adapter_model.safetensors",
+                    {{p + "lora_A.weight",
+                      model::DType::kI32,
+                      {4, 64},
+                      std::string_view(reinterpret_cast<char*>(a.data()),
+                                       a.size() * 4)},
+                     {p + "lora_B.weight",
+                      model::DType::kI32,
+                      {64, 4},
+                      std::string_view(reinterpret_cast<char*>(b.data()),
+                                       b.size() * 4)}},
+                    {})
+                    .ok());
   }
   struct Case {
     std::string dir;

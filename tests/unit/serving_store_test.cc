@@ -1,4 +1,4 @@
-#include "lorad/server/serving_store.h"
+#include "store/serving_store.h"
 
 #include <filesystem>
 #include <memory>
@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "lorad/server/job_store.h"
+#include "store/job_store.h"
 
 namespace lorad::server {
 namespace {

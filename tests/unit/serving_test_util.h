@@ -11,9 +11,9 @@
 
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
+#include "lorad/model/tiny_model.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/lora.h"
-#include "lorad/worker/tiny_model.h"
 
 namespace lorad::worker::testing {
 
@@ -29,7 +29,7 @@ inline std::string TestRoot(const std::string& prefix) {
 
 inline std::unique_ptr<LlamaModel> LoadTiny(const std::string& root,
                                             bool quantize = true) {
-  auto dir = ResolveModelDir("tiny", root + "/models");
+  auto dir = model::ResolveModelDir("tiny", root + "/models");
   EXPECT_TRUE(dir.ok()) << dir.status();
   LoadOptions o;
   o.quantize = quantize;
@@ -39,10 +39,11 @@ inline std::unique_ptr<LlamaModel> LoadTiny(const std::string& root,
 }
 
 // Writes a PEFT adapter with random A and B (std `b_std`) to `dir`.
-inline void WriteAdapter(const std::string& dir, const ModelConfig& config,
-                         int64_t rank, double alpha,
-                         std::vector<std::string> targets, uint64_t seed,
-                         const std::string& base = "tiny", double b_std = 0.5) {
+inline void WriteAdapter(const std::string& dir,
+                         const model::ModelConfig& config, int64_t rank,
+                         double alpha, std::vector<std::string> targets,
+                         uint64_t seed, const std::string& base = "tiny",
+                         double b_std = 0.5) {
   LoraOptions lo;
   lo.rank = rank;
   lo.alpha = alpha;

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "lorad/worker/v1/worker.grpc.pb.h"
+#include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "serving_test_util.h"
 #include "worker_service.h"
 
@@ -33,9 +33,9 @@ class WorkerRpcTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
     stub_ = wv1::Worker::NewStub(
         grpc::CreateChannel(socket, grpc::InsecureChannelCredentials()));
-    auto dir = ResolveModelDir("tiny", root_ + "/models");
+    auto dir = model::ResolveModelDir("tiny", root_ + "/models");
     ASSERT_TRUE(dir.ok());
-    auto config = ModelConfig::FromDir(*dir);
+    auto config = model::ModelConfig::FromDir(*dir);
     ASSERT_TRUE(config.ok());
     config_ = *config;
     for (int i = 0; i < 3; ++i) {
@@ -79,11 +79,11 @@ class WorkerRpcTest : public ::testing::Test {
     req.set_model_cache_dir(root_ + "/models");
     req.set_adapter_name(name);
     req.set_adapter_dir(dir);
-    req.mutable_request()->set_prompt("rpc prompt");
-    req.mutable_request()->set_max_new_tokens(12);
+    req.mutable_sampling()->set_prompt("rpc prompt");
+    req.mutable_sampling()->set_max_new_tokens(12);
     auto reader = stub_->Generate(&ctx, req);
     Output out;
-    lorad::v1::GenerateResponse m;
+    lorad::worker::v1::GenerateChunk m;
     while (reader->Read(&m)) {
       for (int32_t t : m.token_ids()) out.tokens.push_back(t);
     }
@@ -92,7 +92,7 @@ class WorkerRpcTest : public ::testing::Test {
   }
 
   std::string root_;
-  ModelConfig config_;
+  model::ModelConfig config_;
   std::unique_ptr<WorkerServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<wv1::Worker::Stub> stub_;
@@ -125,7 +125,7 @@ TEST_F(WorkerRpcTest, BadAdaptersAreRefusedWithTheirReason) {
   grpc::Status s = Load("keep", root_ + "/other");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(s.error_message().find("someone/else"), std::string::npos);
-  ModelConfig wide = config_;
+  model::ModelConfig wide = config_;
   wide.intermediate_size *= 2;
   testing::WriteAdapter(root_ + "/wide", wide, 4, 8, {"up_proj"}, 1);
   s = Load("new", root_ + "/wide");

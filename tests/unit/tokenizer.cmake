@@ -1,1 +1,1 @@
-lorad_add_test(tokenizer_test SRCS ${CMAKE_CURRENT_LIST_DIR}/tokenizer_test.cc LIBS lorad::worker_formats)
+lorad_add_test(tokenizer_test SRCS ${CMAKE_CURRENT_LIST_DIR}/tokenizer_test.cc LIBS lorad::model)

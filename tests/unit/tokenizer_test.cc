@@ -1,7 +1,7 @@
-// Tokenizer tests: ids and decodes against goldens from HF `tokenizers`
+// model::Tokenizer tests: ids and decodes against goldens from HF `tokenizers`
 // (tests/golden/make_tokenizer_golden.py), the built-in tiny tokenizer against
 // HF live (when the venv is there), and errors.
-#include "lorad/worker/tokenizer.h"
+#include "lorad/model/tokenizer.h"
 
 #include <cstdio>
 #include <fstream>
@@ -28,9 +28,9 @@ json ReadJson(const std::string& path) {
   return json::parse(text.value_or("null"), nullptr, false);
 }
 
-std::unique_ptr<Tokenizer> LoadOrDie(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
-      Tokenizer::FromFile(path);
+std::unique_ptr<model::Tokenizer> LoadOrDie(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
+      model::Tokenizer::FromFile(path);
   EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
   return tokenizer.ok() ? std::move(*tokenizer) : nullptr;
 }
@@ -39,7 +39,7 @@ class GoldenTest : public testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenTest, MatchesHuggingFace) {
   const std::string name = GetParam();
-  std::unique_ptr<Tokenizer> tokenizer =
+  std::unique_ptr<model::Tokenizer> tokenizer =
       LoadOrDie(GoldenPath(name + ".tokenizer.json"));
   ASSERT_NE(tokenizer, nullptr);
   const json expected = ReadJson(GoldenPath(name + ".expected.json"));
@@ -67,7 +67,7 @@ INSTANTIATE_TEST_SUITE_P(Styles, GoldenTest,
                                          "qwen2"));
 
 TEST(TokenizerTest, AddedTokensAreSpecialOrNot) {
-  std::unique_ptr<Tokenizer> tokenizer =
+  std::unique_ptr<model::Tokenizer> tokenizer =
       LoadOrDie(GoldenPath("llama3.tokenizer.json"));
   ASSERT_NE(tokenizer, nullptr);
   const std::optional<int32_t> bos = tokenizer->TokenToId("<|begin_of_text|>");
@@ -83,7 +83,7 @@ TEST(TokenizerTest, AddedTokensAreSpecialOrNot) {
 }
 
 TEST(TokenizerTest, ConcurrentEncodesAgree) {
-  std::unique_ptr<Tokenizer> tokenizer =
+  std::unique_ptr<model::Tokenizer> tokenizer =
       LoadOrDie(GoldenPath("llama3.tokenizer.json"));
   ASSERT_NE(tokenizer, nullptr);
   const std::string text =
@@ -106,10 +106,10 @@ TEST(TokenizerTest, ConcurrentEncodesAgree) {
 }
 
 TEST(TinyTokenizerTest, BytesAreIdsAndSpecialsFollow) {
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
-      Tokenizer::FromJson(MakeByteLevelTokenizerJson(), "tiny");
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
+      model::Tokenizer::FromJson(model::MakeByteLevelTokenizerJson(), "tiny");
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-  const Tokenizer& tok = **tokenizer;
+  const model::Tokenizer& tok = **tokenizer;
   EXPECT_EQ(tok.vocab_size(), 259);
   EXPECT_EQ(tok.TokenToId("<|begin_of_text|>"), 256);
   EXPECT_EQ(tok.TokenToId("<|end_of_text|>"), 257);
@@ -125,8 +125,8 @@ TEST(TinyTokenizerTest, BytesAreIdsAndSpecialsFollow) {
 }
 
 TEST(TinyTokenizerTest, InvalidUtf8IsEncodedAsBytesAndDecodedLossily) {
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
-      Tokenizer::FromJson(MakeByteLevelTokenizerJson(), "tiny");
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
+      model::Tokenizer::FromJson(model::MakeByteLevelTokenizerJson(), "tiny");
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   const std::string text = "a\xFF\xE2\x82 b\xC3";
   EXPECT_EQ((*tokenizer)->Encode(text),
@@ -150,13 +150,13 @@ TEST(TinyTokenizerTest, MatchesHuggingFace) {
   const std::string dir = testing::TempDir();
   const std::string tok_path = dir + "/tiny_tokenizer.json";
   const std::string texts_path = dir + "/tiny_texts.json";
-  std::ofstream(tok_path) << MakeByteLevelTokenizerJson();
+  std::ofstream(tok_path) << model::MakeByteLevelTokenizerJson();
   std::ofstream(texts_path) << json(texts).dump();
   const std::string command = absl::StrCat(
       LORAD_PYTHON,
       " -c 'import json,sys\n"
-      "from tokenizers import Tokenizer\n"
-      "t = Tokenizer.from_file(sys.argv[1])\n"
+      "from tokenizers import model::Tokenizer\n"
+      "t = model::Tokenizer.from_file(sys.argv[1])\n"
       "print(json.dumps([t.encode(x, add_special_tokens=False).ids\n"
       "                  for x in json.load(open(sys.argv[2]))]))' ",
       tok_path, " ", texts_path);
@@ -171,8 +171,8 @@ TEST(TinyTokenizerTest, MatchesHuggingFace) {
   if (rc != 0) GTEST_SKIP() << "python could not run tokenizers: " << output;
   const json want = json::parse(output, nullptr, false);
   ASSERT_TRUE(want.is_array()) << output;
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
-      Tokenizer::FromFile(tok_path);
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
+      model::Tokenizer::FromFile(tok_path);
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   ASSERT_EQ(want.size(), texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -183,16 +183,17 @@ TEST(TinyTokenizerTest, MatchesHuggingFace) {
 }
 
 TEST(TokenizerErrorsTest, MalformedJsonIsInvalidArgument) {
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
-      Tokenizer::FromJson("{\"model\": ", "broken.json");
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
+      model::Tokenizer::FromJson("{\"model\": ", "broken.json");
   EXPECT_EQ(tokenizer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(tokenizer.status().message().find("broken.json"),
             std::string::npos);
 }
 
 TEST(TokenizerErrorsTest, NonBpeModelIsNamed) {
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::FromJson(
-      R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})", "wp.json");
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
+      model::Tokenizer::FromJson(
+          R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})", "wp.json");
   EXPECT_EQ(tokenizer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(tokenizer.status().message().find("WordPiece"), std::string::npos);
 }
@@ -211,25 +212,27 @@ TEST(TokenizerErrorsTest, WrongTypesAreInvalidArgumentNotCrashes) {
                "pre_tokenizer": {"type": "Metaspace"}})",
        }) {
     SCOPED_TRACE(text);
-    EXPECT_EQ(Tokenizer::FromJson(text, "x").status().code(),
+    EXPECT_EQ(model::Tokenizer::FromJson(text, "x").status().code(),
               absl::StatusCode::kInvalidArgument);
   }
 }
 
 TEST(TokenizerErrorsTest, UnknownSplitRegexIsNamed) {
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::FromJson(
-      R"({"model": {"type": "BPE", "vocab": {}},
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
+      model::Tokenizer::FromJson(
+          R"({"model": {"type": "BPE", "vocab": {}},
           "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\d+"},
                             "behavior": "Isolated", "invert": false}})",
-      "x");
+          "x");
   EXPECT_EQ(tokenizer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(tokenizer.status().message().find("\\\\d+"), std::string::npos)
       << tokenizer.status();
 }
 
 TEST(TokenizerErrorsTest, MissingFileIsNotFound) {
-  EXPECT_EQ(Tokenizer::FromFile("/nonexistent/tokenizer.json").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      model::Tokenizer::FromFile("/nonexistent/tokenizer.json").status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 }  // namespace

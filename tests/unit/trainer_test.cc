@@ -6,8 +6,8 @@
 
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
-#include "lorad/worker/safetensors.h"
-#include "lorad/worker/tiny_model.h"
+#include "lorad/model/safetensors.h"
+#include "lorad/model/tiny_model.h"
 
 namespace lorad::worker {
 namespace {
@@ -19,7 +19,7 @@ class TrainerTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(root_);
     ASSERT_TRUE(MakeDirs(root_).ok());
-    auto dir = ResolveModelDir("tiny", root_ + "/models");
+    auto dir = model::ResolveModelDir("tiny", root_ + "/models");
     ASSERT_TRUE(dir.ok()) << dir.status();
     auto model = LlamaModel::Load(*dir, LoadOptions());
     ASSERT_TRUE(model.ok()) << model.status();
@@ -91,10 +91,10 @@ TEST_F(TrainerTest, MemorisesSmallDatasetAndWritesPeftAdapter) {
     last += losses[losses.size() - 1 - i] / 5;
   }
   EXPECT_LT(last, 0.5f * first) << "first " << first << " last " << last;
-  auto file =
-      SafetensorsFile::Open(job.adapter_dir + "/adapter_model.safetensors");
+  auto file = model::SafetensorsFile::Open(job.adapter_dir +
+                                           "/adapter_model.safetensors");
   ASSERT_TRUE(file.ok()) << file.status();
-  const TensorInfo* a = (*file)->Find(
+  const model::TensorInfo* a = (*file)->Find(
       "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(a->shape, (std::vector<int64_t>{8, 64}));

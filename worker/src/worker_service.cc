@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "lorad/model/tiny_model.h"
 #include "lorad/worker/device_memory.h"
-#include "lorad/worker/tiny_model.h"
 #include "lorad/worker/trainer.h"
 
 namespace lorad::worker {
@@ -24,7 +24,7 @@ WorkerServiceImpl::WorkerServiceImpl(torch::Device device,
 absl::StatusOr<WorkerServiceImpl::Served*> WorkerServiceImpl::GetServed(
     const std::string& model, const std::string& cache_dir,
     const std::string& compute_dtype) {
-  auto dir = ResolveModelDir(model, cache_dir);
+  auto dir = model::ResolveModelDir(model, cache_dir);
   if (!dir.ok()) return dir.status();
   torch::ScalarType dtype = torch::kFloat32;
   if (compute_dtype == "bfloat16" ||
@@ -50,8 +50,8 @@ absl::StatusOr<WorkerServiceImpl::Served*> WorkerServiceImpl::GetServed(
   served->model = std::move(*loaded);
   AdapterPoolOptions pool;
   pool.max_device_adapters = options_.max_device_adapters;
-  pool.base_model_names = {model.empty() ? std::string(kTinyModelName) : model,
-                           *dir};
+  pool.base_model_names = {
+      model.empty() ? std::string(model::kTinyModelName) : model, *dir};
   served->pool = std::make_unique<AdapterPool>(served->model.get(), pool);
   EngineOptions engine;
   engine.max_batch = options_.max_batch;
@@ -75,7 +75,7 @@ grpc::Status WorkerServiceImpl::Train(
     grpc::ServerWriter<lorad::worker::v1::TrainEvent>* writer) {
   absl::MutexLock lock(&train_mu_);
   auto model = GetModel(req->model(), req->model_cache_dir(),
-                        req->hyperparameters().compute_dtype());
+                        req->config().compute_dtype());
   if (!model.ok()) return ToGrpc(model.status());
   TrainJob job;
   job.job_id = req->job_id();
@@ -84,7 +84,7 @@ grpc::Status WorkerServiceImpl::Train(
   job.validation_path = req->validation_path();
   job.job_dir = req->job_dir();
   job.adapter_dir = req->adapter_dir();
-  job.hp = req->hyperparameters();
+  job.hp = req->config();
   TrainCallbacks callbacks;
   bool writer_ok = true;
   callbacks.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
@@ -119,7 +119,7 @@ WorkerServiceImpl::ResolveAdapter(
 
 grpc::Status WorkerServiceImpl::Generate(
     grpc::ServerContext* context, const lorad::worker::v1::GenerateRequest* req,
-    grpc::ServerWriter<lorad::v1::GenerateResponse>* writer) {
+    grpc::ServerWriter<lorad::worker::v1::GenerateChunk>* writer) {
   auto served = GetServed(req->model(), req->model_cache_dir(), "auto");
   if (!served.ok()) return ToGrpc(served.status());
   absl::StatusOr<std::shared_ptr<const AdapterSet>> adapter;
@@ -130,9 +130,9 @@ grpc::Status WorkerServiceImpl::Generate(
                                                e.what_without_backtrace()));
   }
   if (!adapter.ok()) return ToGrpc(adapter.status());
-  auto stream = (*served)->engine->Submit(req->request(), *std::move(adapter));
+  auto stream = (*served)->engine->Submit(req->sampling(), *std::move(adapter));
   if (!stream.ok()) return ToGrpc(stream.status());
-  lorad::v1::GenerateResponse message;
+  lorad::worker::v1::GenerateChunk message;
   for (;;) {
     switch ((*stream)->Next(&message, absl::Milliseconds(100))) {
       case GenerationStream::Event::kMessage:

@@ -15,11 +15,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "lorad/worker/adapter_pool.h"
 #include "lorad/worker/device_turns.h"
 #include "lorad/worker/engine.h"
 #include "lorad/worker/llama_model.h"
-#include "lorad/worker/v1/worker.grpc.pb.h"
 
 namespace lorad::worker {
 
@@ -43,7 +43,7 @@ class WorkerServiceImpl final : public lorad::worker::v1::Worker::Service {
   grpc::Status Generate(
       grpc::ServerContext* context,
       const lorad::worker::v1::GenerateRequest* request,
-      grpc::ServerWriter<lorad::v1::GenerateResponse>* writer) override;
+      grpc::ServerWriter<lorad::worker::v1::GenerateChunk>* writer) override;
   grpc::Status Ping(grpc::ServerContext* context,
                     const lorad::worker::v1::PingRequest* request,
                     lorad::worker::v1::PingResponse* response) override;

@@ -37,8 +37,8 @@ const BatchedLoraBackend& TorchLoraBackend() {
 }
 
 BatchedLora BuildBatchedLora(const std::vector<LoraSegment>& segments,
-                             const ModelConfig& config, torch::Device device,
-                             torch::ScalarType dtype) {
+                             const model::ModelConfig& config,
+                             torch::Device device, torch::ScalarType dtype) {
   BatchedLora out;
   int64_t total = 0;
   for (const LoraSegment& s : segments) total += s.length;

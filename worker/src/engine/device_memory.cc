@@ -39,7 +39,7 @@ int64_t MemTotalBytes() {
 // The device allocator's numbers (LibTorch's CUDA caching allocator on
 // CUDA); false when it cannot give them (not initialised, CPU).
 bool FillAllocatorStats(const torch::Device& device,
-                        lorad::v1::MemoryUsage* m) {
+                        lorad::worker::v1::MemoryUsage* m) {
   if (device.is_cpu()) return false;
   try {
     c10::DeviceAllocator* allocator = c10::getDeviceAllocator(device.type());
@@ -63,8 +63,8 @@ bool FillAllocatorStats(const torch::Device& device,
 
 }  // namespace
 
-lorad::v1::MemoryUsage CurrentMemoryUsage(const torch::Device& device) {
-  lorad::v1::MemoryUsage m;
+lorad::worker::v1::MemoryUsage CurrentMemoryUsage(const torch::Device& device) {
+  lorad::worker::v1::MemoryUsage m;
   m.set_device(device.str());
   m.set_rss_bytes(RssBytes());
   if (FillAllocatorStats(device, &m)) {

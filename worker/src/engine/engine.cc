@@ -6,8 +6,8 @@
 
 namespace lorad::worker {
 
-GenerationStream::Event GenerationStream::Next(lorad::v1::GenerateResponse* out,
-                                               absl::Duration timeout) {
+GenerationStream::Event GenerationStream::Next(
+    lorad::worker::v1::GenerateChunk* out, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !queue_.empty() || finished_;
@@ -36,7 +36,7 @@ absl::Status GenerationStream::status() const {
   return status_;
 }
 
-void GenerationStream::Push(lorad::v1::GenerateResponse message) {
+void GenerationStream::Push(lorad::worker::v1::GenerateChunk message) {
   absl::MutexLock lock(&mu_);
   queue_.push_back(std::move(message));
 }
@@ -59,7 +59,7 @@ struct Engine::Row {
 Engine::Engine(const LlamaModel* model, EngineOptions options)
     : model_(model),
       options_(std::move(options)),
-      chat_(ChatTemplate::FromModelDir(model->dir())) {
+      chat_(model::ChatTemplate::FromModelDir(model->dir())) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -72,7 +72,7 @@ Engine::~Engine() {
 }
 
 absl::StatusOr<std::shared_ptr<GenerationStream>> Engine::Submit(
-    const lorad::v1::GenerateRequest& request,
+    const lorad::worker::v1::Sampling& request,
     std::shared_ptr<const AdapterSet> adapter) {
   const auto start = DecodeState::Clock::now();
   absl::StatusOr<PreparedRequest> prepared;

@@ -45,8 +45,8 @@ torch::Tensor ApplyTopKTopP(torch::Tensor logits, int64_t top_k, double top_p) {
 }  // namespace
 
 absl::StatusOr<PreparedRequest> PrepareRequest(
-    const LlamaModel& model, const ChatTemplate& chat,
-    const lorad::v1::GenerateRequest& req) {
+    const LlamaModel& model, const model::ChatTemplate& chat,
+    const lorad::worker::v1::Sampling& req) {
   if (req.temperature() < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("temperature must be >= 0, got ", req.temperature()));
@@ -66,13 +66,13 @@ absl::StatusOr<PreparedRequest> PrepareRequest(
   PreparedRequest p;
   p.request = req;
   p.max_new_tokens = req.max_new_tokens() > 0 ? req.max_new_tokens() : 64;
-  const ModelConfig& c = model.config();
+  const model::ModelConfig& c = model.config();
   std::string text = req.prompt();
   if (req.messages_size() > 0) {
-    std::vector<ChatTurn> turns;
+    std::vector<model::ChatTurn> turns;
     for (const auto& m : req.messages())
       turns.push_back({m.role(), m.content()});
-    auto rendered = RenderChat(chat, turns);
+    auto rendered = model::RenderChat(chat, turns);
     if (!rendered.ok()) return rendered.status();
     text = *rendered;
     if (!chat.end_of_turn.empty()) {
@@ -104,7 +104,7 @@ DecodeState::DecodeState(const LlamaModel& model, PreparedRequest prepared,
 }
 
 DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
-  const lorad::v1::GenerateRequest& req = prepared_.request;
+  const lorad::worker::v1::Sampling& req = prepared_.request;
   torch::Tensor logits = device_logits.to(torch::kCPU, torch::kFloat32);
   const float penalty = req.repetition_penalty();
   if (penalty > 0 && penalty != 1) {
@@ -164,8 +164,8 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
   return step;
 }
 
-lorad::v1::GenerateResponse DecodeState::Final() const {
-  lorad::v1::GenerateResponse last;
+lorad::worker::v1::GenerateChunk DecodeState::Final() const {
+  lorad::worker::v1::GenerateChunk last;
   last.set_finish_reason(finish_);
   auto* usage = last.mutable_usage();
   usage->set_prompt_tokens(static_cast<int32_t>(prepared_.prompt.size()));
@@ -178,11 +178,12 @@ lorad::v1::GenerateResponse DecodeState::Final() const {
 
 absl::Status Generate(
     const LlamaModel& model, const AdapterSet* adapter,
-    const lorad::v1::GenerateRequest& req,
-    const std::function<bool(const lorad::v1::GenerateResponse&)>& on_chunk) {
+    const lorad::worker::v1::Sampling& req,
+    const std::function<bool(const lorad::worker::v1::GenerateChunk&)>&
+        on_chunk) {
   const auto start = DecodeState::Clock::now();
-  auto prepared =
-      PrepareRequest(model, ChatTemplate::FromModelDir(model.dir()), req);
+  auto prepared = PrepareRequest(
+      model, model::ChatTemplate::FromModelDir(model.dir()), req);
   if (!prepared.ok()) return prepared.status();
   const int64_t capacity =
       static_cast<int64_t>(prepared->prompt.size()) + prepared->max_new_tokens;

@@ -5,17 +5,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "lorad/common/status_macros.h"
+#include "lorad/model/safetensors.h"
 #include "lorad/worker/checkpointing.h"
-#include "lorad/worker/safetensors.h"
 
 namespace lorad::worker {
 namespace {
 
-absl::StatusOr<torch::Tensor> LoadTensor(const SafetensorsModel& weights,
+absl::StatusOr<torch::Tensor> LoadTensor(const model::SafetensorsModel& weights,
                                          const std::string& name,
                                          std::vector<int64_t> shape,
                                          const std::string& dir) {
-  const TensorInfo* t = weights.Find(name);
+  const model::TensorInfo* t = weights.Find(name);
   if (t == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(dir, ": tensor ", name, " missing"));
@@ -28,8 +28,8 @@ absl::StatusOr<torch::Tensor> LoadTensor(const SafetensorsModel& weights,
         dir, ": tensor ", name, " has shape ", got, ", expected ", want));
   }
   torch::Tensor out = torch::empty(shape, torch::kFloat32);
-  LORAD_RETURN_IF_ERROR(ToFloat32Into(*t, out.data_ptr<float>()));
-  ReleasePages(*t);
+  LORAD_RETURN_IF_ERROR(model::ToFloat32Into(*t, out.data_ptr<float>()));
+  model::ReleasePages(*t);
   return out;
 }
 
@@ -38,12 +38,12 @@ torch::Tensor RotateHalf(const torch::Tensor& x) {
   return torch::cat({-halves[1], halves[0]}, -1);
 }
 
-torch::Tensor InvFreq(const ModelConfig& c) {
+torch::Tensor InvFreq(const model::ModelConfig& c) {
   torch::Tensor inv =
       1.0 / torch::pow(c.rope_theta,
                        torch::arange(0, c.head_dim, 2, torch::kFloat64) /
                            static_cast<double>(c.head_dim));
-  const RopeScaling& rs = c.rope_scaling;
+  const model::RopeScaling& rs = c.rope_scaling;
   if (rs.type == "linear") {
     inv = inv / rs.factor;
   } else if (rs.type == "llama3") {
@@ -71,14 +71,14 @@ torch::Tensor InvFreq(const ModelConfig& c) {
 absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
     const std::string& dir, const LoadOptions& options) {
   std::unique_ptr<LlamaModel> m(new LlamaModel());
-  LORAD_ASSIGN_OR_RETURN(m->config_, ModelConfig::FromDir(dir));
-  LORAD_ASSIGN_OR_RETURN(
-      m->tokenizer_, Tokenizer::FromFile(absl::StrCat(dir, "/tokenizer.json")));
-  LORAD_ASSIGN_OR_RETURN(auto weights, SafetensorsModel::Open(dir));
+  LORAD_ASSIGN_OR_RETURN(m->config_, model::ModelConfig::FromDir(dir));
+  LORAD_ASSIGN_OR_RETURN(m->tokenizer_, model::Tokenizer::FromFile(absl::StrCat(
+                                            dir, "/tokenizer.json")));
+  LORAD_ASSIGN_OR_RETURN(auto weights, model::SafetensorsModel::Open(dir));
   m->dir_ = dir;
   m->device_ = options.device;
   m->dtype_ = options.dtype;
-  const ModelConfig& c = m->config_;
+  const model::ModelConfig& c = m->config_;
   auto to_dev = [&](torch::Tensor t) {
     return t.to(options.device, options.dtype);
   };
@@ -178,7 +178,7 @@ torch::Tensor LlamaModel::Block(int64_t index, const torch::Tensor& hidden,
                                 const torch::Tensor& sin,
                                 const ForwardOptions& options) const {
   const Layer& layer = layers_[index];
-  const ModelConfig& c = config_;
+  const model::ModelConfig& c = config_;
   const int64_t b = hidden.size(0), t = hidden.size(1);
   torch::Tensor x = RmsNorm(hidden, layer.input_norm);
   torch::Tensor q = ApplyLinear(layer.q, x, options)

@@ -45,7 +45,7 @@ torch::Tensor LlamaModel::RaggedBlock(int64_t index,
                                       const torch::Tensor& sin,
                                       const RaggedBatch& batch) const {
   const Layer& layer = layers_[index];
-  const ModelConfig& c = config_;
+  const model::ModelConfig& c = config_;
   const int64_t n = hidden.size(0);
   torch::Tensor x = RmsNorm(hidden, layer.input_norm);
   torch::Tensor q = ApplyLinearRagged(layer.q, x, batch.lora)

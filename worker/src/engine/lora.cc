@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
-#include "lorad/worker/safetensors.h"
+#include "lorad/model/safetensors.h"
 #include "nlohmann/json.hpp"
 
 namespace lorad::worker {
@@ -33,7 +33,7 @@ torch::Tensor LoraDelta(const torch::Tensor& x, const LoraWeights& w,
          scale;
 }
 
-std::vector<LinearShape> BlockLinears(const ModelConfig& c) {
+std::vector<LinearShape> BlockLinears(const model::ModelConfig& c) {
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim,
                 inter = c.intermediate_size;
@@ -51,7 +51,7 @@ std::string ModuleKey(int64_t layer, const std::string& path) {
 }
 
 absl::StatusOr<AdapterSet> AdapterSet::CreateForTraining(
-    const ModelConfig& config, const LoraOptions& options, uint64_t seed,
+    const model::ModelConfig& config, const LoraOptions& options, uint64_t seed,
     torch::Device device) {
   if (options.rank < 1) {
     return absl::InvalidArgumentError(
@@ -89,9 +89,9 @@ absl::StatusOr<AdapterSet> AdapterSet::CreateForTraining(
   return set;
 }
 
-absl::StatusOr<AdapterSet> AdapterSet::LoadPeft(const std::string& dir,
-                                                const ModelConfig& config,
-                                                torch::Device device) {
+absl::StatusOr<AdapterSet> AdapterSet::LoadPeft(
+    const std::string& dir, const model::ModelConfig& config,
+    torch::Device device) {
   std::string config_path = absl::StrCat(dir, "/adapter_config.json");
   auto text = ReadFile(config_path);
   if (!text.ok()) {
@@ -119,7 +119,7 @@ absl::StatusOr<AdapterSet> AdapterSet::LoadPeft(const std::string& dir,
     return absl::InvalidArgumentError(
         absl::StrCat(config_path, ": r must be >= 1"));
   }
-  LORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(absl::StrCat(
+  LORAD_ASSIGN_OR_RETURN(auto file, model::SafetensorsFile::Open(absl::StrCat(
                                         dir, "/adapter_model.safetensors")));
   AdapterSet set;
   std::set<std::string> targets;
@@ -129,8 +129,8 @@ absl::StatusOr<AdapterSet> AdapterSet::LoadPeft(const std::string& dir,
       std::string key = ModuleKey(layer, l.path);
       std::string a_key = absl::StrCat(kPeftPrefix, key, ".lora_A.weight");
       std::string b_key = absl::StrCat(kPeftPrefix, key, ".lora_B.weight");
-      const TensorInfo* a = file->Find(a_key);
-      const TensorInfo* b = file->Find(b_key);
+      const model::TensorInfo* a = file->Find(a_key);
+      const model::TensorInfo* b = file->Find(b_key);
       if (a == nullptr && b == nullptr) continue;
       if (a == nullptr || b == nullptr) {
         return absl::InvalidArgumentError(
@@ -145,8 +145,8 @@ absl::StatusOr<AdapterSet> AdapterSet::LoadPeft(const std::string& dir,
             " (A must be ",
             options.rank, "x", l.in, ", B ", l.out, "x", options.rank, ")"));
       }
-      LORAD_ASSIGN_OR_RETURN(std::vector<float> av, ToFloat32(*a));
-      LORAD_ASSIGN_OR_RETURN(std::vector<float> bv, ToFloat32(*b));
+      LORAD_ASSIGN_OR_RETURN(std::vector<float> av, model::ToFloat32(*a));
+      LORAD_ASSIGN_OR_RETURN(std::vector<float> bv, model::ToFloat32(*b));
       torch::Tensor at = FromFloats(av, want_a, device);
       torch::Tensor bt = FromFloats(bv, want_b, device);
       set.weights_[key] = {at, bt};
@@ -156,7 +156,7 @@ absl::StatusOr<AdapterSet> AdapterSet::LoadPeft(const std::string& dir,
     }
   }
   size_t lora_keys = 0;
-  for (const TensorInfo& t : file->tensors()) {
+  for (const model::TensorInfo& t : file->tensors()) {
     if (t.name.find(".lora_") != std::string::npos) ++lora_keys;
   }
   if (lora_keys != 2 * set.weights_.size()) {
@@ -181,7 +181,7 @@ absl::Status AdapterSet::SavePeft(const std::string& dir,
                                   const std::string& base_model_name) const {
   LORAD_RETURN_IF_ERROR(MakeDirs(dir));
   std::vector<torch::Tensor> host;  // keeps the bytes alive while writing
-  std::vector<TensorToWrite> tensors;
+  std::vector<model::TensorToWrite> tensors;
   for (const auto& [key, w] : weights_) {
     for (const auto& [suffix, t] :
          {std::pair<const char*, torch::Tensor>{".lora_A.weight", w.a},
@@ -190,15 +190,15 @@ absl::Status AdapterSet::SavePeft(const std::string& dir,
           t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
       host.push_back(c);
       tensors.push_back(
-          {absl::StrCat(kPeftPrefix, key, suffix), DType::kF32,
+          {absl::StrCat(kPeftPrefix, key, suffix), model::DType::kF32,
            std::vector<int64_t>(c.sizes().begin(), c.sizes().end()),
            std::string_view(static_cast<const char*>(c.data_ptr()),
                             c.numel() * sizeof(float))});
     }
   }
   LORAD_RETURN_IF_ERROR(
-      WriteSafetensors(absl::StrCat(dir, "/adapter_model.safetensors"),
-                       std::move(tensors), {{"format", "pt"}}));
+      model::WriteSafetensors(absl::StrCat(dir, "/adapter_model.safetensors"),
+                              std::move(tensors), {{"format", "pt"}}));
   nlohmann::json j;
   j["peft_type"] = "LORA";
   j["task_type"] = "CAUSAL_LM";

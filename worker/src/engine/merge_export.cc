@@ -7,8 +7,8 @@
 #include "absl/strings/str_format.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
+#include "lorad/model/safetensors.h"
 #include "lorad/worker/llama_model.h"
-#include "lorad/worker/safetensors.h"
 #include "nlohmann/json.hpp"
 
 namespace lorad::worker {
@@ -35,7 +35,8 @@ class ShardWriter {
     }
     held_.push_back(c);
     pending_.push_back(
-        {name, dtype_ == torch::kBFloat16 ? DType::kBF16 : DType::kF16,
+        {name,
+         dtype_ == torch::kBFloat16 ? model::DType::kBF16 : model::DType::kF16,
          std::vector<int64_t>(c.sizes().begin(), c.sizes().end()),
          std::string_view(static_cast<const char*>(c.data_ptr()), bytes)});
     held_bytes_ += bytes;
@@ -75,8 +76,8 @@ class ShardWriter {
 
   absl::Status Flush() {
     std::vector<std::string> names;
-    for (const TensorToWrite& t : pending_) names.push_back(t.name);
-    LORAD_RETURN_IF_ERROR(WriteSafetensors(
+    for (const model::TensorToWrite& t : pending_) names.push_back(t.name);
+    LORAD_RETURN_IF_ERROR(model::WriteSafetensors(
         TempName(shards_.size()), std::move(pending_), {{"format", "pt"}}));
     shards_.push_back(std::move(names));
     pending_.clear();
@@ -89,7 +90,7 @@ class ShardWriter {
   torch::ScalarType dtype_;
   int64_t max_bytes_;
   std::vector<torch::Tensor> held_;
-  std::vector<TensorToWrite> pending_;
+  std::vector<model::TensorToWrite> pending_;
   int64_t held_bytes_ = 0, total_bytes_ = 0;
   std::vector<std::vector<std::string>> shards_;
 };

@@ -8,10 +8,10 @@
 #include "lorad/common/dataset.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
+#include "lorad/model/memory_estimate.h"
+#include "lorad/model/training_data.h"
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/lr_schedule.h"
-#include "lorad/worker/memory_estimate.h"
-#include "lorad/worker/training_data.h"
 #include "train_checkpoint.h"
 
 namespace lorad::worker {
@@ -19,23 +19,23 @@ namespace {
 
 using lorad::worker::v1::TrainEvent;
 
-absl::StatusOr<std::vector<TokenSequence>> LoadSequences(
+absl::StatusOr<std::vector<model::TokenSequence>> LoadSequences(
     const std::string& path, const LlamaModel& model,
-    const lorad::v1::Hyperparameters& hp) {
+    const lorad::worker::v1::TrainConfig& hp) {
   LORAD_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   auto parsed = ParseJsonlDataset(text, hp.train_on_prompt());
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": ", parsed.status().message()));
   }
-  TokenizeOptions options;
+  model::TokenizeOptions options;
   options.max_seq_len = hp.max_seq_len();
   options.packing = hp.packing();
   options.bos_id = static_cast<int32_t>(model.config().bos_token_id);
   options.eos_id = model.config().eos_token_ids.empty()
                        ? -1
                        : static_cast<int32_t>(model.config().eos_token_ids[0]);
-  return TokenizeDataset(*parsed, model.tokenizer(), options);
+  return model::TokenizeDataset(*parsed, model.tokenizer(), options);
 }
 
 struct Batch {
@@ -44,7 +44,7 @@ struct Batch {
   int64_t tokens = 0;    // non-pad tokens
 };
 
-Batch MakeBatch(const std::vector<TokenSequence>& seqs,
+Batch MakeBatch(const std::vector<model::TokenSequence>& seqs,
                 const std::vector<int64_t>& pick, int32_t pad_id,
                 torch::Device device) {
   int64_t longest = 0;
@@ -53,12 +53,13 @@ Batch MakeBatch(const std::vector<TokenSequence>& seqs,
   }
   const int64_t b = static_cast<int64_t>(pick.size());
   torch::Tensor ids = torch::full({b, longest}, pad_id, torch::kLong);
-  torch::Tensor labels = torch::full({b, longest}, kIgnoreLabel, torch::kLong);
+  torch::Tensor labels =
+      torch::full({b, longest}, model::kIgnoreLabel, torch::kLong);
   auto ia = ids.accessor<int64_t, 2>();
   auto la = labels.accessor<int64_t, 2>();
   Batch batch;
   for (int64_t r = 0; r < b; ++r) {
-    const TokenSequence& s = seqs[pick[r]];
+    const model::TokenSequence& s = seqs[pick[r]];
     for (size_t t = 0; t < s.ids.size(); ++t) {
       ia[r][t] = s.ids[t];
       la[r][t] = s.labels[t];
@@ -78,18 +79,18 @@ std::pair<torch::Tensor, int64_t> LossSum(const LlamaModel& model,
   const int64_t v = logits.size(-1);
   torch::Tensor shifted = logits.slice(1, 0, -1).reshape({-1, v});
   torch::Tensor targets = batch.labels.slice(1, 1).reshape({-1});
-  int64_t count = targets.ne(kIgnoreLabel).sum().item<int64_t>();
+  int64_t count = targets.ne(model::kIgnoreLabel).sum().item<int64_t>();
   torch::Tensor loss = torch::nn::functional::cross_entropy(
       shifted, targets,
       torch::nn::functional::CrossEntropyFuncOptions()
-          .ignore_index(kIgnoreLabel)
+          .ignore_index(model::kIgnoreLabel)
           .reduction(torch::kSum));
   return {loss, count};
 }
 
 absl::StatusOr<float> Evaluate(const LlamaModel& model,
                                const AdapterSet& adapter,
-                               const std::vector<TokenSequence>& seqs,
+                               const std::vector<model::TokenSequence>& seqs,
                                int64_t batch_size, int32_t pad_id,
                                DeviceTurns* turns) {
   torch::NoGradGuard no_grad;
@@ -113,7 +114,7 @@ absl::StatusOr<float> Evaluate(const LlamaModel& model,
 
 absl::Status Train(const LlamaModel& model, const TrainJob& job,
                    const TrainCallbacks& cb) {
-  const lorad::v1::Hyperparameters& hp = job.hp;
+  const lorad::worker::v1::TrainConfig& hp = job.hp;
   if (hp.batch_size() < 1 || hp.gradient_accumulation() < 1 ||
       hp.max_seq_len() < 2 || hp.learning_rate() <= 0) {
     return absl::InvalidArgumentError(
@@ -126,13 +127,13 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     if (cb.on_event) cb.on_event(e);
   };
 
-  LORAD_ASSIGN_OR_RETURN(std::vector<TokenSequence> train,
+  LORAD_ASSIGN_OR_RETURN(std::vector<model::TokenSequence> train,
                          LoadSequences(job.training_path, model, hp));
-  std::vector<TokenSequence> eval;
+  std::vector<model::TokenSequence> eval;
   if (!job.validation_path.empty()) {
     LORAD_ASSIGN_OR_RETURN(eval, LoadSequences(job.validation_path, model, hp));
   } else {
-    SplitValidation(&train, &eval, hp.validation_split(), hp.seed());
+    model::SplitValidation(&train, &eval, hp.validation_split(), hp.seed());
   }
   if (train.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -181,7 +182,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     return resumed.status();
   }
 
-  TrainingShape shape;
+  model::TrainingShape shape;
   shape.rank = hp.rank();
   auto has = [&](const char* name) {
     return std::find(lora.target_modules.begin(), lora.target_modules.end(),
@@ -196,13 +197,14 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   shape.down = has("down_proj");
   shape.batch_size = hp.batch_size();
   int64_t longest = 0;
-  for (const TokenSequence& s : train) {
+  for (const model::TokenSequence& s : train) {
     longest = std::max<int64_t>(longest, s.ids.size());
   }
   shape.seq_len = longest;
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = model.dtype() == torch::kFloat32 ? 4 : 2;
-  MemoryEstimateBytes est = EstimateTrainingMemory(model.config(), shape);
+  model::MemoryEstimateBytes est =
+      model::EstimateTrainingMemory(model.config(), shape);
   {
     TrainEvent e;
     auto* s = e.mutable_started();
@@ -264,7 +266,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       const int64_t micro = step * accum + m;
       epoch = micro / micro_per_epoch;
       const int64_t within = micro % micro_per_epoch;
-      std::vector<int64_t> order = EpochOrder(n, hp.seed(), epoch);
+      std::vector<int64_t> order = model::EpochOrder(n, hp.seed(), epoch);
       std::vector<int64_t> pick(
           order.begin() + within * hp.batch_size(),
           order.begin() + std::min(n, (within + 1) * hp.batch_size()));

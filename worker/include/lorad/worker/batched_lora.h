@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "lorad/model/model_config.h"
 #include "lorad/worker/lora.h"
-#include "lorad/worker/model_config.h"
 
 namespace lorad::worker {
 
@@ -59,8 +59,8 @@ struct LoraSegment {
 // Groups `segments` per module of `config` and stacks their adapters' A/B
 // on `device` in `dtype`.
 BatchedLora BuildBatchedLora(const std::vector<LoraSegment>& segments,
-                             const ModelConfig& config, torch::Device device,
-                             torch::ScalarType dtype);
+                             const model::ModelConfig& config,
+                             torch::Device device, torch::ScalarType dtype);
 
 }  // namespace lorad::worker
 

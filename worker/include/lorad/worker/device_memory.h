@@ -4,7 +4,7 @@
 
 #include <torch/torch.h>
 
-#include "lorad/v1/lorad.pb.h"
+#include "lorad/internal/worker/v1/worker.pb.h"
 
 namespace lorad::worker {
 
@@ -12,7 +12,7 @@ namespace lorad::worker {
 // total: device memory or MemTotal; the allocator_* fields from LibTorch's
 // device allocator (zero on CPU). Never throws: an allocator that cannot
 // answer leaves its fields zero.
-lorad::v1::MemoryUsage CurrentMemoryUsage(const torch::Device& device);
+lorad::worker::v1::MemoryUsage CurrentMemoryUsage(const torch::Device& device);
 
 // Peak since the last reset (CUDA) or since the process started (CPU).
 int64_t PeakMemoryBytes(const torch::Device& device);

@@ -21,9 +21,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "lorad/v1/lorad.pb.h"
+#include "lorad/internal/worker/v1/worker.pb.h"
+#include "lorad/model/chat_template.h"
 #include "lorad/worker/batched_lora.h"
-#include "lorad/worker/chat_template.h"
 #include "lorad/worker/device_turns.h"
 #include "lorad/worker/generator.h"
 #include "lorad/worker/llama_model.h"
@@ -37,19 +37,19 @@ class GenerationStream {
   enum class Event { kMessage, kTimeout, kEnd };
   // Waits up to `timeout` for the next message. kEnd once everything was
   // read; status() then says how the request ended.
-  Event Next(lorad::v1::GenerateResponse* out, absl::Duration timeout);
+  Event Next(lorad::worker::v1::GenerateChunk* out, absl::Duration timeout);
   // Asks the engine to drop the request at the next token boundary.
   void Cancel();
   bool cancelled() const;
   absl::Status status() const;
 
   // Engine side.
-  void Push(lorad::v1::GenerateResponse message);
+  void Push(lorad::worker::v1::GenerateChunk message);
   void Finish(absl::Status status);
 
  private:
   mutable absl::Mutex mu_;
-  std::deque<lorad::v1::GenerateResponse> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<lorad::worker::v1::GenerateChunk> queue_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
@@ -82,7 +82,7 @@ class Engine {
   // and queues it with `adapter` (nullptr: base). The engine holds the
   // adapter until the request ends, then drops it.
   absl::StatusOr<std::shared_ptr<GenerationStream>> Submit(
-      const lorad::v1::GenerateRequest& request,
+      const lorad::worker::v1::Sampling& request,
       std::shared_ptr<const AdapterSet> adapter);
 
   EngineStats stats() const;
@@ -99,7 +99,7 @@ class Engine {
 
   const LlamaModel* model_;
   const EngineOptions options_;
-  const ChatTemplate chat_;
+  const model::ChatTemplate chat_;
 
   mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<Row>> queue_ ABSL_GUARDED_BY(mu_);

@@ -15,14 +15,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "lorad/v1/lorad.pb.h"
-#include "lorad/worker/chat_template.h"
+#include "lorad/internal/worker/v1/worker.pb.h"
+#include "lorad/model/chat_template.h"
 #include "lorad/worker/llama_model.h"
 
 namespace lorad::worker {
 
 struct PreparedRequest {
-  lorad::v1::GenerateRequest request;
+  lorad::worker::v1::Sampling request;
   std::vector<int32_t> prompt;  // BOS (when the model has one) + text
   int64_t max_new_tokens = 64;
   std::vector<int64_t> stop_token_ids;  // EOS ids and the chat end of turn
@@ -32,8 +32,8 @@ struct PreparedRequest {
 // `messages` with `chat` when given, tokenizes, and checks the prompt plus
 // max_new_tokens fit the model's context.
 absl::StatusOr<PreparedRequest> PrepareRequest(
-    const LlamaModel& model, const ChatTemplate& chat,
-    const lorad::v1::GenerateRequest& request);
+    const LlamaModel& model, const model::ChatTemplate& chat,
+    const lorad::worker::v1::Sampling& request);
 
 // One request's decoding: fed the logits of its last position each step,
 // picks the next token and says what to stream. Not thread-safe; the
@@ -47,14 +47,14 @@ class DecodeState {
   struct Step {
     int64_t token = -1;  // the token to feed next (when !done)
     bool has_chunk = false;
-    lorad::v1::GenerateResponse chunk;  // new text, when has_chunk
+    lorad::worker::v1::GenerateChunk chunk;  // new text, when has_chunk
     bool done = false;
   };
   // `logits`: fp32 [vocab] on any device.
   Step Next(const torch::Tensor& logits);
 
   // The last message: finish_reason and usage.
-  lorad::v1::GenerateResponse Final() const;
+  lorad::worker::v1::GenerateChunk Final() const;
 
   const PreparedRequest& prepared() const { return prepared_; }
   int64_t generated() const { return static_cast<int64_t>(generated_.size()); }
@@ -76,8 +76,9 @@ class DecodeState {
 // for bad settings (named).
 absl::Status Generate(
     const LlamaModel& model, const AdapterSet* adapter,
-    const lorad::v1::GenerateRequest& request,
-    const std::function<bool(const lorad::v1::GenerateResponse&)>& on_chunk);
+    const lorad::worker::v1::Sampling& request,
+    const std::function<bool(const lorad::worker::v1::GenerateChunk&)>&
+        on_chunk);
 
 }  // namespace lorad::worker
 

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lorad/model/model_config.h"
+#include "lorad/model/tokenizer.h"
 #include "lorad/worker/batched_lora.h"
 #include "lorad/worker/lora.h"
-#include "lorad/worker/model_config.h"
 #include "lorad/worker/nf4_weight.h"
-#include "lorad/worker/tokenizer.h"
 
 namespace lorad::worker {
 
@@ -96,8 +96,8 @@ class LlamaModel {
                       const torch::Tensor& cos, const torch::Tensor& sin,
                       const ForwardOptions& options) const;
 
-  const ModelConfig& config() const { return config_; }
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const model::ModelConfig& config() const { return config_; }
+  const model::Tokenizer& tokenizer() const { return *tokenizer_; }
   const std::string& dir() const { return dir_; }
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
@@ -132,9 +132,9 @@ class LlamaModel {
   std::pair<torch::Tensor, torch::Tensor> Rope(int64_t offset,
                                                int64_t length) const;
 
-  ModelConfig config_;
+  model::ModelConfig config_;
   std::string dir_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<model::Tokenizer> tokenizer_;
   torch::Device device_ = torch::kCPU;
   torch::ScalarType dtype_ = torch::kFloat32;
   torch::Tensor embed_, final_norm_, lm_head_, inv_freq_;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "lorad/worker/model_config.h"
+#include "lorad/model/model_config.h"
 
 namespace lorad::worker {
 
@@ -41,7 +41,7 @@ struct LinearShape {
   std::string path;  // self_attn.q_proj or mlp.gate_proj
   int64_t in = 0, out = 0;
 };
-std::vector<LinearShape> BlockLinears(const ModelConfig& config);
+std::vector<LinearShape> BlockLinears(const model::ModelConfig& config);
 
 // "model.layers.<layer>.<path>" for a block linear.
 std::string ModuleKey(int64_t layer, const std::string& path);
@@ -52,14 +52,14 @@ class AdapterSet {
   // a = sqrt(5)), B zero, drawn from a generator seeded with `seed`.
   // InvalidArgument for an unknown target name or rank < 1.
   static absl::StatusOr<AdapterSet> CreateForTraining(
-      const ModelConfig& config, const LoraOptions& options, uint64_t seed,
-      torch::Device device);
+      const model::ModelConfig& config, const LoraOptions& options,
+      uint64_t seed, torch::Device device);
 
   // Reads a PEFT adapter directory and checks it against `config`: target
   // modules exist, shapes fit, r and lora_alpha present. InvalidArgument /
   // NotFound naming the file and key.
   static absl::StatusOr<AdapterSet> LoadPeft(const std::string& dir,
-                                             const ModelConfig& config,
+                                             const model::ModelConfig& config,
                                              torch::Device device);
 
   // Writes adapter_config.json and adapter_model.safetensors (fp32) into

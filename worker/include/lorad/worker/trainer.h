@@ -9,10 +9,9 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "lorad/v1/lorad.pb.h"
+#include "lorad/internal/worker/v1/worker.pb.h"
 #include "lorad/worker/device_turns.h"
 #include "lorad/worker/llama_model.h"
-#include "lorad/worker/v1/worker.pb.h"
 
 namespace lorad::worker {
 
@@ -20,10 +19,10 @@ struct TrainJob {
   std::string job_id;
   std::string base_model_name;  // written into adapter_config.json
   std::string training_path;
-  std::string validation_path;    // may be empty
-  std::string job_dir;            // checkpoint.pt lives here
-  std::string adapter_dir;        // the PEFT adapter is written here
-  lorad::v1::Hyperparameters hp;  // complete (the server fills defaults)
+  std::string validation_path;        // may be empty
+  std::string job_dir;                // checkpoint.pt lives here
+  std::string adapter_dir;            // the PEFT adapter is written here
+  lorad::worker::v1::TrainConfig hp;  // complete (the server fills defaults)
 };
 
 struct TrainCallbacks {

@@ -1,0 +1,52 @@
+// Estimates a fine-tune job's peak memory before it runs, from the model
+// config and the job's hyper-parameters, so a job that cannot fit is refused
+// up front and the measured peak can be shown beside the estimate.
+#ifndef LORAD_MODEL_MEMORY_ESTIMATE_H_
+#define LORAD_MODEL_MEMORY_ESTIMATE_H_
+
+#include <cstdint>
+
+#include "lorad/model/model_config.h"
+
+namespace lorad::model {
+
+struct TrainingShape {
+  int64_t rank = 8;
+  // Which of the 7 block linears carry LoRA.
+  bool q = true, k = true, v = true, o = true, gate = true, up = true,
+       down = true;
+  int64_t batch_size = 4;
+  int64_t seq_len = 512;
+  bool gradient_checkpointing = false;
+  int64_t compute_bytes = 4;  // 4 for fp32, 2 for bf16
+};
+
+struct MemoryEstimateBytes {
+  int64_t base = 0;       // NF4 block linears + 16/32-bit embeddings, norms
+  int64_t adapter = 0;    // LoRA A and B (fp32)
+  int64_t gradients = 0;  // one fp32 gradient per adapter parameter
+  int64_t optimizer = 0;  // AdamW's two fp32 moments per adapter parameter
+  int64_t activations_no_checkpoint = 0;
+  int64_t activations_checkpoint = 0;
+  int64_t activations = 0;  // the one that applies to this job
+  int64_t total = 0;
+};
+
+// Bytes the NF4 double-quantized state takes per parameter (codes plus
+// statistics): 0.5 + 1/64 + 4/(64*256).
+double Nf4BytesPerParam();
+
+int64_t NumLoraParameters(const ModelConfig& config, const TrainingShape& t);
+
+// Activation model (per token, per block, elements): the saved inputs of the
+// 7 linears and their LoRA paths, RMSNorm inputs, q/k/v after RoPE, the
+// attention output, SwiGLU intermediates (3 x intermediate), plus the
+// attention probabilities (heads x seq); logits and their gradient
+// (2 x vocab, fp32) once. With checkpointing only each block's input is kept
+// and one block is live again during its recompute.
+MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& config,
+                                           const TrainingShape& t);
+
+}  // namespace lorad::model
+
+#endif  // LORAD_MODEL_MEMORY_ESTIMATE_H_

@@ -1,0 +1,63 @@
+// The parts of a Hugging Face config.json that a Llama-family decoder needs.
+#ifndef LORAD_MODEL_MODEL_CONFIG_H_
+#define LORAD_MODEL_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace lorad::model {
+
+struct RopeScaling {
+  std::string type;  // "" (none), "linear", "dynamic" or "llama3"
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture;  // LlamaForCausalLM, MistralForCausalLM, ...
+  std::string model_type;    // llama, mistral, qwen2
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool qkv_bias = false;  // Qwen2 always; Llama when attention_bias
+  bool o_bias = false;    // Llama when attention_bias
+  bool mlp_bias = false;
+  bool tie_word_embeddings = false;
+  std::vector<int64_t> eos_token_ids;
+  int64_t bos_token_id = -1;
+  int64_t pad_token_id = -1;
+
+  // Parses config.json text. `where` names the file in error messages.
+  // InvalidArgument for malformed JSON, a missing field, or an architecture
+  // lorad does not run (the message lists the supported ones).
+  static absl::StatusOr<ModelConfig> FromJson(std::string_view json,
+                                              std::string_view where);
+  // Reads <dir>/config.json. NotFound when it is missing.
+  static absl::StatusOr<ModelConfig> FromDir(const std::string& dir);
+
+  // Serialises back to HF config.json form (used to write the tiny model).
+  std::string ToJson() const;
+
+  // Parameters of every linear layer inside the decoder blocks (those NF4
+  // quantizes) and of the whole model.
+  int64_t NumBlockLinearParameters() const;
+  int64_t NumParameters() const;
+};
+
+}  // namespace lorad::model
+
+#endif  // LORAD_MODEL_MODEL_CONFIG_H_

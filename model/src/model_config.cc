@@ -1,0 +1,185 @@
+#include "lorad/model/model_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "lorad/common/files.h"
+#include "lorad/common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace lorad::model {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kSupported[] =
+    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM";
+
+absl::StatusOr<int64_t> RequiredInt(const json& j, const char* key,
+                                    const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": field \"", key, "\" missing or not an integer"));
+  }
+  return it->get<int64_t>();
+}
+
+template <typename T>
+T Optional(const json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    return fallback;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
+                                                  std::string_view where_view) {
+  const std::string where(where_view);
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": not a valid JSON object"));
+  }
+  ModelConfig c;
+  c.model_type = Optional<std::string>(j, "model_type", "");
+  if (auto it = j.find("architectures");
+      it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
+    c.architecture = (*it)[0].get<std::string>();
+  }
+  if (c.architecture.empty()) {
+    if (c.model_type == "llama") c.architecture = "LlamaForCausalLM";
+    if (c.model_type == "mistral") c.architecture = "MistralForCausalLM";
+    if (c.model_type == "qwen2") c.architecture = "Qwen2ForCausalLM";
+  }
+  if (c.architecture != "LlamaForCausalLM" &&
+      c.architecture != "MistralForCausalLM" &&
+      c.architecture != "Qwen2ForCausalLM") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": unsupported architecture \"",
+                     c.architecture.empty() ? c.model_type : c.architecture,
+                     "\"; lorad runs ", kSupported));
+  }
+  LORAD_ASSIGN_OR_RETURN(c.vocab_size, RequiredInt(j, "vocab_size", where));
+  LORAD_ASSIGN_OR_RETURN(c.hidden_size, RequiredInt(j, "hidden_size", where));
+  LORAD_ASSIGN_OR_RETURN(c.intermediate_size,
+                         RequiredInt(j, "intermediate_size", where));
+  LORAD_ASSIGN_OR_RETURN(c.num_hidden_layers,
+                         RequiredInt(j, "num_hidden_layers", where));
+  LORAD_ASSIGN_OR_RETURN(c.num_attention_heads,
+                         RequiredInt(j, "num_attention_heads", where));
+  c.num_key_value_heads =
+      Optional<int64_t>(j, "num_key_value_heads", c.num_attention_heads);
+  if (c.num_attention_heads <= 0 || c.hidden_size <= 0 ||
+      c.num_key_value_heads <= 0 ||
+      c.num_attention_heads % c.num_key_value_heads != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": num_attention_heads (", c.num_attention_heads,
+                     ") must be a positive multiple of num_key_value_heads (",
+                     c.num_key_value_heads, ")"));
+  }
+  c.head_dim =
+      Optional<int64_t>(j, "head_dim", c.hidden_size / c.num_attention_heads);
+  c.max_position_embeddings =
+      Optional<int64_t>(j, "max_position_embeddings", 2048);
+  c.rms_norm_eps = Optional<double>(j, "rms_norm_eps", 1e-6);
+  c.rope_theta = Optional<double>(j, "rope_theta", 10000.0);
+  // transformers < 5 writes "rope_theta" + "rope_scaling"; 5.x writes one
+  // "rope_parameters" object holding rope_theta and the scaling fields.
+  auto rope = j.find("rope_parameters");
+  if (rope == j.end() || !rope->is_object()) rope = j.find("rope_scaling");
+  if (rope != j.end() && rope->is_object()) {
+    const json& rs = *rope;
+    c.rope_theta = Optional<double>(rs, "rope_theta", c.rope_theta);
+    c.rope_scaling.type = Optional<std::string>(
+        rs, "rope_type", Optional<std::string>(rs, "type", ""));
+    if (c.rope_scaling.type == "default") c.rope_scaling.type.clear();
+    c.rope_scaling.factor = Optional<double>(rs, "factor", 1.0);
+    c.rope_scaling.low_freq_factor = Optional<double>(rs, "low_freq_factor", 1);
+    c.rope_scaling.high_freq_factor =
+        Optional<double>(rs, "high_freq_factor", 4);
+    c.rope_scaling.original_max_position_embeddings = Optional<int64_t>(
+        rs, "original_max_position_embeddings", c.max_position_embeddings);
+    const std::string& t = c.rope_scaling.type;
+    if (!t.empty() && t != "linear" && t != "dynamic" && t != "llama3") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": unsupported rope_scaling type \"", t,
+                       "\" (linear, dynamic and llama3 are)"));
+    }
+  }
+  if (c.model_type == "qwen2" || c.architecture == "Qwen2ForCausalLM") {
+    c.qkv_bias = true;
+  } else {
+    c.qkv_bias = c.o_bias = Optional<bool>(j, "attention_bias", false);
+  }
+  c.mlp_bias = Optional<bool>(j, "mlp_bias", false);
+  c.tie_word_embeddings = Optional<bool>(j, "tie_word_embeddings", false);
+  c.bos_token_id = Optional<int64_t>(j, "bos_token_id", -1);
+  c.pad_token_id = Optional<int64_t>(j, "pad_token_id", -1);
+  if (auto it = j.find("eos_token_id"); it != j.end()) {
+    if (it->is_number_integer()) {
+      c.eos_token_ids.push_back(it->get<int64_t>());
+    } else if (it->is_array()) {
+      for (const auto& e : *it) {
+        if (e.is_number_integer()) c.eos_token_ids.push_back(e.get<int64_t>());
+      }
+    }
+  }
+  return c;
+}
+
+absl::StatusOr<ModelConfig> ModelConfig::FromDir(const std::string& dir) {
+  std::string path = absl::StrCat(dir, "/config.json");
+  auto text = ReadFile(path);
+  if (!text.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat("model directory ", dir, " has no readable config.json"));
+  }
+  return FromJson(*text, path);
+}
+
+std::string ModelConfig::ToJson() const {
+  json j;
+  j["architectures"] = {architecture};
+  j["model_type"] = model_type;
+  j["vocab_size"] = vocab_size;
+  j["hidden_size"] = hidden_size;
+  j["intermediate_size"] = intermediate_size;
+  j["num_hidden_layers"] = num_hidden_layers;
+  j["num_attention_heads"] = num_attention_heads;
+  j["num_key_value_heads"] = num_key_value_heads;
+  j["head_dim"] = head_dim;
+  j["max_position_embeddings"] = max_position_embeddings;
+  j["rms_norm_eps"] = rms_norm_eps;
+  j["rope_theta"] = rope_theta;
+  j["hidden_act"] = "silu";
+  j["attention_bias"] = o_bias;
+  j["mlp_bias"] = mlp_bias;
+  j["tie_word_embeddings"] = tie_word_embeddings;
+  j["torch_dtype"] = "float32";
+  if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
+  if (pad_token_id >= 0) j["pad_token_id"] = pad_token_id;
+  if (eos_token_ids.size() == 1) j["eos_token_id"] = eos_token_ids[0];
+  if (eos_token_ids.size() > 1) j["eos_token_id"] = eos_token_ids;
+  return j.dump(2);
+}
+
+int64_t ModelConfig::NumBlockLinearParameters() const {
+  int64_t q = hidden_size * num_attention_heads * head_dim;
+  int64_t kv = 2 * hidden_size * num_key_value_heads * head_dim;
+  int64_t o = num_attention_heads * head_dim * hidden_size;
+  int64_t mlp = 3 * hidden_size * intermediate_size;
+  return num_hidden_layers * (q + kv + o + mlp);
+}
+
+int64_t ModelConfig::NumParameters() const {
+  int64_t embed = vocab_size * hidden_size;
+  int64_t norms = num_hidden_layers * 2 * hidden_size + hidden_size;
+  return NumBlockLinearParameters() + norms + embed +
+         (tie_word_embeddings ? 0 : embed);
+}
+
+}  // namespace lorad::model

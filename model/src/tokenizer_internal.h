@@ -1,0 +1,188 @@
+// Pieces of the tokenizer shared between its .cc files: UTF-8 and Unicode
+// helpers (letters, numbers, whitespace, NFC) and the hand-written scanners
+// that stand in for the pre-tokenizer regexes of GPT-2, Llama-3 and Qwen2.
+// Not part of the public API.
+#ifndef LORAD_MODEL_SRC_FORMATS_TOKENIZER_INTERNAL_H_
+#define LORAD_MODEL_SRC_FORMATS_TOKENIZER_INTERNAL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "lorad/model/tokenizer.h"
+
+namespace lorad::model::tokenizer_internal {
+
+// ---- Generated tables (tokenizer_unicode_tables.cc). ----
+
+struct CodepointRange {
+  char32_t first;
+  char32_t last;
+};
+struct CombiningClassRange {
+  char32_t first;
+  char32_t last;
+  uint8_t ccc;
+};
+// One level of a canonical decomposition: cp -> first [second]; second is 0
+// for a singleton. `composes` marks primary composites (NFC recomposes them).
+struct CanonicalDecomposition {
+  char32_t cp;
+  char32_t first;
+  char32_t second;
+  bool composes;
+};
+
+// All sorted by code point, non-overlapping.
+std::span<const CodepointRange> LetterRanges();  // General category L*
+std::span<const CodepointRange> NumberRanges();  // General category N*
+std::span<const CombiningClassRange> CombiningClassRanges();  // ccc != 0
+std::span<const CanonicalDecomposition> CanonicalDecompositions();
+
+// ---- UTF-8 and character classes. ----
+
+// Decodes the code point at text[pos]. An ill-formed sequence yields
+// nullopt with *length 1 (callers treat the byte as an opaque symbol).
+std::optional<char32_t> DecodeUtf8(std::string_view text, size_t pos,
+                                   size_t* length);
+void AppendUtf8(char32_t cp, std::string* out);
+
+bool IsLetter(char32_t cp);      // \p{L}
+bool IsNumber(char32_t cp);      // \p{N}
+bool IsWhitespace(char32_t cp);  // \s (Unicode White_Space)
+
+// Unicode Normalization Form C. Ill-formed bytes are passed through.
+std::string NormalizeNfc(std::string_view text);
+
+// Rust's String::from_utf8_lossy: each maximal ill-formed subpart becomes
+// U+FFFD.
+std::string ToValidUtf8(std::string_view bytes);
+
+// ---- Pre-tokenizer regexes. ----
+
+// The split regexes lorad recognises. Each is implemented by a scanner that
+// reproduces the regex's leftmost-first matches exactly.
+enum class SplitPattern {
+  kGpt2,    // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+|... (ByteLevel)
+  kLlama3,  // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|...
+  kQwen2,   // as Llama-3 but \p{N} (one digit at a time)
+};
+
+// The pattern for a regex string from tokenizer.json, if recognised.
+std::optional<SplitPattern> RecognizeSplitPattern(std::string_view regex);
+
+// The byte spans [first, second) of the successive matches of `pattern` in
+// `text`. Together they cover all of `text`, in order, none empty.
+std::vector<std::pair<size_t, size_t>> ScanMatches(SplitPattern pattern,
+                                                   std::string_view text);
+
+// ---- The parsed tokenizer. ----
+
+// Debian's Abseil has its own string_view; hash maps keyed by std::string
+// look up with that one.
+inline absl::string_view AsAbsl(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+enum class SplitBehavior {
+  kRemoved,
+  kIsolated,
+  kMergedWithPrevious,
+  kMergedWithNext,
+  kContiguous,
+};
+
+struct PreTokenizerStep {
+  enum class Kind { kByteLevel, kSplit };
+  Kind kind = Kind::kByteLevel;
+  // ByteLevel.
+  bool add_prefix_space = false;
+  bool use_regex = true;
+  // Split: a recognised regex, or else a literal string.
+  std::optional<SplitPattern> pattern;
+  std::string literal;
+  SplitBehavior behavior = SplitBehavior::kIsolated;
+};
+
+struct AddedToken {
+  std::string content;
+  int32_t id = 0;
+  bool special = false;
+  bool lstrip = false;
+  bool rstrip = false;
+  bool single_word = false;
+};
+
+struct Merge {
+  int32_t rank;
+  int32_t new_id;
+};
+
+inline uint64_t PairKey(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) |
+         static_cast<uint32_t>(b);
+}
+
+// Everything FromJson reads; Encode and Decode only read it (bar the cache).
+struct TokenizerModel {
+  absl::flat_hash_map<std::string, int32_t> vocab;
+  absl::flat_hash_map<int32_t, std::string> id_to_token;
+  absl::flat_hash_map<uint64_t, Merge> merges;  // PairKey(left, right)
+  std::optional<int32_t> unk_id;
+  bool fuse_unk = false;
+  bool ignore_merges = false;
+
+  bool nfc = false;
+  std::vector<PreTokenizerStep> pre_tokenizer;
+  bool byte_level_decoder = false;
+
+  std::vector<AddedToken> added;
+  absl::flat_hash_map<std::string, int32_t> added_by_content;  // -> index
+  absl::flat_hash_map<int32_t, int32_t> added_by_id;           // -> index
+  // Indices into `added` by first byte of content, longest first.
+  std::vector<std::vector<int32_t>> added_by_first_byte;
+  int64_t vocab_size = 0;
+};
+
+// The GPT-2 byte-to-unicode map: byte -> the code point that stands for it.
+char32_t ByteToUnicode(uint8_t byte);
+// The inverse: the byte a code point stands for, if any.
+std::optional<uint8_t> UnicodeToByte(char32_t cp);
+
+}  // namespace lorad::model::tokenizer_internal
+
+namespace lorad::model {
+
+struct Tokenizer::Impl {
+  tokenizer_internal::TokenizerModel model;
+
+  std::vector<int32_t> Encode(std::string_view text) const;
+  std::string Decode(const std::vector<int32_t>& ids,
+                     bool skip_special_tokens) const;
+
+ private:
+  struct Segment {
+    std::string_view text;
+    std::optional<int32_t> added_id;
+  };
+  std::vector<Segment> SplitOnAddedTokens(std::string_view text) const;
+  std::vector<std::string> PreTokenize(std::string text) const;
+  void TokenizeWord(const std::string& word, std::vector<int32_t>* ids) const;
+  std::vector<int32_t> Bpe(std::string_view word) const;
+
+  // BPE results per pre-tokenized word. Guarded by cache_mu_.
+  mutable std::mutex cache_mu_;
+  mutable absl::flat_hash_map<std::string, std::vector<int32_t>> cache_;
+};
+
+}  // namespace lorad::model
+
+#endif  // LORAD_MODEL_SRC_FORMATS_TOKENIZER_INTERNAL_H_

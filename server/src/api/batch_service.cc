@@ -1,0 +1,220 @@
+#include "api/batch_service.h"
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "api/grpc_status.h"
+#include "api/upload_reactor.h"
+#include "api/watch_job_reactor.h"
+#include "lorad/common/files.h"
+#include "lorad/common/status_macros.h"
+
+namespace lorad::server {
+namespace {
+
+constexpr int kResultsPage = 1000;
+
+std::string NewBatchId() {
+  std::random_device random;
+  uint64_t bits = (uint64_t{random()} << 32) | random();
+  return absl::StrFormat("batch-%012x", bits & ((uint64_t{1} << 48) - 1));
+}
+
+// Collects the upload; parsing and storing happen on the work queue.
+class CreateReactor final
+    : public BufferedUploadReactor<v1::CreateBatchJobRequest, v1::BatchJob> {
+ public:
+  CreateReactor(BatchService* service, WorkQueue* work, int64_t max_bytes,
+                v1::BatchJob* response)
+      : BufferedUploadReactor(work, max_bytes, response), service_(service) {
+    Begin();
+  }
+
+ private:
+  absl::StatusOr<v1::BatchJob> Ingest() override {
+    return service_->Create(header(), contents());
+  }
+
+  BatchService* const service_;
+};
+
+// Streams the stored results in input order, a page at a time.
+class ResultsReactor final
+    : public grpc::ServerWriteReactor<v1::BatchResultsChunk> {
+ public:
+  ResultsReactor(ServingStore* store, std::string job_id)
+      : store_(store), job_id_(std::move(job_id)) {
+    absl::StatusOr<v1::BatchJob> job = store_->GetBatchJob(job_id_);
+    if (!job.ok()) {
+      Finish(ToGrpcStatus(job.status()));
+      return;
+    }
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      return;
+    }
+    Next();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> page =
+        store_->BatchResults(job_id_, after_, kResultsPage);
+    if (!page.ok()) {
+      Finish(ToGrpcStatus(page.status()));
+      return;
+    }
+    if (page->empty()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    chunk_.Clear();
+    std::string* data = chunk_.mutable_data();
+    for (const auto& [index, json] : *page) {
+      absl::StrAppend(data, json, "\n");
+      after_ = index;
+    }
+    StartWrite(&chunk_);
+  }
+
+  ServingStore* const store_;
+  const std::string job_id_;
+  int64_t after_ = -1;
+  v1::BatchResultsChunk chunk_;
+};
+
+}  // namespace
+
+BatchService::BatchService(const DaemonOptions& options, ServingStore* store,
+                           BatchJournal* journal, EventHub* hub,
+                           BatchRunner* runner, InferenceService* inference)
+    : layout_(options.data_dir),
+      max_upload_bytes_(options.max_upload_bytes),
+      store_(store),
+      journal_(journal),
+      hub_(hub),
+      runner_(runner),
+      inference_(inference) {}
+
+absl::StatusOr<v1::BatchJob> BatchService::Create(
+    const v1::BatchJobHeader& header, const std::string& contents) {
+  const std::string name =
+      header.filename().empty() ? "batch" : header.filename();
+  absl::StatusOr<std::vector<BatchLine>> lines =
+      ParseBatchInput(contents, header.defaults());
+  if (!lines.ok()) {
+    return absl::Status(lines.status().code(),
+                        absl::StrCat(name, ": ", lines.status().message()));
+  }
+  // Every adapter the batch names must be servable now.
+  absl::flat_hash_set<std::string> checked;
+  for (const BatchLine& line : *lines) {
+    if (!checked.insert(line.request.adapter()).second) continue;
+    absl::StatusOr<worker::v1::GenerateRequest> resolved =
+        inference_->Resolve(line.request);
+    if (!resolved.ok()) {
+      return absl::Status(
+          resolved.status().code(),
+          absl::StrCat(name, ": line ", line.line,
+                       ": field \"adapter\": ", resolved.status().message()));
+    }
+  }
+  v1::BatchJob job;
+  job.set_id(NewBatchId());
+  job.set_filename(header.filename());
+  job.set_num_requests(static_cast<int64_t>(lines->size()));
+  job.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
+  *job.mutable_defaults() = header.defaults();
+  job.mutable_defaults()->clear_prompt();
+  job.mutable_defaults()->clear_messages();
+  const std::string path = BatchInputPath(layout_, job.id());
+  LORAD_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/'))));
+  LORAD_RETURN_IF_ERROR(WriteFileAtomic(path, contents));
+  job.set_state(v1::VALIDATING);
+  LORAD_RETURN_IF_ERROR(journal_->Create(
+      job, absl::StrCat("validated ", job.num_requests(), " requests")));
+  LORAD_ASSIGN_OR_RETURN(
+      job, journal_->Update(job.id(), [](v1::BatchJob& job,
+                                         std::vector<v1::JobEvent>& events) {
+        TransitionBatchTo(job, v1::QUEUED, "queued", events);
+        return absl::OkStatus();
+      }));
+  runner_->Notify();
+  return job;
+}
+
+grpc::ServerReadReactor<v1::CreateBatchJobRequest>* BatchService::CreateJob(
+    grpc::CallbackServerContext* /*context*/, v1::BatchJob* response) {
+  return new CreateReactor(this, &work_, max_upload_bytes_, response);
+}
+
+grpc::ServerUnaryReactor* BatchService::GetJob(
+    grpc::CallbackServerContext* context, const v1::GetBatchJobRequest* request,
+    v1::BatchJob* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<v1::BatchJob> job = store_->GetBatchJob(request->job_id());
+  if (job.ok()) *response = *std::move(job);
+  reactor->Finish(ToGrpcStatus(job.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BatchService::ListJobs(
+    grpc::CallbackServerContext* context,
+    const v1::ListBatchJobsRequest* request,
+    v1::ListBatchJobsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->limit() < 0) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("limit must be >= 0, got ", request->limit()))));
+    return reactor;
+  }
+  absl::StatusOr<std::vector<v1::BatchJob>> jobs =
+      store_->ListBatchJobs(std::min(request->limit(), 10000));
+  if (jobs.ok()) {
+    for (v1::BatchJob& job : *jobs) *response->add_jobs() = std::move(job);
+  }
+  reactor->Finish(ToGrpcStatus(jobs.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BatchService::CancelJob(
+    grpc::CallbackServerContext* context,
+    const v1::CancelBatchJobRequest* request, v1::BatchJob* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<v1::BatchJob> job = runner_->Cancel(request->job_id());
+  if (job.ok()) *response = *std::move(job);
+  reactor->Finish(ToGrpcStatus(job.status()));
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* BatchService::WatchJob(
+    grpc::CallbackServerContext* /*context*/,
+    const v1::WatchBatchJobRequest* request) {
+  BatchJournal* journal = journal_;
+  const std::string job_id = request->job_id();
+  const int64_t after_seq = request->after_seq();
+  return new WatchJobReactor(hub_, after_seq, [&](EventHub::Callback callback) {
+    return journal->Watch(job_id, after_seq, std::move(callback));
+  });
+}
+
+grpc::ServerWriteReactor<v1::BatchResultsChunk>* BatchService::GetResults(
+    grpc::CallbackServerContext* /*context*/,
+    const v1::GetBatchResultsRequest* request) {
+  return new ResultsReactor(store_, request->job_id());
+}
+
+}  // namespace lorad::server

@@ -1,0 +1,65 @@
+// lorad.v1.BatchInference: batch inference jobs over gRPC.
+#ifndef LORAD_SERVER_API_BATCH_SERVICE_H_
+#define LORAD_SERVER_API_BATCH_SERVICE_H_
+
+#include <cstdint>
+
+#include "api/inference_service.h"
+#include "jobs/batch_journal.h"
+#include "jobs/batch_runner.h"
+#include "jobs/event_hub.h"
+#include "jobs/work_queue.h"
+#include "lorad/v1/lorad.grpc.pb.h"
+#include "options.h"
+#include "store/serving_store.h"
+
+namespace lorad::server {
+
+class BatchService final : public v1::BatchInference::CallbackService {
+ public:
+  // None are owned; all must outlive the service.
+  BatchService(const DaemonOptions& options, ServingStore* store,
+               BatchJournal* journal, EventHub* hub, BatchRunner* runner,
+               InferenceService* inference);
+
+  // Header, then chunks. RESOURCE_EXHAUSTED past --max_upload_bytes;
+  // INVALID_ARGUMENT naming the line and field for a bad request line, and
+  // NOT_FOUND / FAILED_PRECONDITION naming the line for an adapter that
+  // cannot be served.
+  grpc::ServerReadReactor<v1::CreateBatchJobRequest>* CreateJob(
+      grpc::CallbackServerContext* context, v1::BatchJob* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const v1::GetBatchJobRequest* request,
+                                   v1::BatchJob* response) override;
+  grpc::ServerUnaryReactor* ListJobs(
+      grpc::CallbackServerContext* context,
+      const v1::ListBatchJobsRequest* request,
+      v1::ListBatchJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const v1::CancelBatchJobRequest* request,
+                                      v1::BatchJob* response) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(
+      grpc::CallbackServerContext* context,
+      const v1::WatchBatchJobRequest* request) override;
+  grpc::ServerWriteReactor<v1::BatchResultsChunk>* GetResults(
+      grpc::CallbackServerContext* context,
+      const v1::GetBatchResultsRequest* request) override;
+
+  // Validates and stores a new job (QUEUED) and wakes the runner.
+  absl::StatusOr<v1::BatchJob> Create(const v1::BatchJobHeader& header,
+                                      const std::string& contents);
+
+ private:
+  const DataLayout layout_;
+  const int64_t max_upload_bytes_;
+  ServingStore* const store_;
+  BatchJournal* const journal_;
+  EventHub* const hub_;
+  BatchRunner* const runner_;
+  InferenceService* const inference_;
+  WorkQueue work_{1};
+};
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_API_BATCH_SERVICE_H_

@@ -1,0 +1,65 @@
+#include "api/datasets_service.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "api/grpc_status.h"
+#include "api/upload_reactor.h"
+#include "jobs/dataset_ingest.h"
+
+namespace lorad::server {
+namespace {
+
+// Collects the upload; the parse and the write happen on the work queue.
+class DatasetUploadReactor final
+    : public BufferedUploadReactor<v1::UploadDatasetRequest, v1::Dataset> {
+ public:
+  DatasetUploadReactor(JobStore* store, const DataLayout* layout,
+                       WorkQueue* work, int64_t max_bytes,
+                       v1::Dataset* response)
+      : BufferedUploadReactor(work, max_bytes, response),
+        store_(store),
+        layout_(layout) {
+    Begin();
+  }
+
+ private:
+  absl::StatusOr<v1::Dataset> Ingest() override {
+    return IngestDataset(*store_, *layout_, header().filename(), contents());
+  }
+
+  JobStore* const store_;
+  const DataLayout* const layout_;
+};
+
+}  // namespace
+
+DatasetsService::DatasetsService(const DaemonOptions& options, JobStore* store,
+                                 WorkQueue* work)
+    : layout_(options.data_dir),
+      max_upload_bytes_(options.max_upload_bytes),
+      store_(store),
+      work_(work) {}
+
+grpc::ServerReadReactor<v1::UploadDatasetRequest>* DatasetsService::Upload(
+    grpc::CallbackServerContext* /*context*/, v1::Dataset* response) {
+  return new DatasetUploadReactor(store_, &layout_, work_, max_upload_bytes_,
+                                  response);
+}
+
+grpc::ServerUnaryReactor* DatasetsService::List(
+    grpc::CallbackServerContext* context,
+    const v1::ListDatasetsRequest* /*request*/,
+    v1::ListDatasetsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::vector<v1::Dataset>> datasets = store_->ListDatasets();
+  if (datasets.ok()) {
+    for (v1::Dataset& d : *datasets) *response->add_datasets() = std::move(d);
+  }
+  reactor->Finish(ToGrpcStatus(datasets.status()));
+  return reactor;
+}
+
+}  // namespace lorad::server

@@ -1,0 +1,46 @@
+// lorad.v1.Telemetry: device and memory snapshots, once or as a stream.
+#ifndef LORAD_SERVER_API_TELEMETRY_SERVICE_H_
+#define LORAD_SERVER_API_TELEMETRY_SERVICE_H_
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "jobs/work_queue.h"
+#include "lorad/v1/lorad.grpc.pb.h"
+#include "telemetry/telemetry_collector.h"
+
+namespace lorad::server {
+
+// Snapshot collects on the work queue (the collector calls the worker);
+// each Stream runs on a thread of its own that sleeps between snapshots and
+// waits for each write, so no reactor callback blocks.
+class TelemetryService final : public v1::Telemetry::CallbackService {
+ public:
+  static constexpr int kDefaultIntervalMs = 1000;
+  static constexpr int kMinIntervalMs = 100;
+
+  // Neither pointer is owned; both must outlive the service.
+  TelemetryService(TelemetryCollector* collector, WorkQueue* work);
+  // Waits for the streams still running (the server has cancelled them).
+  ~TelemetryService() override;
+
+  grpc::ServerUnaryReactor* Snapshot(grpc::CallbackServerContext* context,
+                                     const v1::GetTelemetryRequest* request,
+                                     v1::TelemetrySnapshot* response) override;
+  grpc::ServerWriteReactor<v1::TelemetrySnapshot>* Stream(
+      grpc::CallbackServerContext* context,
+      const v1::StreamTelemetryRequest* request) override;
+
+  TelemetryCollector* collector() const { return collector_; }
+  void StreamStarted();
+  void StreamEnded();
+
+ private:
+  TelemetryCollector* const collector_;
+  WorkQueue* const work_;
+  absl::Mutex mu_;
+  int streams_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_API_TELEMETRY_SERVICE_H_

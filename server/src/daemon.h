@@ -1,0 +1,93 @@
+// The whole lorad daemon: job store, scheduler, worker supervisor and the
+// gRPC server with the public services.
+#ifndef LORAD_SERVER_DAEMON_H_
+#define LORAD_SERVER_DAEMON_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "api/adapters_service.h"
+#include "api/batch_service.h"
+#include "api/datasets_service.h"
+#include "api/fine_tuning_service.h"
+#include "api/inference_service.h"
+#include "api/telemetry_service.h"
+#include "grpcpp/server.h"
+#include "jobs/batch_journal.h"
+#include "jobs/batch_runner.h"
+#include "jobs/event_hub.h"
+#include "jobs/job_journal.h"
+#include "jobs/scheduler.h"
+#include "jobs/work_queue.h"
+#include "options.h"
+#include "serving/adapter_registry.h"
+#include "store/job_store.h"
+#include "store/serving_store.h"
+#include "telemetry/metrics.h"
+#include "telemetry/metrics_sampler.h"
+#include "telemetry/telemetry_collector.h"
+#include "worker_link/worker_supervisor.h"
+
+namespace prometheus {
+class Exposer;
+}  // namespace prometheus
+
+namespace lorad::server {
+
+class Daemon {
+ public:
+  // Opens the store under options.data_dir, recovers jobs a previous run
+  // left unfinished, starts the worker and begins serving. The health and
+  // reflection services are added when the process enabled them before.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(
+      const DaemonOptions& options);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // The address actually listened on (port 0 replaced by the chosen port).
+  const std::string& address() const { return address_; }
+  // Where /metrics is served (port 0 replaced), or "" when disabled.
+  const std::string& metrics_address() const { return metrics_address_; }
+
+  // Stops the scheduler (the running job stays RUNNING and resumes at the
+  // next start), the server (calls still open are cancelled after a short
+  // grace period) and the worker. Idempotent; the destructor calls it.
+  void Shutdown();
+
+ private:
+  explicit Daemon(const DaemonOptions& options);
+  // Serves /metrics on options_.metrics_address and starts the sampler.
+  absl::Status StartMetrics();
+
+  const DaemonOptions options_;
+  std::string address_;
+  std::unique_ptr<JobStore> store_;
+  EventHub hub_;
+  std::unique_ptr<JobJournal> journal_;
+  std::unique_ptr<WorkerSupervisor> supervisor_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<WorkQueue> work_;
+  std::unique_ptr<DatasetsService> datasets_;
+  std::unique_ptr<FineTuningService> fine_tuning_;
+  std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<ServingStore> serving_store_;
+  std::unique_ptr<AdapterRegistry> registry_;
+  std::unique_ptr<AdaptersService> adapters_;
+  std::unique_ptr<BatchJournal> batch_journal_;
+  std::unique_ptr<BatchRunner> batch_runner_;
+  std::unique_ptr<BatchService> batch_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string metrics_address_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<TelemetryCollector> telemetry_collector_;
+  std::unique_ptr<MetricsSampler> metrics_sampler_;
+  std::unique_ptr<TelemetryService> telemetry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  bool shut_down_ = false;
+};
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_DAEMON_H_

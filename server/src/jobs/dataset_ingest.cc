@@ -1,0 +1,48 @@
+#include "jobs/dataset_ingest.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "lorad/common/dataset.h"
+#include "lorad/common/files.h"
+#include "lorad/common/status_macros.h"
+
+namespace lorad::server {
+
+absl::StatusOr<v1::Dataset> IngestDataset(JobStore& store,
+                                          const DataLayout& layout,
+                                          const std::string& filename,
+                                          const std::string& contents) {
+  const std::string name = filename.empty() ? "dataset" : filename;
+  absl::StatusOr<ParsedDataset> parsed = ParseJsonlDataset(contents);
+  if (!parsed.ok()) {
+    return absl::Status(parsed.status().code(),
+                        absl::StrCat(name, ": ", parsed.status().message()));
+  }
+  if (parsed->examples.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": the dataset has no examples"));
+  }
+  const std::string sha256 = Sha256Hex(contents);
+  const std::string id = absl::StrCat("ds-", sha256.substr(0, 16));
+  absl::StatusOr<v1::Dataset> existing = store.GetDataset(id);
+  if (existing.ok()) return existing;
+  if (!absl::IsNotFound(existing.status())) return existing.status();
+
+  LORAD_RETURN_IF_ERROR(MakeDirs(layout.DatasetsDir()));
+  LORAD_RETURN_IF_ERROR(WriteFileAtomic(layout.DatasetPath(sha256), contents));
+  v1::Dataset dataset;
+  dataset.set_id(id);
+  dataset.set_sha256(sha256);
+  dataset.set_filename(filename);
+  dataset.set_size_bytes(static_cast<int64_t>(contents.size()));
+  dataset.set_num_examples(static_cast<int64_t>(parsed->examples.size()));
+  dataset.set_format(std::string(DatasetFormatName(parsed->format)));
+  dataset.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
+  LORAD_RETURN_IF_ERROR(store.PutDataset(dataset));
+  return dataset;
+}
+
+}  // namespace lorad::server

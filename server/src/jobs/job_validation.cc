@@ -1,0 +1,175 @@
+#include "jobs/job_validation.h"
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lorad/common/status_macros.h"
+#include "lorad/model/model_config.h"
+
+namespace lorad::server {
+namespace {
+
+constexpr const char* kTargetModules[] = {"q_proj",   "k_proj",    "v_proj",
+                                          "o_proj",   "gate_proj", "up_proj",
+                                          "down_proj"};
+constexpr const char* kSchedulers[] = {"cosine", "linear", "constant"};
+constexpr const char* kComputeDtypes[] = {"auto", "float32", "bfloat16"};
+
+template <typename T>
+absl::Status Invalid(absl::string_view field, const T& value,
+                     absl::string_view expected) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "hyperparameters.", field, " must be ", expected, ", got ", value));
+}
+
+template <size_t N>
+bool OneOf(const std::string& value, const char* const (&allowed)[N]) {
+  for (const char* a : allowed) {
+    if (value == a) return true;
+  }
+  return false;
+}
+
+template <size_t N>
+std::string Quoted(const char* const (&allowed)[N]) {
+  return absl::StrJoin(allowed, ", ");
+}
+
+void FillDefaults(bool present, v1::Hyperparameters& hp) {
+  if (!present) {
+    hp.set_rank(8);
+    hp.set_learning_rate(2e-4f);
+    hp.set_dropout(0.05f);
+    hp.set_max_grad_norm(1.0f);
+  }
+  if (hp.alpha() == 0) hp.set_alpha(16);
+  if (hp.target_modules().empty()) {
+    for (const char* m : kTargetModules) hp.add_target_modules(m);
+  }
+  if (hp.epochs() == 0) hp.set_epochs(1);
+  if (hp.batch_size() == 0) hp.set_batch_size(4);
+  if (hp.gradient_accumulation() == 0) hp.set_gradient_accumulation(1);
+  if (hp.lr_scheduler().empty()) hp.set_lr_scheduler("cosine");
+  if (hp.max_seq_len() == 0) hp.set_max_seq_len(512);
+  if (hp.seed() == 0) hp.set_seed(42);
+  if (hp.checkpoint_every() == 0) hp.set_checkpoint_every(50);
+  if (hp.compute_dtype().empty()) hp.set_compute_dtype("auto");
+}
+
+}  // namespace
+
+absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp) {
+  FillDefaults(present, hp);
+  if (hp.rank() < 1 || hp.rank() > 1024) {
+    return Invalid("rank", hp.rank(), "in [1, 1024]");
+  }
+  if (!(hp.alpha() > 0)) return Invalid("alpha", hp.alpha(), "> 0");
+  if (!(hp.dropout() >= 0 && hp.dropout() < 1)) {
+    return Invalid("dropout", hp.dropout(), "in [0, 1)");
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (const std::string& m : hp.target_modules()) {
+    if (!OneOf(m, kTargetModules)) {
+      return Invalid("target_modules", absl::StrCat("\"", m, "\""),
+                     absl::StrCat("among ", Quoted(kTargetModules)));
+    }
+    if (!seen.insert(m).second) {
+      return Invalid("target_modules", absl::StrCat("\"", m, "\" twice"),
+                     "distinct module names");
+    }
+  }
+  if (!(hp.learning_rate() > 0 && hp.learning_rate() <= 1)) {
+    return Invalid("learning_rate", hp.learning_rate(), "in (0, 1]");
+  }
+  if (hp.epochs() < 0) return Invalid("epochs", hp.epochs(), ">= 0");
+  if (hp.max_steps() < 0) return Invalid("max_steps", hp.max_steps(), ">= 0");
+  if (hp.batch_size() < 0 || hp.batch_size() > 1024) {
+    return Invalid("batch_size", hp.batch_size(), "in [1, 1024]");
+  }
+  if (hp.gradient_accumulation() < 0 || hp.gradient_accumulation() > 4096) {
+    return Invalid("gradient_accumulation", hp.gradient_accumulation(),
+                   "in [1, 4096]");
+  }
+  if (!(hp.max_grad_norm() >= 0)) {
+    return Invalid("max_grad_norm", hp.max_grad_norm(), ">= 0");
+  }
+  if (!(hp.weight_decay() >= 0)) {
+    return Invalid("weight_decay", hp.weight_decay(), ">= 0");
+  }
+  if (hp.warmup_steps() < 0) {
+    return Invalid("warmup_steps", hp.warmup_steps(), ">= 0");
+  }
+  if (!OneOf(hp.lr_scheduler(), kSchedulers)) {
+    return Invalid("lr_scheduler", absl::StrCat("\"", hp.lr_scheduler(), "\""),
+                   absl::StrCat("one of ", Quoted(kSchedulers)));
+  }
+  if (hp.max_seq_len() < 8 || hp.max_seq_len() > 131072) {
+    return Invalid("max_seq_len", hp.max_seq_len(), "in [8, 131072]");
+  }
+  if (hp.eval_every() < 0)
+    return Invalid("eval_every", hp.eval_every(), ">= 0");
+  if (hp.checkpoint_every() < 0) {
+    return Invalid("checkpoint_every", hp.checkpoint_every(), ">= 0");
+  }
+  if (!(hp.validation_split() >= 0 && hp.validation_split() <= 0.5f)) {
+    return Invalid("validation_split", hp.validation_split(), "in [0, 0.5]");
+  }
+  if (!OneOf(hp.compute_dtype(), kComputeDtypes)) {
+    return Invalid("compute_dtype",
+                   absl::StrCat("\"", hp.compute_dtype(), "\""),
+                   absl::StrCat("one of ", Quoted(kComputeDtypes)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModel(const std::string& model) {
+  if (model == kTinyModel) return absl::OkStatus();
+  std::error_code ec;
+  if (!std::filesystem::exists(model, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("model path ", model, " does not exist"));
+  }
+  if (!std::filesystem::is_directory(model, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model ", model,
+                     " is not a directory (want a Hugging Face model "
+                     "directory or \"tiny\")"));
+  }
+  auto config = model::ModelConfig::FromDir(model);
+  if (!config.ok()) {
+    return absl::Status(
+        config.status().code(),
+        absl::StrCat("model ", model, ": ", config.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateJob(JobStore& store, bool hyperparameters_present,
+                         v1::FineTuneJob& job) {
+  if (job.model().empty()) job.set_model(kTinyModel);
+  LORAD_RETURN_IF_ERROR(ValidateModel(job.model()));
+  if (job.training_file().empty()) {
+    return absl::InvalidArgumentError("training_file is required");
+  }
+  const std::pair<const char*, const std::string*> files[] = {
+      {"training_file", &job.training_file()},
+      {"validation_file", &job.validation_file()}};
+  for (const auto& [field, id] : files) {
+    if (id->empty()) continue;
+    auto dataset = store.GetDataset(*id);
+    if (absl::IsNotFound(dataset.status())) {
+      return absl::NotFoundError(absl::StrCat(field, ": dataset ", *id,
+                                              " not found (upload it first)"));
+    }
+    LORAD_RETURN_IF_ERROR(dataset.status());
+  }
+  return FillDefaultsAndValidate(hyperparameters_present,
+                                 *job.mutable_hyperparameters());
+}
+
+}  // namespace lorad::server

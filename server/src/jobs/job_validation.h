@@ -1,0 +1,39 @@
+// Checks a fine-tune request before a job exists, and fills its defaults.
+#ifndef LORAD_SERVER_JOBS_JOB_VALIDATION_H_
+#define LORAD_SERVER_JOBS_JOB_VALIDATION_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "lorad/v1/lorad.pb.h"
+#include "store/job_store.h"
+
+namespace lorad::server {
+
+// The built-in model, and the model used when a request names none.
+inline constexpr char kTinyModel[] = "tiny";
+
+// Fills the defaults of `hp` and checks every field. `present` says whether
+// the request carried hyperparameters at all: without them every field takes
+// its default (rank 8, alpha 16, dropout 0.05, all seven projections, lr 2e-4,
+// 1 epoch, batch 4, accumulation 1, max_grad_norm 1.0, cosine, max_seq_len
+// 512, seed 42, checkpoint_every 50, compute_dtype auto). With them, rank and
+// learning_rate must be given, dropout 0 and max_grad_norm 0 mean "off", and
+// other zero/empty fields take their defaults.
+// InvalidArgument naming the field and the value otherwise.
+absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp);
+
+// "tiny", or a directory holding a config.json of a supported architecture.
+// NotFound when the path does not exist or has no config.json;
+// InvalidArgument for an unsupported architecture.
+absl::Status ValidateModel(const std::string& model);
+
+// Everything about a job that can be checked before it runs: the model, its
+// datasets (NotFound when unknown) and its hyperparameters. Fills the
+// defaults of `job` in place (model "" becomes "tiny").
+absl::Status ValidateJob(JobStore& store, bool hyperparameters_present,
+                         v1::FineTuneJob& job);
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_JOBS_JOB_VALIDATION_H_

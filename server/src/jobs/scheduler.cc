@@ -1,0 +1,334 @@
+#include "jobs/scheduler.h"
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "api/grpc_status.h"
+#include "jobs/job_validation.h"
+#include "jobs/train_events.h"
+#include "lorad/common/status_macros.h"
+#include "lorad/internal/worker/v1/worker.grpc.pb.h"
+#include "worker_link/wire.h"
+
+namespace lorad::server {
+namespace {
+
+using Events = std::vector<v1::JobEvent>;
+
+absl::Status Unchanged(v1::FineTuneJob&, Events&) { return absl::OkStatus(); }
+
+}  // namespace
+
+Scheduler::Scheduler(const DaemonOptions& options, JobStore* store,
+                     JobJournal* journal, WorkerSupervisor* supervisor)
+    : options_(options),
+      layout_(options.data_dir),
+      store_(store),
+      journal_(journal),
+      supervisor_(supervisor) {}
+
+Scheduler::~Scheduler() { Stop(); }
+
+absl::Status Scheduler::Start() {
+  LORAD_RETURN_IF_ERROR(Recover());
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void Scheduler::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    if (running_call_ != nullptr) running_call_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::Notify() {
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
+}
+
+absl::StatusOr<v1::FineTuneJob> Scheduler::Cancel(const std::string& job_id) {
+  LORAD_ASSIGN_OR_RETURN(
+      v1::FineTuneJob job,
+      journal_->Update(job_id, [](v1::FineTuneJob& job, Events& events) {
+        TransitionTo(job, v1::CANCELLED, "cancelled by request", events);
+        return absl::OkStatus();
+      }));
+  absl::MutexLock lock(&mu_);
+  if (running_job_ == job_id && running_call_ != nullptr) {
+    running_call_->TryCancel();
+  }
+  return job;
+}
+
+absl::Status Scheduler::Recover() {
+  LORAD_ASSIGN_OR_RETURN(std::vector<v1::FineTuneJob> jobs,
+                         store_->JobsInStates({v1::VALIDATING, v1::RUNNING}));
+  for (const v1::FineTuneJob& stored : jobs) {
+    auto updated = journal_->Update(
+        stored.id(), [&](v1::FineTuneJob& job, Events& events) {
+          if (job.state() == v1::RUNNING) {
+            TransitionTo(job, v1::QUEUED,
+                         "lorad restarted; the job is queued again and "
+                         "resumes from its last checkpoint",
+                         events);
+            return absl::OkStatus();
+          }
+          absl::Status valid = ValidateJob(*store_, /*hyperparameters_present=*/
+                                           true, job);
+          if (valid.ok()) {
+            TransitionTo(job, v1::QUEUED, "validated", events);
+          } else {
+            v1::JobError error = MakeJobError(valid);
+            TransitionTo(job, v1::FAILED, valid.message(), events, &error);
+          }
+          return absl::OkStatus();
+        });
+    if (!updated.ok()) {
+      std::fprintf(stderr, "lorad: cannot recover job %s: %s\n",
+                   stored.id().c_str(), updated.status().ToString().c_str());
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Scheduler::Loop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+      wake_ = false;
+    }
+    absl::StatusOr<std::vector<v1::FineTuneJob>> queued =
+        store_->JobsInStates({v1::QUEUED});
+    if (!queued.ok()) {
+      std::fprintf(stderr, "lorad: cannot list queued jobs: %s\n",
+                   queued.status().ToString().c_str());
+    } else if (!queued->empty()) {
+      RunJob(queued->front().id());
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    // The timeout is a safety net; Notify() is what normally wakes us.
+    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stop_ || wake_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&woken), absl::Seconds(5));
+  }
+}
+
+void Scheduler::RunJob(const std::string& job_id) {
+  while (true) {
+    absl::StatusOr<v1::FineTuneJob> job =
+        journal_->Update(job_id, [](v1::FineTuneJob& job, Events& events) {
+          job.set_attempts(job.attempts() + 1);
+          if (job.state() != v1::RUNNING) {
+            if (job.started_at_unix() == 0) {
+              job.set_started_at_unix(absl::ToUnixSeconds(absl::Now()));
+            }
+            TransitionTo(job, v1::RUNNING,
+                         absl::StrCat("attempt ", job.attempts()), events);
+          }
+          return absl::OkStatus();
+        });
+    if (!job.ok()) {
+      // FailedPrecondition: cancelled meanwhile. Anything else is the store
+      // failing; pause so the loop does not spin on the same job.
+      if (!absl::IsFailedPrecondition(job.status())) {
+        std::fprintf(stderr, "lorad: cannot start job %s: %s\n", job_id.c_str(),
+                     job.status().ToString().c_str());
+        absl::SleepFor(absl::Seconds(1));
+      }
+      return;
+    }
+
+    RunResult result;
+    absl::StatusOr<WorkerHandle> worker = AwaitWorker();
+    if (Stopping()) {
+      result = {Outcome::kStopping, absl::OkStatus()};
+    } else if (absl::IsFailedPrecondition(worker.status())) {
+      result = {Outcome::kWorkerError, worker.status()};
+    } else if (!worker.ok()) {
+      result = {Outcome::kWorkerDied, worker.status()};
+    } else {
+      result = TrainOnce(*worker, *job);
+    }
+
+    switch (result.outcome) {
+      case Outcome::kDone:
+        return;
+      case Outcome::kStopping:
+        (void)journal_->Log(job_id,
+                            "lorad is stopping; the job resumes from its last "
+                            "checkpoint when lorad starts again");
+        return;
+      case Outcome::kWorkerError:
+        Fail(job_id, result.status);
+        return;
+      case Outcome::kWorkerDied:
+        if (worker.ok()) supervisor_->Restart(worker->generation);
+        if (job->attempts() >= options_.max_job_attempts) {
+          Fail(job_id,
+               absl::UnavailableError(absl::StrCat(
+                   "the worker failed ", job->attempts(),
+                   " times (--max_job_attempts=", options_.max_job_attempts,
+                   "); last error: ", result.status.message())));
+          return;
+        }
+        (void)journal_->Log(
+            job_id,
+            absl::StrCat("worker restarted; resuming from the last "
+                         "checkpoint (attempt ",
+                         job->attempts() + 1, " of ", options_.max_job_attempts,
+                         "; it failed with: ", result.status.message(), ")"));
+        break;
+    }
+    if (Stopping()) return;
+  }
+}
+
+bool Scheduler::Stopping() {
+  absl::MutexLock lock(&mu_);
+  return stop_;
+}
+
+absl::StatusOr<WorkerHandle> Scheduler::AwaitWorker() {
+  // In short waits, so that Stop() is not held up by a worker that is slow
+  // to start.
+  const absl::Time deadline =
+      absl::Now() + options_.worker_start_timeout + absl::Seconds(30);
+  while (true) {
+    absl::StatusOr<WorkerHandle> worker =
+        supervisor_->WaitReady(absl::Seconds(1));
+    if (!absl::IsDeadlineExceeded(worker.status()) || Stopping() ||
+        absl::Now() > deadline) {
+      return worker;
+    }
+  }
+}
+
+Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
+                                          const v1::FineTuneJob& job) {
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return {Outcome::kStopping, absl::OkStatus()};
+    running_job_ = job.id();
+    running_call_ = &context;
+  }
+  auto unregister = [&] {
+    absl::MutexLock lock(&mu_);
+    running_job_.clear();
+    running_call_ = nullptr;
+  };
+  // Cancel() changes the store before it looks for the running call, so a
+  // cancel that came just before registration is seen here.
+  if (!journal_->Update(job.id(), Unchanged).ok()) {
+    unregister();
+    return {Outcome::kDone, absl::OkStatus()};
+  }
+
+  worker::v1::TrainRequest request;
+  request.set_job_id(job.id());
+  request.set_model(job.model());
+  request.set_model_cache_dir(layout_.ModelsDir());
+  absl::StatusOr<v1::Dataset> training =
+      store_->GetDataset(job.training_file());
+  if (!training.ok()) {
+    unregister();
+    return {Outcome::kWorkerError, training.status()};
+  }
+  request.set_training_path(layout_.DatasetPath(training->sha256()));
+  if (!job.validation_file().empty()) {
+    absl::StatusOr<v1::Dataset> validation =
+        store_->GetDataset(job.validation_file());
+    if (!validation.ok()) {
+      unregister();
+      return {Outcome::kWorkerError, validation.status()};
+    }
+    request.set_validation_path(layout_.DatasetPath(validation->sha256()));
+  }
+  request.set_job_dir(layout_.JobDir(job.id()));
+  request.set_adapter_dir(layout_.AdapterDir(job.id()));
+  *request.mutable_config() = ToWorker(job.hyperparameters());
+
+  std::unique_ptr<grpc::ClientReader<worker::v1::TrainEvent>> reader =
+      worker.stub->Train(&context, request);
+  worker::v1::TrainEvent event;
+  bool finished = false;
+  bool job_final = false;
+  while (reader->Read(&event)) {
+    if (event.has_finished() && adapter_hook_) {
+      absl::Status hooked = adapter_hook_(job, event.finished().adapter_dir());
+      if (!hooked.ok()) {
+        (void)journal_->Log(
+            job.id(),
+            absl::StrCat("the adapter was not registered: ", hooked.message()));
+      }
+    }
+    absl::StatusOr<v1::FineTuneJob> updated =
+        journal_->Update(job.id(), [&](v1::FineTuneJob& job, Events& events) {
+          finished = ApplyTrainEvent(event, job, events) || finished;
+          return absl::OkStatus();
+        });
+    if (!updated.ok()) {
+      // Cancelled meanwhile (or the store failed): stop the worker's run.
+      job_final = true;
+      context.TryCancel();
+      while (reader->Read(&event)) {
+      }
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  unregister();
+  if (finished || job_final) return {Outcome::kDone, absl::OkStatus()};
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return {Outcome::kStopping, absl::OkStatus()};
+  }
+  if (!journal_->Update(job.id(), Unchanged).ok()) {
+    return {Outcome::kDone, absl::OkStatus()};  // Cancelled.
+  }
+  return ClassifyEnd(worker, status);
+}
+
+Scheduler::RunResult Scheduler::ClassifyEnd(const WorkerHandle& worker,
+                                            const grpc::Status& status) {
+  if (status.ok()) {
+    return {Outcome::kWorkerDied,
+            absl::UnavailableError(
+                "the worker ended the training stream without finishing")};
+  }
+  absl::Status error = FromGrpcStatus(status);
+  // A killed worker shows up as a broken stream; give the process a moment
+  // to be seen as gone before deciding whose fault the error was.
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(500);
+  bool alive = supervisor_->IsAlive(worker.generation);
+  while (alive && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    alive = supervisor_->IsAlive(worker.generation);
+  }
+  if (!alive || absl::IsUnavailable(error) || absl::IsCancelled(error)) {
+    return {Outcome::kWorkerDied, error};
+  }
+  return {Outcome::kWorkerError, error};
+}
+
+void Scheduler::Fail(const std::string& job_id, const absl::Status& status) {
+  (void)journal_->Update(job_id, [&](v1::FineTuneJob& job, Events& events) {
+    v1::JobError error = MakeJobError(status);
+    TransitionTo(job, v1::FAILED, status.message(), events, &error);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace lorad::server

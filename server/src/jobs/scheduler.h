@@ -1,0 +1,95 @@
+// Runs queued fine-tune jobs on the worker, one at a time, oldest first.
+#ifndef LORAD_SERVER_JOBS_SCHEDULER_H_
+#define LORAD_SERVER_JOBS_SCHEDULER_H_
+
+#include <functional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/client_context.h"
+#include "jobs/job_journal.h"
+#include "lorad/v1/lorad.pb.h"
+#include "options.h"
+#include "store/job_store.h"
+#include "worker_link/worker_supervisor.h"
+
+namespace lorad::server {
+
+// One thread takes the oldest QUEUED job, marks it RUNNING and streams
+// Worker.Train, turning its events into job events. When the worker dies
+// mid-job it is restarted and the job re-run (the worker resumes from the
+// job's checkpoint) until max_job_attempts runs have been made; then the job
+// FAILS. Errors the worker reports fail the job at once.
+//
+// This class is thread-safe.
+class Scheduler {
+ public:
+  // None are owned; all must outlive the scheduler.
+  Scheduler(const DaemonOptions& options, JobStore* store, JobJournal* journal,
+            WorkerSupervisor* supervisor);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Re-queues what a previous run of lorad left RUNNING or QUEUED, validates
+  // again what it left VALIDATING, then starts the scheduling thread.
+  absl::Status Start();
+  // Stops the running job's worker call, leaving the job RUNNING so that the
+  // next start resumes it, and joins the thread. Idempotent.
+  void Stop();
+
+  // Wakes the thread: a job was queued.
+  void Notify();
+
+  // Called on the scheduling thread when a job has written its adapter to
+  // `adapter_dir`, before the job is marked SUCCEEDED; an error is logged to
+  // the job and does not fail it. Set before Start().
+  using AdapterHook = std::function<absl::Status(
+      const v1::FineTuneJob& job, const std::string& adapter_dir)>;
+  void SetAdapterHook(AdapterHook hook) { adapter_hook_ = std::move(hook); }
+
+  // Moves a job that is not final to CANCELLED and stops its worker call if
+  // it is running. NotFound for an unknown job; FailedPrecondition when it
+  // is already final.
+  absl::StatusOr<v1::FineTuneJob> Cancel(const std::string& job_id);
+
+ private:
+  enum class Outcome { kDone, kStopping, kWorkerDied, kWorkerError };
+  struct RunResult {
+    Outcome outcome;
+    absl::Status status;
+  };
+
+  absl::Status Recover();
+  void Loop();
+  void RunJob(const std::string& job_id);
+  bool Stopping();
+  // Waits for a ready worker in short slices, giving up when stopping.
+  absl::StatusOr<WorkerHandle> AwaitWorker();
+  RunResult TrainOnce(const WorkerHandle& worker, const v1::FineTuneJob& job);
+  RunResult ClassifyEnd(const WorkerHandle& worker, const grpc::Status& status);
+  void Fail(const std::string& job_id, const absl::Status& status);
+
+  const DaemonOptions options_;
+  const DataLayout layout_;
+  JobStore* const store_;
+  JobJournal* const journal_;
+  WorkerSupervisor* const supervisor_;
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  std::string running_job_ ABSL_GUARDED_BY(mu_);
+  grpc::ClientContext* running_call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  AdapterHook adapter_hook_;
+  std::thread thread_;
+};
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_JOBS_SCHEDULER_H_

@@ -1,0 +1,371 @@
+#include "serving/adapter_registry.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "api/grpc_status.h"
+#include "grpcpp/client_context.h"
+#include "lorad/common/files.h"
+#include "lorad/common/status_macros.h"
+#include "lorad/internal/worker/v1/worker.grpc.pb.h"
+#include "serving/adapter_check.h"
+
+namespace lorad::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kNotLoaded[] = "not loaded";
+constexpr char kUnknown[] = "unknown";
+
+// How long a change waits for a worker that is (re)starting before leaving
+// the load to the first request that needs it.
+constexpr absl::Duration kWorkerWait = absl::Seconds(10);
+
+// Errors that mean "the worker cannot be asked now", not "it refused".
+bool WorkerAbsent(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsUnimplemented(status) ||
+         absl::IsDeadlineExceeded(status) || absl::IsCancelled(status);
+}
+
+template <typename Call>
+absl::Status CallWorker(WorkerSupervisor* supervisor, absl::Duration wait,
+                        absl::Duration deadline, Call call) {
+  absl::StatusOr<WorkerHandle> worker = supervisor->WaitReady(wait);
+  if (!worker.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("the worker is not ready: ", worker.status().message()));
+  }
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  return FromGrpcStatus(call(*worker->stub, &context));
+}
+
+absl::Status CopyAdapterFiles(const std::string& from, const std::string& to) {
+  LORAD_RETURN_IF_ERROR(MakeDirs(to));
+  for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile}) {
+    std::error_code ec;
+    fs::copy_file(fs::path(from) / file, fs::path(to) / file,
+                  fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("copying ", file, " into ", to, ": ", ec.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateAdapterName(const std::string& name) {
+  bool ok =
+      !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
+  for (char c : name) {
+    ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                c == '.' || c == '_' || c == '-');
+  }
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "adapter name \"", name,
+      "\" must be 1 to 64 letters, digits, '.', '_' or '-', not starting "
+      "with '.' or '-'"));
+}
+
+AdapterRegistry::AdapterRegistry(const DaemonOptions& options,
+                                 ServingStore* store, JobStore* jobs,
+                                 WorkerSupervisor* supervisor)
+    : options_(options),
+      layout_(options.data_dir),
+      store_(store),
+      jobs_(jobs),
+      supervisor_(supervisor) {}
+
+std::string AdapterRegistry::Root() const {
+  return layout_.root() + "/adapter_registry";
+}
+
+std::string AdapterRegistry::VersionDir(const std::string& name,
+                                        int64_t version) const {
+  return absl::StrCat(Root(), "/", name, "/v", version);
+}
+
+absl::StatusOr<std::string> AdapterRegistry::NewStagingDir() {
+  std::random_device random;
+  const std::string dir = absl::StrFormat(
+      "%s/.staging/%08x%08x", Root(), uint32_t{random()}, uint32_t{random()});
+  LORAD_RETURN_IF_ERROR(MakeDirs(dir));
+  return dir;
+}
+
+absl::StatusOr<v1::Adapter> AdapterRegistry::Register(
+    const std::string& name, const std::string& src_dir,
+    const std::string& base_model, const std::string& source_job, bool pinned) {
+  absl::MutexLock lock(&mu_);
+  return RegisterLocked(name, src_dir, base_model, source_job, pinned,
+                        /*load=*/true);
+}
+
+absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterLocked(
+    const std::string& name, const std::string& src_dir,
+    const std::string& base_model, const std::string& source_job, bool pinned,
+    bool load) {
+  LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
+  const std::string model =
+      base_model.empty() ? options_.base_model : base_model;
+  absl::StatusOr<model::ModelConfig> config = BaseModelConfig(model);
+  if (!config.ok()) {
+    return absl::Status(
+        config.status().code(),
+        absl::StrCat("base model ", model, ": ", config.status().message()));
+  }
+  LORAD_ASSIGN_OR_RETURN(AdapterFacts facts,
+                         CheckPeftAdapter(src_dir, *config));
+
+  int64_t version = 1;
+  absl::StatusOr<v1::Adapter> existing = store_->GetAdapter(name);
+  if (existing.ok()) {
+    version = existing->version() + 1;
+  } else if (!absl::IsNotFound(existing.status())) {
+    return existing.status();
+  }
+  v1::Adapter adapter;
+  adapter.set_name(name);
+  adapter.set_version(version);
+  adapter.set_rank(facts.rank);
+  adapter.set_alpha(static_cast<float>(facts.alpha));
+  for (const std::string& t : facts.target_modules) {
+    adapter.add_target_modules(t);
+  }
+  adapter.set_size_bytes(facts.size_bytes);
+  adapter.set_source_job(source_job);
+  adapter.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
+  adapter.set_pinned(pinned);
+  adapter.set_base_model(model);
+  adapter.set_path(VersionDir(name, version));
+
+  std::error_code ec;
+  fs::remove_all(adapter.path(), ec);  // a leftover of a failed attempt
+  absl::Status copied = CopyAdapterFiles(src_dir, adapter.path());
+  absl::Status loaded = copied;
+  if (loaded.ok() && load) loaded = LoadIntoWorker(adapter);
+  if (loaded.ok()) loaded = store_->PutAdapter(adapter);
+  if (!loaded.ok()) {
+    fs::remove_all(adapter.path(), ec);
+    return loaded;
+  }
+  return adapter;
+}
+
+absl::Status AdapterRegistry::LoadIntoWorker(const v1::Adapter& adapter) {
+  worker::v1::LoadAdapterRequest request;
+  request.set_model(adapter.base_model());
+  request.set_model_cache_dir(layout_.ModelsDir());
+  request.set_name(adapter.name());
+  request.set_version(adapter.version());
+  request.set_adapter_dir(adapter.path());
+  request.set_pinned(adapter.pinned());
+  worker::v1::LoadAdapterResponse response;
+  absl::Status status = CallWorker(
+      supervisor_, kWorkerWait, absl::Minutes(5),
+      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
+        return stub.LoadAdapter(context, request, &response);
+      });
+  if (status.ok() || WorkerAbsent(status)) return absl::OkStatus();
+  return absl::Status(status.code(),
+                      absl::StrCat("the worker refused ", adapter.name(), ": ",
+                                   status.message()));
+}
+
+absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterJob(
+    const std::string& job_id, const std::string& name, bool pinned) {
+  LORAD_ASSIGN_OR_RETURN(v1::FineTuneJob job, jobs_->GetJob(job_id));
+  if (job.state() != v1::SUCCEEDED || job.adapter_path().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " is ", v1::JobState_Name(job.state()),
+                     "; its adapter can be loaded once it has SUCCEEDED"));
+  }
+  std::string chosen = name;
+  if (chosen.empty()) chosen = job.suffix().empty() ? job.id() : job.suffix();
+  return Register(chosen, job.adapter_path(), job.model(), job.id(), pinned);
+}
+
+absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterTrained(
+    const v1::FineTuneJob& job, const std::string& adapter_dir) {
+  return Register(job.suffix().empty() ? job.id() : job.suffix(), adapter_dir,
+                  job.model(), job.id(), /*pinned=*/false);
+}
+
+void AdapterRegistry::RegisterFinishedJobs() {
+  absl::StatusOr<std::vector<v1::FineTuneJob>> jobs =
+      jobs_->JobsInStates({v1::SUCCEEDED});
+  absl::StatusOr<std::vector<v1::Adapter>> adapters = store_->ListAdapters();
+  if (!jobs.ok() || !adapters.ok()) return;
+  for (const v1::FineTuneJob& job : *jobs) {
+    bool registered = false;
+    for (const v1::Adapter& a : *adapters) {
+      registered |= a.source_job() == job.id();
+    }
+    if (registered || job.adapter_path().empty()) continue;
+    absl::StatusOr<v1::Adapter> added;
+    {
+      absl::MutexLock lock(&mu_);
+      added = RegisterLocked(job.suffix().empty() ? job.id() : job.suffix(),
+                             job.adapter_path(), job.model(), job.id(),
+                             /*pinned=*/false, /*load=*/false);
+    }
+    if (!added.ok()) {
+      std::fprintf(stderr, "lorad: cannot register the adapter of %s: %s\n",
+                   job.id().c_str(), added.status().ToString().c_str());
+    }
+  }
+}
+
+absl::StatusOr<v1::Adapter> AdapterRegistry::Reload(const std::string& name,
+                                                    bool pinned) {
+  absl::MutexLock lock(&mu_);
+  LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
+  adapter.set_pinned(pinned);
+  LORAD_RETURN_IF_ERROR(LoadIntoWorker(adapter));
+  LORAD_RETURN_IF_ERROR(store_->PutAdapter(adapter));
+  return adapter;
+}
+
+absl::StatusOr<v1::Adapter> AdapterRegistry::Unload(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
+  worker::v1::UnloadAdapterRequest request;
+  request.set_name(name);
+  worker::v1::UnloadAdapterResponse response;
+  absl::Status status = CallWorker(
+      supervisor_, absl::Seconds(1), absl::Seconds(60),
+      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
+        return stub.UnloadAdapter(context, request, &response);
+      });
+  // A worker that is not running, or does not hold it, has nothing to free.
+  if (!status.ok() && !absl::IsUnavailable(status) &&
+      !absl::IsNotFound(status)) {
+    return status;
+  }
+  adapter.set_residency(kNotLoaded);
+  return adapter;
+}
+
+absl::Status AdapterRegistry::Delete(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
+  worker::v1::UnloadAdapterRequest request;
+  request.set_name(name);
+  worker::v1::UnloadAdapterResponse response;
+  absl::Status status = CallWorker(
+      supervisor_, absl::Seconds(1), absl::Seconds(60),
+      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
+        return stub.UnloadAdapter(context, request, &response);
+      });
+  if (!status.ok() && !WorkerAbsent(status) && !absl::IsNotFound(status)) {
+    return status;
+  }
+  LORAD_RETURN_IF_ERROR(store_->DeleteAdapter(name));
+  std::error_code ec;
+  fs::remove_all(absl::StrCat(Root(), "/", name), ec);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Adapter> AdapterRegistry::Get(const std::string& name) {
+  LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
+  return store_->GetAdapter(name);
+}
+
+absl::StatusOr<std::vector<v1::Adapter>> AdapterRegistry::List() {
+  LORAD_ASSIGN_OR_RETURN(std::vector<v1::Adapter> adapters,
+                         store_->ListAdapters());
+  worker::v1::ListWorkerAdaptersRequest request;
+  worker::v1::ListWorkerAdaptersResponse response;
+  absl::Status status = CallWorker(
+      supervisor_, absl::Seconds(1), absl::Seconds(10),
+      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
+        return stub.ListAdapters(context, request, &response);
+      });
+  absl::flat_hash_map<std::string, const worker::v1::WorkerAdapterInfo*> held;
+  for (const auto& info : response.adapters()) held[info.name()] = &info;
+  for (v1::Adapter& adapter : adapters) {
+    if (!status.ok()) {
+      adapter.set_residency(kUnknown);
+      continue;
+    }
+    auto it = held.find(adapter.name());
+    if (it == held.end() || it->second->version() != adapter.version()) {
+      adapter.set_residency(kNotLoaded);
+    } else {
+      adapter.set_residency(it->second->residency());
+    }
+  }
+  return adapters;
+}
+
+absl::StatusOr<v1::Adapter> AdapterRegistry::ResolveForGenerate(
+    const std::string& adapter) {
+  if (ValidateAdapterName(adapter).ok()) {
+    absl::StatusOr<v1::Adapter> found = store_->GetAdapter(adapter);
+    if (!absl::IsNotFound(found.status())) return found;
+  }
+  LORAD_ASSIGN_OR_RETURN(std::vector<v1::Adapter> all, store_->ListAdapters());
+  const v1::Adapter* newest = nullptr;
+  for (const v1::Adapter& a : all) {
+    if (a.source_job() == adapter &&
+        (newest == nullptr ||
+         a.created_at_unix() > newest->created_at_unix())) {
+      newest = &a;
+    }
+  }
+  if (newest == nullptr) {
+    return absl::NotFoundError(absl::StrCat("adapter ", adapter, " not found"));
+  }
+  return *newest;
+}
+
+absl::StatusOr<v1::ExportMergedResponse> AdapterRegistry::ExportMerged(
+    const std::string& name, const std::string& dtype) {
+  if (!dtype.empty() && dtype != "bfloat16" && dtype != "float16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype must be bfloat16 or float16, got \"", dtype, "\""));
+  }
+  LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, Get(name));
+  worker::v1::ExportMergedRequest request;
+  request.set_model(adapter.base_model());
+  request.set_model_cache_dir(layout_.ModelsDir());
+  request.set_adapter_dir(adapter.path());
+  request.set_out_dir(adapter.path() + "/merged");
+  request.set_dtype(dtype.empty() ? "bfloat16" : dtype);
+  worker::v1::ExportMergedResponse response;
+  LORAD_RETURN_IF_ERROR(CallWorker(
+      supervisor_, kWorkerWait, absl::Minutes(30),
+      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
+        return stub.ExportMerged(context, request, &response);
+      }));
+  v1::ExportMergedResponse out;
+  {
+    absl::MutexLock lock(&mu_);
+    // Record it on the version it was made from, if that is still current.
+    absl::StatusOr<v1::Adapter> current = store_->GetAdapter(name);
+    if (current.ok() && current->version() == adapter.version()) {
+      current->set_merged_path(response.out_dir());
+      LORAD_RETURN_IF_ERROR(store_->PutAdapter(*current));
+      adapter = *current;
+    }
+  }
+  *out.mutable_adapter() = adapter;
+  out.set_path(response.out_dir());
+  out.set_size_bytes(response.size_bytes());
+  return out;
+}
+
+}  // namespace lorad::server

@@ -1,0 +1,95 @@
+// Runs the lorad-worker process: starts it, waits until it answers Ping,
+// restarts it when it dies or when asked to, and kills it on Stop().
+#ifndef LORAD_SERVER_WORKER_LINK_WORKER_SUPERVISOR_H_
+#define LORAD_SERVER_WORKER_LINK_WORKER_SUPERVISOR_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "lorad/internal/worker/v1/worker.grpc.pb.h"
+
+namespace lorad::server {
+
+// One running worker process. A new process gets a new generation.
+struct WorkerHandle {
+  int64_t generation = 0;
+  pid_t pid = -1;
+  std::shared_ptr<worker::v1::Worker::Stub> stub;
+};
+
+// This class is thread-safe. The worker is forked from the supervisor's own
+// thread, which lives until Stop(): the child asks the kernel to SIGKILL it
+// when that thread (and so the daemon) goes away.
+class WorkerSupervisor {
+ public:
+  struct Options {
+    std::string binary;
+    std::string device = "auto";
+    // The unix socket the worker listens on. Paths too long for a socket
+    // address are replaced by one under /tmp.
+    std::string socket_path;
+    absl::Duration start_timeout = absl::Seconds(120);
+    // More command-line flags for the worker, e.g. "--max_batch=16".
+    std::vector<std::string> extra_args;
+  };
+
+  explicit WorkerSupervisor(Options options);
+  ~WorkerSupervisor();
+  WorkerSupervisor(const WorkerSupervisor&) = delete;
+  WorkerSupervisor& operator=(const WorkerSupervisor&) = delete;
+
+  // Starts the supervising thread, which starts the worker at once.
+  void Start();
+  // Stops the worker (SIGTERM, then SIGKILL) and the thread. Idempotent.
+  void Stop();
+
+  // Waits until a worker answers Ping. FailedPrecondition when the binary
+  // does not exist; Unavailable when a start failed while waiting (the
+  // message says why); DeadlineExceeded on timeout.
+  absl::StatusOr<WorkerHandle> WaitReady(absl::Duration timeout);
+
+  // The caller saw the worker of `generation` fail; if it is still the
+  // current one it is killed and a new one started.
+  void Restart(int64_t generation);
+
+  // False once the process of `generation` has exited or been replaced.
+  bool IsAlive(int64_t generation);
+
+ private:
+  void Run();
+  // Forks and execs the worker and waits for its Ping, with mu_ released.
+  absl::StatusOr<WorkerHandle> Spawn() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reaps the child if it has exited; returns true if it had.
+  bool ReapIfExited() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void KillChild(absl::Duration grace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool restart_requested_ ABSL_GUARDED_BY(mu_) = false;
+  // The child process, -1 when none (ready or still starting).
+  pid_t pid_ ABSL_GUARDED_BY(mu_) = -1;
+  // Set once the current child has answered Ping.
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  WorkerHandle current_ ABSL_GUARDED_BY(mu_);
+  int64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t failed_starts_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::thread thread_;
+};
+
+}  // namespace lorad::server
+
+#endif  // LORAD_SERVER_WORKER_LINK_WORKER_SUPERVISOR_H_
