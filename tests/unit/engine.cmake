@@ -1,6 +1,6 @@
 if(LORAD_WITH_TORCH)
   lorad_add_test(lora_math_test SRCS ${CMAKE_CURRENT_LIST_DIR}/lora_math_test.cc
-    LIBS lorad::worker)
+    LIBS lorad::worker lorad::kernels_ref)
   lorad_add_test(checkpointing_test
     SRCS ${CMAKE_CURRENT_LIST_DIR}/checkpointing_test.cc LIBS lorad::worker)
   lorad_add_test(trainer_test SRCS ${CMAKE_CURRENT_LIST_DIR}/trainer_test.cc

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "kernels/nf4_ref.h"
 #include "lorad/model/half.h"
+#include "lorad/model/memory_estimate.h"
 #include "lorad/model/safetensors.h"
 
 #if LORAD_TEST_NF4_CUDA
@@ -179,6 +180,17 @@ TEST(Nf4Test, DoubleQuantOverheadIsAbout0127BitsPerParam) {
   EXPECT_NEAR(dq_bits, 0.127, 1e-3);
   EXPECT_DOUBLE_EQ(plain_bits, 32.0 / 64);  // 0.5
   EXPECT_EQ(q.packed.size(), static_cast<size_t>(n / 2));
+}
+
+// The memory estimate (model/, kernel-free) keeps its own copy of the NF4
+// layout; it must describe what the quantizer really stores.
+TEST(Nf4Test, MemoryEstimateBytesPerParamMatchesQuantizedStorage) {
+  const int64_t n = kBlockSize * kAbsmaxBlockSize * 64;
+  std::vector<float> w = RandomWeights(n, 5, 1.0f);
+  QuantizedTensor q = Quantize(w.data(), n);
+  const double stored = static_cast<double>(q.StorageBytes()) / n;
+  // The estimate leaves out the single fp32 offset of the whole tensor.
+  EXPECT_NEAR(model::Nf4BytesPerParam(), stored, 4.0 / n + 1e-12);
 }
 
 TEST(Nf4Test, PackingPutsFirstCodeInHighNibble) {
