@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "prometheus/exposer.h"
 
@@ -36,9 +35,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
        {layout.root(), layout.DatasetsDir(), layout.ModelsDir(),
         layout.RunDir(), layout.root() + "/jobs",
         layout.root() + "/adapters"}) {
-    LORAD_RETURN_IF_ERROR(MakeDirs(dir));
+    LORAD_RETURN_IF_ERROR(options.env->CreateDirs(dir));
   }
-  LORAD_ASSIGN_OR_RETURN(daemon->store_, JobStore::Open(layout.DatabasePath()));
+  LORAD_ASSIGN_OR_RETURN(daemon->db_, Db::Open(layout.DatabasePath()));
+  Db* const db = daemon->db_.get();
+  LORAD_ASSIGN_OR_RETURN(daemon->store_, JobStore::Open(db, options.env));
+  LORAD_ASSIGN_OR_RETURN(daemon->dataset_store_, DatasetStore::Open(db));
+  LORAD_ASSIGN_OR_RETURN(daemon->adapter_store_, AdapterStore::Open(db));
+  LORAD_ASSIGN_OR_RETURN(daemon->batch_store_,
+                         BatchJobStore::Open(db, options.env));
   daemon->journal_ =
       std::make_unique<JobJournal>(daemon->store_.get(), &daemon->hub_);
 
@@ -53,18 +58,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   daemon->supervisor_ = std::make_unique<WorkerSupervisor>(worker);
   daemon->supervisor_->Start();
 
-  LORAD_ASSIGN_OR_RETURN(daemon->serving_store_,
-                         ServingStore::Open(layout.DatabasePath()));
   daemon->registry_ = std::make_unique<AdapterRegistry>(
-      options, daemon->serving_store_.get(), daemon->store_.get(),
+      options, daemon->adapter_store_.get(), daemon->store_.get(),
       daemon->supervisor_.get());
-  if (daemon->serving_store_->created_registry()) {
+  if (daemon->adapter_store_->created_registry()) {
     daemon->registry_->RegisterFinishedJobs();
   }
 
   daemon->scheduler_ = std::make_unique<Scheduler>(
-      options, daemon->store_.get(), daemon->journal_.get(),
-      daemon->supervisor_.get());
+      options, daemon->store_.get(), daemon->dataset_store_.get(),
+      daemon->journal_.get(), daemon->supervisor_.get());
   daemon->scheduler_->SetAdapterHook(
       [registry = daemon->registry_.get()](const v1::FineTuneJob& job,
                                            const std::string& adapter_dir) {
@@ -74,23 +77,23 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
 
   daemon->work_ = std::make_unique<WorkQueue>(2);
   daemon->datasets_ = std::make_unique<DatasetsService>(
-      options, daemon->store_.get(), daemon->work_.get());
+      options, daemon->dataset_store_.get(), daemon->work_.get());
   daemon->fine_tuning_ = std::make_unique<FineTuningService>(
-      daemon->store_.get(), daemon->journal_.get(), &daemon->hub_,
-      daemon->scheduler_.get());
+      daemon->store_.get(), daemon->dataset_store_.get(),
+      daemon->journal_.get(), &daemon->hub_, daemon->scheduler_.get());
   daemon->inference_ = std::make_unique<InferenceService>(
       options, daemon->store_.get(), daemon->supervisor_.get());
   daemon->inference_->set_registry(daemon->registry_.get());
   daemon->adapters_ =
       std::make_unique<AdaptersService>(options, daemon->registry_.get());
-  daemon->batch_journal_ = std::make_unique<BatchJournal>(
-      daemon->serving_store_.get(), &daemon->hub_);
+  daemon->batch_journal_ =
+      std::make_unique<BatchJournal>(daemon->batch_store_.get(), &daemon->hub_);
   daemon->batch_runner_ = std::make_unique<BatchRunner>(
-      options, daemon->serving_store_.get(), daemon->batch_journal_.get(),
+      options, daemon->batch_store_.get(), daemon->batch_journal_.get(),
       daemon->supervisor_.get(), daemon->inference_.get());
   LORAD_RETURN_IF_ERROR(daemon->batch_runner_->Start());
   daemon->batch_ = std::make_unique<BatchService>(
-      options, daemon->serving_store_.get(), daemon->batch_journal_.get(),
+      options, daemon->batch_store_.get(), daemon->batch_journal_.get(),
       &daemon->hub_, daemon->batch_runner_.get(), daemon->inference_.get());
 
   daemon->metrics_ = std::make_unique<Metrics>();

@@ -22,8 +22,11 @@
 #include "jobs/work_queue.h"
 #include "options.h"
 #include "serving/adapter_registry.h"
+#include "store/adapter_store.h"
+#include "store/batch_job_store.h"
+#include "store/dataset_store.h"
+#include "store/db.h"
 #include "store/job_store.h"
-#include "store/serving_store.h"
 #include "telemetry/metrics.h"
 #include "telemetry/metrics_sampler.h"
 #include "telemetry/telemetry_collector.h"
@@ -37,7 +40,8 @@ namespace lorad::server {
 
 class Daemon {
  public:
-  // Opens the store under options.data_dir, recovers jobs a previous run
+  // Opens the database under options.data_dir (one Db shared by the
+  // stores; files go through options.env), recovers jobs a previous run
   // left unfinished, starts the worker and begins serving. The health and
   // reflection services are added when the process enabled them before.
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(
@@ -63,7 +67,12 @@ class Daemon {
 
   const DaemonOptions options_;
   std::string address_;
+  // Declared before the stores that use it, so it is closed after them.
+  std::unique_ptr<Db> db_;
   std::unique_ptr<JobStore> store_;
+  std::unique_ptr<DatasetStore> dataset_store_;
+  std::unique_ptr<AdapterStore> adapter_store_;
+  std::unique_ptr<BatchJobStore> batch_store_;
   EventHub hub_;
   std::unique_ptr<JobJournal> journal_;
   std::unique_ptr<WorkerSupervisor> supervisor_;
@@ -72,7 +81,6 @@ class Daemon {
   std::unique_ptr<DatasetsService> datasets_;
   std::unique_ptr<FineTuningService> fine_tuning_;
   std::unique_ptr<InferenceService> inference_;
-  std::unique_ptr<ServingStore> serving_store_;
   std::unique_ptr<AdapterRegistry> registry_;
   std::unique_ptr<AdaptersService> adapters_;
   std::unique_ptr<BatchJournal> batch_journal_;

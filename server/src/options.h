@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "lorad/common/env.h"
 
 namespace lorad::server {
 
@@ -37,6 +38,9 @@ struct DaemonOptions {
   absl::Duration metrics_interval = absl::Seconds(1);
   // The NVML library dlopen()ed for GPU status.
   std::string nvml_library = "libnvidia-ml.so.1";
+  // The filesystem and clock the stores, the adapter registry and uploads
+  // use; not owned. Tests wrap it to inject faults.
+  Env* env = Env::Default();
 };
 
 // Paths below DaemonOptions::data_dir.

@@ -7,7 +7,15 @@ if(LORAD_WITH_TORCH)
     LIBS lorad::worker)
   lorad_add_test(hf_parity_test SRCS ${CMAKE_CURRENT_LIST_DIR}/hf_parity_test.cc
     LIBS lorad::worker)
-  foreach(t lora_math_test checkpointing_test trainer_test hf_parity_test)
+  # The checkpoint file format is private to the engine; its test reaches
+  # it (and the test FaultInjectionEnv) directly.
+  lorad_add_test(train_checkpoint_test
+    SRCS ${CMAKE_CURRENT_LIST_DIR}/train_checkpoint_test.cc
+    LIBS lorad::worker absl::synchronization)
+  target_include_directories(train_checkpoint_test PRIVATE
+    ${PROJECT_SOURCE_DIR}/worker/src/engine)
+  foreach(t lora_math_test checkpointing_test trainer_test hf_parity_test
+            train_checkpoint_test)
     target_precompile_headers(${t} REUSE_FROM lorad_worker_lib)
   endforeach()
   set_tests_properties(trainer_test hf_parity_test PROPERTIES TIMEOUT 900)

@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
+#include "lorad/common/env.h"
+#include "lorad/common/status_macros.h"
 #include "serving/adapter_check.h"
 
 namespace lorad::server {
@@ -31,7 +33,10 @@ grpc::ServerUnaryReactor* RunOnQueue(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-// Writes the streamed files into a staging directory, then registers it.
+// Writes the streamed files into a staging directory (through the
+// registry's Env), then registers it. The staging directory is removed when
+// the call ends, whatever its outcome, so a failed upload (a full disk, a
+// bad adapter) leaves nothing behind.
 class AdapterUploadReactor final
     : public UploadReactor<v1::UploadAdapterRequest, v1::Adapter> {
  public:
@@ -69,29 +74,23 @@ class AdapterUploadReactor final
         return absl::InvalidArgumentError(
             absl::StrCat(file, ": its chunks must be consecutive"));
       }
-      out_.close();
-      if (!current_.empty()) done_.push_back(current_);
+      LORAD_RETURN_IF_ERROR(CloseCurrent());
+      absl::StatusOr<std::unique_ptr<WritableFile>> out =
+          registry_->env()->NewWritableFile(staging_ + "/" + file);
+      if (!out.ok()) return out.status();
+      out_ = *std::move(out);
       current_ = file;
-      out_.open(staging_ + "/" + file, std::ios::binary | std::ios::trunc);
     }
     received_ += static_cast<int64_t>(chunk.data().size());
     if (received_ > max_bytes_) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the upload is over ", max_bytes_, " bytes (--max_upload_bytes)"));
     }
-    out_.write(chunk.data().data(),
-               static_cast<std::streamsize>(chunk.data().size()));
-    if (!out_) {
-      return absl::InternalError(
-          absl::StrCat("cannot write ", file, " into ", staging_));
-    }
-    return absl::OkStatus();
+    return out_->Append(chunk.data());
   }
 
   absl::Status OnStreamEnd() override {
-    out_.close();
-    if (!current_.empty()) done_.push_back(current_);
-    current_.clear();
+    LORAD_RETURN_IF_ERROR(CloseCurrent());
     for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile}) {
       if (std::find(done_.begin(), done_.end(), file) == done_.end()) {
         return absl::InvalidArgumentError(
@@ -107,11 +106,18 @@ class AdapterUploadReactor final
   }
 
   void Cleanup() override {
-    out_.close();
-    if (!staging_.empty()) {
-      std::error_code ec;
-      fs::remove_all(staging_, ec);
-    }
+    out_.reset();
+    if (!staging_.empty()) registry_->env()->RemoveTree(staging_).IgnoreError();
+  }
+
+  // Closes the file being written, if any, and records it as complete.
+  absl::Status CloseCurrent() {
+    if (out_ == nullptr) return absl::OkStatus();
+    absl::Status closed = out_->Close();
+    out_.reset();
+    done_.push_back(current_);
+    current_.clear();
+    return closed;
   }
 
   AdapterRegistry* const registry_;
@@ -119,7 +125,7 @@ class AdapterUploadReactor final
   std::string staging_;
   std::string current_;
   std::vector<std::string> done_;
-  std::ofstream out_;
+  std::unique_ptr<WritableFile> out_;
   int64_t received_ = 0;
 };
 

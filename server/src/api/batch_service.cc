@@ -9,11 +9,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
 #include "api/watch_job_reactor.h"
-#include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 
 namespace lorad::server {
@@ -49,7 +48,7 @@ class CreateReactor final
 class ResultsReactor final
     : public grpc::ServerWriteReactor<v1::BatchResultsChunk> {
  public:
-  ResultsReactor(ServingStore* store, std::string job_id)
+  ResultsReactor(BatchJobStore* store, std::string job_id)
       : store_(store), job_id_(std::move(job_id)) {
     absl::StatusOr<v1::BatchJob> job = store_->GetBatchJob(job_id_);
     if (!job.ok()) {
@@ -90,7 +89,7 @@ class ResultsReactor final
     StartWrite(&chunk_);
   }
 
-  ServingStore* const store_;
+  BatchJobStore* const store_;
   const std::string job_id_;
   int64_t after_ = -1;
   v1::BatchResultsChunk chunk_;
@@ -98,11 +97,12 @@ class ResultsReactor final
 
 }  // namespace
 
-BatchService::BatchService(const DaemonOptions& options, ServingStore* store,
+BatchService::BatchService(const DaemonOptions& options, BatchJobStore* store,
                            BatchJournal* journal, EventHub* hub,
                            BatchRunner* runner, InferenceService* inference)
     : layout_(options.data_dir),
       max_upload_bytes_(options.max_upload_bytes),
+      env_(options.env),
       store_(store),
       journal_(journal),
       hub_(hub),
@@ -136,13 +136,18 @@ absl::StatusOr<v1::BatchJob> BatchService::Create(
   job.set_id(NewBatchId());
   job.set_filename(header.filename());
   job.set_num_requests(static_cast<int64_t>(lines->size()));
-  job.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
+  job.set_created_at_unix(absl::ToUnixSeconds(env_->Now()));
   *job.mutable_defaults() = header.defaults();
   job.mutable_defaults()->clear_prompt();
   job.mutable_defaults()->clear_messages();
   const std::string path = BatchInputPath(layout_, job.id());
-  LORAD_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/'))));
-  LORAD_RETURN_IF_ERROR(WriteFileAtomic(path, contents));
+  const std::string dir = path.substr(0, path.rfind('/'));
+  LORAD_RETURN_IF_ERROR(env_->CreateDirs(dir));
+  if (absl::Status written = env_->WriteFileAtomic(path, contents);
+      !written.ok()) {
+    env_->RemoveTree(dir).IgnoreError();
+    return written;
+  }
   job.set_state(v1::VALIDATING);
   LORAD_RETURN_IF_ERROR(journal_->Create(
       job, absl::StrCat("validated ", job.num_requests(), " requests")));

@@ -11,14 +11,15 @@
 #include "jobs/work_queue.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "options.h"
-#include "store/serving_store.h"
+#include "store/batch_job_store.h"
 
 namespace lorad::server {
 
 class BatchService final : public v1::BatchInference::CallbackService {
  public:
-  // None are owned; all must outlive the service.
-  BatchService(const DaemonOptions& options, ServingStore* store,
+  // None are owned; all must outlive the service. Inputs are written
+  // through options.env.
+  BatchService(const DaemonOptions& options, BatchJobStore* store,
                BatchJournal* journal, EventHub* hub, BatchRunner* runner,
                InferenceService* inference);
 
@@ -52,7 +53,8 @@ class BatchService final : public v1::BatchInference::CallbackService {
  private:
   const DataLayout layout_;
   const int64_t max_upload_bytes_;
-  ServingStore* const store_;
+  Env* const env_;
+  BatchJobStore* const store_;
   BatchJournal* const journal_;
   EventHub* const hub_;
   BatchRunner* const runner_;

@@ -16,37 +16,41 @@ namespace {
 class DatasetUploadReactor final
     : public BufferedUploadReactor<v1::UploadDatasetRequest, v1::Dataset> {
  public:
-  DatasetUploadReactor(JobStore* store, const DataLayout* layout,
+  DatasetUploadReactor(DatasetStore* store, Env* env, const DataLayout* layout,
                        WorkQueue* work, int64_t max_bytes,
                        v1::Dataset* response)
       : BufferedUploadReactor(work, max_bytes, response),
         store_(store),
+        env_(env),
         layout_(layout) {
     Begin();
   }
 
  private:
   absl::StatusOr<v1::Dataset> Ingest() override {
-    return IngestDataset(*store_, *layout_, header().filename(), contents());
+    return IngestDataset(*store_, env_, *layout_, header().filename(),
+                         contents());
   }
 
-  JobStore* const store_;
+  DatasetStore* const store_;
+  Env* const env_;
   const DataLayout* const layout_;
 };
 
 }  // namespace
 
-DatasetsService::DatasetsService(const DaemonOptions& options, JobStore* store,
-                                 WorkQueue* work)
+DatasetsService::DatasetsService(const DaemonOptions& options,
+                                 DatasetStore* store, WorkQueue* work)
     : layout_(options.data_dir),
       max_upload_bytes_(options.max_upload_bytes),
+      env_(options.env),
       store_(store),
       work_(work) {}
 
 grpc::ServerReadReactor<v1::UploadDatasetRequest>* DatasetsService::Upload(
     grpc::CallbackServerContext* /*context*/, v1::Dataset* response) {
-  return new DatasetUploadReactor(store_, &layout_, work_, max_upload_bytes_,
-                                  response);
+  return new DatasetUploadReactor(store_, env_, &layout_, work_,
+                                  max_upload_bytes_, response);
 }
 
 grpc::ServerUnaryReactor* DatasetsService::List(

@@ -7,14 +7,15 @@
 #include "jobs/work_queue.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "options.h"
-#include "store/job_store.h"
+#include "store/dataset_store.h"
 
 namespace lorad::server {
 
 class DatasetsService final : public v1::Datasets::CallbackService {
  public:
-  // Neither pointer is owned; both must outlive the service.
-  DatasetsService(const DaemonOptions& options, JobStore* store,
+  // Neither pointer is owned; both must outlive the service. Files are
+  // written through options.env.
+  DatasetsService(const DaemonOptions& options, DatasetStore* store,
                   WorkQueue* work);
 
   // Header first, then chunks. RESOURCE_EXHAUSTED past --max_upload_bytes,
@@ -30,7 +31,8 @@ class DatasetsService final : public v1::Datasets::CallbackService {
  private:
   const DataLayout layout_;
   const int64_t max_upload_bytes_;
-  JobStore* const store_;
+  Env* const env_;
+  DatasetStore* const store_;
   WorkQueue* const work_;
 };
 

@@ -25,7 +25,7 @@ std::string NewJobId() {
 }
 
 absl::StatusOr<v1::FineTuneJob> Create(
-    JobStore& store, JobJournal& journal,
+    DatasetStore& datasets, JobJournal& journal,
     const v1::CreateFineTuneJobRequest& req) {
   v1::FineTuneJob job;
   job.set_id(NewJobId());
@@ -35,7 +35,7 @@ absl::StatusOr<v1::FineTuneJob> Create(
   *job.mutable_hyperparameters() = req.hyperparameters();
   job.set_suffix(req.suffix());
   job.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
-  LORAD_RETURN_IF_ERROR(ValidateJob(store, req.has_hyperparameters(), job));
+  LORAD_RETURN_IF_ERROR(ValidateJob(datasets, req.has_hyperparameters(), job));
   job.set_state(v1::VALIDATING);
   LORAD_RETURN_IF_ERROR(journal.Create(job, "validating"));
   return journal.Update(
@@ -47,15 +47,20 @@ absl::StatusOr<v1::FineTuneJob> Create(
 
 }  // namespace
 
-FineTuningService::FineTuningService(JobStore* store, JobJournal* journal,
-                                     EventHub* hub, Scheduler* scheduler)
-    : store_(store), journal_(journal), hub_(hub), scheduler_(scheduler) {}
+FineTuningService::FineTuningService(JobStore* store, DatasetStore* datasets,
+                                     JobJournal* journal, EventHub* hub,
+                                     Scheduler* scheduler)
+    : store_(store),
+      datasets_(datasets),
+      journal_(journal),
+      hub_(hub),
+      scheduler_(scheduler) {}
 
 grpc::ServerUnaryReactor* FineTuningService::CreateJob(
     grpc::CallbackServerContext* context,
     const v1::CreateFineTuneJobRequest* request, v1::FineTuneJob* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::FineTuneJob> job = Create(*store_, *journal_, *request);
+  absl::StatusOr<v1::FineTuneJob> job = Create(*datasets_, *journal_, *request);
   if (job.ok()) {
     *response = *std::move(job);
     scheduler_->Notify();

@@ -6,6 +6,7 @@
 #include "jobs/job_journal.h"
 #include "jobs/scheduler.h"
 #include "lorad/v1/lorad.grpc.pb.h"
+#include "store/dataset_store.h"
 #include "store/job_store.h"
 
 namespace lorad::server {
@@ -13,8 +14,8 @@ namespace lorad::server {
 class FineTuningService final : public v1::FineTuning::CallbackService {
  public:
   // None are owned; all must outlive the service.
-  FineTuningService(JobStore* store, JobJournal* journal, EventHub* hub,
-                    Scheduler* scheduler);
+  FineTuningService(JobStore* store, DatasetStore* datasets,
+                    JobJournal* journal, EventHub* hub, Scheduler* scheduler);
 
   // Validates the request (INVALID_ARGUMENT / NOT_FOUND naming the field),
   // fills the defaults, stores the job (VALIDATING, then QUEUED) and wakes
@@ -42,6 +43,7 @@ class FineTuningService final : public v1::FineTuning::CallbackService {
 
  private:
   JobStore* const store_;
+  DatasetStore* const datasets_;
   JobJournal* const journal_;
   EventHub* const hub_;
   Scheduler* const scheduler_;

@@ -17,7 +17,7 @@
 #include "api/watch_job_reactor.h"
 #include "jobs/event_hub.h"
 #include "lorad/v1/lorad.pb.h"
-#include "store/serving_store.h"
+#include "store/batch_job_store.h"
 
 namespace lorad::server {
 
@@ -35,7 +35,8 @@ class BatchJournal {
       v1::BatchJob& job, std::vector<v1::JobEvent>& events)>;
 
   // Neither is owned; both must outlive the journal.
-  BatchJournal(ServingStore* store, EventHub* hub) : store_(store), hub_(hub) {}
+  BatchJournal(BatchJobStore* store, EventHub* hub)
+      : store_(store), hub_(hub) {}
   BatchJournal(const BatchJournal&) = delete;
   BatchJournal& operator=(const BatchJournal&) = delete;
 
@@ -56,7 +57,7 @@ class BatchJournal {
                                std::vector<v1::JobEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  ServingStore* const store_;
+  BatchJobStore* const store_;
   EventHub* const hub_;
   absl::Mutex mu_;
 };

@@ -9,7 +9,6 @@
 #include "absl/time/clock.h"
 #include "api/grpc_status.h"
 #include "jobs/job_journal.h"
-#include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "worker_link/wire.h"
@@ -45,7 +44,7 @@ std::string BatchInputPath(const DataLayout& layout, const std::string& id) {
   return absl::StrCat(layout.root(), "/batch/", id, "/input.jsonl");
 }
 
-BatchRunner::BatchRunner(const DaemonOptions& options, ServingStore* store,
+BatchRunner::BatchRunner(const DaemonOptions& options, BatchJobStore* store,
                          BatchJournal* journal, WorkerSupervisor* supervisor,
                          InferenceService* inference)
     : options_(options),
@@ -173,7 +172,8 @@ void BatchRunner::RunJob(const std::string& job_id) {
     }
     return;
   }
-  absl::StatusOr<std::string> input = ReadFile(BatchInputPath(layout_, job_id));
+  absl::StatusOr<std::string> input =
+      options_.env->ReadFile(BatchInputPath(layout_, job_id));
   absl::StatusOr<std::vector<BatchLine>> lines =
       input.ok() ? ParseBatchInput(*input, job->defaults())
                  : absl::StatusOr<std::vector<BatchLine>>(input.status());

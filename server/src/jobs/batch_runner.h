@@ -19,7 +19,7 @@
 #include "jobs/batch_input.h"
 #include "jobs/batch_journal.h"
 #include "options.h"
-#include "store/serving_store.h"
+#include "store/batch_job_store.h"
 #include "worker_link/worker_supervisor.h"
 
 namespace lorad::server {
@@ -35,7 +35,7 @@ class BatchRunner {
  public:
   // None are owned; all must outlive the runner. `inference` resolves each
   // line's adapter exactly as Inference.Generate does.
-  BatchRunner(const DaemonOptions& options, ServingStore* store,
+  BatchRunner(const DaemonOptions& options, BatchJobStore* store,
               BatchJournal* journal, WorkerSupervisor* supervisor,
               InferenceService* inference);
   ~BatchRunner();
@@ -77,7 +77,7 @@ class BatchRunner {
 
   const DaemonOptions options_;
   const DataLayout layout_;
-  ServingStore* const store_;
+  BatchJobStore* const store_;
   BatchJournal* const journal_;
   WorkerSupervisor* const supervisor_;
   InferenceService* const inference_;

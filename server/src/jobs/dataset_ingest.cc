@@ -3,7 +3,6 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lorad/common/dataset.h"
 #include "lorad/common/files.h"
@@ -11,7 +10,7 @@
 
 namespace lorad::server {
 
-absl::StatusOr<v1::Dataset> IngestDataset(JobStore& store,
+absl::StatusOr<v1::Dataset> IngestDataset(DatasetStore& store, Env* env,
                                           const DataLayout& layout,
                                           const std::string& filename,
                                           const std::string& contents) {
@@ -31,8 +30,9 @@ absl::StatusOr<v1::Dataset> IngestDataset(JobStore& store,
   if (existing.ok()) return existing;
   if (!absl::IsNotFound(existing.status())) return existing.status();
 
-  LORAD_RETURN_IF_ERROR(MakeDirs(layout.DatasetsDir()));
-  LORAD_RETURN_IF_ERROR(WriteFileAtomic(layout.DatasetPath(sha256), contents));
+  LORAD_RETURN_IF_ERROR(env->CreateDirs(layout.DatasetsDir()));
+  LORAD_RETURN_IF_ERROR(
+      env->WriteFileAtomic(layout.DatasetPath(sha256), contents));
   v1::Dataset dataset;
   dataset.set_id(id);
   dataset.set_sha256(sha256);
@@ -40,7 +40,7 @@ absl::StatusOr<v1::Dataset> IngestDataset(JobStore& store,
   dataset.set_size_bytes(static_cast<int64_t>(contents.size()));
   dataset.set_num_examples(static_cast<int64_t>(parsed->examples.size()));
   dataset.set_format(std::string(DatasetFormatName(parsed->format)));
-  dataset.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
+  dataset.set_created_at_unix(absl::ToUnixSeconds(env->Now()));
   LORAD_RETURN_IF_ERROR(store.PutDataset(dataset));
   return dataset;
 }

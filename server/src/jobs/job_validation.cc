@@ -149,7 +149,7 @@ absl::Status ValidateModel(const std::string& model) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateJob(JobStore& store, bool hyperparameters_present,
+absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
                          v1::FineTuneJob& job) {
   if (job.model().empty()) job.set_model(kTinyModel);
   LORAD_RETURN_IF_ERROR(ValidateModel(job.model()));
@@ -161,7 +161,7 @@ absl::Status ValidateJob(JobStore& store, bool hyperparameters_present,
       {"validation_file", &job.validation_file()}};
   for (const auto& [field, id] : files) {
     if (id->empty()) continue;
-    auto dataset = store.GetDataset(*id);
+    auto dataset = datasets.GetDataset(*id);
     if (absl::IsNotFound(dataset.status())) {
       return absl::NotFoundError(absl::StrCat(field, ": dataset ", *id,
                                               " not found (upload it first)"));

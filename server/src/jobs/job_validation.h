@@ -6,7 +6,7 @@
 
 #include "absl/status/status.h"
 #include "lorad/v1/lorad.pb.h"
-#include "store/job_store.h"
+#include "store/dataset_store.h"
 
 namespace lorad::server {
 
@@ -31,7 +31,7 @@ absl::Status ValidateModel(const std::string& model);
 // Everything about a job that can be checked before it runs: the model, its
 // datasets (NotFound when unknown) and its hyperparameters. Fills the
 // defaults of `job` in place (model "" becomes "tiny").
-absl::Status ValidateJob(JobStore& store, bool hyperparameters_present,
+absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
                          v1::FineTuneJob& job);
 
 }  // namespace lorad::server

@@ -26,10 +26,12 @@ absl::Status Unchanged(v1::FineTuneJob&, Events&) { return absl::OkStatus(); }
 }  // namespace
 
 Scheduler::Scheduler(const DaemonOptions& options, JobStore* store,
-                     JobJournal* journal, WorkerSupervisor* supervisor)
+                     DatasetStore* datasets, JobJournal* journal,
+                     WorkerSupervisor* supervisor)
     : options_(options),
       layout_(options.data_dir),
       store_(store),
+      datasets_(datasets),
       journal_(journal),
       supervisor_(supervisor) {}
 
@@ -82,8 +84,8 @@ absl::Status Scheduler::Recover() {
                          events);
             return absl::OkStatus();
           }
-          absl::Status valid = ValidateJob(*store_, /*hyperparameters_present=*/
-                                           true, job);
+          absl::Status valid =
+              ValidateJob(*datasets_, /*hyperparameters_present=*/true, job);
           if (valid.ok()) {
             TransitionTo(job, v1::QUEUED, "validated", events);
           } else {
@@ -241,7 +243,7 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
   request.set_model(job.model());
   request.set_model_cache_dir(layout_.ModelsDir());
   absl::StatusOr<v1::Dataset> training =
-      store_->GetDataset(job.training_file());
+      datasets_->GetDataset(job.training_file());
   if (!training.ok()) {
     unregister();
     return {Outcome::kWorkerError, training.status()};
@@ -249,7 +251,7 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
   request.set_training_path(layout_.DatasetPath(training->sha256()));
   if (!job.validation_file().empty()) {
     absl::StatusOr<v1::Dataset> validation =
-        store_->GetDataset(job.validation_file());
+        datasets_->GetDataset(job.validation_file());
     if (!validation.ok()) {
       unregister();
       return {Outcome::kWorkerError, validation.status()};

@@ -15,6 +15,7 @@
 #include "jobs/job_journal.h"
 #include "lorad/v1/lorad.pb.h"
 #include "options.h"
+#include "store/dataset_store.h"
 #include "store/job_store.h"
 #include "worker_link/worker_supervisor.h"
 
@@ -30,7 +31,8 @@ namespace lorad::server {
 class Scheduler {
  public:
   // None are owned; all must outlive the scheduler.
-  Scheduler(const DaemonOptions& options, JobStore* store, JobJournal* journal,
+  Scheduler(const DaemonOptions& options, JobStore* store,
+            DatasetStore* datasets, JobJournal* journal,
             WorkerSupervisor* supervisor);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
@@ -78,6 +80,7 @@ class Scheduler {
   const DaemonOptions options_;
   const DataLayout layout_;
   JobStore* const store_;
+  DatasetStore* const datasets_;
   JobJournal* const journal_;
   WorkerSupervisor* const supervisor_;
 

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <random>
 #include <utility>
 
@@ -14,15 +13,12 @@
 #include "absl/time/time.h"
 #include "api/grpc_status.h"
 #include "grpcpp/client_context.h"
-#include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "serving/adapter_check.h"
 
 namespace lorad::server {
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr char kNotLoaded[] = "not loaded";
 constexpr char kUnknown[] = "unknown";
@@ -50,16 +46,12 @@ absl::Status CallWorker(WorkerSupervisor* supervisor, absl::Duration wait,
   return FromGrpcStatus(call(*worker->stub, &context));
 }
 
-absl::Status CopyAdapterFiles(const std::string& from, const std::string& to) {
-  LORAD_RETURN_IF_ERROR(MakeDirs(to));
+absl::Status CopyAdapterFiles(Env& env, const std::string& from,
+                              const std::string& to) {
+  LORAD_RETURN_IF_ERROR(env.CreateDirs(to));
   for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile}) {
-    std::error_code ec;
-    fs::copy_file(fs::path(from) / file, fs::path(to) / file,
-                  fs::copy_options::overwrite_existing, ec);
-    if (ec) {
-      return absl::InternalError(
-          absl::StrCat("copying ", file, " into ", to, ": ", ec.message()));
-    }
+    LORAD_RETURN_IF_ERROR(env.CopyFileAtomic(absl::StrCat(from, "/", file),
+                                             absl::StrCat(to, "/", file)));
   }
   return absl::OkStatus();
 }
@@ -81,7 +73,7 @@ absl::Status ValidateAdapterName(const std::string& name) {
 }
 
 AdapterRegistry::AdapterRegistry(const DaemonOptions& options,
-                                 ServingStore* store, JobStore* jobs,
+                                 AdapterStore* store, JobStore* jobs,
                                  WorkerSupervisor* supervisor)
     : options_(options),
       layout_(options.data_dir),
@@ -102,7 +94,7 @@ absl::StatusOr<std::string> AdapterRegistry::NewStagingDir() {
   std::random_device random;
   const std::string dir = absl::StrFormat(
       "%s/.staging/%08x%08x", Root(), uint32_t{random()}, uint32_t{random()});
-  LORAD_RETURN_IF_ERROR(MakeDirs(dir));
+  LORAD_RETURN_IF_ERROR(env()->CreateDirs(dir));
   return dir;
 }
 
@@ -147,19 +139,18 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterLocked(
   }
   adapter.set_size_bytes(facts.size_bytes);
   adapter.set_source_job(source_job);
-  adapter.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
+  adapter.set_created_at_unix(absl::ToUnixSeconds(env()->Now()));
   adapter.set_pinned(pinned);
   adapter.set_base_model(model);
   adapter.set_path(VersionDir(name, version));
 
-  std::error_code ec;
-  fs::remove_all(adapter.path(), ec);  // a leftover of a failed attempt
-  absl::Status copied = CopyAdapterFiles(src_dir, adapter.path());
-  absl::Status loaded = copied;
+  // A leftover of a failed attempt goes first.
+  absl::Status loaded = env()->RemoveTree(adapter.path());
+  if (loaded.ok()) loaded = CopyAdapterFiles(*env(), src_dir, adapter.path());
   if (loaded.ok() && load) loaded = LoadIntoWorker(adapter);
   if (loaded.ok()) loaded = store_->PutAdapter(adapter);
   if (!loaded.ok()) {
-    fs::remove_all(adapter.path(), ec);
+    env()->RemoveTree(adapter.path()).IgnoreError();
     return loaded;
   }
   return adapter;
@@ -274,8 +265,8 @@ absl::Status AdapterRegistry::Delete(const std::string& name) {
     return status;
   }
   LORAD_RETURN_IF_ERROR(store_->DeleteAdapter(name));
-  std::error_code ec;
-  fs::remove_all(absl::StrCat(Root(), "/", name), ec);
+  // The record is gone; files a failed removal leaves are only disk space.
+  env()->RemoveTree(absl::StrCat(Root(), "/", name)).IgnoreError();
   return absl::OkStatus();
 }
 

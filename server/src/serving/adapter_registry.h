@@ -1,6 +1,6 @@
 // The adapter registry: named, versioned LoRA adapters in the PEFT layout,
 // kept under <data_dir>/adapter_registry/<name>/v<version>/ and recorded in
-// the ServingStore. The registry owns names and versions; it tells the
+// the AdapterStore. The registry owns names and versions; it tells the
 // worker's adapter pool what to hold (Worker.LoadAdapter / UnloadAdapter)
 // and asks it where each adapter is resident.
 #ifndef LORAD_SERVER_SERVING_ADAPTER_REGISTRY_H_
@@ -12,10 +12,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "lorad/common/env.h"
 #include "lorad/v1/lorad.pb.h"
 #include "options.h"
+#include "store/adapter_store.h"
 #include "store/job_store.h"
-#include "store/serving_store.h"
 #include "worker_link/worker_supervisor.h"
 
 namespace lorad::server {
@@ -27,9 +28,14 @@ absl::Status ValidateAdapterName(const std::string& name);
 // This class is thread-safe; changes to the registry are serialised.
 class AdapterRegistry {
  public:
-  // None are owned; all must outlive the registry.
-  AdapterRegistry(const DaemonOptions& options, ServingStore* store,
+  // None are owned; all must outlive the registry. Files are read and
+  // written through options.env, which also gives created_at.
+  AdapterRegistry(const DaemonOptions& options, AdapterStore* store,
                   JobStore* jobs, WorkerSupervisor* supervisor);
+
+  // The Env the registry's files go through; uploads staged for Register
+  // use it too.
+  Env* env() const { return options_.env; }
 
   // A fresh empty directory for an upload to be staged in before Register.
   absl::StatusOr<std::string> NewStagingDir();
@@ -38,7 +44,9 @@ class AdapterRegistry {
   // daemon's base model), copies them in as the next version of `name`
   // (version 1 for a new name) and has the worker load it, replacing the old
   // version atomically there. A bad adapter (or one the worker refuses) is
-  // InvalidArgument naming the file and key, and nothing changes. A worker
+  // InvalidArgument naming the file and key, and nothing changes; so is a
+  // failed copy (ResourceExhausted for a full disk), which leaves no files
+  // of the new version behind. A worker
   // that is down or does not pool adapters yet loads it on first use.
   absl::StatusOr<v1::Adapter> Register(const std::string& name,
                                        const std::string& src_dir,
@@ -99,7 +107,7 @@ class AdapterRegistry {
 
   const DaemonOptions options_;
   const DataLayout layout_;
-  ServingStore* const store_;
+  AdapterStore* const store_;
   JobStore* const jobs_;
   WorkerSupervisor* const supervisor_;
   absl::Mutex mu_;

@@ -1,16 +1,13 @@
 #include "train_checkpoint.h"
 
-#include <filesystem>
-
 #include "absl/strings/str_cat.h"
-#include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 
 namespace lorad::worker {
 
 absl::Status SaveCheckpoint(const std::string& path, const AdapterSet& adapter,
                             torch::optim::Optimizer& optimizer,
-                            const CheckpointState& state) {
+                            const CheckpointState& state, Env* env) {
   std::string bytes;
   try {
     torch::serialize::OutputArchive archive;
@@ -34,16 +31,22 @@ absl::Status SaveCheckpoint(const std::string& path, const AdapterSet& adapter,
     return absl::InternalError(absl::StrCat("cannot serialise checkpoint: ",
                                             e.what_without_backtrace()));
   }
-  return WriteFileAtomic(path, bytes);
+  absl::Status written = env->WriteFileAtomic(path, bytes);
+  if (!written.ok()) {
+    return absl::Status(written.code(),
+                        absl::StrCat("cannot save the checkpoint ", path, ": ",
+                                     written.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CheckpointState> LoadCheckpoint(
     const std::string& path, AdapterSet& adapter,
-    torch::optim::Optimizer& optimizer) {
-  if (!std::filesystem::exists(path)) {
+    torch::optim::Optimizer& optimizer, Env* env) {
+  if (!env->FileExists(path)) {
     return absl::NotFoundError(absl::StrCat("no checkpoint at ", path));
   }
-  LORAD_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  LORAD_ASSIGN_OR_RETURN(std::string bytes, env->ReadFile(path));
   CheckpointState state;
   try {
     torch::serialize::InputArchive archive;

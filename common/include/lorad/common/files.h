@@ -1,4 +1,7 @@
-// File helpers shared by the server and the worker.
+// Shorthands over Env::Default() for code that has no Env of its own (the
+// model readers, the worker's exports), and a content hash. Code that writes
+// lorad's data directory takes an Env* instead (see lorad/common/env.h), so
+// that its faults can be tested.
 #ifndef LORAD_COMMON_FILES_H_
 #define LORAD_COMMON_FILES_H_
 
@@ -10,15 +13,14 @@
 
 namespace lorad {
 
-// Reads a whole file. NotFound when it does not exist.
+// Env::Default()->ReadFile(path): the whole file; NotFound when missing.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
-// Writes `data` to `path` atomically: a temp file beside it, fsync, rename,
-// then fsync of the directory. Readers see the old or the new file, never a
-// torn one.
+// Env::Default()->WriteFileAtomic(path, data): readers see the old or the
+// new file, never a torn one.
 absl::Status WriteFileAtomic(const std::string& path, std::string_view data);
 
-// Creates `path` and its parents (like mkdir -p).
+// Env::Default()->CreateDirs(path): `path` and its parents (like mkdir -p).
 absl::Status MakeDirs(const std::string& path);
 
 // Lower-case hex sha256 of `data`.

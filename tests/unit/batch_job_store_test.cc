@@ -1,4 +1,4 @@
-#include "store/serving_store.h"
+#include "store/batch_job_store.h"
 
 #include <filesystem>
 #include <memory>
@@ -6,18 +6,33 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "store/db.h"
 #include "store/job_store.h"
+#include "test_dir.h"
 
 namespace lorad::server {
 namespace {
 
 std::string TestDb() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
-                              "serving_store_test" / info->name();
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return (dir / "lorad.db").string();
+  return FreshTestDir("batch_job_store_test") + "/lorad.db";
+}
+
+// A Db and a BatchJobStore over it (the Db declared first, destroyed last).
+struct Opened {
+  std::unique_ptr<Db> db;
+  std::unique_ptr<BatchJobStore> store;
+};
+
+Opened OpenOrDie(const std::string& path) {
+  Opened o;
+  auto db = Db::Open(path);
+  EXPECT_TRUE(db.ok()) << db.status();
+  if (!db.ok()) return o;
+  o.db = *std::move(db);
+  auto store = BatchJobStore::Open(o.db.get());
+  EXPECT_TRUE(store.ok()) << store.status();
+  if (store.ok()) o.store = *std::move(store);
+  return o;
 }
 
 v1::BatchJob Job(const std::string& id, int64_t created, v1::JobState state) {
@@ -28,59 +43,39 @@ v1::BatchJob Job(const std::string& id, int64_t created, v1::JobState state) {
   return job;
 }
 
-TEST(ServingStoreTest, AdaptersPutGetListDelete) {
-  auto store = ServingStore::Open(TestDb());
-  ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_TRUE(absl::IsNotFound((*store)->GetAdapter("a").status()));
-  v1::Adapter a;
-  a.set_name("b");
-  a.set_version(1);
-  ASSERT_TRUE((*store)->PutAdapter(a).ok());
-  a.set_name("a");
-  ASSERT_TRUE((*store)->PutAdapter(a).ok());
-  a.set_version(2);
-  ASSERT_TRUE((*store)->PutAdapter(a).ok());  // replaces
-  auto got = (*store)->GetAdapter("a");
-  ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->version(), 2);
-  auto all = (*store)->ListAdapters();
-  ASSERT_TRUE(all.ok());
-  ASSERT_EQ(all->size(), 2u);
-  EXPECT_EQ((*all)[0].name(), "a");
-  EXPECT_EQ((*all)[1].name(), "b");
-  EXPECT_TRUE((*store)->DeleteAdapter("a").ok());
-  EXPECT_TRUE(absl::IsNotFound((*store)->DeleteAdapter("a")));
-  EXPECT_EQ((*store)->ListAdapters()->size(), 1u);
-}
-
-// The serving tables live beside the JobStore's in one file, and both
-// connections work on it at once.
-TEST(ServingStoreTest, SharesTheJobStoreFile) {
-  const std::string db = TestDb();
-  auto jobs = JobStore::Open(db);
+// The batch tables live beside the fine-tune ones in one file, through one
+// Db, and survive a reopen.
+TEST(BatchJobStoreTest, SharesOneDbWithTheJobStore) {
+  const std::string path = TestDb();
+  {
+    Opened o = OpenOrDie(path);
+    ASSERT_NE(o.store, nullptr);
+    auto jobs = JobStore::Open(o.db.get());
+    ASSERT_TRUE(jobs.ok()) << jobs.status();
+    v1::FineTuneJob job;
+    job.set_id("ftjob-1");
+    ASSERT_TRUE((*jobs)->CreateJob(job).ok());
+    ASSERT_TRUE(o.store->CreateBatchJob(Job("batch-1", 5, v1::QUEUED)).ok());
+  }
+  Opened o = OpenOrDie(path);
+  ASSERT_NE(o.store, nullptr);
+  auto jobs = JobStore::Open(o.db.get());
   ASSERT_TRUE(jobs.ok()) << jobs.status();
-  auto store = ServingStore::Open(db);
-  ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_TRUE((*store)->created_registry());
-  v1::Dataset ds;
-  ds.set_id("ds-1");
-  ASSERT_TRUE((*jobs)->PutDataset(ds).ok());
-  ASSERT_TRUE((*store)->CreateBatchJob(Job("batch-1", 5, v1::QUEUED)).ok());
-  store->reset();
-  auto reopened = ServingStore::Open(db);
-  ASSERT_TRUE(reopened.ok());
-  EXPECT_FALSE((*reopened)->created_registry());
-  EXPECT_TRUE((*reopened)->GetBatchJob("batch-1").ok());
-  EXPECT_TRUE((*jobs)->GetDataset("ds-1").ok());
+  EXPECT_TRUE(o.store->GetBatchJob("batch-1").ok());
+  EXPECT_TRUE((*jobs)->GetJob("ftjob-1").ok());
+  EXPECT_TRUE(absl::IsNotFound(o.store->GetBatchJob("ftjob-1").status()));
 }
 
-TEST(ServingStoreTest, BatchJobsByStateAndOrder) {
-  auto store = *ServingStore::Open(TestDb());
+TEST(BatchJobStoreTest, BatchJobsByStateAndOrder) {
+  Opened o = OpenOrDie(TestDb());
+  ASSERT_NE(o.store, nullptr);
+  BatchJobStore* store = o.store.get();
   ASSERT_TRUE(store->CreateBatchJob(Job("batch-b", 2, v1::QUEUED)).ok());
   ASSERT_TRUE(store->CreateBatchJob(Job("batch-a", 1, v1::RUNNING)).ok());
   ASSERT_TRUE(store->CreateBatchJob(Job("batch-c", 3, v1::QUEUED)).ok());
-  EXPECT_TRUE(absl::IsAlreadyExists(
-      store->CreateBatchJob(Job("batch-c", 3, v1::QUEUED))));
+  absl::Status again = store->CreateBatchJob(Job("batch-c", 3, v1::QUEUED));
+  EXPECT_TRUE(absl::IsAlreadyExists(again));
+  EXPECT_NE(again.message().find("batch job batch-c"), absl::string_view::npos);
   auto queued = store->BatchJobsInStates({v1::QUEUED});
   ASSERT_TRUE(queued.ok());
   ASSERT_EQ(queued->size(), 2u);
@@ -95,8 +90,10 @@ TEST(ServingStoreTest, BatchJobsByStateAndOrder) {
   EXPECT_TRUE(absl::IsNotFound(store->UpdateBatchJob(Job("x", 1, v1::QUEUED))));
 }
 
-TEST(ServingStoreTest, EventsGetConsecutiveSeqs) {
-  auto store = *ServingStore::Open(TestDb());
+TEST(BatchJobStoreTest, EventsGetConsecutiveSeqs) {
+  Opened o = OpenOrDie(TestDb());
+  ASSERT_NE(o.store, nullptr);
+  BatchJobStore* store = o.store.get();
   v1::JobEvent event;
   event.set_job_id("batch-1");
   EXPECT_TRUE(absl::IsNotFound(store->AppendBatchEvent(event).status()));
@@ -114,8 +111,10 @@ TEST(ServingStoreTest, EventsGetConsecutiveSeqs) {
   EXPECT_EQ((*after)[1].batch().completed(), 2);
 }
 
-TEST(ServingStoreTest, ResultsComeBackInIndexOrder) {
-  auto store = *ServingStore::Open(TestDb());
+TEST(BatchJobStoreTest, ResultsComeBackInIndexOrder) {
+  Opened o = OpenOrDie(TestDb());
+  ASSERT_NE(o.store, nullptr);
+  BatchJobStore* store = o.store.get();
   for (int64_t i : {4, 0, 2}) {
     ASSERT_TRUE(
         store->PutBatchResult("batch-1", i, "{\"i\":" + std::to_string(i) + "}")
