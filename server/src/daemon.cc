@@ -56,18 +56,22 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
       absl::StrCat("--max_device_adapters=", options.max_device_adapters),
       absl::StrCat("--max_batch=", options.max_batch)};
   daemon->supervisor_ = std::make_unique<WorkerSupervisor>(worker);
+  daemon->timers_ = std::make_unique<TimerQueue>();
+  daemon->worker_ = std::make_unique<WorkerClient>(daemon->supervisor_.get(),
+                                                   daemon->timers_.get(),
+                                                   WorkerClient::Options());
   daemon->supervisor_->Start();
 
   daemon->registry_ = std::make_unique<AdapterRegistry>(
       options, daemon->adapter_store_.get(), daemon->store_.get(),
-      daemon->supervisor_.get());
+      daemon->worker_.get());
   if (daemon->adapter_store_->created_registry()) {
     daemon->registry_->RegisterFinishedJobs();
   }
 
   daemon->scheduler_ = std::make_unique<Scheduler>(
       options, daemon->store_.get(), daemon->dataset_store_.get(),
-      daemon->journal_.get(), daemon->supervisor_.get());
+      daemon->journal_.get(), daemon->worker_.get());
   daemon->scheduler_->SetAdapterHook(
       [registry = daemon->registry_.get()](const v1::FineTuneJob& job,
                                            const std::string& adapter_dir) {
@@ -82,7 +86,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
       daemon->store_.get(), daemon->dataset_store_.get(),
       daemon->journal_.get(), &daemon->hub_, daemon->scheduler_.get());
   daemon->inference_ = std::make_unique<InferenceService>(
-      options, daemon->store_.get(), daemon->supervisor_.get());
+      options, daemon->store_.get(), daemon->worker_.get());
   daemon->inference_->set_registry(daemon->registry_.get());
   daemon->adapters_ =
       std::make_unique<AdaptersService>(options, daemon->registry_.get());
@@ -90,7 +94,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
       std::make_unique<BatchJournal>(daemon->batch_store_.get(), &daemon->hub_);
   daemon->batch_runner_ = std::make_unique<BatchRunner>(
       options, daemon->batch_store_.get(), daemon->batch_journal_.get(),
-      daemon->supervisor_.get(), daemon->inference_.get());
+      daemon->worker_.get(), daemon->inference_.get());
   LORAD_RETURN_IF_ERROR(daemon->batch_runner_->Start());
   daemon->batch_ = std::make_unique<BatchService>(
       options, daemon->batch_store_.get(), daemon->batch_journal_.get(),
@@ -101,9 +105,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   TelemetryCollector::Options telemetry;
   telemetry.devices.nvml_library = options.nvml_library;
   daemon->telemetry_collector_ = std::make_unique<TelemetryCollector>(
-      telemetry, daemon->store_.get(), daemon->supervisor_.get());
+      telemetry, daemon->store_.get(), daemon->worker_.get());
   daemon->telemetry_ = std::make_unique<TelemetryService>(
-      daemon->telemetry_collector_.get(), daemon->work_.get());
+      daemon->telemetry_collector_.get(), daemon->work_.get(),
+      daemon->timers_.get());
   if (!options.metrics_address.empty()) {
     LORAD_RETURN_IF_ERROR(daemon->StartMetrics());
   }

@@ -1,5 +1,6 @@
 // The whole lorad daemon: job store, scheduler, worker supervisor and the
-// gRPC server with the public services.
+// client every part reaches the worker through, and the gRPC server with the
+// public services.
 #ifndef LORAD_SERVER_DAEMON_H_
 #define LORAD_SERVER_DAEMON_H_
 
@@ -19,6 +20,7 @@
 #include "jobs/event_hub.h"
 #include "jobs/job_journal.h"
 #include "jobs/scheduler.h"
+#include "jobs/timer_queue.h"
 #include "jobs/work_queue.h"
 #include "options.h"
 #include "serving/adapter_registry.h"
@@ -30,6 +32,7 @@
 #include "telemetry/metrics.h"
 #include "telemetry/metrics_sampler.h"
 #include "telemetry/telemetry_collector.h"
+#include "worker_link/worker_client.h"
 #include "worker_link/worker_supervisor.h"
 
 namespace prometheus {
@@ -76,6 +79,9 @@ class Daemon {
   EventHub hub_;
   std::unique_ptr<JobJournal> journal_;
   std::unique_ptr<WorkerSupervisor> supervisor_;
+  // Shared by the worker client's waits and the telemetry streams.
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<WorkerClient> worker_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<WorkQueue> work_;
   std::unique_ptr<DatasetsService> datasets_;

@@ -1,8 +1,7 @@
 #include "api/inference_service.h"
 
-#include <memory>
+#include <atomic>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -10,115 +9,89 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/grpc_status.h"
-#include "grpcpp/client_context.h"
-#include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "worker_link/wire.h"
 
 namespace lorad::server {
 namespace {
 
-constexpr absl::Duration kWorkerWait = absl::Seconds(120);
-
-// Relays one Generate call on its own thread: the thread blocks on the worker
-// stream and on each write, the reactor callbacks never do.
-class GenerateReactor final
-    : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+// Relays one Generate call: the public call's write reactor and the worker
+// call (a GenerateCall) drive each other. It deletes itself when both halves
+// are done.
+class GenerateRelay final
+    : public grpc::ServerWriteReactor<v1::GenerateResponse>,
+      public GenerateCall {
  public:
-  GenerateReactor(InferenceService* service, const v1::GenerateRequest& request)
+  GenerateRelay(InferenceService* service, const v1::GenerateRequest& request)
       : service_(service), request_(request) {
     service_->RelayStarted();
-    std::thread([this] { Relay(); }).detach();
+    absl::StatusOr<worker::v1::GenerateRequest> resolved =
+        service_->Resolve(request_);
+    if (!resolved.ok()) {
+      halves_ = 1;  // no worker call
+      Conclude(resolved.status());
+      return;
+    }
+    service_->worker()->StartGenerate(*resolved, this);
   }
 
+  // Public half.
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    write_pending_ = false;
-    if (!ok) cancelled_ = true;
+    bool conclude;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      conclude = worker_ended_;
+    }
+    if (conclude) {
+      Conclude(worker_status_);
+    } else if (ok) {
+      ReadNext();
+    } else {
+      Cancel();  // the client is gone; OnEnd follows
+    }
   }
 
-  void OnCancel() override {
-    absl::MutexLock lock(&mu_);
-    cancelled_ = true;
-    if (worker_call_ != nullptr) worker_call_->TryCancel();
-  }
+  void OnCancel() override { Cancel(); }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    service_->RelayEnded();
+    Release();
+  }
 
  private:
-  void Relay() {
-    InferenceService* service = service_;
-    grpc::Status status = RelayStream();
+  // Worker half.
+  void OnChunk(const worker::v1::GenerateChunk& chunk) override {
+    response_ = ToPublic(chunk);
+    NoteResponse(response_);
+    {
+      absl::MutexLock lock(&mu_);
+      if (worker_ended_) return;
+      writing_ = true;
+    }
+    StartWrite(&response_);
+  }
+
+  void OnEnd(const absl::Status& status) override {
+    bool conclude;
+    {
+      absl::MutexLock lock(&mu_);
+      worker_ended_ = true;
+      worker_status_ = status;
+      // A write still in flight concludes in OnWriteDone.
+      conclude = !writing_;
+    }
+    if (conclude) Conclude(status);
+    Release();
+  }
+
+  void Conclude(const absl::Status& status) {
     RecordMetrics(status);
-    // Finish may lead to OnDone and `delete this`: nothing of the reactor
-    // is touched after it.
-    Finish(status);
-    service->RelayEnded();
+    Finish(ToGrpcStatus(status));
   }
 
-  // Waits in short slices so that a cancelled call stops waiting.
-  absl::StatusOr<WorkerHandle> AwaitWorker() {
-    const absl::Time deadline = absl::Now() + kWorkerWait;
-    while (true) {
-      absl::StatusOr<WorkerHandle> worker =
-          service_->supervisor()->WaitReady(absl::Seconds(1));
-      if (!absl::IsDeadlineExceeded(worker.status())) return worker;
-      {
-        absl::MutexLock lock(&mu_);
-        if (cancelled_) return absl::CancelledError("generate cancelled");
-      }
-      if (absl::Now() > deadline) return worker;
-    }
-  }
-
-  grpc::Status RelayStream() {
-    absl::StatusOr<worker::v1::GenerateRequest> request =
-        service_->Resolve(request_);
-    if (!request.ok()) return ToGrpcStatus(request.status());
-    absl::StatusOr<WorkerHandle> worker = AwaitWorker();
-    if (!worker.ok()) return ToGrpcStatus(worker.status());
-
-    grpc::ClientContext context;
-    {
-      absl::MutexLock lock(&mu_);
-      if (cancelled_) return grpc::Status::CANCELLED;
-      worker_call_ = &context;
-    }
-    std::unique_ptr<grpc::ClientReader<worker::v1::GenerateChunk>> reader =
-        worker->stub->Generate(&context, *request);
-    worker::v1::GenerateChunk chunk;
-    while (reader->Read(&chunk)) {
-      response_ = ToPublic(chunk);
-      NoteResponse(response_);
-      {
-        absl::MutexLock lock(&mu_);
-        if (cancelled_) break;
-        write_pending_ = true;
-      }
-      StartWrite(&response_);
-      absl::MutexLock lock(&mu_);
-      auto written = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !write_pending_;
-      };
-      mu_.Await(absl::Condition(&written));
-      if (cancelled_) break;
-    }
-    bool cancelled;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled = cancelled_;
-      if (cancelled) context.TryCancel();
-    }
-    if (cancelled) {
-      while (reader->Read(&chunk)) {
-      }
-    }
-    grpc::Status status = reader->Finish();
-    {
-      absl::MutexLock lock(&mu_);
-      worker_call_ = nullptr;
-    }
-    if (cancelled) return grpc::Status::CANCELLED;
-    return status;
+  // Each half calls this last; the second one deletes the relay.
+  void Release() {
+    if (halves_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   void NoteResponse(const v1::GenerateResponse& response) {
@@ -127,13 +100,12 @@ class GenerateReactor final
     if (response.has_usage()) usage_ = response.usage();
   }
 
-  void RecordMetrics(const grpc::Status& status) {
+  void RecordMetrics(const absl::Status& status) {
     Metrics* metrics = service_->metrics();
     if (metrics == nullptr) return;
     std::string result = "ok";
     if (!status.ok()) {
-      result = absl::AsciiStrToLower(absl::StatusCodeToString(
-          static_cast<absl::StatusCode>(status.error_code())));
+      result = absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
     }
     double ttft = first_token_ == absl::InfinitePast()
                       ? -1
@@ -150,25 +122,27 @@ class GenerateReactor final
   InferenceService* const service_;
   const v1::GenerateRequest request_;
   const absl::Time start_ = absl::Now();
+  std::atomic<int> halves_{2};
+  // Written by the worker half only, one chunk at a time.
   absl::Time first_token_ = absl::InfinitePast();
   int64_t tokens_ = 0;
   v1::GenerateUsage usage_;
   v1::GenerateResponse response_;
   absl::Mutex mu_;
-  bool write_pending_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::ClientContext* worker_call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool worker_ended_ ABSL_GUARDED_BY(mu_) = false;
+  // Set once with worker_ended_, read after.
+  absl::Status worker_status_;
 };
 
 }  // namespace
 
 InferenceService::InferenceService(const DaemonOptions& options,
-                                   JobStore* store,
-                                   WorkerSupervisor* supervisor)
+                                   JobStore* store, WorkerClient* worker)
     : layout_(options.data_dir),
       base_model_(options.base_model),
       store_(store),
-      supervisor_(supervisor) {}
+      worker_(worker) {}
 
 InferenceService::~InferenceService() {
   absl::MutexLock lock(&mu_);
@@ -180,7 +154,7 @@ InferenceService::~InferenceService() {
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* /*context*/,
     const v1::GenerateRequest* request) {
-  return new GenerateReactor(this, *request);
+  return new GenerateRelay(this, *request);
 }
 
 absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Resolve(

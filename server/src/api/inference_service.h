@@ -13,19 +13,23 @@
 #include "serving/adapter_registry.h"
 #include "store/job_store.h"
 #include "telemetry/metrics.h"
-#include "worker_link/worker_supervisor.h"
+#include "worker_link/worker_client.h"
 
 namespace lorad::server {
 
 // Each call resolves its adapter (empty: the base model; otherwise the id of
-// a SUCCEEDED job: NOT_FOUND / FAILED_PRECONDITION if not) and relays the
-// worker's Generate stream on a thread of its own, one response at a time.
-// The worker is shared with training and serialises what it runs.
+// a SUCCEEDED job: NOT_FOUND / FAILED_PRECONDITION if not), a short read of
+// the store on the gRPC thread, and relays the worker's Generate stream with
+// callback reactors chained end to end: a chunk is written to the client,
+// and only when that write completes is the next one read from the worker,
+// so an unread client stream stalls its worker stream instead of buffering.
+// No thread waits for the worker or a stream. Cancelling the call cancels
+// the worker's; a failed worker call ends the call with its status.
 class InferenceService final : public v1::Inference::CallbackService {
  public:
   // Neither pointer is owned; both must outlive the service.
   InferenceService(const DaemonOptions& options, JobStore* store,
-                   WorkerSupervisor* supervisor);
+                   WorkerClient* worker);
   // Waits for the relays still running (the server has cancelled them).
   ~InferenceService() override;
 
@@ -41,7 +45,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   // set it before serving.
   void set_registry(AdapterRegistry* registry) { registry_ = registry; }
 
-  WorkerSupervisor* supervisor() const { return supervisor_; }
+  WorkerClient* worker() const { return worker_; }
   // Where finished requests are counted; not owned, may be null (none).
   void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
   Metrics* metrics() const { return metrics_; }
@@ -52,7 +56,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   const DataLayout layout_;
   const std::string base_model_;
   JobStore* const store_;
-  WorkerSupervisor* const supervisor_;
+  WorkerClient* const worker_;
   Metrics* metrics_ = nullptr;
   AdapterRegistry* registry_ = nullptr;
   absl::Mutex mu_;

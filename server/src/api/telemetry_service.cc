@@ -1,9 +1,10 @@
 #include "api/telemetry_service.h"
 
 #include <algorithm>
-#include <thread>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace lorad::server {
@@ -16,70 +17,94 @@ class TelemetryStreamReactor final
                          int count)
       : service_(service), interval_(interval), count_(count) {
     service_->StreamStarted();
-    std::thread([this] { Run(); }).detach();
+    service_->work()->Run([this] { Collect(); });
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) cancelled_ = true;
+    ++sent_;
+    bool finish = false;
+    grpc::Status status = grpc::Status::OK;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!ok || cancelled_) {
+        finish = true;
+        status = grpc::Status::CANCELLED;
+      } else if (count_ > 0 && sent_ >= count_) {
+        finish = true;
+      } else {
+        tick_ = service_->timers()->Schedule(absl::Now() + interval_,
+                                             [this] { Tick(); });
+      }
+    }
+    if (finish) Finish(status);
   }
+
   void OnCancel() override {
-    absl::MutexLock lock(&mu_);
-    cancelled_ = true;
+    bool finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      // A tick that has not started never will; one that has finishes.
+      if (tick_ != 0 && service_->timers()->Cancel(tick_)) {
+        tick_ = 0;
+        finish = true;
+      }
+    }
+    if (finish) Finish(grpc::Status::CANCELLED);
   }
-  void OnDone() override { delete this; }
+
+  void OnDone() override {
+    service_->StreamEnded();
+    delete this;
+  }
 
  private:
-  void Run() {
-    TelemetryService* service = service_;
-    grpc::Status status = Pump();
-    // Finish may lead to OnDone and `delete this`.
-    Finish(status);
-    service->StreamEnded();
+  // On the timer's thread: hands the collection to the work queue.
+  void Tick() {
+    {
+      absl::MutexLock lock(&mu_);
+      tick_ = 0;
+      if (!cancelled_) {
+        service_->work()->Run([this] { Collect(); });
+        return;
+      }
+    }
+    Finish(grpc::Status::CANCELLED);
   }
 
-  grpc::Status Pump() {
-    for (int sent = 0; count_ == 0 || sent < count_; ++sent) {
-      if (sent > 0) {
-        absl::MutexLock lock(&mu_);
-        auto cancelled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return cancelled_;
-        };
-        mu_.AwaitWithTimeout(absl::Condition(&cancelled), interval_);
-        if (cancelled_) return grpc::Status::CANCELLED;
-      }
-      snapshot_ = service_->collector()->Collect();
-      {
-        absl::MutexLock lock(&mu_);
-        if (cancelled_) return grpc::Status::CANCELLED;
-        writing_ = true;
-      }
-      StartWrite(&snapshot_);
+  // On the work queue.
+  void Collect() {
+    snapshot_ = service_->collector()->Collect();
+    bool cancelled;
+    {
       absl::MutexLock lock(&mu_);
-      auto written = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !writing_;
-      };
-      mu_.Await(absl::Condition(&written));
-      if (cancelled_) return grpc::Status::CANCELLED;
+      cancelled = cancelled_;
     }
-    return grpc::Status::OK;
+    // Not under mu_: OnWriteDone may run inside StartWrite. A cancel that
+    // comes meanwhile fails the write, and OnWriteDone finishes.
+    if (cancelled) {
+      Finish(grpc::Status::CANCELLED);
+    } else {
+      StartWrite(&snapshot_);
+    }
   }
 
   TelemetryService* const service_;
   const absl::Duration interval_;
   const int count_;
+  int sent_ = 0;  // only in OnWriteDone
   v1::TelemetrySnapshot snapshot_;
   absl::Mutex mu_;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  // The scheduled tick, 0 when none is pending.
+  TimerQueue::Id tick_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
 
 TelemetryService::TelemetryService(TelemetryCollector* collector,
-                                   WorkQueue* work)
-    : collector_(collector), work_(work) {}
+                                   WorkQueue* work, TimerQueue* timers)
+    : collector_(collector), work_(work), timers_(timers) {}
 
 TelemetryService::~TelemetryService() {
   absl::MutexLock lock(&mu_);

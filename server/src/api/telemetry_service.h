@@ -4,22 +4,25 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "jobs/timer_queue.h"
 #include "jobs/work_queue.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "telemetry/telemetry_collector.h"
 
 namespace lorad::server {
 
-// Snapshot collects on the work queue (the collector calls the worker);
-// each Stream runs on a thread of its own that sleeps between snapshots and
-// waits for each write, so no reactor callback blocks.
+// Snapshots are collected on the work queue (the collector calls the worker
+// and reads /proc and NVML). A Stream has no thread of its own: the shared
+// timer queue wakes it when the next snapshot is due, the work queue collects
+// it, and the next interval starts when the write has completed.
 class TelemetryService final : public v1::Telemetry::CallbackService {
  public:
   static constexpr int kDefaultIntervalMs = 1000;
   static constexpr int kMinIntervalMs = 100;
 
-  // Neither pointer is owned; both must outlive the service.
-  TelemetryService(TelemetryCollector* collector, WorkQueue* work);
+  // None is owned; all must outlive the service.
+  TelemetryService(TelemetryCollector* collector, WorkQueue* work,
+                   TimerQueue* timers);
   // Waits for the streams still running (the server has cancelled them).
   ~TelemetryService() override;
 
@@ -31,12 +34,15 @@ class TelemetryService final : public v1::Telemetry::CallbackService {
       const v1::StreamTelemetryRequest* request) override;
 
   TelemetryCollector* collector() const { return collector_; }
+  WorkQueue* work() const { return work_; }
+  TimerQueue* timers() const { return timers_; }
   void StreamStarted();
   void StreamEnded();
 
  private:
   TelemetryCollector* const collector_;
   WorkQueue* const work_;
+  TimerQueue* const timers_;
   absl::Mutex mu_;
   int streams_ ABSL_GUARDED_BY(mu_) = 0;
 };

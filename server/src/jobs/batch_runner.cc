@@ -10,7 +10,6 @@
 #include "api/grpc_status.h"
 #include "jobs/job_journal.h"
 #include "lorad/common/status_macros.h"
-#include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "worker_link/wire.h"
 
 namespace lorad::server {
@@ -45,13 +44,13 @@ std::string BatchInputPath(const DataLayout& layout, const std::string& id) {
 }
 
 BatchRunner::BatchRunner(const DaemonOptions& options, BatchJobStore* store,
-                         BatchJournal* journal, WorkerSupervisor* supervisor,
+                         BatchJournal* journal, WorkerClient* worker,
                          InferenceService* inference)
     : options_(options),
       layout_(options.data_dir),
       store_(store),
       journal_(journal),
-      supervisor_(supervisor),
+      worker_(worker),
       inference_(inference) {}
 
 BatchRunner::~BatchRunner() { Stop(); }
@@ -81,7 +80,7 @@ void BatchRunner::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
-    for (grpc::ClientContext* call : calls_) call->TryCancel();
+    if (running_calls_ != nullptr) running_calls_->Cancel();
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -101,7 +100,7 @@ absl::StatusOr<v1::BatchJob> BatchRunner::Cancel(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   if (running_job_ == job_id) {
     cancel_running_ = true;
-    for (grpc::ClientContext* call : calls_) call->TryCancel();
+    if (running_calls_ != nullptr) running_calls_->Cancel();
   }
   return job;
 }
@@ -196,15 +195,19 @@ void BatchRunner::RunJob(const std::string& job_id) {
   for (size_t i = 0; i < run.lines.size(); ++i) {
     if (!have[i]) run.pending.push_back(static_cast<int64_t>(i));
   }
+  Cancellation calls;
   {
     absl::MutexLock lock(&mu_);
     running_job_ = job_id;
     cancel_running_ = false;
+    running_calls_ = &calls;
+    if (stop_) calls.Cancel();
   }
-  RunLines(run);
+  RunLines(run, &calls);
   {
     absl::MutexLock lock(&mu_);
     running_job_.clear();
+    running_calls_ = nullptr;
   }
   if (Halted(job_id)) return;
   absl::StatusOr<std::vector<int64_t>> stored =
@@ -222,18 +225,20 @@ void BatchRunner::RunJob(const std::string& job_id) {
   });
 }
 
-void BatchRunner::RunLines(Run& run) {
+void BatchRunner::RunLines(Run& run, Cancellation* calls) {
   // The first line runs alone, so that a cold worker loads the model once
   // rather than once per concurrent call.
   if (run.pending.empty()) return;
   run.next = 1;
-  if (RunLine(run, run.lines[run.pending[0]]) == LineEnd::kStopped) return;
+  if (RunLine(run, run.lines[run.pending[0]], calls) == LineEnd::kStopped) {
+    return;
+  }
   const int threads =
       std::max(1, std::min<int>(options_.batch_concurrency,
                                 static_cast<int>(run.pending.size())));
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([this, &run] {
+    pool.emplace_back([this, &run, calls] {
       while (!Halted(run.job_id)) {
         int64_t index;
         {
@@ -241,19 +246,20 @@ void BatchRunner::RunLines(Run& run) {
           if (run.next >= run.pending.size()) return;
           index = run.pending[run.next++];
         }
-        if (RunLine(run, run.lines[index]) == LineEnd::kStopped) return;
+        if (RunLine(run, run.lines[index], calls) == LineEnd::kStopped) return;
       }
     });
   }
   for (std::thread& t : pool) t.join();
 }
 
-BatchRunner::LineEnd BatchRunner::RunLine(Run& run, const BatchLine& line) {
+BatchRunner::LineEnd BatchRunner::RunLine(Run& run, const BatchLine& line,
+                                          Cancellation* calls) {
   absl::Status status;
   for (int attempt = 1; attempt <= kAttemptsPerLine; ++attempt) {
     std::string text, finish_reason;
     v1::GenerateUsage usage;
-    status = GenerateOnce(run.job_id, line, text, finish_reason, usage);
+    status = GenerateOnce(line, calls, text, finish_reason, usage);
     if (Halted(run.job_id)) return LineEnd::kStopped;
     if (status.ok()) {
       absl::Status recorded =
@@ -269,30 +275,18 @@ BatchRunner::LineEnd BatchRunner::RunLine(Run& run, const BatchLine& line) {
   return recorded.ok() ? LineEnd::kStored : LineEnd::kStopped;
 }
 
-absl::Status BatchRunner::GenerateOnce(const std::string& job_id,
-                                       const BatchLine& line, std::string& text,
+absl::Status BatchRunner::GenerateOnce(const BatchLine& line,
+                                       Cancellation* calls, std::string& text,
                                        std::string& finish_reason,
                                        v1::GenerateUsage& usage) {
   LORAD_ASSIGN_OR_RETURN(worker::v1::GenerateRequest request,
                          inference_->Resolve(line.request));
-  const absl::Time deadline = absl::Now() + kWorkerWait;
-  absl::StatusOr<WorkerHandle> worker;
-  do {
-    worker = supervisor_->WaitReady(absl::Seconds(1));
-  } while (absl::IsDeadlineExceeded(worker.status()) && !Halted(job_id) &&
-           absl::Now() < deadline);
-  if (!worker.ok()) return worker.status();
-
-  grpc::ClientContext context;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stop_ || cancel_running_) return absl::CancelledError("stopped");
-    calls_.insert(&context);
-  }
-  std::unique_ptr<grpc::ClientReader<worker::v1::GenerateChunk>> reader =
-      worker->stub->Generate(&context, request);
-  worker::v1::GenerateChunk chunk;
-  while (reader->Read(&chunk)) {
+  CallOptions options;
+  options.ready_wait = kWorkerWait;
+  options.cancel = calls;
+  LORAD_ASSIGN_OR_RETURN(std::vector<worker::v1::GenerateChunk> chunks,
+                         worker_->Generate(request, options));
+  for (const worker::v1::GenerateChunk& chunk : chunks) {
     const v1::GenerateResponse response = ToPublic(chunk);
     text += response.text();
     if (!response.finish_reason().empty()) {
@@ -300,12 +294,7 @@ absl::Status BatchRunner::GenerateOnce(const std::string& job_id,
     }
     if (response.has_usage()) usage = response.usage();
   }
-  grpc::Status status = reader->Finish();
-  {
-    absl::MutexLock lock(&mu_);
-    calls_.erase(&context);
-  }
-  return FromGrpcStatus(status);
+  return absl::OkStatus();
 }
 
 absl::Status BatchRunner::Record(Run& run, const BatchLine& line,

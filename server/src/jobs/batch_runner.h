@@ -10,17 +10,15 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "api/inference_service.h"
-#include "grpcpp/client_context.h"
 #include "jobs/batch_input.h"
 #include "jobs/batch_journal.h"
 #include "options.h"
 #include "store/batch_job_store.h"
-#include "worker_link/worker_supervisor.h"
+#include "worker_link/worker_client.h"
 
 namespace lorad::server {
 
@@ -36,7 +34,7 @@ class BatchRunner {
   // None are owned; all must outlive the runner. `inference` resolves each
   // line's adapter exactly as Inference.Generate does.
   BatchRunner(const DaemonOptions& options, BatchJobStore* store,
-              BatchJournal* journal, WorkerSupervisor* supervisor,
+              BatchJournal* journal, WorkerClient* worker,
               InferenceService* inference);
   ~BatchRunner();
   BatchRunner(const BatchRunner&) = delete;
@@ -65,10 +63,11 @@ class BatchRunner {
 
   void Loop();
   void RunJob(const std::string& job_id);
-  void RunLines(Run& run);
-  LineEnd RunLine(Run& run, const BatchLine& line);
+  // `calls` stops the job's worker calls.
+  void RunLines(Run& run, Cancellation* calls);
+  LineEnd RunLine(Run& run, const BatchLine& line, Cancellation* calls);
   // One Generate call; its text, finish reason and usage on success.
-  absl::Status GenerateOnce(const std::string& job_id, const BatchLine& line,
+  absl::Status GenerateOnce(const BatchLine& line, Cancellation* calls,
                             std::string& text, std::string& finish_reason,
                             v1::GenerateUsage& usage);
   absl::Status Record(Run& run, const BatchLine& line, const std::string& json,
@@ -79,7 +78,7 @@ class BatchRunner {
   const DataLayout layout_;
   BatchJobStore* const store_;
   BatchJournal* const journal_;
-  WorkerSupervisor* const supervisor_;
+  WorkerClient* const worker_;
   InferenceService* const inference_;
 
   absl::Mutex mu_;
@@ -87,7 +86,8 @@ class BatchRunner {
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   std::string running_job_ ABSL_GUARDED_BY(mu_);
   bool cancel_running_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
+  // Stops the running job's worker calls; null between jobs.
+  Cancellation* running_calls_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Mutex run_mu_;  // guards the Run of the job being run
   std::thread thread_;
 };

@@ -9,11 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "api/grpc_status.h"
 #include "jobs/job_validation.h"
 #include "jobs/train_events.h"
 #include "lorad/common/status_macros.h"
-#include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "worker_link/wire.h"
 
 namespace lorad::server {
@@ -27,13 +25,13 @@ absl::Status Unchanged(v1::FineTuneJob&, Events&) { return absl::OkStatus(); }
 
 Scheduler::Scheduler(const DaemonOptions& options, JobStore* store,
                      DatasetStore* datasets, JobJournal* journal,
-                     WorkerSupervisor* supervisor)
+                     WorkerClient* worker)
     : options_(options),
       layout_(options.data_dir),
       store_(store),
       datasets_(datasets),
       journal_(journal),
-      supervisor_(supervisor) {}
+      worker_(worker) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -47,7 +45,7 @@ void Scheduler::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
-    if (running_call_ != nullptr) running_call_->TryCancel();
+    if (running_call_ != nullptr) running_call_->Cancel();
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -66,7 +64,7 @@ absl::StatusOr<v1::FineTuneJob> Scheduler::Cancel(const std::string& job_id) {
       }));
   absl::MutexLock lock(&mu_);
   if (running_job_ == job_id && running_call_ != nullptr) {
-    running_call_->TryCancel();
+    running_call_->Cancel();
   }
   return job;
 }
@@ -176,7 +174,7 @@ void Scheduler::RunJob(const std::string& job_id) {
         Fail(job_id, result.status);
         return;
       case Outcome::kWorkerDied:
-        if (worker.ok()) supervisor_->Restart(worker->generation);
+        if (worker.ok()) worker_->Restart(worker->generation);
         if (job->attempts() >= options_.max_job_attempts) {
           Fail(job_id,
                absl::UnavailableError(absl::StrCat(
@@ -203,28 +201,27 @@ bool Scheduler::Stopping() {
 }
 
 absl::StatusOr<WorkerHandle> Scheduler::AwaitWorker() {
-  // In short waits, so that Stop() is not held up by a worker that is slow
-  // to start.
-  const absl::Time deadline =
-      absl::Now() + options_.worker_start_timeout + absl::Seconds(30);
-  while (true) {
-    absl::StatusOr<WorkerHandle> worker =
-        supervisor_->WaitReady(absl::Seconds(1));
-    if (!absl::IsDeadlineExceeded(worker.status()) || Stopping() ||
-        absl::Now() > deadline) {
-      return worker;
-    }
+  Cancellation wait;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return absl::CancelledError("lorad is stopping");
+    running_call_ = &wait;
   }
+  absl::StatusOr<WorkerHandle> worker = worker_->AwaitReady(
+      options_.worker_start_timeout + absl::Seconds(30), &wait);
+  absl::MutexLock lock(&mu_);
+  running_call_ = nullptr;
+  return worker;
 }
 
 Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
                                           const v1::FineTuneJob& job) {
-  grpc::ClientContext context;
+  Cancellation call;
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return {Outcome::kStopping, absl::OkStatus()};
     running_job_ = job.id();
-    running_call_ = &context;
+    running_call_ = &call;
   }
   auto unregister = [&] {
     absl::MutexLock lock(&mu_);
@@ -262,35 +259,28 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
   request.set_adapter_dir(layout_.AdapterDir(job.id()));
   *request.mutable_config() = ToWorker(job.hyperparameters());
 
-  std::unique_ptr<grpc::ClientReader<worker::v1::TrainEvent>> reader =
-      worker.stub->Train(&context, request);
-  worker::v1::TrainEvent event;
   bool finished = false;
   bool job_final = false;
-  while (reader->Read(&event)) {
-    if (event.has_finished() && adapter_hook_) {
-      absl::Status hooked = adapter_hook_(job, event.finished().adapter_dir());
-      if (!hooked.ok()) {
-        (void)journal_->Log(
-            job.id(),
-            absl::StrCat("the adapter was not registered: ", hooked.message()));
-      }
-    }
-    absl::StatusOr<v1::FineTuneJob> updated =
-        journal_->Update(job.id(), [&](v1::FineTuneJob& job, Events& events) {
-          finished = ApplyTrainEvent(event, job, events) || finished;
-          return absl::OkStatus();
-        });
-    if (!updated.ok()) {
-      // Cancelled meanwhile (or the store failed): stop the worker's run.
-      job_final = true;
-      context.TryCancel();
-      while (reader->Read(&event)) {
-      }
-      break;
-    }
-  }
-  grpc::Status status = reader->Finish();
+  absl::Status status = worker_->Train(
+      worker, request, &call, [&](const worker::v1::TrainEvent& event) {
+        if (event.has_finished() && adapter_hook_) {
+          absl::Status hooked =
+              adapter_hook_(job, event.finished().adapter_dir());
+          if (!hooked.ok()) {
+            (void)journal_->Log(job.id(),
+                                absl::StrCat("the adapter was not registered: ",
+                                             hooked.message()));
+          }
+        }
+        absl::StatusOr<v1::FineTuneJob> updated = journal_->Update(
+            job.id(), [&](v1::FineTuneJob& job, Events& events) {
+              finished = ApplyTrainEvent(event, job, events) || finished;
+              return absl::OkStatus();
+            });
+        // Cancelled meanwhile (or the store failed): stop the worker's run.
+        job_final = !updated.ok();
+        return !job_final;
+      });
   unregister();
   if (finished || job_final) return {Outcome::kDone, absl::OkStatus()};
   {
@@ -304,25 +294,19 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
 }
 
 Scheduler::RunResult Scheduler::ClassifyEnd(const WorkerHandle& worker,
-                                            const grpc::Status& status) {
+                                            const absl::Status& status) {
   if (status.ok()) {
     return {Outcome::kWorkerDied,
             absl::UnavailableError(
                 "the worker ended the training stream without finishing")};
   }
-  absl::Status error = FromGrpcStatus(status);
   // A killed worker shows up as a broken stream; give the process a moment
   // to be seen as gone before deciding whose fault the error was.
-  const absl::Time deadline = absl::Now() + absl::Milliseconds(500);
-  bool alive = supervisor_->IsAlive(worker.generation);
-  while (alive && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-    alive = supervisor_->IsAlive(worker.generation);
+  if (absl::IsUnavailable(status) || absl::IsCancelled(status) ||
+      worker_->GoneWithin(worker.generation, absl::Milliseconds(500))) {
+    return {Outcome::kWorkerDied, status};
   }
-  if (!alive || absl::IsUnavailable(error) || absl::IsCancelled(error)) {
-    return {Outcome::kWorkerDied, error};
-  }
-  return {Outcome::kWorkerError, error};
+  return {Outcome::kWorkerError, status};
 }
 
 void Scheduler::Fail(const std::string& job_id, const absl::Status& status) {

@@ -11,13 +11,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "grpcpp/client_context.h"
 #include "jobs/job_journal.h"
 #include "lorad/v1/lorad.pb.h"
 #include "options.h"
 #include "store/dataset_store.h"
 #include "store/job_store.h"
-#include "worker_link/worker_supervisor.h"
+#include "worker_link/worker_client.h"
 
 namespace lorad::server {
 
@@ -32,8 +31,7 @@ class Scheduler {
  public:
   // None are owned; all must outlive the scheduler.
   Scheduler(const DaemonOptions& options, JobStore* store,
-            DatasetStore* datasets, JobJournal* journal,
-            WorkerSupervisor* supervisor);
+            DatasetStore* datasets, JobJournal* journal, WorkerClient* worker);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -71,10 +69,10 @@ class Scheduler {
   void Loop();
   void RunJob(const std::string& job_id);
   bool Stopping();
-  // Waits for a ready worker in short slices, giving up when stopping.
+  // Waits for a ready worker; Stop() ends the wait.
   absl::StatusOr<WorkerHandle> AwaitWorker();
   RunResult TrainOnce(const WorkerHandle& worker, const v1::FineTuneJob& job);
-  RunResult ClassifyEnd(const WorkerHandle& worker, const grpc::Status& status);
+  RunResult ClassifyEnd(const WorkerHandle& worker, const absl::Status& status);
   void Fail(const std::string& job_id, const absl::Status& status);
 
   const DaemonOptions options_;
@@ -82,13 +80,15 @@ class Scheduler {
   JobStore* const store_;
   DatasetStore* const datasets_;
   JobJournal* const journal_;
-  WorkerSupervisor* const supervisor_;
+  WorkerClient* const worker_;
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   std::string running_job_ ABSL_GUARDED_BY(mu_);
-  grpc::ClientContext* running_call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Stops the worker call (or the wait for a worker) of the job being run;
+  // null when none is.
+  Cancellation* running_call_ ABSL_GUARDED_BY(mu_) = nullptr;
   AdapterHook adapter_hook_;
   std::thread thread_;
 };

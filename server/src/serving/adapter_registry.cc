@@ -11,10 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "api/grpc_status.h"
-#include "grpcpp/client_context.h"
 #include "lorad/common/status_macros.h"
-#include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "serving/adapter_check.h"
 
 namespace lorad::server {
@@ -33,17 +30,11 @@ bool WorkerAbsent(const absl::Status& status) {
          absl::IsDeadlineExceeded(status) || absl::IsCancelled(status);
 }
 
-template <typename Call>
-absl::Status CallWorker(WorkerSupervisor* supervisor, absl::Duration wait,
-                        absl::Duration deadline, Call call) {
-  absl::StatusOr<WorkerHandle> worker = supervisor->WaitReady(wait);
-  if (!worker.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("the worker is not ready: ", worker.status().message()));
-  }
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-  return FromGrpcStatus(call(*worker->stub, &context));
+// How long a call waits for a worker that is (re)starting.
+CallOptions WaitingUpTo(absl::Duration wait) {
+  CallOptions options;
+  options.ready_wait = wait;
+  return options;
 }
 
 absl::Status CopyAdapterFiles(Env& env, const std::string& from,
@@ -74,12 +65,12 @@ absl::Status ValidateAdapterName(const std::string& name) {
 
 AdapterRegistry::AdapterRegistry(const DaemonOptions& options,
                                  AdapterStore* store, JobStore* jobs,
-                                 WorkerSupervisor* supervisor)
+                                 WorkerClient* worker)
     : options_(options),
       layout_(options.data_dir),
       store_(store),
       jobs_(jobs),
-      supervisor_(supervisor) {}
+      worker_(worker) {}
 
 std::string AdapterRegistry::Root() const {
   return layout_.root() + "/adapter_registry";
@@ -164,12 +155,8 @@ absl::Status AdapterRegistry::LoadIntoWorker(const v1::Adapter& adapter) {
   request.set_version(adapter.version());
   request.set_adapter_dir(adapter.path());
   request.set_pinned(adapter.pinned());
-  worker::v1::LoadAdapterResponse response;
-  absl::Status status = CallWorker(
-      supervisor_, kWorkerWait, absl::Minutes(5),
-      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
-        return stub.LoadAdapter(context, request, &response);
-      });
+  absl::Status status =
+      worker_->LoadAdapter(request, WaitingUpTo(kWorkerWait)).status();
   if (status.ok() || WorkerAbsent(status)) return absl::OkStatus();
   return absl::Status(status.code(),
                       absl::StrCat("the worker refused ", adapter.name(), ": ",
@@ -235,12 +222,8 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::Unload(const std::string& name) {
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
   worker::v1::UnloadAdapterRequest request;
   request.set_name(name);
-  worker::v1::UnloadAdapterResponse response;
-  absl::Status status = CallWorker(
-      supervisor_, absl::Seconds(1), absl::Seconds(60),
-      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
-        return stub.UnloadAdapter(context, request, &response);
-      });
+  absl::Status status =
+      worker_->UnloadAdapter(request, WaitingUpTo(absl::Seconds(1))).status();
   // A worker that is not running, or does not hold it, has nothing to free.
   if (!status.ok() && !absl::IsUnavailable(status) &&
       !absl::IsNotFound(status)) {
@@ -255,12 +238,8 @@ absl::Status AdapterRegistry::Delete(const std::string& name) {
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
   worker::v1::UnloadAdapterRequest request;
   request.set_name(name);
-  worker::v1::UnloadAdapterResponse response;
-  absl::Status status = CallWorker(
-      supervisor_, absl::Seconds(1), absl::Seconds(60),
-      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
-        return stub.UnloadAdapter(context, request, &response);
-      });
+  absl::Status status =
+      worker_->UnloadAdapter(request, WaitingUpTo(absl::Seconds(1))).status();
   if (!status.ok() && !WorkerAbsent(status) && !absl::IsNotFound(status)) {
     return status;
   }
@@ -278,17 +257,14 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::Get(const std::string& name) {
 absl::StatusOr<std::vector<v1::Adapter>> AdapterRegistry::List() {
   LORAD_ASSIGN_OR_RETURN(std::vector<v1::Adapter> adapters,
                          store_->ListAdapters());
-  worker::v1::ListWorkerAdaptersRequest request;
-  worker::v1::ListWorkerAdaptersResponse response;
-  absl::Status status = CallWorker(
-      supervisor_, absl::Seconds(1), absl::Seconds(10),
-      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
-        return stub.ListAdapters(context, request, &response);
-      });
+  absl::StatusOr<worker::v1::ListWorkerAdaptersResponse> response =
+      worker_->ListAdapters(WaitingUpTo(absl::Seconds(1)));
   absl::flat_hash_map<std::string, const worker::v1::WorkerAdapterInfo*> held;
-  for (const auto& info : response.adapters()) held[info.name()] = &info;
+  if (response.ok()) {
+    for (const auto& info : response->adapters()) held[info.name()] = &info;
+  }
   for (v1::Adapter& adapter : adapters) {
-    if (!status.ok()) {
+    if (!response.ok()) {
       adapter.set_residency(kUnknown);
       continue;
     }
@@ -336,12 +312,9 @@ absl::StatusOr<v1::ExportMergedResponse> AdapterRegistry::ExportMerged(
   request.set_adapter_dir(adapter.path());
   request.set_out_dir(adapter.path() + "/merged");
   request.set_dtype(dtype.empty() ? "bfloat16" : dtype);
-  worker::v1::ExportMergedResponse response;
-  LORAD_RETURN_IF_ERROR(CallWorker(
-      supervisor_, kWorkerWait, absl::Minutes(30),
-      [&](worker::v1::Worker::Stub& stub, grpc::ClientContext* context) {
-        return stub.ExportMerged(context, request, &response);
-      }));
+  LORAD_ASSIGN_OR_RETURN(
+      worker::v1::ExportMergedResponse response,
+      worker_->ExportMerged(request, WaitingUpTo(kWorkerWait)));
   v1::ExportMergedResponse out;
   {
     absl::MutexLock lock(&mu_);

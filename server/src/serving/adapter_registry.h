@@ -17,7 +17,7 @@
 #include "options.h"
 #include "store/adapter_store.h"
 #include "store/job_store.h"
-#include "worker_link/worker_supervisor.h"
+#include "worker_link/worker_client.h"
 
 namespace lorad::server {
 
@@ -31,7 +31,7 @@ class AdapterRegistry {
   // None are owned; all must outlive the registry. Files are read and
   // written through options.env, which also gives created_at.
   AdapterRegistry(const DaemonOptions& options, AdapterStore* store,
-                  JobStore* jobs, WorkerSupervisor* supervisor);
+                  JobStore* jobs, WorkerClient* worker);
 
   // The Env the registry's files go through; uploads staged for Register
   // use it too.
@@ -109,7 +109,7 @@ class AdapterRegistry {
   const DataLayout layout_;
   AdapterStore* const store_;
   JobStore* const jobs_;
-  WorkerSupervisor* const supervisor_;
+  WorkerClient* const worker_;
   absl::Mutex mu_;
 };
 

@@ -1,9 +1,6 @@
 #include "telemetry/metrics_sampler.h"
 
-#include <chrono>
 #include <vector>
-
-#include "grpcpp/client_context.h"
 
 namespace lorad::server {
 
@@ -97,18 +94,14 @@ void MetricsSampler::SampleJobs() {
 }
 
 void MetricsSampler::SampleAdapters() {
-  absl::StatusOr<WorkerHandle> worker =
-      collector_->supervisor()->WaitReady(absl::ZeroDuration());
-  if (!worker.ok()) return;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(2));
-  worker::v1::ListWorkerAdaptersResponse response;
-  grpc::Status status = worker->stub->ListAdapters(
-      &context, worker::v1::ListWorkerAdaptersRequest(), &response);
-  if (!status.ok()) return;  // an older worker without an adapter pool
+  CallOptions call;
+  call.ready_wait = absl::ZeroDuration();
+  call.deadline = absl::Seconds(2);
+  absl::StatusOr<worker::v1::ListWorkerAdaptersResponse> response =
+      collector_->worker()->ListAdapters(call);
+  if (!response.ok()) return;  // an older worker without an adapter pool
   int64_t on_device = 0, on_host = 0;
-  for (const worker::v1::WorkerAdapterInfo& adapter : response.adapters()) {
+  for (const worker::v1::WorkerAdapterInfo& adapter : response->adapters()) {
     (adapter.residency() == "device" ? on_device : on_host) += 1;
   }
   metrics_->SetAdaptersResident(on_device, on_host);

@@ -2,23 +2,22 @@
 
 #include <unistd.h>
 
-#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "grpcpp/client_context.h"
 #include "lorad/telemetry/host_stats.h"
 #include "worker_link/wire.h"
 
 namespace lorad::server {
 
 TelemetryCollector::TelemetryCollector(Options options, JobStore* store,
-                                       WorkerSupervisor* supervisor)
+                                       WorkerClient* worker)
     : options_(std::move(options)),
       store_(store),
-      supervisor_(supervisor),
+      worker_(worker),
       devices_(options_.devices) {}
 
 v1::TelemetrySnapshot TelemetryCollector::Collect(WorkerInfo* worker_info) {
@@ -32,32 +31,32 @@ v1::TelemetrySnapshot TelemetryCollector::Collect(WorkerInfo* worker_info) {
   daemon->set_pid(getpid());
   daemon->set_rss_bytes(telemetry::ReadProcessRss(proc, getpid()).value_or(0));
 
-  absl::StatusOr<WorkerHandle> worker =
-      supervisor_->WaitReady(absl::ZeroDuration());
-  if (!worker.ok()) {
-    snapshot.set_worker_status(std::string(worker.status().message()));
-  } else {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         absl::ToChronoMilliseconds(options_.worker_deadline));
-    worker::v1::GetMemoryResponse memory;
-    grpc::Status status = worker->stub->GetMemory(
-        &context, worker::v1::GetMemoryRequest(), &memory);
-    if (status.ok()) {
-      snapshot.set_worker_status("ok");
-      *snapshot.mutable_worker_memory() = ToPublic(memory.memory());
-      if (worker_info != nullptr) {
-        worker_info->up = true;
-        worker_info->generation = worker->generation;
-      }
-    } else {
-      snapshot.set_worker_status("worker GetMemory: " + status.error_message());
+  CallOptions call;
+  call.ready_wait = absl::ZeroDuration();
+  call.deadline = options_.worker_deadline;
+  WorkerHandle worker;
+  call.worker = &worker;
+  absl::StatusOr<worker::v1::GetMemoryResponse> memory =
+      worker_->GetMemory(call);
+  if (memory.ok()) {
+    snapshot.set_worker_status("ok");
+    *snapshot.mutable_worker_memory() = ToPublic(memory->memory());
+    if (worker_info != nullptr) {
+      worker_info->up = true;
+      worker_info->generation = worker.generation;
     }
+  } else if (worker.pid > 0) {
+    snapshot.set_worker_status(
+        absl::StrCat("worker GetMemory: ", memory.status().message()));
+  } else {
+    snapshot.set_worker_status(std::string(memory.status().message()));
+  }
+  if (worker.pid > 0) {
     v1::ProcessMemory* process = snapshot.add_processes();
     process->set_role("worker");
-    process->set_pid(worker->pid);
+    process->set_pid(worker.pid);
     process->set_rss_bytes(
-        telemetry::ReadProcessRss(proc, worker->pid).value_or(0));
+        telemetry::ReadProcessRss(proc, worker.pid).value_or(0));
   }
 
   v1::MemoryBreakdown* breakdown = snapshot.mutable_breakdown();

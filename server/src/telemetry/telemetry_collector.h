@@ -11,7 +11,7 @@
 #include "lorad/telemetry/device_status.h"
 #include "lorad/v1/lorad.pb.h"
 #include "store/job_store.h"
-#include "worker_link/worker_supervisor.h"
+#include "worker_link/worker_client.h"
 
 namespace lorad::server {
 
@@ -25,8 +25,7 @@ class TelemetryCollector {
   };
 
   // Neither pointer is owned; both must outlive the collector.
-  TelemetryCollector(Options options, JobStore* store,
-                     WorkerSupervisor* supervisor);
+  TelemetryCollector(Options options, JobStore* store, WorkerClient* worker);
 
   // What the worker call found, for the metrics.
   struct WorkerInfo {
@@ -37,13 +36,13 @@ class TelemetryCollector {
   // fields and left empty.
   v1::TelemetrySnapshot Collect(WorkerInfo* worker = nullptr);
 
-  WorkerSupervisor* supervisor() const { return supervisor_; }
+  WorkerClient* worker() const { return worker_; }
   JobStore* store() const { return store_; }
 
  private:
   const Options options_;
   JobStore* const store_;
-  WorkerSupervisor* const supervisor_;
+  WorkerClient* const worker_;
   telemetry::DeviceStatusReader devices_;
 };
 

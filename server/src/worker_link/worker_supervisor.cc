@@ -75,35 +75,44 @@ void WorkerSupervisor::Stop() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
+  CallListener();
   if (thread_.joinable()) thread_.join();
 }
 
-absl::StatusOr<WorkerHandle> WorkerSupervisor::WaitReady(
-    absl::Duration timeout) {
+WorkerSupervisor::State WorkerSupervisor::state() {
+  State state;
   if (::access(options_.binary.c_str(), X_OK) != 0) {
-    return absl::FailedPreconditionError(
+    state.unusable = absl::FailedPreconditionError(
         absl::StrCat("worker binary ", options_.binary,
                      " is missing or not executable (was lorad-worker "
                      "built? see --worker_binary)"));
   }
   absl::MutexLock lock(&mu_);
-  if (!started_) {
-    return absl::FailedPreconditionError(
-        "the worker supervisor is not running");
+  if (!started_ && state.unusable.ok()) {
+    state.unusable =
+        absl::FailedPreconditionError("the worker supervisor is not running");
   }
-  const int64_t failures_at_entry = failed_starts_;
-  auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stop_ || ready_ || failed_starts_ > failures_at_entry;
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&settled), timeout);
-  if (ready_) return current_;
-  if (stop_) return absl::UnavailableError("lorad is shutting down");
-  if (failed_starts_ > failures_at_entry) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot start the worker: ", last_error_.message()));
-  }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "the worker is not ready after ", absl::FormatDuration(timeout)));
+  if (ready_) state.ready = current_;
+  state.stopping = stop_;
+  state.failed_starts = failed_starts_;
+  state.last_error = last_error_;
+  return state;
+}
+
+void WorkerSupervisor::SetListener(std::function<void()> listener) {
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = std::move(listener);
+}
+
+void WorkerSupervisor::CallListener() {
+  absl::MutexLock lock(&listener_mu_);
+  if (listener_) listener_();
+}
+
+void WorkerSupervisor::NotifyListener() {
+  mu_.Unlock();
+  CallListener();
+  mu_.Lock();
 }
 
 void WorkerSupervisor::Restart(int64_t generation) {
@@ -142,6 +151,7 @@ void WorkerSupervisor::Run() {
         current_ = *std::move(handle);
         ready_ = true;
         std::fprintf(stderr, "lorad: worker pid %d is ready\n", pid_);
+        NotifyListener();
       } else {
         ++failed_starts_;
         ++consecutive_failures;
@@ -156,6 +166,7 @@ void WorkerSupervisor::Run() {
                        std::string(handle.status().message()).c_str(),
                        absl::FormatDuration(backoff).c_str());
         }
+        NotifyListener();
       }
       continue;
     }
@@ -165,6 +176,7 @@ void WorkerSupervisor::Run() {
     mu_.AwaitWithTimeout(absl::Condition(&wake), absl::Milliseconds(200));
   }
   if (pid_ > 0) KillChild(absl::Seconds(3));
+  NotifyListener();
 }
 
 absl::StatusOr<WorkerHandle> WorkerSupervisor::Spawn() {

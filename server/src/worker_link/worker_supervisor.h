@@ -1,12 +1,16 @@
 // Runs the lorad-worker process: starts it, waits until it answers Ping,
-// restarts it when it dies or when asked to, and kills it on Stop().
+// restarts it when it dies or when asked to, and kills it on Stop(). It only
+// runs the process; calls to the worker go through WorkerClient, which learns
+// of every change here through the listener.
 #ifndef LORAD_SERVER_WORKER_LINK_WORKER_SUPERVISOR_H_
 #define LORAD_SERVER_WORKER_LINK_WORKER_SUPERVISOR_H_
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,10 +57,27 @@ class WorkerSupervisor {
   // Stops the worker (SIGTERM, then SIGKILL) and the thread. Idempotent.
   void Stop();
 
-  // Waits until a worker answers Ping. FailedPrecondition when the binary
-  // does not exist; Unavailable when a start failed while waiting (the
-  // message says why); DeadlineExceeded on timeout.
-  absl::StatusOr<WorkerHandle> WaitReady(absl::Duration timeout);
+  // Where the worker stands now, without waiting.
+  struct State {
+    // FailedPrecondition when no worker can be started at all: the binary
+    // is missing or not executable, or Start() has not been called.
+    absl::Status unusable;
+    // The worker that answers Ping now; empty while none does.
+    std::optional<WorkerHandle> ready;
+    bool stopping = false;
+    // How many starts have failed so far, and why the last one did.
+    int64_t failed_starts = 0;
+    absl::Status last_error;
+  };
+  State state();
+
+  // `listener` is called whenever a worker became ready, a start failed or
+  // the supervisor is stopping: on the supervisor's thread (or Stop()'s),
+  // without its lock, so it may call state(); it must be quick and must not
+  // call SetListener.
+  // Replaces the listener before; nullptr removes it. Once SetListener
+  // returns, the listener it replaced is not running and never runs again.
+  void SetListener(std::function<void()> listener);
 
   // The caller saw the worker of `generation` fail; if it is still the
   // current one it is killed and a new one started.
@@ -72,6 +93,9 @@ class WorkerSupervisor {
   // Reaps the child if it has exited; returns true if it had.
   bool ReapIfExited() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KillChild(absl::Duration grace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CallListener() ABSL_LOCKS_EXCLUDED(mu_);
+  // CallListener with mu_ released meanwhile.
+  void NotifyListener() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   absl::Mutex mu_;
@@ -88,6 +112,9 @@ class WorkerSupervisor {
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   absl::Time next_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread thread_;
+  // Held while the listener runs, so SetListener can wait for it.
+  absl::Mutex listener_mu_;
+  std::function<void()> listener_ ABSL_GUARDED_BY(listener_mu_);
 };
 
 }  // namespace lorad::server
