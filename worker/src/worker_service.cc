@@ -2,10 +2,14 @@
 
 #include <unistd.h>
 
+#include <deque>
+#include <thread>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/device_memory.h"
-#include "lorad/worker/trainer.h"
 
 namespace lorad::worker {
 
@@ -15,11 +19,307 @@ grpc::Status ToGrpc(const absl::Status& status) {
                       std::string(status.message()));
 }
 
+// A few threads that run what reactors must not block on.
+class WorkerServiceImpl::WorkPool {
+ public:
+  explicit WorkPool(int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { Loop(); });
+    }
+  }
+  // Runs what is queued, then joins.
+  ~WorkPool() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    for (std::thread& t : threads_) t.join();
+  }
+
+  void Run(std::function<void()> task) {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back(std::move(task));
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::function<void()> task;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stop_ || !tasks_.empty();
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+};
+
+// Writes a request's chunks as the engine produces them: the stream's
+// listener (the engine's thread) and each completed write take the next one.
+// Owned by itself until OnDone, and by whoever is working for it.
+class WorkerServiceImpl::GenerateReactor final
+    : public grpc::ServerWriteReactor<lorad::worker::v1::GenerateChunk>,
+      public std::enable_shared_from_this<GenerateReactor> {
+ public:
+  static GenerateReactor* Start(WorkerServiceImpl* service,
+                                const lorad::worker::v1::GenerateRequest& req) {
+    std::shared_ptr<GenerateReactor> reactor(new GenerateReactor(req));
+    reactor->self_ = reactor;
+    service->pool_->Run([service, reactor] { reactor->Setup(service); });
+    return reactor.get();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) cancelled_ = true;
+    }
+    if (!ok) CancelStream();
+    Pump();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    CancelStream();
+    Pump();
+  }
+
+  void OnDone() override {
+    std::shared_ptr<GenerateReactor> last_reference;
+    absl::MutexLock lock(&mu_);
+    last_reference = std::move(self_);
+  }
+
+ private:
+  explicit GenerateReactor(const lorad::worker::v1::GenerateRequest& req)
+      : request_(req) {}
+
+  // On the pool: may load the model and the adapter.
+  void Setup(WorkerServiceImpl* service) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;  // cancelled meanwhile
+    }
+    absl::StatusOr<std::shared_ptr<GenerationStream>> stream =
+        service->StartGeneration(request_);
+    if (!stream.ok()) {
+      End(ToGrpc(stream.status()));
+      return;
+    }
+    std::weak_ptr<GenerateReactor> weak = weak_from_this();
+    (*stream)->SetListener([weak] {
+      if (std::shared_ptr<GenerateReactor> reactor = weak.lock()) {
+        reactor->Pump();
+      }
+    });
+    {
+      absl::MutexLock lock(&mu_);
+      stream_ = *stream;
+    }
+    CancelStream();
+    Pump();
+  }
+
+  // Tells the engine to drop the request once the call is cancelled.
+  void CancelStream() {
+    std::shared_ptr<GenerationStream> stream;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!cancelled_) return;
+      stream = stream_;
+    }
+    if (stream != nullptr) stream->Cancel();
+  }
+
+  // Starts the next write, or finishes, when that is due.
+  void Pump() {
+    grpc::Status status;
+    bool finish = true;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || writing_) return;
+      if (cancelled_) {
+        finished_ = true;
+        status = grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled");
+      } else if (stream_ == nullptr) {
+        return;  // still setting up
+      } else {
+        switch (stream_->Next(&message_, absl::ZeroDuration())) {
+          case GenerationStream::Event::kTimeout:
+            return;
+          case GenerationStream::Event::kMessage:
+            writing_ = true;
+            finish = false;
+            break;
+          case GenerationStream::Event::kEnd:
+            finished_ = true;
+            status = ToGrpc(stream_->status());
+            break;
+        }
+      }
+    }
+    // Outside mu_: the reactions may run inside these calls.
+    if (finish) {
+      Finish(status);
+    } else {
+      StartWrite(&message_);
+    }
+  }
+
+  void End(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+  const lorad::worker::v1::GenerateRequest request_;
+  std::shared_ptr<GenerateReactor> self_;
+  lorad::worker::v1::GenerateChunk message_;
+  absl::Mutex mu_;
+  std::shared_ptr<GenerationStream> stream_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Runs one job on the training thread and writes its events as they come;
+// the training thread waits only when the client falls far behind.
+class WorkerServiceImpl::TrainReactor final
+    : public grpc::ServerWriteReactor<lorad::worker::v1::TrainEvent> {
+ public:
+  static TrainReactor* Start(WorkerServiceImpl* service,
+                             const lorad::worker::v1::TrainRequest& req) {
+    std::shared_ptr<TrainReactor> reactor(new TrainReactor(req));
+    reactor->self_ = reactor;
+    service->training_->Run([service, reactor] { reactor->Run(service); });
+    return reactor.get();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) cancelled_ = true;
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+  }
+
+  void OnDone() override {
+    std::shared_ptr<TrainReactor> last_reference;
+    absl::MutexLock lock(&mu_);
+    last_reference = std::move(self_);
+  }
+
+ private:
+  // Events held for the client beyond this make the training thread wait.
+  static constexpr size_t kMaxQueued = 64;
+
+  explicit TrainReactor(const lorad::worker::v1::TrainRequest& req)
+      : request_(req) {}
+
+  void Run(WorkerServiceImpl* service) {
+    TrainCallbacks callbacks;
+    callbacks.on_event = [this](const lorad::worker::v1::TrainEvent& event) {
+      Enqueue(event);
+    };
+    callbacks.cancelled = [this] {
+      absl::MutexLock lock(&mu_);
+      return cancelled_;
+    };
+    const grpc::Status status =
+        ToGrpc(service->RunTrain(request_, std::move(callbacks)));
+    {
+      absl::MutexLock lock(&mu_);
+      ended_ = true;
+      end_status_ = status;
+    }
+    Pump();
+  }
+
+  void Enqueue(const lorad::worker::v1::TrainEvent& event) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return cancelled_ || queue_.size() < kMaxQueued;
+      };
+      mu_.Await(absl::Condition(&room));
+      if (cancelled_) return;
+      queue_.push_back(event);
+    }
+    Pump();
+  }
+
+  // Starts the next write, or finishes once the job has ended and its
+  // events are written (or the call is cancelled).
+  void Pump() {
+    grpc::Status status;
+    bool write = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || writing_) return;
+      if (!queue_.empty() && !cancelled_) {
+        message_ = std::move(queue_.front());
+        queue_.pop_front();
+        writing_ = write = true;
+      } else if (ended_) {
+        finished_ = true;
+        status = end_status_;
+      } else {
+        return;
+      }
+    }
+    // Outside mu_: the reactions may run inside these calls.
+    if (write) {
+      StartWrite(&message_);
+    } else {
+      Finish(status);
+    }
+  }
+
+  const lorad::worker::v1::TrainRequest request_;
+  std::shared_ptr<TrainReactor> self_;
+  lorad::worker::v1::TrainEvent message_;
+  absl::Mutex mu_;
+  std::deque<lorad::worker::v1::TrainEvent> queue_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
+};
+
 WorkerServiceImpl::WorkerServiceImpl(torch::Device device,
                                      WorkerOptions options)
     : device_(device),
       options_(options),
-      turns_(options.inference_turns_per_training_turn) {}
+      turns_(options.inference_turns_per_training_turn),
+      pool_(std::make_unique<WorkPool>(4)),
+      training_(std::make_unique<WorkPool>(1)) {}
+
+WorkerServiceImpl::~WorkerServiceImpl() = default;
 
 absl::StatusOr<WorkerServiceImpl::Served*> WorkerServiceImpl::GetServed(
     const std::string& model, const std::string& cache_dir,
@@ -70,29 +370,27 @@ absl::StatusOr<const LlamaModel*> WorkerServiceImpl::GetModel(
   return (*served)->model.get();
 }
 
-grpc::Status WorkerServiceImpl::Train(
-    grpc::ServerContext* context, const lorad::worker::v1::TrainRequest* req,
-    grpc::ServerWriter<lorad::worker::v1::TrainEvent>* writer) {
-  absl::MutexLock lock(&train_mu_);
-  auto model = GetModel(req->model(), req->model_cache_dir(),
-                        req->config().compute_dtype());
-  if (!model.ok()) return ToGrpc(model.status());
+absl::Status WorkerServiceImpl::RunTrain(
+    const lorad::worker::v1::TrainRequest& req, TrainCallbacks callbacks) {
+  auto model = GetModel(req.model(), req.model_cache_dir(),
+                        req.config().compute_dtype());
+  if (!model.ok()) return model.status();
   TrainJob job;
-  job.job_id = req->job_id();
-  job.base_model_name = req->model().empty() ? "tiny" : req->model();
-  job.training_path = req->training_path();
-  job.validation_path = req->validation_path();
-  job.job_dir = req->job_dir();
-  job.adapter_dir = req->adapter_dir();
-  job.hp = req->config();
-  TrainCallbacks callbacks;
-  bool writer_ok = true;
-  callbacks.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
-    if (writer_ok) writer_ok = writer->Write(e);
-  };
-  callbacks.cancelled = [&] { return context->IsCancelled() || !writer_ok; };
+  job.job_id = req.job_id();
+  job.base_model_name = req.model().empty() ? "tiny" : req.model();
+  job.training_path = req.training_path();
+  job.validation_path = req.validation_path();
+  job.job_dir = req.job_dir();
+  job.adapter_dir = req.adapter_dir();
+  job.hp = req.config();
   callbacks.device_turns = &turns_;
-  return ToGrpc(RunTraining(**model, job, callbacks));
+  return RunTraining(**model, job, callbacks);
+}
+
+grpc::ServerWriteReactor<lorad::worker::v1::TrainEvent>*
+WorkerServiceImpl::Train(grpc::CallbackServerContext*,
+                         const lorad::worker::v1::TrainRequest* req) {
+  return TrainReactor::Start(this, *req);
 }
 
 absl::StatusOr<std::shared_ptr<const AdapterSet>>
@@ -117,56 +415,54 @@ WorkerServiceImpl::ResolveAdapter(
       read->CopyTo(served.model->device(), torch::kFloat32));
 }
 
-grpc::Status WorkerServiceImpl::Generate(
-    grpc::ServerContext* context, const lorad::worker::v1::GenerateRequest* req,
-    grpc::ServerWriter<lorad::worker::v1::GenerateChunk>* writer) {
-  auto served = GetServed(req->model(), req->model_cache_dir(), "auto");
-  if (!served.ok()) return ToGrpc(served.status());
+absl::StatusOr<std::shared_ptr<GenerationStream>>
+WorkerServiceImpl::StartGeneration(
+    const lorad::worker::v1::GenerateRequest& req) {
+  auto served = GetServed(req.model(), req.model_cache_dir(), "auto");
+  if (!served.ok()) return served.status();
   absl::StatusOr<std::shared_ptr<const AdapterSet>> adapter;
   try {
-    adapter = ResolveAdapter(**served, *req);
+    adapter = ResolveAdapter(**served, req);
   } catch (const c10::Error& e) {
     adapter = absl::InternalError(absl::StrCat("loading the adapter failed: ",
                                                e.what_without_backtrace()));
   }
-  if (!adapter.ok()) return ToGrpc(adapter.status());
-  auto stream = (*served)->engine->Submit(req->sampling(), *std::move(adapter));
-  if (!stream.ok()) return ToGrpc(stream.status());
-  lorad::worker::v1::GenerateChunk message;
-  for (;;) {
-    switch ((*stream)->Next(&message, absl::Milliseconds(100))) {
-      case GenerationStream::Event::kMessage:
-        if (!writer->Write(message)) {
-          (*stream)->Cancel();
-          return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-        }
-        break;
-      case GenerationStream::Event::kTimeout:
-        if (context->IsCancelled()) {
-          (*stream)->Cancel();
-          return grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled");
-        }
-        break;
-      case GenerationStream::Event::kEnd:
-        return ToGrpc((*stream)->status());
-    }
-  }
+  if (!adapter.ok()) return adapter.status();
+  return (*served)->engine->Submit(req.sampling(), *std::move(adapter));
 }
 
-grpc::Status WorkerServiceImpl::Ping(grpc::ServerContext*,
-                                     const lorad::worker::v1::PingRequest*,
-                                     lorad::worker::v1::PingResponse* resp) {
+grpc::ServerWriteReactor<lorad::worker::v1::GenerateChunk>*
+WorkerServiceImpl::Generate(grpc::CallbackServerContext*,
+                            const lorad::worker::v1::GenerateRequest* req) {
+  return GenerateReactor::Start(this, *req);
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::Offload(
+    grpc::CallbackServerContext* context, std::function<grpc::Status()> work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  pool_->Run([reactor, work = std::move(work)] { reactor->Finish(work()); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::Ping(
+    grpc::CallbackServerContext* context, const lorad::worker::v1::PingRequest*,
+    lorad::worker::v1::PingResponse* resp) {
   resp->set_pid(::getpid());
   resp->set_device(device_.str());
-  return grpc::Status::OK;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
-grpc::Status WorkerServiceImpl::GetMemory(
-    grpc::ServerContext*, const lorad::worker::v1::GetMemoryRequest*,
+grpc::ServerUnaryReactor* WorkerServiceImpl::GetMemory(
+    grpc::CallbackServerContext* context,
+    const lorad::worker::v1::GetMemoryRequest*,
     lorad::worker::v1::GetMemoryResponse* response) {
   *response->mutable_memory() = CurrentMemoryUsage(device_);
   response->set_pid(getpid());
-  return grpc::Status::OK;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 namespace {
@@ -186,40 +482,68 @@ void FillInfo(const PooledAdapterInfo& in,
 
 }  // namespace
 
-grpc::Status WorkerServiceImpl::LoadAdapter(
-    grpc::ServerContext*, const lorad::worker::v1::LoadAdapterRequest* req,
+grpc::ServerUnaryReactor* WorkerServiceImpl::LoadAdapter(
+    grpc::CallbackServerContext* context,
+    const lorad::worker::v1::LoadAdapterRequest* req,
     lorad::worker::v1::LoadAdapterResponse* resp) {
-  if (req->name().empty() || req->adapter_dir().empty()) {
+  return Offload(context,
+                 [this, req, resp] { return DoLoadAdapter(*req, resp); });
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::UnloadAdapter(
+    grpc::CallbackServerContext* context,
+    const lorad::worker::v1::UnloadAdapterRequest* req,
+    lorad::worker::v1::UnloadAdapterResponse*) {
+  return Offload(context, [this, req] { return DoUnloadAdapter(*req); });
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::ListAdapters(
+    grpc::CallbackServerContext* context,
+    const lorad::worker::v1::ListWorkerAdaptersRequest*,
+    lorad::worker::v1::ListWorkerAdaptersResponse* resp) {
+  return Offload(context, [this, resp] { return DoListAdapters(resp); });
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::ExportMerged(
+    grpc::CallbackServerContext* context,
+    const lorad::worker::v1::ExportMergedRequest* req,
+    lorad::worker::v1::ExportMergedResponse* resp) {
+  return Offload(context,
+                 [this, req, resp] { return DoExportMerged(*req, resp); });
+}
+
+grpc::Status WorkerServiceImpl::DoLoadAdapter(
+    const lorad::worker::v1::LoadAdapterRequest& req,
+    lorad::worker::v1::LoadAdapterResponse* resp) {
+  if (req.name().empty() || req.adapter_dir().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "LoadAdapter needs name and adapter_dir");
   }
-  auto served = GetServed(req->model(), req->model_cache_dir(), "auto");
+  auto served = GetServed(req.model(), req.model_cache_dir(), "auto");
   if (!served.ok()) return ToGrpc(served.status());
-  auto info = (*served)->pool->Load(req->name(), req->version(),
-                                    req->adapter_dir(), req->pinned());
+  auto info = (*served)->pool->Load(req.name(), req.version(),
+                                    req.adapter_dir(), req.pinned());
   if (!info.ok()) return ToGrpc(info.status());
   FillInfo(*info, resp->mutable_adapter());
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::UnloadAdapter(
-    grpc::ServerContext*, const lorad::worker::v1::UnloadAdapterRequest* req,
-    lorad::worker::v1::UnloadAdapterResponse*) {
+grpc::Status WorkerServiceImpl::DoUnloadAdapter(
+    const lorad::worker::v1::UnloadAdapterRequest& req) {
   bool found = false;
   absl::MutexLock lock(&models_mu_);
   for (auto& [key, served] : models_) {
-    found |= served->pool->Unload(req->name()).ok();
+    found |= served->pool->Unload(req.name()).ok();
   }
   if (!found) {
     return grpc::Status(
         grpc::StatusCode::NOT_FOUND,
-        absl::StrCat("adapter \"", req->name(), "\" is not loaded"));
+        absl::StrCat("adapter \"", req.name(), "\" is not loaded"));
   }
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::ListAdapters(
-    grpc::ServerContext*, const lorad::worker::v1::ListWorkerAdaptersRequest*,
+grpc::Status WorkerServiceImpl::DoListAdapters(
     lorad::worker::v1::ListWorkerAdaptersResponse* resp) {
   absl::MutexLock lock(&models_mu_);
   for (auto& [key, served] : models_) {
@@ -230,22 +554,22 @@ grpc::Status WorkerServiceImpl::ListAdapters(
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::ExportMerged(
-    grpc::ServerContext*, const lorad::worker::v1::ExportMergedRequest* req,
+grpc::Status WorkerServiceImpl::DoExportMerged(
+    const lorad::worker::v1::ExportMergedRequest& req,
     lorad::worker::v1::ExportMergedResponse* resp) {
   torch::ScalarType dtype = torch::kBFloat16;
-  if (req->dtype() == "float16") {
+  if (req.dtype() == "float16") {
     dtype = torch::kHalf;
-  } else if (!req->dtype().empty() && req->dtype() != "bfloat16") {
+  } else if (!req.dtype().empty() && req.dtype() != "bfloat16") {
     return grpc::Status(
         grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("dtype must be bfloat16 or float16, got ", req->dtype()));
+        absl::StrCat("dtype must be bfloat16 or float16, got ", req.dtype()));
   }
-  auto served = GetServed(req->model(), req->model_cache_dir(), "auto");
+  auto served = GetServed(req.model(), req.model_cache_dir(), "auto");
   if (!served.ok()) return ToGrpc(served.status());
   std::optional<AdapterSet> adapter;
-  if (!req->adapter_dir().empty()) {
-    auto read = (*served)->pool->ReadAdapter(req->adapter_dir());
+  if (!req.adapter_dir().empty()) {
+    auto read = (*served)->pool->ReadAdapter(req.adapter_dir());
     if (!read.ok()) return ToGrpc(read.status());
     adapter = *std::move(read);
   }
@@ -254,13 +578,13 @@ grpc::Status WorkerServiceImpl::ExportMerged(
   absl::StatusOr<int64_t> bytes;
   try {
     bytes = (*served)->model->ExportMerged(adapter ? &*adapter : nullptr,
-                                           req->out_dir(), dtype);
+                                           req.out_dir(), dtype);
   } catch (const c10::Error& e) {
     bytes = absl::InternalError(absl::StrCat("export failed in LibTorch: ",
                                              e.what_without_backtrace()));
   }
   if (!bytes.ok()) return ToGrpc(bytes.status());
-  resp->set_out_dir(req->out_dir());
+  resp->set_out_dir(req.out_dir());
   resp->set_size_bytes(*bytes);
   return grpc::Status::OK;
 }

@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,6 +21,7 @@
 #include "lorad/worker/device_turns.h"
 #include "lorad/worker/engine.h"
 #include "lorad/worker/llama_model.h"
+#include "lorad/worker/trainer.h"
 
 namespace lorad::worker {
 
@@ -31,44 +33,57 @@ struct WorkerOptions {
   int inference_turns_per_training_turn = 4;
 };
 
-class WorkerServiceImpl final : public lorad::worker::v1::Worker::Service {
+// The service uses gRPC's callback API and never blocks a gRPC thread: a
+// Generate call's setup (which may load the model and the adapter) and the
+// adapter and export calls run on a small pool; a Train call runs on the
+// training thread (one job at a time, later ones queue); the engine pushes
+// each generated chunk through the request's GenerationStream, which wakes
+// the call's reactor to write it. Ping and GetMemory answer at once.
+class WorkerServiceImpl final
+    : public lorad::worker::v1::Worker::CallbackService {
  public:
   explicit WorkerServiceImpl(torch::Device device,
                              WorkerOptions options = WorkerOptions());
+  // Runs what the pools still hold (the server has shut down, so calls are
+  // cancelled), then joins them.
+  ~WorkerServiceImpl() override;
 
-  grpc::Status Train(
-      grpc::ServerContext* context,
-      const lorad::worker::v1::TrainRequest* request,
-      grpc::ServerWriter<lorad::worker::v1::TrainEvent>* writer) override;
-  grpc::Status Generate(
-      grpc::ServerContext* context,
-      const lorad::worker::v1::GenerateRequest* request,
-      grpc::ServerWriter<lorad::worker::v1::GenerateChunk>* writer) override;
-  grpc::Status Ping(grpc::ServerContext* context,
-                    const lorad::worker::v1::PingRequest* request,
-                    lorad::worker::v1::PingResponse* response) override;
-  grpc::Status LoadAdapter(
-      grpc::ServerContext* context,
+  grpc::ServerWriteReactor<lorad::worker::v1::TrainEvent>* Train(
+      grpc::CallbackServerContext* context,
+      const lorad::worker::v1::TrainRequest* request) override;
+  grpc::ServerWriteReactor<lorad::worker::v1::GenerateChunk>* Generate(
+      grpc::CallbackServerContext* context,
+      const lorad::worker::v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Ping(
+      grpc::CallbackServerContext* context,
+      const lorad::worker::v1::PingRequest* request,
+      lorad::worker::v1::PingResponse* response) override;
+  grpc::ServerUnaryReactor* LoadAdapter(
+      grpc::CallbackServerContext* context,
       const lorad::worker::v1::LoadAdapterRequest* request,
       lorad::worker::v1::LoadAdapterResponse* response) override;
-  grpc::Status UnloadAdapter(
-      grpc::ServerContext* context,
+  grpc::ServerUnaryReactor* UnloadAdapter(
+      grpc::CallbackServerContext* context,
       const lorad::worker::v1::UnloadAdapterRequest* request,
       lorad::worker::v1::UnloadAdapterResponse* response) override;
-  grpc::Status ListAdapters(
-      grpc::ServerContext* context,
+  grpc::ServerUnaryReactor* ListAdapters(
+      grpc::CallbackServerContext* context,
       const lorad::worker::v1::ListWorkerAdaptersRequest* request,
       lorad::worker::v1::ListWorkerAdaptersResponse* response) override;
-  grpc::Status ExportMerged(
-      grpc::ServerContext* context,
+  grpc::ServerUnaryReactor* ExportMerged(
+      grpc::CallbackServerContext* context,
       const lorad::worker::v1::ExportMergedRequest* request,
       lorad::worker::v1::ExportMergedResponse* response) override;
-  grpc::Status GetMemory(
-      grpc::ServerContext* context,
+  grpc::ServerUnaryReactor* GetMemory(
+      grpc::CallbackServerContext* context,
       const lorad::worker::v1::GetMemoryRequest* request,
       lorad::worker::v1::GetMemoryResponse* response) override;
 
  private:
+  class WorkPool;
+  class GenerateReactor;
+  class TrainReactor;
+
   // One base model as loaded, with its adapter pool and serving engine.
   struct Served {
     std::unique_ptr<LlamaModel> model;
@@ -84,6 +99,24 @@ class WorkerServiceImpl final : public lorad::worker::v1::Worker::Service {
   // The adapter a generate request asks for (nullptr: the base).
   absl::StatusOr<std::shared_ptr<const AdapterSet>> ResolveAdapter(
       Served& served, const lorad::worker::v1::GenerateRequest& request);
+  // Loads what `request` needs and queues it on its model's engine.
+  absl::StatusOr<std::shared_ptr<GenerationStream>> StartGeneration(
+      const lorad::worker::v1::GenerateRequest& request);
+  // Runs one training job to its end, on the training thread.
+  absl::Status RunTrain(const lorad::worker::v1::TrainRequest& request,
+                        TrainCallbacks callbacks);
+  // Runs `work` on the pool and finishes the unary call with its status.
+  grpc::ServerUnaryReactor* Offload(grpc::CallbackServerContext* context,
+                                    std::function<grpc::Status()> work);
+
+  grpc::Status DoLoadAdapter(const lorad::worker::v1::LoadAdapterRequest& req,
+                             lorad::worker::v1::LoadAdapterResponse* resp);
+  grpc::Status DoUnloadAdapter(
+      const lorad::worker::v1::UnloadAdapterRequest& req);
+  grpc::Status DoListAdapters(
+      lorad::worker::v1::ListWorkerAdaptersResponse* resp);
+  grpc::Status DoExportMerged(const lorad::worker::v1::ExportMergedRequest& req,
+                              lorad::worker::v1::ExportMergedResponse* resp);
 
   const torch::Device device_;
   const WorkerOptions options_;
@@ -91,7 +124,10 @@ class WorkerServiceImpl final : public lorad::worker::v1::Worker::Service {
   absl::Mutex models_mu_;
   std::map<std::string, std::unique_ptr<Served>> models_
       ABSL_GUARDED_BY(models_mu_);
-  absl::Mutex train_mu_;  // one training job at a time
+  // Declared last: destroyed (and joined) first, while what their tasks use
+  // is still there.
+  std::unique_ptr<WorkPool> pool_;
+  std::unique_ptr<WorkPool> training_;  // one thread: one job at a time
 };
 
 // absl::Status -> grpc::Status with the same code and message.

@@ -36,16 +36,31 @@ absl::Status GenerationStream::status() const {
   return status_;
 }
 
-void GenerationStream::Push(lorad::worker::v1::GenerateChunk message) {
+void GenerationStream::SetListener(std::function<void()> listener) {
   absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(message));
+  listener_ = std::move(listener);
+}
+
+void GenerationStream::Push(lorad::worker::v1::GenerateChunk message) {
+  std::function<void()> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(message));
+    listener = listener_;
+  }
+  if (listener) listener();
 }
 
 void GenerationStream::Finish(absl::Status status) {
-  absl::MutexLock lock(&mu_);
-  if (finished_) return;
-  finished_ = true;
-  status_ = std::move(status);
+  std::function<void()> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+    status_ = std::move(status);
+    listener = listener_;
+  }
+  if (listener) listener();
 }
 
 struct Engine::Row {

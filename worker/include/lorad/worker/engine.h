@@ -13,6 +13,7 @@
 #define LORAD_WORKER_ENGINE_H_
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -40,6 +41,11 @@ class GenerationStream {
   Event Next(lorad::worker::v1::GenerateChunk* out, absl::Duration timeout);
   // Asks the engine to drop the request at the next token boundary.
   void Cancel();
+  // `listener` is called after each message and at the end, on the
+  // engine's thread and without the stream's lock, so that a reader can
+  // take what is there with Next(..., ZeroDuration()) instead of waiting.
+  // Messages that came before it was set are not announced.
+  void SetListener(std::function<void()> listener);
   bool cancelled() const;
   absl::Status status() const;
 
@@ -53,6 +59,7 @@ class GenerationStream {
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> listener_ ABSL_GUARDED_BY(mu_);
 };
 
 struct EngineOptions {
