@@ -19,6 +19,8 @@
 #include "store/db.h"
 #include "store/job_store.h"
 #include "test_dir.h"
+#include "jobs/timer_queue.h"
+#include "worker_link/worker_client.h"
 #include "worker_link/worker_supervisor.h"
 
 namespace lorad::server {
@@ -115,7 +117,9 @@ TEST(AdapterRegistryFaultTest, FullDiskLeavesNoVersionAndNoRecord) {
   options.env = &env;
   // Never started: the registry only reaches the worker after the copy.
   WorkerSupervisor supervisor(WorkerSupervisor::Options{});
-  AdapterRegistry registry(options, adapters->get(), jobs->get(), &supervisor);
+  TimerQueue timers;
+  WorkerClient worker(&supervisor, &timers, WorkerClient::Options{});
+  AdapterRegistry registry(options, adapters->get(), jobs->get(), &worker);
 
   env.FailWrites(1);
   auto failed = registry.Register("mine", src, "tiny", "", false);
