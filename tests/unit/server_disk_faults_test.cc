@@ -11,6 +11,7 @@
 #include "fault_env.h"
 #include "gtest/gtest.h"
 #include "jobs/dataset_ingest.h"
+#include "jobs/timer_queue.h"
 #include "lorad/model/safetensors.h"
 #include "options.h"
 #include "serving/adapter_registry.h"
@@ -19,7 +20,6 @@
 #include "store/db.h"
 #include "store/job_store.h"
 #include "test_dir.h"
-#include "jobs/timer_queue.h"
 #include "worker_link/worker_client.h"
 #include "worker_link/worker_supervisor.h"
 
