@@ -1,5 +1,7 @@
 #include "lorad/model/memory_estimate.h"
 
+#include <algorithm>
+
 namespace lorad::model {
 namespace {
 
@@ -16,28 +18,34 @@ double Nf4BytesPerParam() {
 }
 
 int64_t NumLoraParameters(const ModelConfig& c, const TrainingShape& t) {
-  const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim,
-                inter = c.intermediate_size, r = t.rank;
   int64_t per_layer = 0;
-  if (t.q) per_layer += r * (h + q);
-  if (t.k) per_layer += r * (h + kv);
-  if (t.v) per_layer += r * (h + kv);
-  if (t.o) per_layer += r * (q + h);
-  if (t.gate) per_layer += r * (h + inter);
-  if (t.up) per_layer += r * (h + inter);
-  if (t.down) per_layer += r * (inter + h);
+  for (const BlockLinear& l : BlockLinears(c)) {
+    if (std::find(t.target_modules.begin(), t.target_modules.end(), l.name) !=
+        t.target_modules.end()) {
+      per_layer += t.rank * (l.in + l.out);
+    }
+  }
   return per_layer * c.num_hidden_layers;
+}
+
+int64_t BaseModelBytes(const ModelConfig& c, int64_t compute_bytes) {
+  const int64_t embed = c.vocab_size * c.hidden_size;
+  const int64_t norms = (2 * c.num_hidden_layers + 1) * c.hidden_size;
+  return static_cast<int64_t>(c.NumBlockLinearParameters() *
+                              Nf4BytesPerParam()) +
+         (embed * (c.tie_word_embeddings ? 1 : 2) + norms) * compute_bytes;
+}
+
+int64_t KvCacheBytes(const ModelConfig& c, int64_t tokens,
+                     int64_t compute_bytes) {
+  return 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim *
+         compute_bytes * tokens;
 }
 
 MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
                                            const TrainingShape& t) {
   MemoryEstimateBytes m;
-  const int64_t embed = c.vocab_size * c.hidden_size;
-  const int64_t norms = (2 * c.num_hidden_layers + 1) * c.hidden_size;
-  m.base =
-      static_cast<int64_t>(c.NumBlockLinearParameters() * Nf4BytesPerParam()) +
-      (embed * (c.tie_word_embeddings ? 1 : 2) + norms) * t.compute_bytes;
+  m.base = BaseModelBytes(c, t.compute_bytes);
   const int64_t lora = NumLoraParameters(c, t);
   m.adapter = lora * 4;
   m.gradients = lora * 4;
@@ -53,7 +61,7 @@ MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
                               + q + 2 * kv  // q, k, v
                               + 2 * q       // rotated q, attention output
                               + 3 * inter   // gate, up, silu(gate)*up
-                              + 7 * t.rank  // LoRA A outputs
+                              + kNumBlockLinears * t.rank  // LoRA A outputs
                               + c.num_attention_heads * t.seq_len;  // probs
   const int64_t block_bytes = tokens * block_elems * t.compute_bytes;
   const int64_t logits_bytes = tokens * c.vocab_size * 4 * 2;

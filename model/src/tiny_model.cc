@@ -134,4 +134,9 @@ absl::StatusOr<std::string> ResolveModelDir(const std::string& model,
   return dir;
 }
 
+absl::StatusOr<ModelConfig> ModelConfigOf(const std::string& model) {
+  if (model.empty() || model == kTinyModelName) return TinyModelConfig();
+  return ModelConfig::FromDir(model);
+}
+
 }  // namespace lorad::model

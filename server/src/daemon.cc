@@ -104,8 +104,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   daemon->inference_->SetMetrics(daemon->metrics_.get());
   TelemetryCollector::Options telemetry;
   telemetry.devices.nvml_library = options.nvml_library;
+  telemetry.worker_device = options.device;
   daemon->telemetry_collector_ = std::make_unique<TelemetryCollector>(
       telemetry, daemon->store_.get(), daemon->worker_.get());
+  Admission::Options admission;
+  admission.batch_concurrency = options.batch_concurrency;
+  daemon->admission_ = std::make_unique<Admission>(
+      [collector = daemon->telemetry_collector_.get()] {
+        return collector->Room();
+      },
+      admission);
+  daemon->fine_tuning_->set_admission(daemon->admission_.get());
+  daemon->inference_->set_admission(daemon->admission_.get());
   daemon->telemetry_ = std::make_unique<TelemetryService>(
       daemon->telemetry_collector_.get(), daemon->work_.get(),
       daemon->timers_.get());

@@ -15,6 +15,7 @@
 #include "api/inference_service.h"
 #include "api/telemetry_service.h"
 #include "grpcpp/server.h"
+#include "jobs/admission.h"
 #include "jobs/batch_journal.h"
 #include "jobs/batch_runner.h"
 #include "jobs/event_hub.h"
@@ -82,6 +83,9 @@ class Daemon {
   // Shared by the worker client's waits and the telemetry streams.
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<WorkerClient> worker_;
+  // Before the services that use them, so that they outlive those.
+  std::unique_ptr<TelemetryCollector> telemetry_collector_;
+  std::unique_ptr<Admission> admission_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<WorkQueue> work_;
   std::unique_ptr<DatasetsService> datasets_;
@@ -95,7 +99,6 @@ class Daemon {
   std::unique_ptr<grpc::Server> server_;
   std::string metrics_address_;
   std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<TelemetryCollector> telemetry_collector_;
   std::unique_ptr<MetricsSampler> metrics_sampler_;
   std::unique_ptr<TelemetryService> telemetry_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "lorad/model/tiny_model.h"
 #include "options.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051",
@@ -28,7 +29,7 @@ ABSL_FLAG(std::string, worker_binary, "",
           "the lorad-worker executable (default: next to lorad, then "
           "../worker/lorad-worker)");
 ABSL_FLAG(std::string, device, "auto", "worker device: auto, cpu or cuda");
-ABSL_FLAG(std::string, base_model, "tiny",
+ABSL_FLAG(std::string, base_model, lorad::model::kTinyModelName,
           "model served when a Generate request names no adapter");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30,
           "largest dataset upload accepted, in bytes");

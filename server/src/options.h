@@ -7,6 +7,7 @@
 
 #include "absl/time/time.h"
 #include "lorad/common/env.h"
+#include "lorad/model/tiny_model.h"
 
 namespace lorad::server {
 
@@ -19,7 +20,7 @@ struct DaemonOptions {
   // Passed to the worker as --device (auto | cpu | cuda).
   std::string device = "auto";
   // The base model served when a Generate request names no adapter.
-  std::string base_model = "tiny";
+  std::string base_model = model::kTinyModelName;
   int64_t max_upload_bytes = int64_t{1} << 30;
   // Concurrent Generate calls a batch inference job keeps in flight.
   int batch_concurrency = 8;

@@ -7,6 +7,7 @@
 // -DLORAD_FUZZ=ON the same targets link against libFuzzer instead.
 //
 //   dataset_fuzz [--mutations=N] [--seed=S] PATH...
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -85,9 +86,14 @@ int main(int argc, char** argv) {
     } else if (arg.rfind("--seed=", 0) == 0) {
       seed = std::stoull(arg.substr(7));
     } else if (std::filesystem::is_directory(arg)) {
+      // In name order: the directory's own order differs between checkouts,
+      // and the mutations pick seeds by position.
+      std::vector<std::filesystem::path> files;
       for (const auto& e : std::filesystem::directory_iterator(arg)) {
-        if (e.is_regular_file()) AddFile(e.path(), &seeds);
+        if (e.is_regular_file()) files.push_back(e.path());
       }
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) AddFile(f, &seeds);
     } else if (std::filesystem::is_regular_file(arg)) {
       AddFile(arg, &seeds);
     } else {

@@ -39,6 +39,15 @@ class BadInputTest : public ::testing::Test {
     return dataset;
   }
 
+  std::vector<v1::FineTuneJob> ListJobs() {
+    grpc::ClientContext context;
+    v1::ListFineTuneJobsResponse response;
+    grpc::Status status = client_->fine_tuning->ListJobs(
+        &context, v1::ListFineTuneJobsRequest(), &response);
+    EXPECT_TRUE(status.ok()) << Describe(status);
+    return {response.jobs().begin(), response.jobs().end()};
+  }
+
   grpc::Status Create(const v1::CreateFineTuneJobRequest& request,
                       v1::FineTuneJob* job) {
     grpc::ClientContext context;
@@ -164,6 +173,30 @@ TEST_F(BadInputTest, CreateJobRejectsBadRequests) {
               "validation_file");
 }
 
+// Admission control: a job whose memory estimate exceeds the device's room
+// is refused up front, naming the estimate, the room and what would fit; an
+// ordinary job on the same daemon is still accepted.
+TEST_F(BadInputTest, CreateJobRefusesAJobThatCannotFit) {
+  const std::string ds = UploadGood().id();
+  v1::CreateFineTuneJobRequest request = ValidRequest(ds);
+  request.mutable_hyperparameters()->set_batch_size(1024);
+  request.mutable_hyperparameters()->set_max_seq_len(131072);
+  v1::FineTuneJob job;
+  grpc::Status status = Create(request, &job);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << Describe(status);
+  for (const char* needle :
+       {"fine-tune job needs about ", " GiB", " has room for ", " short",
+        "What would fit: ", "max_seq_len ", "gradient_checkpointing on"}) {
+    EXPECT_TRUE(absl::StrContains(status.error_message(), needle))
+        << "want \"" << needle << "\" in: " << status.error_message();
+  }
+  EXPECT_TRUE(ListJobs().empty()) << "a refused job was stored";
+  status = Create(ValidRequest(ds), &job);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  EXPECT_EQ(job.state(), v1::QUEUED);
+}
+
 TEST_F(BadInputTest, UnknownJobsAreNotFound) {
   v1::FineTuneJob job;
   {
@@ -266,15 +299,10 @@ TEST_F(BadInputTest, JobWithoutWorkerFailsAndDataSurvivesRestart) {
     EXPECT_EQ(response.datasets(0).id(), dataset.id());
   }
   {
-    grpc::ClientContext context;
-    v1::ListFineTuneJobsResponse response;
-    ASSERT_TRUE(
-        client_->fine_tuning
-            ->ListJobs(&context, v1::ListFineTuneJobsRequest(), &response)
-            .ok());
-    ASSERT_EQ(response.jobs_size(), 1);
-    EXPECT_EQ(response.jobs(0).id(), job.id());
-    EXPECT_EQ(response.jobs(0).state(), v1::FAILED);
+    const std::vector<v1::FineTuneJob> jobs = ListJobs();
+    ASSERT_EQ(jobs.size(), 1u);
+    EXPECT_EQ(jobs[0].id(), job.id());
+    EXPECT_EQ(jobs[0].state(), v1::FAILED);
   }
 }
 

@@ -1,5 +1,6 @@
-#include "serving/adapter_check.h"
-
+// A PEFT adapter directory checked against a base model
+// (OpenPeftAdapter): what the server does before it accepts an upload
+// and the worker before it loads one.
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -8,14 +9,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "lorad/model/peft_adapter.h"
 #include "lorad/model/safetensors.h"
 #include "lorad/model/tiny_model.h"
 #include "nlohmann/json.hpp"
 
-namespace lorad::server {
+namespace lorad::model {
 namespace {
-
-using model::DType;
 
 struct Tensor {
   std::string name;
@@ -60,31 +60,32 @@ std::string Write(const nlohmann::json& config,
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "adapter_config.json") << config.dump();
   std::vector<std::string> data;
-  std::vector<model::TensorToWrite> out;
+  std::vector<TensorToWrite> out;
   for (const Tensor& t : tensors) {
     int64_t numel = 1;
     for (int64_t d : t.shape) numel *= d;
-    data.emplace_back(numel * model::DTypeSize(t.dtype), '\0');
+    data.emplace_back(numel * DTypeSize(t.dtype), '\0');
   }
   for (size_t i = 0; i < tensors.size(); ++i) {
     out.push_back(
         {tensors[i].name, tensors[i].dtype, tensors[i].shape, data[i]});
   }
   std::ofstream(dir / "adapter_model.safetensors", std::ios::binary)
-      << model::SerializeSafetensors(out, {});
+      << SerializeSafetensors(out, {});
   return dir.string();
 }
 
 TEST(AdapterCheckTest, AcceptsAValidAdapter) {
-  auto facts = CheckPeftAdapter(Write(GoodConfig(), GoodTensors()),
-                                model::TinyModelConfig());
-  ASSERT_TRUE(facts.ok()) << facts.status();
-  EXPECT_EQ(facts->rank, 4);
-  EXPECT_EQ(facts->alpha, 8);
-  EXPECT_EQ(facts->target_modules,
+  auto adapter =
+      OpenPeftAdapter(Write(GoodConfig(), GoodTensors()), TinyModelConfig());
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  EXPECT_EQ(adapter->spec.rank, 4);
+  EXPECT_EQ(adapter->spec.alpha, 8);
+  EXPECT_EQ(adapter->spec.target_modules,
             (std::vector<std::string>{"down_proj", "q_proj"}));
-  EXPECT_EQ(facts->base_model_name_or_path, "tiny");
-  EXPECT_GT(facts->size_bytes, 4 * 64 * 4);
+  EXPECT_EQ(adapter->spec.base_model_name_or_path, "tiny");
+  EXPECT_GT(adapter->size_bytes, 4 * 64 * 4);
+  EXPECT_EQ(adapter->weights->tensors().size(), GoodTensors().size());
 }
 
 TEST(AdapterCheckTest, RefusesWhatDoesNotFitNamingFileAndKey) {
@@ -155,8 +156,7 @@ TEST(AdapterCheckTest, RefusesWhatDoesNotFitNamingFileAndKey) {
   cases.push_back({"empty", GoodConfig(), {}, "holds no LoRA weights"});
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
-    auto facts =
-        CheckPeftAdapter(Write(c.config, c.tensors), model::TinyModelConfig());
+    auto facts = OpenPeftAdapter(Write(c.config, c.tensors), TinyModelConfig());
     ASSERT_FALSE(facts.ok());
     EXPECT_TRUE(absl::IsInvalidArgument(facts.status())) << facts.status();
     EXPECT_NE(facts.status().message().find(c.want), std::string::npos)
@@ -165,16 +165,20 @@ TEST(AdapterCheckTest, RefusesWhatDoesNotFitNamingFileAndKey) {
 }
 
 TEST(AdapterCheckTest, MissingAndCorruptFiles) {
-  const model::ModelConfig tiny = model::TinyModelConfig();
+  const ModelConfig tiny = TinyModelConfig();
   std::string dir = Write(GoodConfig(), GoodTensors());
   std::filesystem::remove(dir + "/adapter_model.safetensors");
-  auto facts = CheckPeftAdapter(dir, tiny);
-  EXPECT_TRUE(absl::IsInvalidArgument(facts.status()));
+  auto facts = OpenPeftAdapter(dir, tiny);
+  EXPECT_TRUE(absl::IsNotFound(facts.status()));
   EXPECT_EQ(facts.status().message(), "adapter_model.safetensors: missing");
+  std::filesystem::remove(dir + "/adapter_config.json");
+  facts = OpenPeftAdapter(dir, tiny);
+  EXPECT_TRUE(absl::IsNotFound(facts.status()));
+  EXPECT_EQ(facts.status().message(), "adapter_config.json: missing");
 
   dir = Write(GoodConfig(), GoodTensors());
   std::filesystem::resize_file(dir + "/adapter_model.safetensors", 50);
-  facts = CheckPeftAdapter(dir, tiny);
+  facts = OpenPeftAdapter(dir, tiny);
   EXPECT_TRUE(absl::IsInvalidArgument(facts.status()));
   EXPECT_NE(facts.status().message().find(
                 "adapter_model.safetensors: not a valid safetensors file"),
@@ -183,16 +187,16 @@ TEST(AdapterCheckTest, MissingAndCorruptFiles) {
 
   dir = Write(GoodConfig(), GoodTensors());
   std::ofstream(dir + "/adapter_config.json") << "{\"r\": 4,";
-  facts = CheckPeftAdapter(dir, tiny);
+  facts = OpenPeftAdapter(dir, tiny);
   EXPECT_EQ(facts.status().message(), "adapter_config.json: not a JSON object");
 }
 
-TEST(AdapterCheckTest, BaseModelConfigOfTinyAndMissingDir) {
-  auto tiny = BaseModelConfig("tiny");
+TEST(AdapterCheckTest, ModelConfigOfTinyAndMissingDir) {
+  auto tiny = ModelConfigOf("tiny");
   ASSERT_TRUE(tiny.ok());
-  EXPECT_EQ(tiny->hidden_size, model::TinyModelConfig().hidden_size);
-  EXPECT_FALSE(BaseModelConfig("/nonexistent/model").ok());
+  EXPECT_EQ(tiny->hidden_size, TinyModelConfig().hidden_size);
+  EXPECT_FALSE(ModelConfigOf("/nonexistent/model").ok());
 }
 
 }  // namespace
-}  // namespace lorad::server
+}  // namespace lorad::model

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "lorad/worker/adapter_pool.h"
 #include "lorad/worker/engine.h"
@@ -343,10 +344,11 @@ TEST_F(EngineTest, ReplaceAndUnloadWhileRequestsStream) {
   ASSERT_TRUE(pool_->Unload("x").ok());
   Result r = Drain(**running);
   ASSERT_TRUE(r.status.ok());
-  // The engine drops its batch plan once the batch is empty.
-  for (int i = 0; i < 100 && !weak.expired(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  // The engine drops the finished row and its batch plan in the turn that
+  // finished it; a request that runs after that turn marks its end.
+  auto after = engine.Submit(Greedy("after", 1), nullptr);
+  ASSERT_TRUE(after.ok());
+  ASSERT_TRUE(Drain(**after).status.ok());
   EXPECT_TRUE(weak.expired());
 }
 
@@ -383,15 +385,33 @@ TEST_F(EngineTest, TrainingKeepsRunningWhileServing) {
   hp.set_seed(1);
   std::atomic<int> steps{0};
   std::atomic<bool> cancel{false};
+  absl::Mutex mu;
+  bool trainer_done = false;
   TrainCallbacks cb;
   cb.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
-    if (e.has_step()) ++steps;
+    if (!e.has_step()) return;
+    absl::MutexLock lock(&mu);
+    ++steps;
   };
   cb.cancelled = [&] { return cancel.load(); };
   cb.device_turns = &turns;
   absl::Status train_status;
-  std::thread trainer([&] { train_status = RunTraining(*model_, job, cb); });
-  while (steps < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::thread trainer([&] {
+    train_status = RunTraining(*model_, job, cb);
+    absl::MutexLock lock(&mu);
+    trainer_done = true;
+  });
+  {
+    absl::MutexLock lock(&mu);
+    auto two_steps_or_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return steps >= 2 || trainer_done;
+    };
+    mu.Await(absl::Condition(&two_steps_or_done));
+  }
+  if (steps < 2) {
+    trainer.join();
+    FAIL() << "training ended before its second step: " << train_status;
+  }
 
   const int steps_before = steps;
   std::vector<std::shared_ptr<GenerationStream>> streams;

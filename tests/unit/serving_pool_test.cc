@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "gtest/gtest.h"
+#include "lorad/model/block_linears.h"
 #include "lorad/model/safetensors.h"
 #include "lorad/worker/adapter_pool.h"
 #include "serving_test_util.h"
@@ -55,7 +56,9 @@ TEST_F(AdapterPoolTest, LoadListsAdapterWithItsShape) {
   EXPECT_TRUE(info->on_device);
   const model::ModelConfig& c = model_->config();
   int64_t per_layer = 0;
-  for (const LinearShape& l : BlockLinears(c)) per_layer += 8 * (l.in + l.out);
+  for (const model::BlockLinear& l : model::BlockLinears(c)) {
+    per_layer += 8 * (l.in + l.out);
+  }
   EXPECT_EQ(info->size_bytes, per_layer * c.num_hidden_layers * 4);
   ASSERT_EQ(pool->List().size(), 1u);
   EXPECT_TRUE(pool->Acquire("a").ok());
@@ -208,8 +211,9 @@ TEST_F(AdapterPoolTest, BadAdaptersAreRefusedAndNothingChanges) {
     std::string says;
   } cases[] = {
       {other, absl::StatusCode::kFailedPrecondition, "meta/Other-7B"},
-      {shapes, absl::StatusCode::kInvalidArgument, "do not fit"},
-      {unknown, absl::StatusCode::kInvalidArgument, "base model lacks"},
+      {shapes, absl::StatusCode::kInvalidArgument, "does not fit"},
+      {unknown, absl::StatusCode::kInvalidArgument,
+       "does not exist in the base model"},
       {ints, absl::StatusCode::kInvalidArgument, "I32"},
       {root_ + "/adapters/missing", absl::StatusCode::kNotFound, "missing"},
   };

@@ -377,7 +377,8 @@ absl::Status WorkerServiceImpl::RunTrain(
   if (!model.ok()) return model.status();
   TrainJob job;
   job.job_id = req.job_id();
-  job.base_model_name = req.model().empty() ? "tiny" : req.model();
+  job.base_model_name =
+      req.model().empty() ? model::kTinyModelName : req.model();
   job.training_path = req.training_path();
   job.validation_path = req.validation_path();
   job.job_dir = req.job_dir();

@@ -13,7 +13,7 @@
 #include "api/upload_reactor.h"
 #include "lorad/common/env.h"
 #include "lorad/common/status_macros.h"
-#include "serving/adapter_check.h"
+#include "lorad/model/peft_adapter.h"
 
 namespace lorad::server {
 namespace {
@@ -64,10 +64,11 @@ class AdapterUploadReactor final
   absl::Status OnChunk(const v1::UploadAdapterRequest& request) override {
     const v1::AdapterFileChunk& chunk = request.chunk();
     const std::string& file = chunk.filename();
-    if (file != kAdapterConfigFile && file != kAdapterWeightsFile) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unexpected file \"", file, "\" (an adapter upload has ",
-                       kAdapterConfigFile, " and ", kAdapterWeightsFile, ")"));
+    if (file != model::kAdapterConfigFile &&
+        file != model::kAdapterWeightsFile) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected file \"", file, "\" (an adapter upload has ",
+          model::kAdapterConfigFile, " and ", model::kAdapterWeightsFile, ")"));
     }
     if (file != current_) {
       if (std::find(done_.begin(), done_.end(), file) != done_.end()) {
@@ -91,7 +92,8 @@ class AdapterUploadReactor final
 
   absl::Status OnStreamEnd() override {
     LORAD_RETURN_IF_ERROR(CloseCurrent());
-    for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile}) {
+    for (const char* file :
+         {model::kAdapterConfigFile, model::kAdapterWeightsFile}) {
       if (std::find(done_.begin(), done_.end(), file) == done_.end()) {
         return absl::InvalidArgumentError(
             absl::StrCat(file, ": missing from the upload"));
@@ -204,7 +206,8 @@ absl::StatusOr<std::vector<std::string>> FilesToDownload(
   if (!adapter.ok()) return adapter.status();
   std::vector<std::string> files;
   if (!request.merged()) {
-    for (const char* f : {kAdapterConfigFile, kAdapterWeightsFile}) {
+    for (const char* f :
+         {model::kAdapterConfigFile, model::kAdapterWeightsFile}) {
       files.push_back(absl::StrCat(adapter->path(), "/", f));
     }
     return files;

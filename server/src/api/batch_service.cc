@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -119,10 +119,11 @@ absl::StatusOr<v1::BatchJob> BatchService::Create(
     return absl::Status(lines.status().code(),
                         absl::StrCat(name, ": ", lines.status().message()));
   }
-  // Every adapter the batch names must be servable now.
-  absl::flat_hash_set<std::string> checked;
+  // Every adapter the batch names must be servable now, and the largest
+  // requests must fit the device batch_concurrency at a time.
+  absl::flat_hash_map<std::string, std::string> model_of_adapter;
   for (const BatchLine& line : *lines) {
-    if (!checked.insert(line.request.adapter()).second) continue;
+    if (model_of_adapter.contains(line.request.adapter())) continue;
     absl::StatusOr<worker::v1::GenerateRequest> resolved =
         inference_->Resolve(line.request);
     if (!resolved.ok()) {
@@ -130,6 +131,15 @@ absl::StatusOr<v1::BatchJob> BatchService::Create(
           resolved.status().code(),
           absl::StrCat(name, ": line ", line.line,
                        ": field \"adapter\": ", resolved.status().message()));
+    }
+    model_of_adapter[line.request.adapter()] = resolved->model();
+  }
+  if (const Admission* admission = inference_->admission();
+      admission != nullptr) {
+    absl::Status fits = admission->CheckBatch(*lines, model_of_adapter);
+    if (!fits.ok()) {
+      return absl::Status(fits.code(),
+                          absl::StrCat(name, ": ", fits.message()));
     }
   }
   v1::BatchJob job;

@@ -23,7 +23,9 @@ class BatchService final : public v1::BatchInference::CallbackService {
                BatchJournal* journal, EventHub* hub, BatchRunner* runner,
                InferenceService* inference);
 
-  // Header, then chunks. RESOURCE_EXHAUSTED past --max_upload_bytes;
+  // Header, then chunks. RESOURCE_EXHAUSTED past --max_upload_bytes or
+  // when the largest requests cannot fit the device batch_concurrency at a
+  // time (Admission::CheckBatch, through the inference service's admission);
   // INVALID_ARGUMENT naming the line and field for a bad request line, and
   // NOT_FOUND / FAILED_PRECONDITION naming the line for an adapter that
   // cannot be served.

@@ -25,7 +25,7 @@ std::string NewJobId() {
 }
 
 absl::StatusOr<v1::FineTuneJob> Create(
-    DatasetStore& datasets, JobJournal& journal,
+    DatasetStore& datasets, JobJournal& journal, const Admission* admission,
     const v1::CreateFineTuneJobRequest& req) {
   v1::FineTuneJob job;
   job.set_id(NewJobId());
@@ -36,6 +36,9 @@ absl::StatusOr<v1::FineTuneJob> Create(
   job.set_suffix(req.suffix());
   job.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
   LORAD_RETURN_IF_ERROR(ValidateJob(datasets, req.has_hyperparameters(), job));
+  if (admission != nullptr) {
+    LORAD_RETURN_IF_ERROR(admission->CheckFineTune(job));
+  }
   job.set_state(v1::VALIDATING);
   LORAD_RETURN_IF_ERROR(journal.Create(job, "validating"));
   return journal.Update(
@@ -60,7 +63,8 @@ grpc::ServerUnaryReactor* FineTuningService::CreateJob(
     grpc::CallbackServerContext* context,
     const v1::CreateFineTuneJobRequest* request, v1::FineTuneJob* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::FineTuneJob> job = Create(*datasets_, *journal_, *request);
+  absl::StatusOr<v1::FineTuneJob> job =
+      Create(*datasets_, *journal_, admission_, *request);
   if (job.ok()) {
     *response = *std::move(job);
     scheduler_->Notify();

@@ -2,6 +2,7 @@
 #ifndef LORAD_SERVER_API_FINE_TUNING_SERVICE_H_
 #define LORAD_SERVER_API_FINE_TUNING_SERVICE_H_
 
+#include "jobs/admission.h"
 #include "jobs/event_hub.h"
 #include "jobs/job_journal.h"
 #include "jobs/scheduler.h"
@@ -18,8 +19,9 @@ class FineTuningService final : public v1::FineTuning::CallbackService {
                     JobJournal* journal, EventHub* hub, Scheduler* scheduler);
 
   // Validates the request (INVALID_ARGUMENT / NOT_FOUND naming the field),
-  // fills the defaults, stores the job (VALIDATING, then QUEUED) and wakes
-  // the scheduler.
+  // fills the defaults, refuses a job that cannot fit the device
+  // (RESOURCE_EXHAUSTED, see admission.h), stores the job (VALIDATING, then
+  // QUEUED) and wakes the scheduler.
   grpc::ServerUnaryReactor* CreateJob(
       grpc::CallbackServerContext* context,
       const v1::CreateFineTuneJobRequest* request,
@@ -41,12 +43,17 @@ class FineTuningService final : public v1::FineTuning::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::WatchFineTuneJobRequest* request) override;
 
+  // Jobs are checked by `admission` (not owned) once it is set; set it
+  // before serving.
+  void set_admission(const Admission* admission) { admission_ = admission; }
+
  private:
   JobStore* const store_;
   DatasetStore* const datasets_;
   JobJournal* const journal_;
   EventHub* const hub_;
   Scheduler* const scheduler_;
+  const Admission* admission_ = nullptr;
 };
 
 }  // namespace lorad::server

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/grpc_status.h"
+#include "lorad/common/status_macros.h"
 #include "worker_link/wire.h"
 
 namespace lorad::server {
@@ -26,6 +27,7 @@ class GenerateRelay final
     service_->RelayStarted();
     absl::StatusOr<worker::v1::GenerateRequest> resolved =
         service_->Resolve(request_);
+    if (resolved.ok()) resolved = service_->Admit(*std::move(resolved));
     if (!resolved.ok()) {
       halves_ = 1;  // no worker call
       Conclude(resolved.status());
@@ -193,6 +195,14 @@ absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Resolve(
   out.set_model(job->model());
   out.set_adapter_dir(job->adapter_path());
   return out;
+}
+
+absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Admit(
+    worker::v1::GenerateRequest request) const {
+  if (admission_ != nullptr) {
+    LORAD_RETURN_IF_ERROR(admission_->CheckGenerate(request));
+  }
+  return request;
 }
 
 void InferenceService::RelayStarted() {

@@ -7,6 +7,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "jobs/admission.h"
 #include "lorad/internal/worker/v1/worker.pb.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "options.h"
@@ -45,6 +46,15 @@ class InferenceService final : public v1::Inference::CallbackService {
   // set it before serving.
   void set_registry(AdapterRegistry* registry) { registry_ = registry; }
 
+  // Requests are checked against the device's room by `admission` (not
+  // owned) once it is set; set it before serving.
+  void set_admission(const Admission* admission) { admission_ = admission; }
+  const Admission* admission() const { return admission_; }
+  // `request` back, or RESOURCE_EXHAUSTED when its KV cache cannot fit
+  // (Admission::CheckGenerate); `request` while no admission is set.
+  absl::StatusOr<worker::v1::GenerateRequest> Admit(
+      worker::v1::GenerateRequest request) const;
+
   WorkerClient* worker() const { return worker_; }
   // Where finished requests are counted; not owned, may be null (none).
   void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
@@ -59,6 +69,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   WorkerClient* const worker_;
   Metrics* metrics_ = nullptr;
   AdapterRegistry* registry_ = nullptr;
+  const Admission* admission_ = nullptr;
   absl::Mutex mu_;
   int relays_ ABSL_GUARDED_BY(mu_) = 0;
 };

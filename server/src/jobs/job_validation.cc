@@ -9,14 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lorad/common/status_macros.h"
+#include "lorad/model/block_linears.h"
 #include "lorad/model/model_config.h"
+#include "lorad/model/tiny_model.h"
 
 namespace lorad::server {
 namespace {
 
-constexpr const char* kTargetModules[] = {"q_proj",   "k_proj",    "v_proj",
-                                          "o_proj",   "gate_proj", "up_proj",
-                                          "down_proj"};
 constexpr const char* kSchedulers[] = {"cosine", "linear", "constant"};
 constexpr const char* kComputeDtypes[] = {"auto", "float32", "bfloat16"};
 
@@ -27,16 +26,16 @@ absl::Status Invalid(absl::string_view field, const T& value,
       "hyperparameters.", field, " must be ", expected, ", got ", value));
 }
 
-template <size_t N>
-bool OneOf(const std::string& value, const char* const (&allowed)[N]) {
+template <typename Names>
+bool OneOf(const std::string& value, const Names& allowed) {
   for (const char* a : allowed) {
     if (value == a) return true;
   }
   return false;
 }
 
-template <size_t N>
-std::string Quoted(const char* const (&allowed)[N]) {
+template <typename Names>
+std::string Quoted(const Names& allowed) {
   return absl::StrJoin(allowed, ", ");
 }
 
@@ -49,7 +48,7 @@ void FillDefaults(bool present, v1::Hyperparameters& hp) {
   }
   if (hp.alpha() == 0) hp.set_alpha(16);
   if (hp.target_modules().empty()) {
-    for (const char* m : kTargetModules) hp.add_target_modules(m);
+    for (const char* m : model::kBlockLinearNames) hp.add_target_modules(m);
   }
   if (hp.epochs() == 0) hp.set_epochs(1);
   if (hp.batch_size() == 0) hp.set_batch_size(4);
@@ -74,9 +73,9 @@ absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp) {
   }
   absl::flat_hash_set<std::string> seen;
   for (const std::string& m : hp.target_modules()) {
-    if (!OneOf(m, kTargetModules)) {
+    if (!model::BlockLinearIndex(m).has_value()) {
       return Invalid("target_modules", absl::StrCat("\"", m, "\""),
-                     absl::StrCat("among ", Quoted(kTargetModules)));
+                     absl::StrCat("among ", model::BlockLinearNameList()));
     }
     if (!seen.insert(m).second) {
       return Invalid("target_modules", absl::StrCat("\"", m, "\" twice"),
@@ -128,7 +127,7 @@ absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp) {
 }
 
 absl::Status ValidateModel(const std::string& model) {
-  if (model == kTinyModel) return absl::OkStatus();
+  if (model == model::kTinyModelName) return absl::OkStatus();
   std::error_code ec;
   if (!std::filesystem::exists(model, ec)) {
     return absl::NotFoundError(
@@ -151,7 +150,7 @@ absl::Status ValidateModel(const std::string& model) {
 
 absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
                          v1::FineTuneJob& job) {
-  if (job.model().empty()) job.set_model(kTinyModel);
+  if (job.model().empty()) job.set_model(model::kTinyModelName);
   LORAD_RETURN_IF_ERROR(ValidateModel(job.model()));
   if (job.training_file().empty()) {
     return absl::InvalidArgumentError("training_file is required");

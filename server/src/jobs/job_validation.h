@@ -10,9 +10,6 @@
 
 namespace lorad::server {
 
-// The built-in model, and the model used when a request names none.
-inline constexpr char kTinyModel[] = "tiny";
-
 // Fills the defaults of `hp` and checks every field. `present` says whether
 // the request carried hyperparameters at all: without them every field takes
 // its default (rank 8, alpha 16, dropout 0.05, all seven projections, lr 2e-4,
@@ -23,14 +20,14 @@ inline constexpr char kTinyModel[] = "tiny";
 // InvalidArgument naming the field and the value otherwise.
 absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp);
 
-// "tiny", or a directory holding a config.json of a supported architecture.
-// NotFound when the path does not exist or has no config.json;
+// model::kTinyModelName, or a directory holding a config.json of a supported
+// architecture. NotFound when the path does not exist or has no config.json;
 // InvalidArgument for an unsupported architecture.
 absl::Status ValidateModel(const std::string& model);
 
 // Everything about a job that can be checked before it runs: the model, its
 // datasets (NotFound when unknown) and its hyperparameters. Fills the
-// defaults of `job` in place (model "" becomes "tiny").
+// defaults of `job` in place (model "" becomes model::kTinyModelName).
 absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
                          v1::FineTuneJob& job);
 

@@ -12,7 +12,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lorad/common/status_macros.h"
-#include "serving/adapter_check.h"
+#include "lorad/model/peft_adapter.h"
+#include "lorad/model/tiny_model.h"
 
 namespace lorad::server {
 namespace {
@@ -40,7 +41,8 @@ CallOptions WaitingUpTo(absl::Duration wait) {
 absl::Status CopyAdapterFiles(Env& env, const std::string& from,
                               const std::string& to) {
   LORAD_RETURN_IF_ERROR(env.CreateDirs(to));
-  for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile}) {
+  for (const char* file :
+       {model::kAdapterConfigFile, model::kAdapterWeightsFile}) {
     LORAD_RETURN_IF_ERROR(env.CopyFileAtomic(absl::StrCat(from, "/", file),
                                              absl::StrCat(to, "/", file)));
   }
@@ -104,14 +106,19 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterLocked(
   LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   const std::string model =
       base_model.empty() ? options_.base_model : base_model;
-  absl::StatusOr<model::ModelConfig> config = BaseModelConfig(model);
+  absl::StatusOr<model::ModelConfig> config = model::ModelConfigOf(model);
   if (!config.ok()) {
     return absl::Status(
         config.status().code(),
         absl::StrCat("base model ", model, ": ", config.status().message()));
   }
-  LORAD_ASSIGN_OR_RETURN(AdapterFacts facts,
-                         CheckPeftAdapter(src_dir, *config));
+  absl::StatusOr<model::PeftAdapter> peft =
+      model::OpenPeftAdapter(src_dir, *config);
+  if (absl::IsNotFound(peft.status())) {
+    // A file missing from an upload is the client's error.
+    return absl::InvalidArgumentError(peft.status().message());
+  }
+  LORAD_RETURN_IF_ERROR(peft.status());
 
   int64_t version = 1;
   absl::StatusOr<v1::Adapter> existing = store_->GetAdapter(name);
@@ -123,12 +130,12 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterLocked(
   v1::Adapter adapter;
   adapter.set_name(name);
   adapter.set_version(version);
-  adapter.set_rank(facts.rank);
-  adapter.set_alpha(static_cast<float>(facts.alpha));
-  for (const std::string& t : facts.target_modules) {
+  adapter.set_rank(static_cast<int32_t>(peft->spec.rank));
+  adapter.set_alpha(static_cast<float>(peft->spec.alpha));
+  for (const std::string& t : peft->spec.target_modules) {
     adapter.add_target_modules(t);
   }
-  adapter.set_size_bytes(facts.size_bytes);
+  adapter.set_size_bytes(peft->size_bytes);
   adapter.set_source_job(source_job);
   adapter.set_created_at_unix(absl::ToUnixSeconds(env()->Now()));
   adapter.set_pinned(pinned);

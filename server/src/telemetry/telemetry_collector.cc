@@ -76,7 +76,22 @@ v1::TelemetrySnapshot TelemetryCollector::Collect(WorkerInfo* worker_info) {
       snapshot.worker_memory().allocator_allocated_bytes());
   breakdown->set_allocator_reserved_bytes(
       snapshot.worker_memory().allocator_reserved_bytes());
+  absl::MutexLock lock(&latest_mu_);
+  latest_ = snapshot;
   return snapshot;
+}
+
+DeviceRoom TelemetryCollector::Room() {
+  v1::TelemetrySnapshot now;
+  {
+    absl::MutexLock lock(&latest_mu_);
+    now = latest_;
+  }
+  if (absl::Now() - absl::FromUnixMillis(now.time_unix_ms()) >
+      options_.room_max_age) {
+    *now.mutable_devices() = devices_.Read();
+  }
+  return DeviceRoomOf(now, options_.worker_device);
 }
 
 }  // namespace lorad::server

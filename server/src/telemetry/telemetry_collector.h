@@ -6,11 +6,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lorad/telemetry/device_status.h"
 #include "lorad/v1/lorad.pb.h"
 #include "store/job_store.h"
+#include "telemetry/device_room.h"
 #include "worker_link/worker_client.h"
 
 namespace lorad::server {
@@ -22,6 +26,10 @@ class TelemetryCollector {
   struct Options {
     telemetry::DeviceStatusReader::Options devices;
     absl::Duration worker_deadline = absl::Seconds(2);
+    // The --device the worker was started with (auto | cpu | cuda).
+    std::string worker_device = "auto";
+    // Room() reads the devices again when the latest Collect() is older.
+    absl::Duration room_max_age = absl::Seconds(1);
   };
 
   // Neither pointer is owned; both must outlive the collector.
@@ -36,6 +44,13 @@ class TelemetryCollector {
   // fields and left empty.
   v1::TelemetrySnapshot Collect(WorkerInfo* worker = nullptr);
 
+  // The room on the worker's device for admission control, from the latest
+  // Collect() when it is younger than room_max_age; otherwise the devices
+  // are read now (NVML / host memory, no worker call) and what the worker
+  // held comes from the latest Collect() (nothing before the first). Never
+  // fails: an unreadable device gives a room that is not known().
+  DeviceRoom Room();
+
   WorkerClient* worker() const { return worker_; }
   JobStore* store() const { return store_; }
 
@@ -44,6 +59,8 @@ class TelemetryCollector {
   JobStore* const store_;
   WorkerClient* const worker_;
   telemetry::DeviceStatusReader devices_;
+  absl::Mutex latest_mu_;
+  v1::TelemetrySnapshot latest_ ABSL_GUARDED_BY(latest_mu_);
 };
 
 }  // namespace lorad::server

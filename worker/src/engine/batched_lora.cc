@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "lorad/model/block_linears.h"
+
 namespace lorad::worker {
 namespace {
 
@@ -42,10 +44,9 @@ BatchedLora BuildBatchedLora(const std::vector<LoraSegment>& segments,
   BatchedLora out;
   int64_t total = 0;
   for (const LoraSegment& s : segments) total += s.length;
-  const std::vector<LinearShape> linears = BlockLinears(config);
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
-    for (const LinearShape& l : linears) {
-      const std::string key = ModuleKey(layer, l.path);
+    for (const model::BlockLinear& l : model::BlockLinears(config)) {
+      const std::string key = model::BlockLinearKey(layer, l.path);
       std::map<std::pair<int64_t, int64_t>, Pending> by_shape;
       for (const LoraSegment& s : segments) {
         if (s.adapter == nullptr || s.length == 0) continue;

@@ -1,10 +1,12 @@
 #include "lorad/worker/llama_model.h"
 
+#include <array>
 #include <cmath>
 #include <numbers>
 
 #include "absl/strings/str_cat.h"
 #include "lorad/common/status_macros.h"
+#include "lorad/model/block_linears.h"
 #include "lorad/model/safetensors.h"
 #include "lorad/worker/checkpointing.h"
 
@@ -99,14 +101,15 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
       LoadTensor(*weights, "model.norm.weight", {c.hidden_size}, dir));
   m->final_norm_ = to_dev(norm);
 
-  std::vector<LinearShape> shapes = BlockLinears(c);
+  const std::array<model::BlockLinear, model::kNumBlockLinears> shapes =
+      model::BlockLinears(c);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     Layer layer;
     Linear* slots[] = {&layer.q,    &layer.k,  &layer.v,   &layer.o,
                        &layer.gate, &layer.up, &layer.down};
     for (size_t s = 0; s < shapes.size(); ++s) {
       Linear& l = *slots[s];
-      l.key = ModuleKey(i, shapes[s].path);
+      l.key = model::BlockLinearKey(i, shapes[s].path);
       LORAD_ASSIGN_OR_RETURN(torch::Tensor w,
                              LoadTensor(*weights, l.key + ".weight",
                                         {shapes[s].out, shapes[s].in}, dir));

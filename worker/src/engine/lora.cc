@@ -1,19 +1,19 @@
 #include "lorad/worker/lora.h"
 
 #include <cmath>
-#include <filesystem>
+#include <cstring>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
+#include "lorad/model/block_linears.h"
+#include "lorad/model/peft_adapter.h"
 #include "lorad/model/safetensors.h"
-#include "nlohmann/json.hpp"
 
 namespace lorad::worker {
 namespace {
-
-constexpr char kPeftPrefix[] = "base_model.model.";
 
 torch::Tensor FromFloats(const std::vector<float>& v,
                          std::vector<int64_t> shape, torch::Device device) {
@@ -33,23 +33,6 @@ torch::Tensor LoraDelta(const torch::Tensor& x, const LoraWeights& w,
          scale;
 }
 
-std::vector<LinearShape> BlockLinears(const model::ModelConfig& c) {
-  const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim,
-                inter = c.intermediate_size;
-  return {{"q_proj", "self_attn.q_proj", h, q},
-          {"k_proj", "self_attn.k_proj", h, kv},
-          {"v_proj", "self_attn.v_proj", h, kv},
-          {"o_proj", "self_attn.o_proj", q, h},
-          {"gate_proj", "mlp.gate_proj", h, inter},
-          {"up_proj", "mlp.up_proj", h, inter},
-          {"down_proj", "mlp.down_proj", inter, h}};
-}
-
-std::string ModuleKey(int64_t layer, const std::string& path) {
-  return absl::StrCat("model.layers.", layer, ".", path);
-}
-
 absl::StatusOr<AdapterSet> AdapterSet::CreateForTraining(
     const model::ModelConfig& config, const LoraOptions& options, uint64_t seed,
     torch::Device device) {
@@ -57,13 +40,10 @@ absl::StatusOr<AdapterSet> AdapterSet::CreateForTraining(
     return absl::InvalidArgumentError(
         absl::StrCat("LoRA rank must be >= 1, got ", options.rank));
   }
-  std::vector<LinearShape> linears = BlockLinears(config);
-  std::set<std::string> targets(options.target_modules.begin(),
-                                options.target_modules.end());
+  std::set<std::string, std::less<>> targets(options.target_modules.begin(),
+                                             options.target_modules.end());
   for (const std::string& t : targets) {
-    bool known = false;
-    for (const LinearShape& l : linears) known |= l.name == t;
-    if (!known) {
+    if (!model::BlockLinearIndex(t).has_value()) {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown LoRA target module \"", t, "\""));
     }
@@ -72,7 +52,7 @@ absl::StatusOr<AdapterSet> AdapterSet::CreateForTraining(
   set.options_ = options;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
-    for (const LinearShape& l : linears) {
+    for (const model::BlockLinear& l : model::BlockLinears(config)) {
       if (!targets.count(l.name)) continue;
       // Kaiming-uniform with a = sqrt(5): bound = 1 / sqrt(fan_in).
       const double bound = 1.0 / std::sqrt(static_cast<double>(l.in));
@@ -81,7 +61,7 @@ absl::StatusOr<AdapterSet> AdapterSet::CreateForTraining(
       torch::Tensor b = torch::zeros({l.out, options.rank}, torch::kFloat32);
       a = a.to(device).set_requires_grad(true);
       b = b.to(device).set_requires_grad(true);
-      set.weights_[ModuleKey(layer, l.path)] = {a, b};
+      set.weights_[model::BlockLinearKey(layer, l.path)] = {a, b};
       set.by_layer_[layer].push_back(a);
       set.by_layer_[layer].push_back(b);
     }
@@ -92,88 +72,29 @@ absl::StatusOr<AdapterSet> AdapterSet::CreateForTraining(
 absl::StatusOr<AdapterSet> AdapterSet::LoadPeft(
     const std::string& dir, const model::ModelConfig& config,
     torch::Device device) {
-  std::string config_path = absl::StrCat(dir, "/adapter_config.json");
-  auto text = ReadFile(config_path);
-  if (!text.ok()) {
-    return absl::NotFoundError(
-        absl::StrCat("adapter directory ", dir, " has no adapter_config.json"));
+  absl::StatusOr<model::PeftAdapter> peft = model::OpenPeftAdapter(dir, config);
+  if (!peft.ok()) {
+    return absl::Status(peft.status().code(),
+                        absl::StrCat(dir, ": ", peft.status().message()));
   }
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(config_path, ": not a valid JSON object"));
-  }
-  if (j.value("peft_type", std::string("LORA")) != "LORA") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        config_path, ": peft_type must be LORA, got ", j["peft_type"].dump()));
-  }
-  if (!j.contains("r") || !j["r"].is_number_integer()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(config_path, ": field \"r\" missing or not an integer"));
-  }
-  LoraOptions options;
-  options.rank = j["r"].get<int64_t>();
-  options.alpha = j.value("lora_alpha", static_cast<double>(options.rank));
-  options.dropout = j.value("lora_dropout", 0.0);
-  if (options.rank < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(config_path, ": r must be >= 1"));
-  }
-  LORAD_ASSIGN_OR_RETURN(auto file, model::SafetensorsFile::Open(absl::StrCat(
-                                        dir, "/adapter_model.safetensors")));
   AdapterSet set;
   std::set<std::string> targets;
-  std::vector<LinearShape> linears = BlockLinears(config);
-  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
-    for (const LinearShape& l : linears) {
-      std::string key = ModuleKey(layer, l.path);
-      std::string a_key = absl::StrCat(kPeftPrefix, key, ".lora_A.weight");
-      std::string b_key = absl::StrCat(kPeftPrefix, key, ".lora_B.weight");
-      const model::TensorInfo* a = file->Find(a_key);
-      const model::TensorInfo* b = file->Find(b_key);
-      if (a == nullptr && b == nullptr) continue;
-      if (a == nullptr || b == nullptr) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(dir, ": ", a ? b_key : a_key, " missing"));
-      }
-      std::vector<int64_t> want_a = {options.rank, l.in};
-      std::vector<int64_t> want_b = {l.out, options.rank};
-      if (a->shape != want_a || b->shape != want_b) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            dir, ": ", key,
-            " has LoRA shapes that do not fit the base model"
-            " (A must be ",
-            options.rank, "x", l.in, ", B ", l.out, "x", options.rank, ")"));
-      }
-      LORAD_ASSIGN_OR_RETURN(std::vector<float> av, model::ToFloat32(*a));
-      LORAD_ASSIGN_OR_RETURN(std::vector<float> bv, model::ToFloat32(*b));
-      torch::Tensor at = FromFloats(av, want_a, device);
-      torch::Tensor bt = FromFloats(bv, want_b, device);
-      set.weights_[key] = {at, bt};
-      set.by_layer_[layer].push_back(at);
-      set.by_layer_[layer].push_back(bt);
-      targets.insert(l.name);
-    }
+  for (const model::TensorInfo& t : peft->weights->tensors()) {
+    LORAD_ASSIGN_OR_RETURN(model::PeftTensorKey key,
+                           model::ParsePeftTensorName(t.name, config));
+    LORAD_ASSIGN_OR_RETURN(std::vector<float> values, model::ToFloat32(t));
+    LoraWeights& w =
+        set.weights_[model::BlockLinearKey(key.layer, key.linear.path)];
+    (key.half == model::LoraHalf::kA ? w.a : w.b) =
+        FromFloats(values, t.shape, device);
+    targets.insert(std::string(key.linear.name));
   }
-  size_t lora_keys = 0;
-  for (const model::TensorInfo& t : file->tensors()) {
-    if (t.name.find(".lora_") != std::string::npos) ++lora_keys;
-  }
-  if (lora_keys != 2 * set.weights_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        dir, ": adapter has LoRA tensors for modules the base model lacks (",
-        lora_keys, " LoRA tensors, ", 2 * set.weights_.size(), " match)"));
-  }
-  if (set.weights_.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(dir, ": adapter_model.safetensors holds no LoRA weights"));
-  }
-  options.target_modules.assign(targets.begin(), targets.end());
-  set.options_ = options;
-  if (j.contains("base_model_name_or_path") &&
-      j["base_model_name_or_path"].is_string()) {
-    set.base_model_name_ = j["base_model_name_or_path"].get<std::string>();
-  }
+  set.IndexLayers();
+  set.options_.rank = peft->spec.rank;
+  set.options_.alpha = peft->spec.alpha;
+  set.options_.dropout = peft->spec.dropout;
+  set.options_.target_modules.assign(targets.begin(), targets.end());
+  set.base_model_name_ = peft->spec.base_model_name_or_path;
   return set;
 }
 
@@ -183,39 +104,30 @@ absl::Status AdapterSet::SavePeft(const std::string& dir,
   std::vector<torch::Tensor> host;  // keeps the bytes alive while writing
   std::vector<model::TensorToWrite> tensors;
   for (const auto& [key, w] : weights_) {
-    for (const auto& [suffix, t] :
-         {std::pair<const char*, torch::Tensor>{".lora_A.weight", w.a},
-          {".lora_B.weight", w.b}}) {
+    for (const auto& [half, t] :
+         {std::pair<model::LoraHalf, torch::Tensor>{model::LoraHalf::kA, w.a},
+          {model::LoraHalf::kB, w.b}}) {
       torch::Tensor c =
           t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
       host.push_back(c);
       tensors.push_back(
-          {absl::StrCat(kPeftPrefix, key, suffix), model::DType::kF32,
+          {model::PeftTensorName(key, half), model::DType::kF32,
            std::vector<int64_t>(c.sizes().begin(), c.sizes().end()),
            std::string_view(static_cast<const char*>(c.data_ptr()),
                             c.numel() * sizeof(float))});
     }
   }
-  LORAD_RETURN_IF_ERROR(
-      model::WriteSafetensors(absl::StrCat(dir, "/adapter_model.safetensors"),
-                              std::move(tensors), {{"format", "pt"}}));
-  nlohmann::json j;
-  j["peft_type"] = "LORA";
-  j["task_type"] = "CAUSAL_LM";
-  j["r"] = options_.rank;
-  j["lora_alpha"] = options_.alpha;
-  j["lora_dropout"] = options_.dropout;
-  j["target_modules"] = options_.target_modules;
-  j["base_model_name_or_path"] = base_model_name;
-  j["bias"] = "none";
-  j["fan_in_fan_out"] = false;
-  j["inference_mode"] = true;
-  j["init_lora_weights"] = true;
-  j["modules_to_save"] = nullptr;
-  j["use_rslora"] = false;
-  j["use_dora"] = false;
-  j["revision"] = nullptr;
-  return WriteFileAtomic(absl::StrCat(dir, "/adapter_config.json"), j.dump(2));
+  LORAD_RETURN_IF_ERROR(model::WriteSafetensors(
+      absl::StrCat(dir, "/", model::kAdapterWeightsFile), std::move(tensors),
+      {{"format", "pt"}}));
+  model::PeftAdapterSpec spec;
+  spec.rank = options_.rank;
+  spec.alpha = options_.alpha;
+  spec.dropout = options_.dropout;
+  spec.target_modules = options_.target_modules;
+  spec.base_model_name_or_path = base_model_name;
+  return WriteFileAtomic(absl::StrCat(dir, "/", model::kAdapterConfigFile),
+                         spec.ToJson());
 }
 
 const LoraWeights* AdapterSet::Find(const std::string& key) const {
@@ -246,12 +158,17 @@ AdapterSet AdapterSet::CopyTo(torch::Device device,
     out.weights_[key] = {w.a.detach().to(device, dtype),
                          w.b.detach().to(device, dtype)};
   }
-  for (const auto& [key, w] : out.weights_) {
-    const int64_t layer = std::stoll(key.substr(sizeof("model.layers.") - 1));
-    out.by_layer_[layer].push_back(w.a);
-    out.by_layer_[layer].push_back(w.b);
-  }
+  out.IndexLayers();
   return out;
+}
+
+void AdapterSet::IndexLayers() {
+  by_layer_.clear();
+  for (const auto& [key, w] : weights_) {
+    const int64_t layer = std::stoll(key.substr(sizeof("model.layers.") - 1));
+    by_layer_[layer].push_back(w.a);
+    by_layer_[layer].push_back(w.b);
+  }
 }
 
 int64_t AdapterSet::SizeBytes() const {

@@ -121,7 +121,6 @@ absl::StatusOr<int64_t> LlamaModel::ExportMerged(
   torch::NoGradGuard no_grad;
   ShardWriter writer(out_dir, dtype, max_shard_bytes);
   LORAD_RETURN_IF_ERROR(writer.Add("model.embed_tokens.weight", embed_));
-  const std::vector<LinearShape> shapes = BlockLinears(config_);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
     const Linear* slots[] = {&layer.q,    &layer.k,  &layer.v,   &layer.o,

@@ -184,17 +184,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
 
   model::TrainingShape shape;
   shape.rank = hp.rank();
-  auto has = [&](const char* name) {
-    return std::find(lora.target_modules.begin(), lora.target_modules.end(),
-                     name) != lora.target_modules.end();
-  };
-  shape.q = has("q_proj");
-  shape.k = has("k_proj");
-  shape.v = has("v_proj");
-  shape.o = has("o_proj");
-  shape.gate = has("gate_proj");
-  shape.up = has("up_proj");
-  shape.down = has("down_proj");
+  shape.target_modules = lora.target_modules;
   shape.batch_size = hp.batch_size();
   int64_t longest = 0;
   for (const model::TokenSequence& s : train) {

@@ -1,20 +1,25 @@
 // Estimates a fine-tune job's peak memory before it runs, from the model
 // config and the job's hyper-parameters, so a job that cannot fit is refused
-// up front and the measured peak can be shown beside the estimate.
+// up front and the measured peak can be shown beside the estimate; and the
+// KV cache a generation reserves. Pure functions of their arguments.
 #ifndef LORAD_MODEL_MEMORY_ESTIMATE_H_
 #define LORAD_MODEL_MEMORY_ESTIMATE_H_
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
+#include "lorad/model/block_linears.h"
 #include "lorad/model/model_config.h"
 
 namespace lorad::model {
 
 struct TrainingShape {
   int64_t rank = 8;
-  // Which of the 7 block linears carry LoRA.
-  bool q = true, k = true, v = true, o = true, gate = true, up = true,
-       down = true;
+  // The block linears that carry LoRA, by short name (names that are none
+  // count for nothing).
+  std::vector<std::string> target_modules{kBlockLinearNames.begin(),
+                                          kBlockLinearNames.end()};
   int64_t batch_size = 4;
   int64_t seq_len = 512;
   bool gradient_checkpointing = false;
@@ -46,6 +51,15 @@ int64_t NumLoraParameters(const ModelConfig& config, const TrainingShape& t);
 // and one block is live again during its recompute.
 MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& config,
                                            const TrainingShape& t);
+
+// Bytes of the frozen base as the worker holds it: NF4 block linears plus
+// embeddings (and an untied head) and norms in `compute_bytes` per element.
+int64_t BaseModelBytes(const ModelConfig& config, int64_t compute_bytes);
+
+// Bytes of a KV cache for `tokens` positions: keys and values of every
+// layer, 2 x layers x kv_heads x head_dim x compute_bytes x tokens.
+int64_t KvCacheBytes(const ModelConfig& config, int64_t tokens,
+                     int64_t compute_bytes);
 
 }  // namespace lorad::model
 

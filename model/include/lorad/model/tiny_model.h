@@ -31,6 +31,11 @@ absl::Status WriteRandomLlama(const std::string& dir, const ModelConfig& config,
 absl::StatusOr<std::string> ResolveModelDir(const std::string& model,
                                             const std::string& cache_dir);
 
+// The config of a model argument without touching the disk for "tiny" (or
+// ""): TinyModelConfig(); anything else is ModelConfig::FromDir (NotFound /
+// InvalidArgument as it says).
+absl::StatusOr<ModelConfig> ModelConfigOf(const std::string& model);
+
 }  // namespace lorad::model
 
 #endif  // LORAD_MODEL_TINY_MODEL_H_

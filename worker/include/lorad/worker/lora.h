@@ -1,7 +1,8 @@
 // LoRA adapters kept apart from the frozen base: an AdapterSet maps module
-// keys ("model.layers.3.self_attn.q_proj") to their A [r, in] and B [out, r]
-// matrices, and reads and writes the PEFT layout (adapter_config.json +
-// adapter_model.safetensors) so adapters move freely between lorad and PEFT.
+// keys ("model.layers.3.self_attn.q_proj", model::BlockLinearKey) to their
+// A [r, in] and B [out, r] matrices, and reads and writes the PEFT layout
+// (adapter_config.json + adapter_model.safetensors) by the one rule set of
+// lorad/model/peft_adapter.h, so adapters move freely between lorad and PEFT.
 #ifndef LORAD_WORKER_LORA_H_
 #define LORAD_WORKER_LORA_H_
 
@@ -20,8 +21,7 @@ struct LoraOptions {
   int64_t rank = 8;
   double alpha = 16.0;
   double dropout = 0.0;
-  // Short module names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,
-  // down_proj.
+  // Short module names (model::kBlockLinearNames).
   std::vector<std::string> target_modules;
 };
 
@@ -35,17 +35,6 @@ struct LoraWeights {
 torch::Tensor LoraDelta(const torch::Tensor& x, const LoraWeights& w,
                         double scale, double dropout, bool training);
 
-// The 7 block linears with their shapes, in a fixed order.
-struct LinearShape {
-  std::string name;  // q_proj, ...
-  std::string path;  // self_attn.q_proj or mlp.gate_proj
-  int64_t in = 0, out = 0;
-};
-std::vector<LinearShape> BlockLinears(const model::ModelConfig& config);
-
-// "model.layers.<layer>.<path>" for a block linear.
-std::string ModuleKey(int64_t layer, const std::string& path);
-
 class AdapterSet {
  public:
   // A new adapter for training: A from PEFT's default (Kaiming-uniform with
@@ -55,9 +44,10 @@ class AdapterSet {
       const model::ModelConfig& config, const LoraOptions& options,
       uint64_t seed, torch::Device device);
 
-  // Reads a PEFT adapter directory and checks it against `config`: target
-  // modules exist, shapes fit, r and lora_alpha present. InvalidArgument /
-  // NotFound naming the file and key.
+  // Reads a PEFT adapter directory and checks it against `config` by
+  // model::OpenPeftAdapter's rules. NotFound (a file missing) /
+  // InvalidArgument, the message "<dir>: " + what OpenPeftAdapter says.
+  // options().target_modules are the modules that carry weights.
   static absl::StatusOr<AdapterSet> LoadPeft(const std::string& dir,
                                              const model::ModelConfig& config,
                                              torch::Device device);
@@ -90,6 +80,9 @@ class AdapterSet {
   int64_t SizeBytes() const;
 
  private:
+  // Rebuilds by_layer_ from weights_.
+  void IndexLayers();
+
   LoraOptions options_;
   std::string base_model_name_;
   std::map<std::string, LoraWeights> weights_;

@@ -1,0 +1,316 @@
+#include "jobs/admission.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "lorad/common/status_macros.h"
+#include "lorad/model/memory_estimate.h"
+#include "lorad/model/tiny_model.h"
+
+namespace lorad::server {
+namespace {
+
+constexpr int64_t kMinSeqLen = 8;
+constexpr int64_t kMaxBytesPerPromptToken = 16;
+
+// The largest x in [lo, hi] with fits(x), for fits true up to some x and
+// false after; lo - 1 when none.
+template <typename Fits>
+int64_t LargestFitting(int64_t lo, int64_t hi, const Fits& fits) {
+  int64_t best = lo - 1;
+  while (lo <= hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (fits(mid)) {
+      best = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return best;
+}
+
+std::string DescribeRoom(const DeviceRoom& room) {
+  return absl::StrCat(room.device, " has room for ",
+                      FormatBytes(room.room_bytes()), " (",
+                      FormatBytes(room.free_bytes), " free + ",
+                      FormatBytes(room.worker_bytes), " held by the worker)");
+}
+
+absl::Status Refuse(absl::string_view what, int64_t need,
+                    const DeviceRoom& room,
+                    const std::vector<std::string>& remedies) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      what, " but ", DescribeRoom(room), ": ",
+      FormatBytes(need - room.room_bytes()),
+      " short. What would fit: ", absl::StrJoin(remedies, "; "), "."));
+}
+
+model::TrainingShape ShapeOf(const v1::Hyperparameters& hp,
+                             int64_t compute_bytes) {
+  model::TrainingShape shape;
+  shape.rank = hp.rank();
+  shape.target_modules.assign(hp.target_modules().begin(),
+                              hp.target_modules().end());
+  shape.batch_size = std::max(1, hp.batch_size());
+  shape.seq_len = hp.max_seq_len();
+  shape.gradient_checkpointing = hp.gradient_checkpointing();
+  shape.compute_bytes = compute_bytes;
+  return shape;
+}
+
+std::string Estimated(int64_t bytes) {
+  return absl::StrCat("estimate ", FormatBytes(bytes));
+}
+
+}  // namespace
+
+std::string FormatBytes(int64_t bytes) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  constexpr double kGiB = 1024.0 * kMiB;
+  if (bytes >= (int64_t{1} << 30) || bytes <= -(int64_t{1} << 30)) {
+    return absl::StrFormat("%.1f GiB", static_cast<double>(bytes) / kGiB);
+  }
+  return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / kMiB);
+}
+
+int64_t ComputeBytes(const std::string& compute_dtype, const DeviceRoom& room) {
+  if (compute_dtype == "float32") return 4;
+  if (compute_dtype == "bfloat16") return 2;
+  return room.is_cuda() ? 2 : 4;
+}
+
+absl::Status AdmitFineTune(const model::ModelConfig& config,
+                           const v1::Hyperparameters& hp,
+                           const DeviceRoom& room) {
+  if (!room.known()) return absl::OkStatus();
+  const model::TrainingShape shape =
+      ShapeOf(hp, ComputeBytes(hp.compute_dtype(), room));
+  auto total = [&](const model::TrainingShape& s) {
+    return model::EstimateTrainingMemory(config, s).total;
+  };
+  auto fits = [&](const model::TrainingShape& s) {
+    return total(s) <= room.room_bytes();
+  };
+  const model::MemoryEstimateBytes e =
+      model::EstimateTrainingMemory(config, shape);
+  if (e.total <= room.room_bytes()) return absl::OkStatus();
+
+  std::vector<std::string> remedies;
+  bool any_fits = false;
+  auto with = [&](auto edit) {
+    model::TrainingShape s = shape;
+    edit(s);
+    return s;
+  };
+  if (shape.batch_size > 1) {
+    const int64_t b = LargestFitting(1, shape.batch_size - 1, [&](int64_t b) {
+      return fits(with([b](auto& s) { s.batch_size = b; }));
+    });
+    if (b >= 1) {
+      any_fits = true;
+      const int64_t effective =
+          shape.batch_size * std::max(1, hp.gradient_accumulation());
+      const int64_t accumulation = (effective + b - 1) / b;
+      remedies.push_back(absl::StrCat(
+          "batch_size ", b, " (",
+          Estimated(total(with([b](auto& s) { s.batch_size = b; }))),
+          "; with gradient_accumulation ", accumulation,
+          " the effective batch is ", b * accumulation, ", now ", effective,
+          ")"));
+    } else {
+      remedies.push_back(absl::StrCat(
+          "batch_size 1 alone is not enough (",
+          Estimated(total(with([](auto& s) { s.batch_size = 1; }))), ")"));
+    }
+  }
+  if (!shape.gradient_checkpointing) {
+    const model::TrainingShape s =
+        with([](auto& s) { s.gradient_checkpointing = true; });
+    any_fits |= fits(s);
+    remedies.push_back(absl::StrCat("gradient_checkpointing on",
+                                    fits(s) ? "" : " alone is not enough", " (",
+                                    Estimated(total(s)), ")"));
+  }
+  if (shape.seq_len > kMinSeqLen) {
+    const int64_t l = LargestFitting(
+        kMinSeqLen, shape.seq_len - 1,
+        [&](int64_t l) { return fits(with([l](auto& s) { s.seq_len = l; })); });
+    if (l >= kMinSeqLen) {
+      any_fits = true;
+      remedies.push_back(absl::StrCat(
+          "max_seq_len ", l, " (",
+          Estimated(total(with([l](auto& s) { s.seq_len = l; }))), ")"));
+    } else {
+      remedies.push_back(absl::StrCat(
+          "max_seq_len ", kMinSeqLen, " alone is not enough (",
+          Estimated(total(with([](auto& s) { s.seq_len = kMinSeqLen; }))),
+          ")"));
+    }
+  }
+  if (!any_fits) {
+    auto smallest = [&](int64_t l) {
+      return with([l](auto& s) {
+        s.batch_size = 1;
+        s.gradient_checkpointing = true;
+        s.seq_len = l;
+      });
+    };
+    const int64_t l = LargestFitting(kMinSeqLen, shape.seq_len, [&](int64_t l) {
+      return fits(smallest(l));
+    });
+    if (l >= kMinSeqLen) {
+      remedies.push_back(absl::StrCat(
+          "batch_size 1 with gradient_checkpointing on and max_seq_len ", l,
+          " (", Estimated(total(smallest(l))), ")"));
+    } else {
+      remedies.push_back(absl::StrCat(
+          "nothing: even batch_size 1 with gradient_checkpointing on and "
+          "max_seq_len ",
+          kMinSeqLen, " needs ", FormatBytes(total(smallest(kMinSeqLen)))));
+    }
+  }
+  return Refuse(
+      absl::StrCat("fine-tune job needs about ", FormatBytes(e.total),
+                   " (base model ", FormatBytes(e.base), ", adapter ",
+                   FormatBytes(e.adapter), ", gradients ",
+                   FormatBytes(e.gradients), ", optimizer ",
+                   FormatBytes(e.optimizer), ", activations ",
+                   FormatBytes(e.activations), " for batch_size ",
+                   shape.batch_size, " x max_seq_len ", shape.seq_len, ")"),
+      e.total, room, remedies);
+}
+
+int64_t PromptTokensAtLeast(const worker::v1::Sampling& sampling) {
+  int64_t bytes = static_cast<int64_t>(sampling.prompt().size());
+  for (const worker::v1::ChatMessage& m : sampling.messages()) {
+    bytes += static_cast<int64_t>(m.content().size());
+  }
+  return std::max<int64_t>(
+      1, (bytes + kMaxBytesPerPromptToken - 1) / kMaxBytesPerPromptToken);
+}
+
+GenerationDemand DemandOf(const worker::v1::Sampling& sampling) {
+  GenerationDemand demand;
+  demand.prompt_tokens = PromptTokensAtLeast(sampling);
+  if (sampling.max_new_tokens() > 0) {
+    demand.max_new_tokens = sampling.max_new_tokens();
+  }
+  return demand;
+}
+
+absl::Status AdmitGeneration(const model::ModelConfig& config,
+                             const GenerationDemand& demand, int concurrency,
+                             const DeviceRoom& room) {
+  if (!room.known()) return absl::OkStatus();
+  const int64_t bytes = ComputeBytes("auto", room);
+  const int64_t base = model::BaseModelBytes(config, bytes);
+  concurrency = std::max(concurrency, 1);
+  auto need = [&](int64_t max_new_tokens, int64_t n) {
+    return base + n * model::KvCacheBytes(
+                          config, demand.prompt_tokens + max_new_tokens, bytes);
+  };
+  const int64_t total = need(demand.max_new_tokens, concurrency);
+  if (total <= room.room_bytes()) return absl::OkStatus();
+
+  std::vector<std::string> remedies;
+  const int64_t m = LargestFitting(
+      1, demand.max_new_tokens - 1,
+      [&](int64_t m) { return need(m, concurrency) <= room.room_bytes(); });
+  if (m >= 1) {
+    remedies.push_back(absl::StrCat("max_new_tokens ", m, " (",
+                                    Estimated(need(m, concurrency)), ")"));
+  } else {
+    remedies.push_back(absl::StrCat("max_new_tokens 1 is not enough (",
+                                    Estimated(need(1, concurrency)), ")"));
+  }
+  if (concurrency > 1) {
+    const int64_t c = LargestFitting(1, concurrency - 1, [&](int64_t c) {
+      return need(demand.max_new_tokens, c) <= room.room_bytes();
+    });
+    if (c >= 1) {
+      remedies.push_back(absl::StrCat("--batch_concurrency ", c, " (",
+                                      Estimated(need(demand.max_new_tokens, c)),
+                                      ")"));
+    }
+  }
+  const int64_t positions = demand.prompt_tokens + demand.max_new_tokens;
+  return Refuse(
+      absl::StrCat(
+          "generation needs about ", FormatBytes(total), " (base model ",
+          FormatBytes(base), " + KV cache ", FormatBytes(total - base), " for ",
+          concurrency > 1 ? absl::StrCat(concurrency, " requests x ") : "",
+          positions, " positions: max_new_tokens ", demand.max_new_tokens,
+          " + a prompt of at least ", demand.prompt_tokens, " tokens)"),
+      total, room, remedies);
+}
+
+Admission::Admission(std::function<DeviceRoom()> room, Options options)
+    : room_(std::move(room)), options_(options) {}
+
+absl::Status Admission::CheckFineTune(const v1::FineTuneJob& job) const {
+  LORAD_ASSIGN_OR_RETURN(const model::ModelConfig config,
+                         model::ModelConfigOf(job.model()));
+  return AdmitFineTune(config, job.hyperparameters(), room_());
+}
+
+absl::Status Admission::CheckGenerate(
+    const worker::v1::GenerateRequest& request) const {
+  LORAD_ASSIGN_OR_RETURN(const model::ModelConfig config,
+                         model::ModelConfigOf(request.model()));
+  return AdmitGeneration(config, DemandOf(request.sampling()), 1, room_());
+}
+
+absl::Status Admission::CheckBatch(
+    const std::vector<BatchLine>& lines,
+    const absl::flat_hash_map<std::string, std::string>& model_of_adapter)
+    const {
+  struct Largest {
+    const BatchLine* line = nullptr;
+    GenerationDemand demand;
+    int64_t requests = 0;
+  };
+  absl::flat_hash_map<std::string, Largest> by_model;
+  for (const BatchLine& line : lines) {
+    auto model = model_of_adapter.find(line.request.adapter());
+    if (model == model_of_adapter.end()) continue;
+    Largest& largest = by_model[model->second];
+    ++largest.requests;
+    worker::v1::Sampling sampling;
+    sampling.set_prompt(line.request.prompt());
+    for (const v1::ChatMessage& m : line.request.messages()) {
+      sampling.add_messages()->set_content(m.content());
+    }
+    sampling.set_max_new_tokens(line.request.max_new_tokens());
+    const GenerationDemand demand = DemandOf(sampling);
+    if (largest.line == nullptr ||
+        demand.prompt_tokens + demand.max_new_tokens >
+            largest.demand.prompt_tokens + largest.demand.max_new_tokens) {
+      largest.line = &line;
+      largest.demand = demand;
+    }
+  }
+  const DeviceRoom room = room_();
+  for (const auto& [model_name, largest] : by_model) {
+    LORAD_ASSIGN_OR_RETURN(const model::ModelConfig config,
+                           model::ModelConfigOf(model_name));
+    const int concurrency = static_cast<int>(std::min<int64_t>(
+        std::max(1, options_.batch_concurrency), largest.requests));
+    absl::Status fits =
+        AdmitGeneration(config, largest.demand, concurrency, room);
+    if (!fits.ok()) {
+      return absl::Status(
+          fits.code(),
+          absl::StrCat("line ", largest.line->line, " (the largest of ",
+                       largest.requests, " requests on model ", model_name,
+                       ", ", concurrency, " at a time): ", fits.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace lorad::server
