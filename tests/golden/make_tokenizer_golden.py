@@ -11,7 +11,7 @@ It writes
     built-in corpus (no downloads), one per supported pre-tokenizer style;
   * tests/golden/tokenizer/<name>.expected.json: test texts with the ids,
     and decodes, that `tokenizers` gives for them;
-  * worker/src/formats/tokenizer_unicode_tables.cc: letter/number ranges and
+  * model/src/tokenizer_unicode_tables.cc: letter/number ranges and
     the canonical decomposition data that NFC needs, from Python's
     `unicodedata`.
 
@@ -31,7 +31,7 @@ from tokenizers import normalizers, pre_tokenizers, trainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(ROOT, "tests", "golden", "tokenizer")
-TABLES = os.path.join(ROOT, "worker", "src", "formats", "tokenizer_unicode_tables.cc")
+TABLES = os.path.join(ROOT, "model", "src", "tokenizer_unicode_tables.cc")
 
 LLAMA3_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
