@@ -324,7 +324,7 @@ TEST(DeviceRoomTest, CollectorReadsTheHostBeforeTheFirstSample) {
   options.devices.proc_dir = proc.string();
   // Room() touches neither the store nor the worker.
   TelemetryCollector collector(options, /*store=*/nullptr,
-                               /*supervisor=*/nullptr);
+                               /*worker=*/nullptr);
   const DeviceRoom room = collector.Room();
   EXPECT_EQ(room.device, "cpu");
   EXPECT_EQ(room.total_bytes, int64_t{16384000} * 1024);
