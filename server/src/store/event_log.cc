@@ -48,8 +48,8 @@ absl::StatusOr<int64_t> EventLog::Append(v1::JobEvent event) {
   if (event.time_unix_ms() == 0) {
     event.set_time_unix_ms(absl::ToUnixMillis(env_->Now()));
   }
-  // The transaction makes read-then-insert atomic; the primary key
-  // (job_id, seq) would reject a duplicate from anywhere else.
+  // The transaction holds the write lock from its start, so read-then-insert
+  // is atomic across threads and processes alike.
   LORAD_RETURN_IF_ERROR(db_->Transaction(op, [&](Txn& txn) -> absl::Status {
     bool found = false;
     LORAD_RETURN_IF_ERROR(
