@@ -22,7 +22,7 @@
 #include "jobs/job_journal.h"
 #include "jobs/scheduler.h"
 #include "jobs/timer_queue.h"
-#include "jobs/work_queue.h"
+#include "lorad/common/work_queue.h"
 #include "options.h"
 #include "serving/adapter_registry.h"
 #include "store/adapter_store.h"

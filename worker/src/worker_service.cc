@@ -3,9 +3,7 @@
 #include <unistd.h>
 
 #include <deque>
-#include <thread>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "lorad/model/tiny_model.h"
@@ -19,52 +17,6 @@ grpc::Status ToGrpc(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-// A few threads that run what reactors must not block on.
-class WorkerServiceImpl::WorkPool {
- public:
-  explicit WorkPool(int threads) {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] { Loop(); });
-    }
-  }
-  // Runs what is queued, then joins.
-  ~WorkPool() {
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-    }
-    for (std::thread& t : threads_) t.join();
-  }
-
-  void Run(std::function<void()> task) {
-    absl::MutexLock lock(&mu_);
-    tasks_.push_back(std::move(task));
-  }
-
- private:
-  void Loop() {
-    while (true) {
-      std::function<void()> task;
-      {
-        absl::MutexLock lock(&mu_);
-        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stop_ || !tasks_.empty();
-        };
-        mu_.Await(absl::Condition(&ready));
-        if (tasks_.empty()) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> threads_;
-};
-
 // Writes a request's chunks as the engine produces them: the stream's
 // listener (the engine's thread) and each completed write take the next one.
 // Owned by itself until OnDone, and by whoever is working for it.
@@ -76,7 +28,7 @@ class WorkerServiceImpl::GenerateReactor final
                                 const lorad::worker::v1::GenerateRequest& req) {
     std::shared_ptr<GenerateReactor> reactor(new GenerateReactor(req));
     reactor->self_ = reactor;
-    service->pool_->Run([service, reactor] { reactor->Setup(service); });
+    service->pool_.Run([service, reactor] { reactor->Setup(service); });
     return reactor.get();
   }
 
@@ -209,7 +161,7 @@ class WorkerServiceImpl::TrainReactor final
                              const lorad::worker::v1::TrainRequest& req) {
     std::shared_ptr<TrainReactor> reactor(new TrainReactor(req));
     reactor->self_ = reactor;
-    service->training_->Run([service, reactor] { reactor->Run(service); });
+    service->training_.Run([service, reactor] { reactor->Run(service); });
     return reactor.get();
   }
 
@@ -316,8 +268,8 @@ WorkerServiceImpl::WorkerServiceImpl(torch::Device device,
     : device_(device),
       options_(options),
       turns_(options.inference_turns_per_training_turn),
-      pool_(std::make_unique<WorkPool>(4)),
-      training_(std::make_unique<WorkPool>(1)) {}
+      pool_(4),
+      training_(1) {}
 
 WorkerServiceImpl::~WorkerServiceImpl() = default;
 
@@ -441,7 +393,7 @@ WorkerServiceImpl::Generate(grpc::CallbackServerContext*,
 grpc::ServerUnaryReactor* WorkerServiceImpl::Offload(
     grpc::CallbackServerContext* context, std::function<grpc::Status()> work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  pool_->Run([reactor, work = std::move(work)] { reactor->Finish(work()); });
+  pool_.Run([reactor, work = std::move(work)] { reactor->Finish(work()); });
   return reactor;
 }
 

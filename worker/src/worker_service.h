@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "lorad/common/work_queue.h"
 #include "lorad/internal/worker/v1/worker.grpc.pb.h"
 #include "lorad/worker/adapter_pool.h"
 #include "lorad/worker/device_turns.h"
@@ -80,7 +81,6 @@ class WorkerServiceImpl final
       lorad::worker::v1::GetMemoryResponse* response) override;
 
  private:
-  class WorkPool;
   class GenerateReactor;
   class TrainReactor;
 
@@ -126,8 +126,8 @@ class WorkerServiceImpl final
       ABSL_GUARDED_BY(models_mu_);
   // Declared last: destroyed (and joined) first, while what their tasks use
   // is still there.
-  std::unique_ptr<WorkPool> pool_;
-  std::unique_ptr<WorkPool> training_;  // one thread: one job at a time
+  WorkQueue pool_;
+  WorkQueue training_;  // one thread: one job at a time
 };
 
 // absl::Status -> grpc::Status with the same code and message.

@@ -8,7 +8,7 @@
 #include "jobs/batch_journal.h"
 #include "jobs/batch_runner.h"
 #include "jobs/event_hub.h"
-#include "jobs/work_queue.h"
+#include "lorad/common/work_queue.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "options.h"
 #include "store/batch_job_store.h"

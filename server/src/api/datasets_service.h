@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "jobs/work_queue.h"
+#include "lorad/common/work_queue.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "options.h"
 #include "store/dataset_store.h"

@@ -5,7 +5,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "jobs/timer_queue.h"
-#include "jobs/work_queue.h"
+#include "lorad/common/work_queue.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "telemetry/telemetry_collector.h"
 

@@ -22,7 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/grpc_status.h"
 #include "grpcpp/support/server_callback.h"
-#include "jobs/work_queue.h"
+#include "lorad/common/work_queue.h"
 
 namespace lorad::server {
 

@@ -1,7 +1,7 @@
 // A few threads that run blocking work handed over by gRPC reactors, which
-// must never block themselves.
-#ifndef LORAD_SERVER_JOBS_WORK_QUEUE_H_
-#define LORAD_SERVER_JOBS_WORK_QUEUE_H_
+// must never block themselves (the server's services and the worker's).
+#ifndef LORAD_COMMON_WORK_QUEUE_H_
+#define LORAD_COMMON_WORK_QUEUE_H_
 
 #include <deque>
 #include <functional>
@@ -11,7 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 
-namespace lorad::server {
+namespace lorad {
 
 // This class is thread-safe. The destructor runs what is queued, then joins.
 class WorkQueue {
@@ -32,6 +32,6 @@ class WorkQueue {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace lorad::server
+}  // namespace lorad
 
-#endif  // LORAD_SERVER_JOBS_WORK_QUEUE_H_
+#endif  // LORAD_COMMON_WORK_QUEUE_H_

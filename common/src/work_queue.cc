@@ -1,8 +1,8 @@
-#include "jobs/work_queue.h"
+#include "lorad/common/work_queue.h"
 
 #include <utility>
 
-namespace lorad::server {
+namespace lorad {
 
 WorkQueue::WorkQueue(int num_threads) {
   for (int i = 0; i < num_threads; ++i) {
@@ -40,4 +40,4 @@ void WorkQueue::Loop() {
   }
 }
 
-}  // namespace lorad::server
+}  // namespace lorad
