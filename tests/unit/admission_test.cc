@@ -135,9 +135,12 @@ TEST(AdmissionTest, SuggestsTheLargestBatchThatFits) {
   ASSERT_GT(batch, 1) << m;
   const int64_t accumulation = (64 + batch - 1) / batch;
   EXPECT_TRUE(absl::StrContains(
-      m, absl::StrCat("with gradient_accumulation ", accumulation,
-                      " the effective batch is ", batch * accumulation,
-                      ", now 64)")))
+      m, batch * accumulation == 64
+             ? absl::StrCat("with gradient_accumulation ", accumulation,
+                            " the effective batch stays 64)")
+             : absl::StrCat("with gradient_accumulation ", accumulation,
+                            " the effective batch is ", batch * accumulation,
+                            " instead of 64)")))
       << m;
   ExpectLargestThatFits(m, "max_seq_len", hp, room);
 }

@@ -120,7 +120,10 @@ absl::Status AdmitFineTune(const model::ModelConfig& config,
           "batch_size ", b, " (",
           Estimated(total(with([b](auto& s) { s.batch_size = b; }))),
           "; with gradient_accumulation ", accumulation,
-          " the effective batch is ", b * accumulation, ", now ", effective,
+          b * accumulation == effective
+              ? absl::StrCat(" the effective batch stays ", effective)
+              : absl::StrCat(" the effective batch is ", b * accumulation,
+                             " instead of ", effective),
           ")"));
     } else {
       remedies.push_back(absl::StrCat(
@@ -245,7 +248,8 @@ absl::Status AdmitGeneration(const model::ModelConfig& config,
           FormatBytes(base), " + KV cache ", FormatBytes(total - base), " for ",
           concurrency > 1 ? absl::StrCat(concurrency, " requests x ") : "",
           positions, " positions: max_new_tokens ", demand.max_new_tokens,
-          " + a prompt of at least ", demand.prompt_tokens, " tokens)"),
+          " + a prompt of at least ", demand.prompt_tokens,
+          demand.prompt_tokens == 1 ? " token)" : " tokens)"),
       total, room, remedies);
 }
 
