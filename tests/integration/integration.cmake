@@ -29,7 +29,8 @@ target_link_libraries(lorad_it_support PUBLIC lorad::proto gRPC::grpc++
 target_compile_definitions(lorad_it_support PRIVATE
   LORAD_BINARY_DIR="${PROJECT_BINARY_DIR}")
 
-foreach(name bad_input health_reflection training recovery unread_streams)
+foreach(name bad_input health_reflection training recovery unread_streams
+    crash_loop)
   lorad_add_test(integration_${name}_test
     SRCS ${LORAD_IT_DIR}/${name}_test.cc
     LIBS lorad_it_support lorad_it_protos

@@ -1,0 +1,188 @@
+// A fine-tune job survives twenty kill -9s in a row, of the worker and of the
+// daemon, at pseudo-random points of its steps (a fixed seed, printed, so a
+// failure can be replayed), and ends SUCCEEDED with a continuous step
+// history: every step from 1 to the last is there, and each time the steps
+// go back it is to just after a checkpoint the job had saved.
+#include <signal.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client_util.h"
+#include "daemon_process.h"
+#include "gtest/gtest.h"
+
+namespace lorad::testing {
+namespace {
+
+constexpr int kSteps = 200;
+constexpr int kCheckpointEvery = 2;
+constexpr int kKills = 20;
+constexpr uint32_t kSeed = 20261201;
+constexpr char kSavedLog[] = "checkpoint saved at step ";
+constexpr char kResumedLog[] = "resumed from the checkpoint at step ";
+
+// The number after `marker` in `text`, or -1.
+int NumberAfter(const std::string& text, const char* marker) {
+  size_t at = text.find(marker);
+  if (at == std::string::npos) return -1;
+  at += std::string(marker).size();
+  size_t end = at;
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+  int n = -1;
+  return absl::SimpleAtoi(text.substr(at, end - at), &n) ? n : -1;
+}
+
+std::string EventText(const v1::JobEvent& e) {
+  return e.has_state() ? e.state().message() : e.log();
+}
+
+class CrashLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
+    StartDaemon();
+  }
+
+  void StartDaemon() {
+    auto daemon = DaemonProcess::Start(
+        data_dir(), {absl::StrCat("--worker_binary=", WorkerBinary()),
+                     "--max_job_attempts=100"});
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = *std::move(daemon);
+    client_ = std::make_unique<Client>(daemon_->address());
+  }
+
+  std::string data_dir() const { return dir_.path() + "/data"; }
+
+  TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(CrashLoopTest, TwentyKillsInARowEndInAFinishedJob) {
+  v1::Dataset dataset;
+  grpc::Status status =
+      Upload(*client_, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  v1::FineTuneJob job;
+  status = CreateJob(
+      *client_, TinyJobRequest(dataset.id(), kSteps, kCheckpointEvery), &job);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+
+  std::mt19937 rng(kSeed);
+  SCOPED_TRACE(absl::StrCat("seed ", kSeed));
+  int64_t after_seq = 0;
+  for (int kill = 0; kill < kKills; ++kill) {
+    // Which process, and after how many of this round's step events.
+    const bool daemon = rng() % 2 == 1;
+    const int steps_before_kill = 1 + static_cast<int>(rng() % 6);
+    SCOPED_TRACE(absl::StrCat("kill ", kill + 1, ": the ",
+                              daemon ? "daemon" : "worker", " after ",
+                              steps_before_kill, " steps"));
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
+    v1::WatchFineTuneJobRequest request;
+    request.set_job_id(job.id());
+    request.set_after_seq(after_seq);
+    auto reader = client_->fine_tuning->WatchJob(&context, request);
+    v1::JobEvent event;
+    int steps = 0;
+    int64_t worker_pid = -1;
+    bool killed = false;
+    bool finished = false;
+    while (reader->Read(&event)) {
+      after_seq = event.seq();
+      if (event.has_state() && (event.state().state() == v1::SUCCEEDED ||
+                                event.state().state() == v1::FAILED ||
+                                event.state().state() == v1::CANCELLED)) {
+        finished = true;
+      }
+      if (!event.has_step() || killed) continue;
+      if (++steps < steps_before_kill) continue;
+      killed = true;
+      if (daemon) {
+        worker_pid = WorkerPid(data_dir());
+        daemon_->Kill();
+      } else {
+        int64_t pid = WorkerPid(data_dir());
+        ASSERT_GT(pid, 0);
+        ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGKILL), 0);
+        context.TryCancel();
+      }
+    }
+    (void)reader->Finish();
+    ASSERT_FALSE(finished) << "the job ended before the " << kKills
+                           << " kills; raise kSteps";
+    ASSERT_TRUE(killed) << "the watch ended without a step to kill at";
+    if (daemon) {
+      // The worker dies with the daemon; start again once it has.
+      const absl::Time deadline = absl::Now() + absl::Seconds(30);
+      while (worker_pid > 0 && ProcessRunning(static_cast<pid_t>(worker_pid)) &&
+             absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+      StartDaemon();
+    }
+  }
+
+  // Let it finish, then read its whole history.
+  std::vector<v1::JobEvent> events;
+  status = Watch(*client_, job.id(), 0, &events);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  ASSERT_TRUE(GetJob(*client_, job.id(), &job).ok());
+  ASSERT_EQ(job.state(), v1::SUCCEEDED)
+      << job.error().code() << ": " << job.error().message();
+  EXPECT_GE(job.attempts(), kKills + 1);
+
+  std::set<int> saved;  // checkpoints the job reported
+  std::set<int> seen;   // every step that ran
+  int previous = 0;
+  int resumes = 0;
+  int resumed_at = 0;  // where the current attempt started (0: scratch)
+  for (const v1::JobEvent& e : events) {
+    const std::string text = EventText(e);
+    if (e.has_state() && e.state().state() == v1::RUNNING) resumed_at = 0;
+    if (int s = NumberAfter(text, kSavedLog); s > 0) saved.insert(s);
+    if (int r = NumberAfter(text, kResumedLog); r > 0) {
+      ++resumes;
+      resumed_at = r;
+      // Never an older checkpoint than the last one reported, never a step
+      // that did not run. (A save whose event died with its process may
+      // still be resumed from: the file was written before the event.)
+      EXPECT_GE(r, saved.empty() ? 0 : *saved.rbegin())
+          << "resumed from step " << r << ", older than the last checkpoint";
+      EXPECT_LE(r, previous)
+          << "resumed from step " << r << ", which never ran";
+      EXPECT_EQ(r % kCheckpointEvery, 0);
+    }
+    if (!e.has_step()) continue;
+    const int step = e.step().step();
+    if (step != previous + 1) {
+      // Steps only go back, and only to just after the checkpoint resumed.
+      EXPECT_LE(step, previous + 1) << "a gap after step " << previous;
+      EXPECT_EQ(step, resumed_at + 1)
+          << "step " << step << " after step " << previous
+          << " without resuming from the checkpoint before it";
+    }
+    seen.insert(step);
+    previous = step;
+  }
+  EXPECT_EQ(previous, kSteps);
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kSteps));
+  EXPECT_EQ(*seen.begin(), 1);
+  // A kill before the first checkpoint restarts from scratch (no "resumed");
+  // later ones resume, so most of the kills show up here.
+  EXPECT_GE(resumes, kKills / 2);
+}
+
+}  // namespace
+}  // namespace lorad::testing
