@@ -1,11 +1,14 @@
-// Training checkpoints on a failing disk, through a FaultInjectionEnv: a
-// save that fails returns a clear status and the previous checkpoint stays
-// whole and loadable.
+// Training checkpoints: on a failing disk, through a FaultInjectionEnv, a
+// save that fails returns a clear status and the previous checkpoints stay
+// whole and loadable; the last two are kept, and a corrupt or truncated
+// newest one falls back to the one before.
 #include "train_checkpoint.h"
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -49,7 +52,6 @@ std::vector<std::string> Names(const std::string& dir) {
 // checks the step-3 checkpoint is what loads; returns the failure.
 absl::Status FailedSaveKeepsThePrevious(void (*arm)(FaultInjectionEnv&)) {
   const std::string dir = TestDir();
-  const std::string path = dir + "/checkpoint.pt";
   FaultInjectionEnv env;
   AdapterSet adapter = MakeAdapter(1);
   torch::optim::AdamW optimizer(adapter.Parameters(),
@@ -58,7 +60,7 @@ absl::Status FailedSaveKeepsThePrevious(void (*arm)(FaultInjectionEnv&)) {
   CheckpointState first;
   first.step = 3;
   first.tokens_seen = 300;
-  EXPECT_TRUE(SaveCheckpoint(path, adapter, optimizer, first, &env).ok());
+  EXPECT_TRUE(SaveCheckpoint(dir, adapter, optimizer, first, &env).ok());
   const torch::Tensor saved_a = adapter.weights().begin()->second.a.clone();
 
   Step(adapter, optimizer);
@@ -66,20 +68,23 @@ absl::Status FailedSaveKeepsThePrevious(void (*arm)(FaultInjectionEnv&)) {
   second.step = 7;
   second.tokens_seen = 700;
   arm(env);
-  absl::Status failed = SaveCheckpoint(path, adapter, optimizer, second, &env);
+  absl::Status failed = SaveCheckpoint(dir, adapter, optimizer, second, &env);
   EXPECT_FALSE(failed.ok());
-  EXPECT_NE(failed.message().find(path), absl::string_view::npos) << failed;
-  EXPECT_EQ(Names(dir), std::vector<std::string>{"checkpoint.pt"})
+  EXPECT_NE(failed.message().find(CheckpointPath(dir, 7)),
+            absl::string_view::npos)
+      << failed;
+  EXPECT_EQ(Names(dir), std::vector<std::string>{"checkpoint-3.pt"})
       << "a temporary file was left behind";
 
   AdapterSet restored = MakeAdapter(2);
   torch::optim::AdamW restored_opt(restored.Parameters(),
                                    torch::optim::AdamWOptions(1e-3));
-  auto state = LoadCheckpoint(path, restored, restored_opt, &env);
+  auto state = LoadCheckpoint(dir, restored, restored_opt, &env);
   EXPECT_TRUE(state.ok()) << state.status();
   if (state.ok()) {
-    EXPECT_EQ(state->step, 3);
-    EXPECT_EQ(state->tokens_seen, 300);
+    EXPECT_EQ(state->state.step, 3);
+    EXPECT_EQ(state->state.tokens_seen, 300);
+    EXPECT_TRUE(state->skipped.empty());
     EXPECT_TRUE(torch::equal(restored.weights().begin()->second.a, saved_a))
         << "the weights are not the first checkpoint's";
   }
@@ -108,8 +113,107 @@ TEST(TrainCheckpointTest, MissingCheckpointIsNotFound) {
   AdapterSet adapter = MakeAdapter(1);
   torch::optim::AdamW optimizer(adapter.Parameters(),
                                 torch::optim::AdamWOptions(1e-3));
-  auto state = LoadCheckpoint(TestDir() + "/checkpoint.pt", adapter, optimizer);
+  auto state = LoadCheckpoint(TestDir(), adapter, optimizer);
   EXPECT_TRUE(absl::IsNotFound(state.status())) << state.status();
+}
+
+// Saves checkpoints at steps 2, 4, 6 (weights differ at each); only 4 and 6
+// stay. Returns the adapter's first A matrix at each step.
+std::vector<torch::Tensor> SaveThree(const std::string& dir) {
+  AdapterSet adapter = MakeAdapter(1);
+  torch::optim::AdamW optimizer(adapter.Parameters(),
+                                torch::optim::AdamWOptions(1e-3));
+  std::vector<torch::Tensor> a;
+  for (int64_t step : {2, 4, 6}) {
+    Step(adapter, optimizer);
+    CheckpointState state;
+    state.step = step;
+    EXPECT_TRUE(SaveCheckpoint(dir, adapter, optimizer, state).ok());
+    a.push_back(adapter.weights().begin()->second.a.clone());
+  }
+  return a;
+}
+
+absl::StatusOr<RestoredCheckpoint> LoadInto(const std::string& dir,
+                                            torch::Tensor* a) {
+  AdapterSet adapter = MakeAdapter(2);
+  torch::optim::AdamW optimizer(adapter.Parameters(),
+                                torch::optim::AdamWOptions(1e-3));
+  auto restored = LoadCheckpoint(dir, adapter, optimizer);
+  *a = adapter.weights().begin()->second.a.clone();
+  return restored;
+}
+
+TEST(TrainCheckpointTest, KeepsTheLastTwo) {
+  const std::string dir = TestDir();
+  std::vector<torch::Tensor> a = SaveThree(dir);
+  std::vector<std::string> names = Names(dir);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"checkpoint-4.pt", "checkpoint-6.pt"}));
+  torch::Tensor loaded;
+  auto restored = LoadInto(dir, &loaded);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->state.step, 6);
+  EXPECT_TRUE(torch::equal(loaded, a[2]));
+}
+
+// Damages the step-6 file with `damage`, then checks step 4 is restored and
+// the skip is reported with why.
+void NewestDamagedFallsBack(void (*damage)(const std::string& path),
+                            const std::string& why) {
+  const std::string dir = TestDir();
+  std::vector<torch::Tensor> a = SaveThree(dir);
+  damage(CheckpointPath(dir, 6));
+  torch::Tensor loaded;
+  auto restored = LoadInto(dir, &loaded);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->state.step, 4);
+  EXPECT_EQ(restored->path, CheckpointPath(dir, 4));
+  EXPECT_TRUE(torch::equal(loaded, a[1]))
+      << "the weights are not the step-4 checkpoint's";
+  ASSERT_EQ(restored->skipped.size(), 1u);
+  EXPECT_NE(restored->skipped[0].find("checkpoint-6.pt"), std::string::npos);
+  EXPECT_NE(restored->skipped[0].find(why), std::string::npos)
+      << restored->skipped[0];
+}
+
+void FlipAByteInTheMiddle(const std::string& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  f.seekg(size / 2);
+  char c = 0;
+  f.read(&c, 1);
+  f.seekp(size / 2);
+  c = static_cast<char>(c ^ 0x5a);
+  f.write(&c, 1);
+}
+
+void TruncateToHalf(const std::string& path) {
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+}
+
+TEST(TrainCheckpointTest, CorruptNewestFallsBackToThePrevious) {
+  NewestDamagedFallsBack(FlipAByteInTheMiddle, "checksum mismatch");
+}
+
+TEST(TrainCheckpointTest, TruncatedNewestFallsBackToThePrevious) {
+  NewestDamagedFallsBack(TruncateToHalf, "no checksum trailer");
+}
+
+TEST(TrainCheckpointTest, NoIntactCheckpointIsDataLoss) {
+  const std::string dir = TestDir();
+  SaveThree(dir);
+  FlipAByteInTheMiddle(CheckpointPath(dir, 4));
+  TruncateToHalf(CheckpointPath(dir, 6));
+  torch::Tensor loaded;
+  auto restored = LoadInto(dir, &loaded);
+  EXPECT_TRUE(absl::IsDataLoss(restored.status())) << restored.status();
+  EXPECT_NE(restored.status().message().find("checkpoint-4.pt"),
+            std::string::npos);
+  EXPECT_NE(restored.status().message().find("checkpoint-6.pt"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,13 +1,50 @@
 #include "train_checkpoint.h"
 
+#include <algorithm>
+#include <functional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 
 namespace lorad::worker {
+namespace {
 
-absl::Status SaveCheckpoint(const std::string& path, const AdapterSet& adapter,
-                            torch::optim::Optimizer& optimizer,
-                            const CheckpointState& state, Env* env) {
+constexpr absl::string_view kPrefix = "checkpoint-";
+constexpr absl::string_view kSuffix = ".pt";
+// The trailer: this marker, then the sha256 (hex) of everything before it.
+constexpr absl::string_view kTrailerMark = "\nlorad-checkpoint-sha256:";
+constexpr size_t kHexLen = 64;
+
+// The step in a checkpoint file name, or -1 for other names.
+int64_t StepOf(absl::string_view name) {
+  if (!absl::ConsumePrefix(&name, kPrefix) ||
+      !absl::ConsumeSuffix(&name, kSuffix)) {
+    return -1;
+  }
+  int64_t step = -1;
+  return absl::SimpleAtoi(name, &step) && step >= 0 ? step : -1;
+}
+
+// Checkpoint steps in `dir`, newest first.
+absl::StatusOr<std::vector<int64_t>> Steps(const std::string& dir, Env* env) {
+  std::vector<int64_t> steps;
+  if (!env->FileExists(dir)) return steps;
+  LORAD_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
+  for (const std::string& name : names) {
+    if (int64_t step = StepOf(name); step >= 0) steps.push_back(step);
+  }
+  std::sort(steps.begin(), steps.end(), std::greater<>());
+  return steps;
+}
+
+absl::StatusOr<std::string> Serialise(const AdapterSet& adapter,
+                                      torch::optim::Optimizer& optimizer,
+                                      const CheckpointState& state) {
   std::string bytes;
   try {
     torch::serialize::OutputArchive archive;
@@ -31,26 +68,36 @@ absl::Status SaveCheckpoint(const std::string& path, const AdapterSet& adapter,
     return absl::InternalError(absl::StrCat("cannot serialise checkpoint: ",
                                             e.what_without_backtrace()));
   }
-  absl::Status written = env->WriteFileAtomic(path, bytes);
-  if (!written.ok()) {
-    return absl::Status(written.code(),
-                        absl::StrCat("cannot save the checkpoint ", path, ": ",
-                                     written.message()));
-  }
-  return absl::OkStatus();
+  absl::StrAppend(&bytes, kTrailerMark, Sha256Hex(bytes));
+  return bytes;
 }
 
-absl::StatusOr<CheckpointState> LoadCheckpoint(
-    const std::string& path, AdapterSet& adapter,
-    torch::optim::Optimizer& optimizer, Env* env) {
-  if (!env->FileExists(path)) {
-    return absl::NotFoundError(absl::StrCat("no checkpoint at ", path));
+// The archive inside a checkpoint file, once its checksum matches.
+absl::StatusOr<absl::string_view> Verified(const std::string& path,
+                                           absl::string_view bytes) {
+  const size_t trailer = kTrailerMark.size() + kHexLen;
+  if (bytes.size() < trailer ||
+      bytes.substr(bytes.size() - trailer, kTrailerMark.size()) !=
+          kTrailerMark) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": no checksum trailer (truncated?)"));
   }
-  LORAD_ASSIGN_OR_RETURN(std::string bytes, env->ReadFile(path));
+  absl::string_view archive = bytes.substr(0, bytes.size() - trailer);
+  if (Sha256Hex(std::string_view(archive.data(), archive.size())) !=
+      bytes.substr(bytes.size() - kHexLen)) {
+    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
+  }
+  return archive;
+}
+
+absl::StatusOr<CheckpointState> Restore(const std::string& path,
+                                        absl::string_view archive_bytes,
+                                        AdapterSet& adapter,
+                                        torch::optim::Optimizer& optimizer) {
   CheckpointState state;
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(bytes.data(), bytes.size());
+    archive.load_from(archive_bytes.data(), archive_bytes.size());
     torch::Tensor t;
     archive.read("step", t);
     state.step = t.item<int64_t>();
@@ -76,10 +123,75 @@ absl::StatusOr<CheckpointState> LoadCheckpoint(
     archive.read("optimizer", opt);
     optimizer.load(opt);
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
+    return absl::DataLossError(absl::StrCat(
         path, ": unreadable checkpoint: ", e.what_without_backtrace()));
   }
   return state;
+}
+
+}  // namespace
+
+std::string CheckpointPath(const std::string& dir, int64_t step) {
+  return absl::StrCat(dir, "/", kPrefix, step, kSuffix);
+}
+
+absl::Status SaveCheckpoint(const std::string& dir, const AdapterSet& adapter,
+                            torch::optim::Optimizer& optimizer,
+                            const CheckpointState& state, Env* env) {
+  LORAD_ASSIGN_OR_RETURN(std::string bytes,
+                         Serialise(adapter, optimizer, state));
+  const std::string path = CheckpointPath(dir, state.step);
+  absl::Status written = env->WriteFileAtomic(path, bytes);
+  if (!written.ok()) {
+    return absl::Status(written.code(),
+                        absl::StrCat("cannot save the checkpoint ", path, ": ",
+                                     written.message()));
+  }
+  // Keep this one and the newest before it. A file that will not go away
+  // costs only disk; the next save tries again.
+  absl::StatusOr<std::vector<int64_t>> steps = Steps(dir, env);
+  if (steps.ok()) {
+    int kept = 0;
+    for (int64_t step : *steps) {
+      if (step > state.step) {
+        // Left by an attempt that got further; this run replays those steps.
+        (void)env->RemoveFile(CheckpointPath(dir, step));
+      } else if (++kept > 2) {
+        (void)env->RemoveFile(CheckpointPath(dir, step));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RestoredCheckpoint> LoadCheckpoint(
+    const std::string& dir, AdapterSet& adapter,
+    torch::optim::Optimizer& optimizer, Env* env) {
+  LORAD_ASSIGN_OR_RETURN(std::vector<int64_t> steps, Steps(dir, env));
+  if (steps.empty()) {
+    return absl::NotFoundError(absl::StrCat("no checkpoint in ", dir));
+  }
+  RestoredCheckpoint restored;
+  for (int64_t step : steps) {
+    const std::string path = CheckpointPath(dir, step);
+    absl::StatusOr<std::string> bytes = env->ReadFile(path);
+    absl::StatusOr<absl::string_view> archive =
+        bytes.ok() ? Verified(path, *bytes)
+                   : absl::StatusOr<absl::string_view>(bytes.status());
+    absl::StatusOr<CheckpointState> state =
+        archive.ok() ? Restore(path, *archive, adapter, optimizer)
+                     : absl::StatusOr<CheckpointState>(archive.status());
+    if (state.ok()) {
+      restored.state = *state;
+      restored.path = path;
+      return restored;
+    }
+    if (absl::IsInvalidArgument(state.status())) return state.status();
+    restored.skipped.push_back(std::string(state.status().message()));
+  }
+  return absl::DataLossError(
+      absl::StrCat("no intact checkpoint in ", dir, ": ",
+                   absl::StrJoin(restored.skipped, "; ")));
 }
 
 }  // namespace lorad::worker

@@ -1,15 +1,21 @@
-// A training checkpoint in one file written atomically: the adapter
-// tensors, AdamW's state, the step reached and the random state. The data
-// position follows from the step (batches are a pure function of seed and
-// step), so resuming at step N replays exactly what a run without the
-// interruption would have done. The file goes through an Env, so tests can
-// inject a full disk or a failed fsync/rename.
+// Training checkpoints: each one file written atomically, holding the
+// adapter tensors, AdamW's state, the step reached and the random state. The
+// data position follows from the step (batches are a pure function of seed
+// and step), so resuming at step N replays exactly what a run without the
+// interruption would have done.
+//
+// A job's checkpoints live in its directory as checkpoint-<step>.pt, each
+// ending in a trailer with the sha256 of what precedes it. The last two are
+// kept: a save that fails (full disk, failed fsync) leaves both, and a load
+// that finds the newest corrupt falls back to the one before. Files go
+// through an Env, so tests can inject a full disk or a failed fsync/rename.
 #ifndef LORAD_WORKER_ENGINE_TRAIN_CHECKPOINT_H_
 #define LORAD_WORKER_ENGINE_TRAIN_CHECKPOINT_H_
 
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "lorad/common/env.h"
@@ -22,20 +28,32 @@ struct CheckpointState {
   int64_t tokens_seen = 0;
 };
 
-// Writes the checkpoint to `path` atomically (Env::WriteFileAtomic): on any
-// failure the previous checkpoint at `path` stays as it was and readable.
-// ResourceExhausted for a full disk, Internal when the state does not
-// serialize or another write step fails; the message names the file.
-absl::Status SaveCheckpoint(const std::string& path, const AdapterSet& adapter,
+// Writes the checkpoint for `state.step` into `dir` atomically, then removes
+// all but the two newest. On failure every earlier checkpoint stays as it
+// was: ResourceExhausted for a full disk, Internal when the state does not
+// serialise or another write step fails; the message names the file.
+absl::Status SaveCheckpoint(const std::string& dir, const AdapterSet& adapter,
                             torch::optim::Optimizer& optimizer,
                             const CheckpointState& state,
                             Env* env = Env::Default());
 
-// Restores into `adapter` and `optimizer` (built with the same shapes).
-// NotFound when there is no checkpoint; InvalidArgument when it does not fit.
-absl::StatusOr<CheckpointState> LoadCheckpoint(
-    const std::string& path, AdapterSet& adapter,
+struct RestoredCheckpoint {
+  CheckpointState state;
+  std::string path;  // the file restored
+  // Newer checkpoints that were skipped, each with why (corrupt, unreadable).
+  std::vector<std::string> skipped;
+};
+
+// Restores the newest intact checkpoint in `dir` into `adapter` and
+// `optimizer` (built with the same shapes). NotFound when there is none;
+// DataLoss when there are some and none is intact; InvalidArgument when one
+// does not fit the job.
+absl::StatusOr<RestoredCheckpoint> LoadCheckpoint(
+    const std::string& dir, AdapterSet& adapter,
     torch::optim::Optimizer& optimizer, Env* env = Env::Default());
+
+// checkpoint-<step>.pt in `dir`.
+std::string CheckpointPath(const std::string& dir, int64_t step);
 
 }  // namespace lorad::worker
 

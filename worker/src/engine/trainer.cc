@@ -172,12 +172,16 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
                                     .weight_decay(hp.weight_decay()));
 
   torch::manual_seed(hp.seed());
-  const std::string checkpoint_path = job.job_dir + "/checkpoint.pt";
   LORAD_RETURN_IF_ERROR(MakeDirs(job.job_dir));
   CheckpointState state;
-  auto resumed = LoadCheckpoint(checkpoint_path, adapter, optimizer);
+  auto resumed = LoadCheckpoint(job.job_dir, adapter, optimizer);
   if (resumed.ok()) {
-    state = *resumed;
+    state = resumed->state;
+    for (const std::string& why : resumed->skipped) {
+      TrainEvent e;
+      e.set_log(absl::StrCat("skipped a checkpoint: ", why));
+      emit(e);
+    }
   } else if (!absl::IsNotFound(resumed.status())) {
     return resumed.status();
   }
@@ -315,7 +319,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
         state.step < total_steps) {
       DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
       LORAD_RETURN_IF_ERROR(
-          SaveCheckpoint(checkpoint_path, adapter, optimizer, state));
+          SaveCheckpoint(job.job_dir, adapter, optimizer, state));
       TrainEvent c;
       c.set_checkpoint_step(static_cast<int32_t>(state.step));
       emit(c);

@@ -20,7 +20,7 @@ struct TrainJob {
   std::string base_model_name;  // written into adapter_config.json
   std::string training_path;
   std::string validation_path;        // may be empty
-  std::string job_dir;                // checkpoint.pt lives here
+  std::string job_dir;                // checkpoint-<step>.pt live here
   std::string adapter_dir;            // the PEFT adapter is written here
   lorad::worker::v1::TrainConfig hp;  // complete (the server fills defaults)
 };
