@@ -26,13 +26,25 @@ class FaultInjectionEnv : public EnvWrapper {
  public:
   FaultInjectionEnv() : EnvWrapper(Env::Default()) {}
 
-  // The next `n` WritableFile::Append calls fail with ENOSPC, writing
-  // nothing.
-  void FailWrites(int n) { Arm(kWrite, n); }
-  // The next `n` WritableFile::Sync calls fail with EIO.
-  void FailSyncs(int n) { Arm(kSync, n); }
-  // The next `n` RenameFile calls fail with EIO, renaming nothing.
-  void FailRenames(int n) { Arm(kRename, n); }
+  enum Fault { kWrite, kSync, kRename, kNumFaults };
+
+  // After `skip` more calls succeed, the next `n` WritableFile::Append calls
+  // fail with ENOSPC, writing nothing.
+  void FailWrites(int n, int skip = 0) { Arm(kWrite, n, skip); }
+  // Likewise WritableFile::Sync and SyncDir, with EIO.
+  void FailSyncs(int n, int skip = 0) { Arm(kSync, n, skip); }
+  // Likewise RenameFile, with EIO, renaming nothing.
+  void FailRenames(int n, int skip = 0) { Arm(kRename, n, skip); }
+  void Fail(Fault fault, int n, int skip = 0) { Arm(fault, n, skip); }
+  // Faults armed and not yet met.
+  int Pending(Fault fault) {
+    absl::MutexLock lock(&mu_);
+    return armed_[fault];
+  }
+  void Disarm() {
+    absl::MutexLock lock(&mu_);
+    for (int f = 0; f < kNumFaults; ++f) armed_[f] = skip_[f] = 0;
+  }
   // Now() returns `now` from here on.
   void SetNow(absl::Time now) {
     absl::MutexLock lock(&mu_);
@@ -56,14 +68,19 @@ class FaultInjectionEnv : public EnvWrapper {
     return target()->RenameFile(from, to);
   }
 
+  absl::Status SyncDir(const std::string& dir) override {
+    if (Take(kSync)) {
+      return PosixError(absl::StrCat("cannot fsync the directory ", dir), EIO);
+    }
+    return target()->SyncDir(dir);
+  }
+
   absl::Time Now() override {
     absl::MutexLock lock(&mu_);
     return now_ == absl::InfinitePast() ? target()->Now() : now_;
   }
 
  private:
-  enum Fault { kWrite, kSync, kRename, kNumFaults };
-
   class FaultyFile final : public WritableFile {
    public:
     FaultyFile(FaultInjectionEnv* env, std::string path,
@@ -90,20 +107,27 @@ class FaultInjectionEnv : public EnvWrapper {
     const std::unique_ptr<WritableFile> file_;
   };
 
-  void Arm(Fault fault, int n) {
+  void Arm(Fault fault, int n, int skip) {
     absl::MutexLock lock(&mu_);
     armed_[fault] = n;
+    skip_[fault] = skip;
   }
-  // Consumes one armed `fault`; false when none is armed.
+  // Consumes one armed `fault`; false when none is armed or calls are
+  // still to be let through first.
   bool Take(Fault fault) {
     absl::MutexLock lock(&mu_);
     if (armed_[fault] <= 0) return false;
+    if (skip_[fault] > 0) {
+      --skip_[fault];
+      return false;
+    }
     --armed_[fault];
     return true;
   }
 
   absl::Mutex mu_;
   int armed_[kNumFaults] ABSL_GUARDED_BY(mu_) = {};
+  int skip_[kNumFaults] ABSL_GUARDED_BY(mu_) = {};
   absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fault_env.h"
+#include "fault_sweep.h"
 #include "gtest/gtest.h"
 #include "jobs/dataset_ingest.h"
 #include "jobs/timer_queue.h"
@@ -76,6 +77,34 @@ TEST(DatasetUploadFaultTest, FailedWritesLeaveNoFileAndNoRecord) {
   EXPECT_EQ((*store)->ListDatasets()->size(), 1u);
 }
 
+TEST(DatasetUploadFaultTest, EveryWriteSyncAndRenameFailsCleanly) {
+  const std::string root = TestDir();
+  auto db = OpenDb(root);
+  ASSERT_NE(db, nullptr);
+  auto store = DatasetStore::Open(db.get());
+  ASSERT_TRUE(store.ok()) << store.status();
+  const DataLayout layout(root);
+  const std::string contents = "{\"text\": \"one\"}\n{\"text\": \"two\"}\n";
+  FaultInjectionEnv env;
+  const int points = SweepDiskFaults(
+      env,
+      [&] {
+        return IngestDataset(**store, &env, layout, "d.jsonl", contents)
+            .status();
+      },
+      [&](FaultInjectionEnv::Fault fault, const absl::Status& status) {
+        if (fault == FaultInjectionEnv::kWrite) {
+          EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+        }
+        EXPECT_TRUE(FilesBelow(layout.DatasetsDir()).empty())
+            << "a partial dataset file was left behind";
+        EXPECT_TRUE((*store)->ListDatasets()->empty());
+      });
+  EXPECT_GE(points, 3) << "a write, an fsync and a rename at least";
+  ASSERT_TRUE(IngestDataset(**store, &env, layout, "d.jsonl", contents).ok());
+  EXPECT_EQ((*store)->ListDatasets()->size(), 1u);
+}
+
 // A rank-4 PEFT adapter on q_proj of both layers of the tiny model.
 std::string WriteTinyAdapter(const std::string& dir) {
   std::filesystem::create_directories(dir);
@@ -133,6 +162,40 @@ TEST(AdapterRegistryFaultTest, FullDiskLeavesNoVersionAndNoRecord) {
   EXPECT_FALSE(failed.ok());
   EXPECT_TRUE(FilesBelow(options.data_dir).empty());
   EXPECT_TRUE(absl::IsNotFound((*adapters)->GetAdapter("mine").status()));
+}
+
+TEST(AdapterRegistryFaultTest, EveryWriteSyncAndRenameFailsCleanly) {
+  const std::string root = TestDir();
+  auto db = OpenDb(root);
+  ASSERT_NE(db, nullptr);
+  auto adapters = AdapterStore::Open(db.get());
+  auto jobs = JobStore::Open(db.get());
+  ASSERT_TRUE(adapters.ok()) << adapters.status();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  const std::string src = WriteTinyAdapter(root + "/upload");
+  FaultInjectionEnv env;
+  DaemonOptions options;
+  options.data_dir = root + "/data";
+  options.env = &env;
+  WorkerSupervisor supervisor(WorkerSupervisor::Options{});
+  TimerQueue timers;
+  WorkerClient worker(&supervisor, &timers, WorkerClient::Options{});
+  AdapterRegistry registry(options, adapters->get(), jobs->get(), &worker);
+  const int points = SweepDiskFaults(
+      env,
+      [&] {
+        return registry.Register("mine", src, "tiny", "", false).status();
+      },
+      [&](FaultInjectionEnv::Fault fault, const absl::Status& status) {
+        if (fault == FaultInjectionEnv::kWrite) {
+          EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+        }
+        EXPECT_TRUE(FilesBelow(options.data_dir).empty())
+            << "a partial adapter was left behind";
+        EXPECT_TRUE(absl::IsNotFound((*adapters)->GetAdapter("mine").status()));
+      });
+  // Two files, each written, synced and renamed.
+  EXPECT_GE(points, 6);
 }
 
 }  // namespace

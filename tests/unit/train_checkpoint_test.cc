@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fault_env.h"
+#include "fault_sweep.h"
 #include "gtest/gtest.h"
 #include "lorad/model/tiny_model.h"
 #include "test_dir.h"
@@ -107,6 +108,55 @@ TEST(TrainCheckpointTest, FailedRenameKeepsThePrevious) {
   absl::Status failed = FailedSaveKeepsThePrevious(
       [](FaultInjectionEnv& env) { env.FailRenames(1); });
   EXPECT_TRUE(absl::IsInternal(failed)) << failed;
+}
+
+TEST(TrainCheckpointTest, EveryWriteSyncAndRenameKeepsThePrevious) {
+  const std::string dir = TestDir();
+  FaultInjectionEnv env;
+  AdapterSet adapter = MakeAdapter(1);
+  torch::optim::AdamW optimizer(adapter.Parameters(),
+                                torch::optim::AdamWOptions(1e-3));
+  Step(adapter, optimizer);
+  CheckpointState first;
+  first.step = 3;
+  ASSERT_TRUE(SaveCheckpoint(dir, adapter, optimizer, first, &env).ok());
+  const torch::Tensor saved_a = adapter.weights().begin()->second.a.clone();
+  Step(adapter, optimizer);
+  CheckpointState second;
+  second.step = 7;
+  const int points = SweepDiskFaults(
+      env,
+      [&] {
+        std::filesystem::remove(CheckpointPath(dir, 7));
+        return SaveCheckpoint(dir, adapter, optimizer, second, &env);
+      },
+      [&](FaultInjectionEnv::Fault fault, const absl::Status& status) {
+        if (fault == FaultInjectionEnv::kWrite) {
+          EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+        }
+        // The previous one stays, and no temporary file. Only a failed fsync
+        // of the directory after the rename leaves the new one too (whole:
+        // its checksum is checked on load).
+        std::vector<std::string> names = Names(dir);
+        std::sort(names.begin(), names.end());
+        if (names.size() == 2) {
+          EXPECT_EQ(fault, FaultInjectionEnv::kSync) << status;
+          EXPECT_EQ(names[1], "checkpoint-7.pt");
+        } else {
+          ASSERT_EQ(names.size(), 1u) << "a temporary file was left behind";
+        }
+        EXPECT_EQ(names[0], "checkpoint-3.pt");
+        std::filesystem::remove(CheckpointPath(dir, 7));
+        AdapterSet restored = MakeAdapter(2);
+        torch::optim::AdamW opt(restored.Parameters(),
+                                torch::optim::AdamWOptions(1e-3));
+        auto state = LoadCheckpoint(dir, restored, opt, &env);
+        ASSERT_TRUE(state.ok()) << state.status();
+        EXPECT_EQ(state->state.step, 3);
+        EXPECT_TRUE(
+            torch::equal(restored.weights().begin()->second.a, saved_a));
+      });
+  EXPECT_GE(points, 3) << "a write, an fsync and a rename at least";
 }
 
 TEST(TrainCheckpointTest, MissingCheckpointIsNotFound) {
