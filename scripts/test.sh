@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh), builds, and runs the whole test suite.
+# Sets everything up (scripts/setup.sh), builds, and runs the whole test
+# suite; then the torch-free half again under ASan+UBSan with every fuzz
+# target under libFuzzer (scripts/sanitize.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cd build
-ctest --output-on-failure -j "${LORAD_TEST_JOBS:-2}" --timeout 900
+(cd build && ctest --output-on-failure -j "${LORAD_TEST_JOBS:-2}" --timeout 900)
+bash scripts/sanitize.sh core "${LORAD_FUZZ_SECONDS:-30}"

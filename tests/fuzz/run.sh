@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every fuzz target under libFuzzer for a fixed time each, from the
+# committed seeds. The targets must have been built with -DLORAD_FUZZ=ON by
+# clang (scripts/sanitize.sh does that into build-san/).
+# Usage: tests/fuzz/run.sh [build dir, default build-san] [seconds, default 30]
+#                          [target ... (default: every tests/fuzz/*_fuzz.cc)]
+# New inputs libFuzzer finds go to a scratch corpus, never into the repo; a
+# crash leaves its input in $LORAD_FUZZ_ARTIFACTS (default /tmp/lorad-fuzz/)
+# and fails the script.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build-san}
+SECONDS_PER_TARGET=${2:-30}
+shift $(( $# < 2 ? $# : 2 ))
+if [ $# -gt 0 ]; then
+  NAMES=("$@")
+else
+  NAMES=()
+  for src in tests/fuzz/*_fuzz.cc; do NAMES+=("$(basename "$src" .cc)"); done
+fi
+ARTIFACTS=${LORAD_FUZZ_ARTIFACTS:-/tmp/lorad-fuzz}
+SEEDS=tests/fuzz/corpus
+status=0
+for name in "${NAMES[@]}"; do
+  bin=$(find "$BUILD" -type f -name "$name" -perm -u+x | head -1)
+  if [ -z "$bin" ]; then
+    echo "fuzz: $name was not built in $BUILD" >&2
+    status=1
+    continue
+  fi
+  corpus=${name%_fuzz}
+  scratch="$ARTIFACTS/$name/corpus"
+  mkdir -p "$scratch"
+  echo "fuzz: $name for ${SECONDS_PER_TARGET}s (seeds: $SEEDS/$corpus)"
+  if ! "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
+      -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$ARTIFACTS/$name/" "$scratch" "$SEEDS/$corpus" \
+      >"$ARTIFACTS/$name/log" 2>&1; then
+    echo "fuzz: $name FAILED; its log and crashing input are in $ARTIFACTS/$name/" >&2
+    tail -40 "$ARTIFACTS/$name/log" >&2
+    status=1
+  else
+    grep -E "stat::number_of_executed_units|stat::new_units_added" \
+      "$ARTIFACTS/$name/log" | sed "s/^/fuzz: $name /"
+  fi
+done
+exit $status
