@@ -13,6 +13,7 @@
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
 #include "api/watch_job_reactor.h"
+#include "jobs/job_validation.h"
 #include "lorad/common/status_macros.h"
 
 namespace lorad::server {
@@ -111,6 +112,7 @@ BatchService::BatchService(const DaemonOptions& options, BatchJobStore* store,
 
 absl::StatusOr<v1::BatchJob> BatchService::Create(
     const v1::BatchJobHeader& header, const std::string& contents) {
+  LORAD_RETURN_IF_ERROR(ValidateFilename("header.filename", header.filename()));
   const std::string name =
       header.filename().empty() ? "batch" : header.filename();
   absl::StatusOr<std::vector<BatchLine>> lines =

@@ -4,6 +4,7 @@
 #ifndef LORAD_SERVER_API_GRPC_STATUS_H_
 #define LORAD_SERVER_API_GRPC_STATUS_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/status.h"
@@ -11,7 +12,11 @@
 
 namespace lorad::server {
 
-// Same code and message.
+// Longest message a client is sent; longer ones are cut (on a UTF-8
+// boundary) and say how many bytes were left out.
+inline constexpr size_t kMaxStatusMessageBytes = 2048;
+
+// Same code and message (the message cut to kMaxStatusMessageBytes).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
