@@ -2,8 +2,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lorad/common/bounded_json.h"
+#include "lorad/common/excerpt.h"
 #include "lorad/common/files.h"
+#include "lorad/model/chat_roles.h"
 #include "nlohmann/json.hpp"
 
 namespace lorad::model {
@@ -90,6 +93,12 @@ absl::StatusOr<std::string> RenderChat(const ChatTemplate& tmpl,
     if (turns[i].role.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("messages[", i, "]: role is empty"));
+    }
+    if (!IsChatRole(turns[i].role)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("messages[", i, "].role must be one of ",
+                       absl::StrJoin(kChatRoles, ", "), ", got ",
+                       QuotedExcerpt(turns[i].role)));
     }
   }
   std::string out;

@@ -182,6 +182,9 @@ grpc::ServerUnaryReactor* BatchService::GetJob(
     grpc::CallbackServerContext* context, const v1::GetBatchJobRequest* request,
     v1::BatchJob* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
+    return reactor;
+  }
   absl::StatusOr<v1::BatchJob> job = store_->GetBatchJob(request->job_id());
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
@@ -211,6 +214,9 @@ grpc::ServerUnaryReactor* BatchService::CancelJob(
     grpc::CallbackServerContext* context,
     const v1::CancelBatchJobRequest* request, v1::BatchJob* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
+    return reactor;
+  }
   absl::StatusOr<v1::BatchJob> job = runner_->Cancel(request->job_id());
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));

@@ -38,6 +38,13 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
                       status.error_message());
 }
 
+bool FinishIfError(grpc::ServerUnaryReactor* reactor,
+                   const absl::Status& status) {
+  if (status.ok()) return false;
+  reactor->Finish(ToGrpcStatus(status));
+  return true;
+}
+
 std::string StatusCodeName(absl::StatusCode code) {
   return absl::StatusCodeToString(code);
 }

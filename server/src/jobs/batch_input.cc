@@ -8,6 +8,7 @@
 #include "jobs/generate_validation.h"
 #include "lorad/common/bounded_json.h"
 #include "lorad/common/excerpt.h"
+#include "lorad/model/chat_roles.h"
 #include "nlohmann/json.hpp"
 
 namespace lorad::server {
@@ -24,13 +25,6 @@ absl::Status FieldError(int64_t line, absl::string_view field,
   return LineError(line, absl::StrCat("field \"", field, "\" must be ", want));
 }
 
-bool KnownRole(const std::string& role) {
-  for (const char* r : kChatRoles) {
-    if (role == r) return true;
-  }
-  return false;
-}
-
 absl::Status ParseMessages(const Json& messages, int64_t line,
                            v1::GenerateRequest& request) {
   if (!messages.is_array() || messages.empty()) {
@@ -43,10 +37,10 @@ absl::Status ParseMessages(const Json& messages, int64_t line,
     auto role = m.find("role");
     auto content = m.find("content");
     if (role == m.end() || !role->is_string() ||
-        !KnownRole(role->get<std::string>())) {
+        !model::IsChatRole(role->get<std::string>())) {
       return FieldError(
           line, at + ".role",
-          absl::StrCat("one of ", absl::StrJoin(kChatRoles, ", ")));
+          absl::StrCat("one of ", absl::StrJoin(model::kChatRoles, ", ")));
     }
     if (content == m.end() || !content->is_string()) {
       return FieldError(line, at + ".content", "a string");

@@ -28,7 +28,7 @@ inline constexpr size_t kMaxBatchLineBytes = size_t{1} << 20;
 
 // Parses a batch input. Each non-blank line is an object with "prompt" (a
 // string) or "messages" (a non-empty list of {"role", "content"} with a role
-// among kChatRoles), and optionally "id" (any JSON value), "adapter"
+// among model::kChatRoles), and optionally "id" (any JSON value), "adapter"
 // (string), "max_new_tokens" (1..32768), "temperature" (>= 0), "top_k"
 // (>= 0), "top_p" (0..1), "seed" (>= 0), "stop" (string or list of strings)
 // and "repetition_penalty" (>= 0). Fields a line leaves out come from

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "jobs/job_validation.h"
 #include "lorad/common/excerpt.h"
+#include "lorad/model/chat_roles.h"
 
 namespace lorad::server {
 namespace {
@@ -29,13 +30,6 @@ std::string Num(float v) {
   return absl::StrCat(v);
 }
 
-bool KnownRole(const std::string& role) {
-  for (const char* r : kChatRoles) {
-    if (role == r) return true;
-  }
-  return false;
-}
-
 absl::Status CheckMessages(const v1::GenerateRequest& r,
                            absl::string_view prefix) {
   if (r.messages_size() > kMaxMessages) {
@@ -46,10 +40,11 @@ absl::Status CheckMessages(const v1::GenerateRequest& r,
   for (int i = 0; i < r.messages_size(); ++i) {
     const v1::ChatMessage& m = r.messages(i);
     const std::string at = absl::StrCat("messages[", i, "]");
-    if (!KnownRole(m.role())) {
-      return Bad(prefix, at + ".role",
-                 absl::StrCat("one of ", absl::StrJoin(kChatRoles, ", ")),
-                 QuotedExcerpt(m.role()));
+    if (!model::IsChatRole(m.role())) {
+      return Bad(
+          prefix, at + ".role",
+          absl::StrCat("one of ", absl::StrJoin(model::kChatRoles, ", ")),
+          QuotedExcerpt(m.role()));
     }
     total += m.content().size();
     if (total > kMaxPromptBytes) {

@@ -28,16 +28,12 @@ inline constexpr size_t kMaxStopBytes = 256;
 inline constexpr size_t kMaxPromptBytes = size_t{1} << 20;
 inline constexpr int kMaxMessages = 1024;
 
-// The chat roles a request may use; others are refused, never passed into
-// a chat template.
-inline constexpr const char* kChatRoles[] = {"system", "user", "assistant",
-                                             "tool"};
-
 // OK, or InvalidArgument naming the first bad field and what it must be,
 // e.g. "temperature must be a finite number in [0, 100], got nan" or
 // "messages[2].role must be one of system, user, assistant, tool, got
-// \"root\"". `prefix` goes before every field name ("defaults." for a batch
-// header's defaults). User strings are quoted as short excerpts.
+// \"root\"" (the roles of model::kChatRoles). `prefix` goes before every field
+// name ("defaults." for a batch header's defaults). User strings are quoted as
+// short excerpts.
 absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
                                      absl::string_view prefix = "");
 

@@ -301,9 +301,8 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::ResolveForGenerate(
 absl::StatusOr<v1::ExportMergedResponse> AdapterRegistry::ExportMerged(
     const std::string& name, const std::string& dtype) {
   if (!dtype.empty() && dtype != "bfloat16" && dtype != "float16") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dtype must be bfloat16 or float16, got ",
-                     QuotedExcerpt(dtype)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dtype must be bfloat16 or float16, got ", QuotedExcerpt(dtype)));
   }
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, Get(name));
   worker::v1::ExportMergedRequest request;
