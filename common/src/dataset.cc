@@ -6,6 +6,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lorad/common/bounded_json.h"
+#include "lorad/common/excerpt.h"
 #include "lorad/common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -19,66 +21,11 @@ constexpr char kKnownFormats[] =
     R"({"instruction","context"?,"response"}, )"
     R"({"messages":[{"role","content"}]})";
 
-// Error messages quote outside input; keep them short so that a hostile
-// 1 MiB key does not become a 1 MiB status message.
-constexpr size_t kMaxQuotedBytes = 64;
+// Error messages quote outside input through Excerpt (short, valid UTF-8).
 constexpr size_t kMaxListedKeys = 8;
 constexpr size_t kMaxReasonBytes = 200;
 
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one
-// (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return n;
-}
-
-// At most `max_bytes` of `s` as valid UTF-8 ('?' for bad bytes, "..." when
-// cut), safe to put in a status message and in a proto string field.
-std::string Printable(std::string_view s, size_t max_bytes) {
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t n = Utf8SequenceLength(s, i);
-    if (out.size() + (n == 0 ? 1 : n) > max_bytes) {
-      out += "...";
-      break;
-    }
-    if (n == 0) {
-      out += '?';
-      i += 1;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
-
-std::string Quote(std::string_view s) {
-  return absl::StrCat("\"", Printable(s, kMaxQuotedBytes), "\"");
-}
+std::string Quote(std::string_view s) { return QuotedExcerpt(s); }
 
 // {"a","b"}: the object's keys, sorted (nlohmann objects are ordered maps).
 std::string KeySet(const Json& obj) {
@@ -106,7 +53,7 @@ std::string JsonErrorReason(std::string_view what) {
   } else if (size_t q = what.find("] "); q != std::string_view::npos) {
     what.remove_prefix(q + 2);
   }
-  return Printable(what, kMaxReasonBytes);
+  return Excerpt(what, kMaxReasonBytes);
 }
 
 bool Has(const Json& obj, const char* key) { return obj.contains(key); }
@@ -303,6 +250,10 @@ absl::StatusOr<ParsedDataset> ParseJsonlDataset(std::string_view contents,
     }
     if (IsBlank(line)) continue;
 
+    if (absl::Status shape = CheckJsonShape(line, kSmallJsonLimits);
+        !shape.ok()) {
+      return LineError(line_no, shape.message());
+    }
     Json obj;
     try {
       obj = Json::parse(line);

@@ -2,7 +2,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lorad/common/bounded_json.h"
+#include "lorad/common/excerpt.h"
 #include "lorad/common/files.h"
+#include "lorad/model/chat_roles.h"
 #include "nlohmann/json.hpp"
 
 namespace lorad::model {
@@ -58,10 +62,12 @@ ChatTemplate ChatTemplate::FromTemplateText(std::string_view text) {
 ChatTemplate ChatTemplate::FromModelDir(const std::string& dir) {
   auto text = ReadFile(dir + "/tokenizer_config.json");
   if (!text.ok()) return ChatTemplate();
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("chat_template")) {
-    return ChatTemplate();
-  }
+  // tokenizer_config.json may list every added token; its depth is small.
+  absl::StatusOr<nlohmann::json> parsed = ParseBoundedJson(
+      *text, JsonLimits{size_t{64} << 20, 32, int64_t{16} << 20});
+  if (!parsed.ok()) return ChatTemplate();
+  const nlohmann::json& j = *parsed;
+  if (!j.is_object() || !j.contains("chat_template")) return ChatTemplate();
   const nlohmann::json& ct = j["chat_template"];
   if (ct.is_string()) return FromTemplateText(ct.get<std::string>());
   if (ct.is_array()) {  // [{"name": ..., "template": ...}]
@@ -87,6 +93,12 @@ absl::StatusOr<std::string> RenderChat(const ChatTemplate& tmpl,
     if (turns[i].role.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("messages[", i, "]: role is empty"));
+    }
+    if (!IsChatRole(turns[i].role)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("messages[", i, "].role must be one of ",
+                       absl::StrJoin(kChatRoles, ", "), ", got ",
+                       QuotedExcerpt(turns[i].role)));
     }
   }
   std::string out;

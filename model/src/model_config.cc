@@ -1,6 +1,7 @@
 #include "lorad/model/model_config.h"
 
 #include "absl/strings/str_cat.h"
+#include "lorad/common/bounded_json.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -39,8 +40,13 @@ T Optional(const json& j, const char* key, T fallback) {
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
                                                   std::string_view where_view) {
   const std::string where(where_view);
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
+  absl::StatusOr<json> parsed = ParseBoundedJson(text, kSmallJsonLimits);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": ", parsed.status().message()));
+  }
+  json& j = *parsed;
+  if (!j.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": not a valid JSON object"));
   }

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "lorad/common/bounded_json.h"
+#include "lorad/common/excerpt.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -30,38 +32,8 @@ absl::Status Bad(absl::string_view file, absl::string_view what) {
 
 // A JSON value for a message, cut to kMaxShownBytes.
 std::string Shown(const Json& value) {
-  std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
-  if (text.size() > kMaxShownBytes) {
-    text.resize(kMaxShownBytes);
-    text += "...";
-  }
-  return text;
-}
-
-// The deepest nesting of arrays and objects in `text`, counting brackets
-// outside strings, so that a hostile file is refused before the parser sees
-// it.
-int NestingDepth(std::string_view text) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
+  return Excerpt(value.dump(-1, ' ', false, Json::error_handler_t::replace),
+                 kMaxShownBytes);
 }
 
 absl::Status BadKey(absl::string_view key, absl::string_view want,
@@ -163,20 +135,12 @@ absl::StatusOr<PeftTensorKey> ParsePeftTensorName(std::string_view name_in,
 }
 
 absl::StatusOr<PeftAdapterSpec> PeftAdapterSpec::Parse(std::string_view text) {
-  if (text.size() > kMaxAdapterConfigBytes) {
-    return Bad(kAdapterConfigFile,
-               absl::StrCat(text.size(), " bytes, more than the ",
-                            kMaxAdapterConfigBytes, " allowed"));
-  }
-  if (NestingDepth(text) > kMaxAdapterConfigDepth) {
-    return Bad(
-        kAdapterConfigFile,
-        absl::StrCat("nested deeper than ", kMaxAdapterConfigDepth, " levels"));
-  }
-  const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Bad(kAdapterConfigFile, "not a JSON object");
-  }
+  absl::StatusOr<Json> parsed = ParseBoundedJson<Json>(
+      text, JsonLimits{kMaxAdapterConfigBytes, kMaxAdapterConfigDepth,
+                       kSmallJsonLimits.max_values});
+  if (!parsed.ok()) return Bad(kAdapterConfigFile, parsed.status().message());
+  const Json& j = *parsed;
+  if (!j.is_object()) return Bad(kAdapterConfigFile, "not a JSON object");
   if (j.contains("peft_type") && j["peft_type"] != "LORA") {
     return BadKey("peft_type", "\"LORA\"", j["peft_type"]);
   }

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lorad/common/bounded_json.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/half.h"
@@ -28,6 +29,10 @@ constexpr std::string_view kMetadataKey = "__metadata__";
 // The Python library refuses headers above 100 MB; so do we, which also
 // bounds what a corrupt length can make us parse.
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+// A header is {"name": {"dtype", "shape": [...], "data_offsets": [...]}}
+// plus "__metadata__" (strings): 3 levels deep.
+constexpr int kMaxHeaderDepth = 8;
+constexpr int64_t kMaxHeaderValues = int64_t{8} << 20;
 
 struct DTypeEntry {
   DType dtype;
@@ -148,10 +153,13 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
   }
   const std::string_view header(reinterpret_cast<const char*>(base + 8),
                                 header_len);
-  json j = json::parse(header, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Bad(path, "bad header: not a JSON object");
+  absl::StatusOr<json> parsed = ParseBoundedJson(
+      header, JsonLimits{kMaxHeaderBytes, kMaxHeaderDepth, kMaxHeaderValues});
+  if (!parsed.ok()) {
+    return Bad(path, absl::StrCat("bad header: ", parsed.status().message()));
   }
+  json& j = *parsed;
+  if (!j.is_object()) return Bad(path, "bad header: not a JSON object");
   const uint8_t* data = base + 8 + header_len;
   const uint64_t data_size = file_size - 8 - header_len;
 
@@ -267,10 +275,13 @@ absl::StatusOr<std::unique_ptr<SafetensorsModel>> SafetensorsModel::Open(
   }
 
   LORAD_ASSIGN_OR_RETURN(std::string text, ReadFile(index_path));
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Bad(index_path, "not a JSON object");
+  absl::StatusOr<json> parsed = ParseBoundedJson(
+      text, JsonLimits{kMaxHeaderBytes, kMaxHeaderDepth, kMaxHeaderValues});
+  if (!parsed.ok()) {
+    return Bad(index_path, std::string(parsed.status().message()));
   }
+  json& j = *parsed;
+  if (!j.is_object()) return Bad(index_path, "not a JSON object");
   auto wm = j.find("weight_map");
   if (wm == j.end() || !wm->is_object()) {
     return Bad(index_path, "missing \"weight_map\" object");

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "lorad/common/bounded_json.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -14,6 +15,11 @@ namespace lorad::model {
 namespace tokenizer_internal {
 
 namespace {
+
+// Real tokenizer.json files reach tens of MiB (a 256k vocabulary and its
+// merges) but nest only a few levels.
+constexpr JsonLimits kTokenizerJsonLimits{size_t{256} << 20, 32,
+                                          int64_t{64} << 20};
 
 bool MapsToItself(int byte) {
   return (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) ||
@@ -366,11 +372,13 @@ Tokenizer::~Tokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(
     std::string_view text, std::string_view where) {
-  const json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) {
+  absl::StatusOr<json> parsed =
+      ParseBoundedJson(text, tokenizer_internal::kTokenizerJsonLimits);
+  if (!parsed.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(std::string(where), ": not valid JSON"));
+        absl::StrCat(std::string(where), ": ", parsed.status().message()));
   }
+  const json& root = *parsed;
   auto impl = std::make_unique<Impl>();
   try {
     LORAD_RETURN_IF_ERROR(Parser(where, &impl->model).Parse(root));

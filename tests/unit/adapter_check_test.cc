@@ -188,7 +188,7 @@ TEST(AdapterCheckTest, MissingAndCorruptFiles) {
   dir = Write(GoodConfig(), GoodTensors());
   std::ofstream(dir + "/adapter_config.json") << "{\"r\": 4,";
   facts = OpenPeftAdapter(dir, tiny);
-  EXPECT_EQ(facts.status().message(), "adapter_config.json: not a JSON object");
+  EXPECT_EQ(facts.status().message(), "adapter_config.json: not valid JSON");
 }
 
 TEST(AdapterCheckTest, ModelConfigOfTinyAndMissingDir) {

@@ -124,7 +124,7 @@ TEST(PeftAdapterSpecTest, RefusesBadRankDropoutAndOptions) {
   j.erase("r");
   ExpectRefused(Parse(j), "key \"r\"");
   ExpectRefused(PeftAdapterSpec::Parse("[1, 2]"), "not a JSON object");
-  ExpectRefused(PeftAdapterSpec::Parse("{\"r\": 4,"), "not a JSON object");
+  ExpectRefused(PeftAdapterSpec::Parse("{\"r\": 4,"), "not valid JSON");
 }
 
 TEST(PeftAdapterSpecTest, TargetModules) {

@@ -13,6 +13,7 @@
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
 #include "api/watch_job_reactor.h"
+#include "jobs/job_validation.h"
 #include "lorad/common/status_macros.h"
 
 namespace lorad::server {
@@ -111,6 +112,7 @@ BatchService::BatchService(const DaemonOptions& options, BatchJobStore* store,
 
 absl::StatusOr<v1::BatchJob> BatchService::Create(
     const v1::BatchJobHeader& header, const std::string& contents) {
+  LORAD_RETURN_IF_ERROR(ValidateFilename("header.filename", header.filename()));
   const std::string name =
       header.filename().empty() ? "batch" : header.filename();
   absl::StatusOr<std::vector<BatchLine>> lines =
@@ -180,6 +182,9 @@ grpc::ServerUnaryReactor* BatchService::GetJob(
     grpc::CallbackServerContext* context, const v1::GetBatchJobRequest* request,
     v1::BatchJob* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
+    return reactor;
+  }
   absl::StatusOr<v1::BatchJob> job = store_->GetBatchJob(request->job_id());
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
@@ -209,6 +214,9 @@ grpc::ServerUnaryReactor* BatchService::CancelJob(
     grpc::CallbackServerContext* context,
     const v1::CancelBatchJobRequest* request, v1::BatchJob* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
+    return reactor;
+  }
   absl::StatusOr<v1::BatchJob> job = runner_->Cancel(request->job_id());
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));

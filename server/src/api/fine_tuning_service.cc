@@ -77,6 +77,9 @@ grpc::ServerUnaryReactor* FineTuningService::GetJob(
     grpc::CallbackServerContext* context,
     const v1::GetFineTuneJobRequest* request, v1::FineTuneJob* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
+    return reactor;
+  }
   absl::StatusOr<v1::FineTuneJob> job = store_->GetJob(request->job_id());
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
@@ -107,6 +110,9 @@ grpc::ServerUnaryReactor* FineTuningService::CancelJob(
     grpc::CallbackServerContext* context,
     const v1::CancelFineTuneJobRequest* request, v1::FineTuneJob* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
+    return reactor;
+  }
   absl::StatusOr<v1::FineTuneJob> job = scheduler_->Cancel(request->job_id());
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));

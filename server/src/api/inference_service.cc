@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/grpc_status.h"
+#include "jobs/generate_validation.h"
 #include "lorad/common/status_macros.h"
 #include "worker_link/wire.h"
 
@@ -161,6 +162,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
 
 absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Resolve(
     const v1::GenerateRequest& request) {
+  LORAD_RETURN_IF_ERROR(ValidateGenerateRequest(request));
   worker::v1::GenerateRequest out;
   out.set_model_cache_dir(layout_.ModelsDir());
   *out.mutable_sampling() = ToWorker(request);

@@ -38,7 +38,9 @@ class InferenceService final : public v1::Inference::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::GenerateRequest* request) override;
 
-  // The worker request for `request`, or why it cannot be served.
+  // The worker request for `request`, or why it cannot be served: first
+  // ValidateGenerateRequest (InvalidArgument naming the field), then the
+  // adapter (NotFound, FailedPrecondition).
   absl::StatusOr<worker::v1::GenerateRequest> Resolve(
       const v1::GenerateRequest& request);
 

@@ -3,7 +3,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "api/grpc_status.h"
+#include "jobs/generate_validation.h"
+#include "lorad/common/bounded_json.h"
+#include "lorad/common/excerpt.h"
+#include "lorad/model/chat_roles.h"
 #include "nlohmann/json.hpp"
 
 namespace lorad::server {
@@ -32,9 +37,10 @@ absl::Status ParseMessages(const Json& messages, int64_t line,
     auto role = m.find("role");
     auto content = m.find("content");
     if (role == m.end() || !role->is_string() ||
-        (*role != "system" && *role != "user" && *role != "assistant")) {
-      return FieldError(line, at + ".role",
-                        "\"system\", \"user\" or \"assistant\"");
+        !model::IsChatRole(role->get<std::string>())) {
+      return FieldError(
+          line, at + ".role",
+          absl::StrCat("one of ", absl::StrJoin(model::kChatRoles, ", ")));
     }
     if (content == m.end() || !content->is_string()) {
       return FieldError(line, at + ".content", "a string");
@@ -107,7 +113,7 @@ absl::Status ParseField(const std::string& key, const Json& value, int64_t line,
     }
     r.set_repetition_penalty(value.get<float>());
   } else {
-    return LineError(line, absl::StrCat("unknown field \"", key, "\""));
+    return LineError(line, absl::StrCat("unknown field ", QuotedExcerpt(key)));
   }
   return absl::OkStatus();
 }
@@ -125,6 +131,10 @@ Json WithIndex(const BatchLine& line) {
 
 absl::StatusOr<std::vector<BatchLine>> ParseBatchInput(
     absl::string_view contents, const v1::GenerateRequest& defaults) {
+  if (absl::Status valid = ValidateGenerateRequest(defaults, "defaults.");
+      !valid.ok()) {
+    return valid;
+  }
   std::vector<BatchLine> lines;
   if (contents.size() >= 3 && contents.substr(0, 3) == "\xEF\xBB\xBF") {
     contents.remove_prefix(3);
@@ -146,8 +156,10 @@ absl::StatusOr<std::vector<BatchLine>> ParseBatchInput(
       return LineError(number, absl::StrCat("more than ", kMaxBatchLines,
                                             " requests in one batch"));
     }
-    Json j = Json::parse(text.begin(), text.end(), nullptr, false);
-    if (j.is_discarded()) return LineError(number, "not valid JSON");
+    absl::StatusOr<Json> parsed =
+        ParseBoundedJson<Json>({text.data(), text.size()}, kSmallJsonLimits);
+    if (!parsed.ok()) return LineError(number, parsed.status().message());
+    const Json& j = *parsed;
     if (!j.is_object()) return LineError(number, "not a JSON object");
     BatchLine line;
     line.index = static_cast<int64_t>(lines.size());
@@ -164,6 +176,10 @@ absl::StatusOr<std::vector<BatchLine>> ParseBatchInput(
     if (has_prompt == has_messages) {
       return LineError(number,
                        "give exactly one of field \"prompt\" and \"messages\"");
+    }
+    if (absl::Status valid = ValidateGenerateRequest(line.request);
+        !valid.ok()) {
+      return LineError(number, valid.message());
     }
     lines.push_back(std::move(line));
   }

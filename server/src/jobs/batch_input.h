@@ -27,12 +27,15 @@ inline constexpr int64_t kMaxBatchLines = 1'000'000;
 inline constexpr size_t kMaxBatchLineBytes = size_t{1} << 20;
 
 // Parses a batch input. Each non-blank line is an object with "prompt" (a
-// string) or "messages" (a non-empty list of {"role", "content"} with role
-// system, user or assistant), and optionally "id" (any JSON value), "adapter"
+// string) or "messages" (a non-empty list of {"role", "content"} with a role
+// among model::kChatRoles), and optionally "id" (any JSON value), "adapter"
 // (string), "max_new_tokens" (1..32768), "temperature" (>= 0), "top_k"
 // (>= 0), "top_p" (0..1), "seed" (>= 0), "stop" (string or list of strings)
 // and "repetition_penalty" (>= 0). Fields a line leaves out come from
-// `defaults`. InvalidArgument naming the line and field otherwise, e.g.
+// `defaults`. Each line is a JSON document within kSmallJsonLimits (nesting
+// depth, values), and the request it makes must pass
+// ValidateGenerateRequest; `defaults` must pass it too.
+// InvalidArgument naming the line and field otherwise, e.g.
 // `line 3: field "top_p" must be a number in [0, 1]`.
 absl::StatusOr<std::vector<BatchLine>> ParseBatchInput(
     absl::string_view contents, const v1::GenerateRequest& defaults);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "jobs/job_validation.h"
 #include "lorad/common/dataset.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
@@ -14,6 +15,7 @@ absl::StatusOr<v1::Dataset> IngestDataset(DatasetStore& store, Env* env,
                                           const DataLayout& layout,
                                           const std::string& filename,
                                           const std::string& contents) {
+  LORAD_RETURN_IF_ERROR(ValidateFilename("filename", filename));
   const std::string name = filename.empty() ? "dataset" : filename;
   absl::StatusOr<ParsedDataset> parsed = ParseJsonlDataset(contents);
   if (!parsed.ok()) {

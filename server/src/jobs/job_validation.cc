@@ -1,13 +1,16 @@
 #include "jobs/job_validation.h"
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lorad/common/excerpt.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/block_linears.h"
 #include "lorad/model/model_config.h"
@@ -60,33 +63,84 @@ void FillDefaults(bool present, v1::Hyperparameters& hp) {
   if (hp.compute_dtype().empty()) hp.set_compute_dtype("auto");
 }
 
+std::string Num(float v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return absl::StrCat(v);
+}
+
+bool FiniteIn(float v, float lo, float hi) {
+  return std::isfinite(v) && v >= lo && v <= hi;
+}
+
 }  // namespace
+
+absl::Status ValidateName(absl::string_view field, absl::string_view value) {
+  bool ok = !value.empty() && value.size() <= kMaxNameBytes &&
+            value[0] != '.' && value[0] != '-';
+  for (char c : value) {
+    ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                c == '.' || c == '_' || c == '-');
+  }
+  if (ok) return absl::OkStatus();
+  if (value.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, " ", QuotedExcerpt(std::string_view(value.data(), value.size())),
+      " (", value.size(), " bytes) must be 1 to ", kMaxNameBytes,
+      " letters, digits, '.', '_' or '-', not starting with '.' or '-'"));
+}
+
+absl::Status ValidateFilename(absl::string_view field,
+                              absl::string_view value) {
+  bool ok = value.size() <= kMaxFilenameBytes &&
+            IsValidUtf8(std::string_view(value.data(), value.size()));
+  for (char c : value) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    ok = ok && u >= 0x20 && u != 0x7F && c != '/' && c != '\\';
+  }
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, " ", QuotedExcerpt(std::string_view(value.data(), value.size())),
+      " (", value.size(), " bytes) must be at most ", kMaxFilenameBytes,
+      " bytes of UTF-8 without control characters, '/' or '\\'"));
+}
 
 absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp) {
   FillDefaults(present, hp);
   if (hp.rank() < 1 || hp.rank() > 1024) {
     return Invalid("rank", hp.rank(), "in [1, 1024]");
   }
-  if (!(hp.alpha() > 0)) return Invalid("alpha", hp.alpha(), "> 0");
+  if (!FiniteIn(hp.alpha(), 0, kMaxAlpha) || hp.alpha() == 0) {
+    return Invalid("alpha", Num(hp.alpha()),
+                   absl::StrCat("a finite number in (0, ", kMaxAlpha, "]"));
+  }
   if (!(hp.dropout() >= 0 && hp.dropout() < 1)) {
-    return Invalid("dropout", hp.dropout(), "in [0, 1)");
+    return Invalid("dropout", Num(hp.dropout()), "in [0, 1)");
   }
   absl::flat_hash_set<std::string> seen;
   for (const std::string& m : hp.target_modules()) {
     if (!model::BlockLinearIndex(m).has_value()) {
-      return Invalid("target_modules", absl::StrCat("\"", m, "\""),
+      return Invalid("target_modules", QuotedExcerpt(m),
                      absl::StrCat("among ", model::BlockLinearNameList()));
     }
     if (!seen.insert(m).second) {
-      return Invalid("target_modules", absl::StrCat("\"", m, "\" twice"),
+      return Invalid("target_modules", absl::StrCat(QuotedExcerpt(m), " twice"),
                      "distinct module names");
     }
   }
   if (!(hp.learning_rate() > 0 && hp.learning_rate() <= 1)) {
-    return Invalid("learning_rate", hp.learning_rate(), "in (0, 1]");
+    return Invalid("learning_rate", Num(hp.learning_rate()), "in (0, 1]");
   }
-  if (hp.epochs() < 0) return Invalid("epochs", hp.epochs(), ">= 0");
-  if (hp.max_steps() < 0) return Invalid("max_steps", hp.max_steps(), ">= 0");
+  if (hp.epochs() < 0 || hp.epochs() > kMaxEpochs) {
+    return Invalid("epochs", hp.epochs(),
+                   absl::StrCat("in [1, ", kMaxEpochs, "]"));
+  }
+  if (hp.max_steps() < 0 || hp.max_steps() > kMaxSteps) {
+    return Invalid("max_steps", hp.max_steps(),
+                   absl::StrCat("in [0, ", kMaxSteps, "]"));
+  }
   if (hp.batch_size() < 0 || hp.batch_size() > 1024) {
     return Invalid("batch_size", hp.batch_size(), "in [1, 1024]");
   }
@@ -94,33 +148,40 @@ absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp) {
     return Invalid("gradient_accumulation", hp.gradient_accumulation(),
                    "in [1, 4096]");
   }
-  if (!(hp.max_grad_norm() >= 0)) {
-    return Invalid("max_grad_norm", hp.max_grad_norm(), ">= 0");
+  if (!FiniteIn(hp.max_grad_norm(), 0, kMaxGradNorm)) {
+    return Invalid("max_grad_norm", Num(hp.max_grad_norm()),
+                   absl::StrCat("a finite number in [0, ", kMaxGradNorm, "]"));
   }
-  if (!(hp.weight_decay() >= 0)) {
-    return Invalid("weight_decay", hp.weight_decay(), ">= 0");
+  if (!FiniteIn(hp.weight_decay(), 0, kMaxWeightDecay)) {
+    return Invalid(
+        "weight_decay", Num(hp.weight_decay()),
+        absl::StrCat("a finite number in [0, ", kMaxWeightDecay, "]"));
   }
-  if (hp.warmup_steps() < 0) {
-    return Invalid("warmup_steps", hp.warmup_steps(), ">= 0");
+  if (hp.warmup_steps() < 0 || hp.warmup_steps() > kMaxSteps) {
+    return Invalid("warmup_steps", hp.warmup_steps(),
+                   absl::StrCat("in [0, ", kMaxSteps, "]"));
   }
   if (!OneOf(hp.lr_scheduler(), kSchedulers)) {
-    return Invalid("lr_scheduler", absl::StrCat("\"", hp.lr_scheduler(), "\""),
+    return Invalid("lr_scheduler", QuotedExcerpt(hp.lr_scheduler()),
                    absl::StrCat("one of ", Quoted(kSchedulers)));
   }
   if (hp.max_seq_len() < 8 || hp.max_seq_len() > 131072) {
     return Invalid("max_seq_len", hp.max_seq_len(), "in [8, 131072]");
   }
-  if (hp.eval_every() < 0)
-    return Invalid("eval_every", hp.eval_every(), ">= 0");
-  if (hp.checkpoint_every() < 0) {
-    return Invalid("checkpoint_every", hp.checkpoint_every(), ">= 0");
+  if (hp.eval_every() < 0 || hp.eval_every() > kMaxSteps) {
+    return Invalid("eval_every", hp.eval_every(),
+                   absl::StrCat("in [0, ", kMaxSteps, "]"));
+  }
+  if (hp.checkpoint_every() < 0 || hp.checkpoint_every() > kMaxSteps) {
+    return Invalid("checkpoint_every", hp.checkpoint_every(),
+                   absl::StrCat("in [0, ", kMaxSteps, "]"));
   }
   if (!(hp.validation_split() >= 0 && hp.validation_split() <= 0.5f)) {
-    return Invalid("validation_split", hp.validation_split(), "in [0, 0.5]");
+    return Invalid("validation_split", Num(hp.validation_split()),
+                   "in [0, 0.5]");
   }
   if (!OneOf(hp.compute_dtype(), kComputeDtypes)) {
-    return Invalid("compute_dtype",
-                   absl::StrCat("\"", hp.compute_dtype(), "\""),
+    return Invalid("compute_dtype", QuotedExcerpt(hp.compute_dtype()),
                    absl::StrCat("one of ", Quoted(kComputeDtypes)));
   }
   return absl::OkStatus();
@@ -128,14 +189,22 @@ absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp) {
 
 absl::Status ValidateModel(const std::string& model) {
   if (model == model::kTinyModelName) return absl::OkStatus();
+  if (model.size() > kMaxModelPathBytes || !IsValidUtf8(model) ||
+      model.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model ", QuotedExcerpt(model), " (", model.size(),
+                     " bytes) must be \"tiny\" or a directory path of at most ",
+                     kMaxModelPathBytes, " bytes of UTF-8"));
+  }
+  const std::string shown = Excerpt(model, 256);
   std::error_code ec;
   if (!std::filesystem::exists(model, ec)) {
     return absl::NotFoundError(
-        absl::StrCat("model path ", model, " does not exist"));
+        absl::StrCat("model path ", shown, " does not exist"));
   }
   if (!std::filesystem::is_directory(model, ec)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("model ", model,
+        absl::StrCat("model ", shown,
                      " is not a directory (want a Hugging Face model "
                      "directory or \"tiny\")"));
   }
@@ -143,7 +212,7 @@ absl::Status ValidateModel(const std::string& model) {
   if (!config.ok()) {
     return absl::Status(
         config.status().code(),
-        absl::StrCat("model ", model, ": ", config.status().message()));
+        absl::StrCat("model ", shown, ": ", config.status().message()));
   }
   return absl::OkStatus();
 }
@@ -152,8 +221,13 @@ absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
                          v1::FineTuneJob& job) {
   if (job.model().empty()) job.set_model(model::kTinyModelName);
   LORAD_RETURN_IF_ERROR(ValidateModel(job.model()));
-  if (job.training_file().empty()) {
-    return absl::InvalidArgumentError("training_file is required");
+  LORAD_RETURN_IF_ERROR(ValidateName("training_file", job.training_file()));
+  if (!job.validation_file().empty()) {
+    LORAD_RETURN_IF_ERROR(
+        ValidateName("validation_file", job.validation_file()));
+  }
+  if (!job.suffix().empty()) {
+    LORAD_RETURN_IF_ERROR(ValidateName("suffix", job.suffix()));
   }
   const std::pair<const char*, const std::string*> files[] = {
       {"training_file", &job.training_file()},

@@ -2,13 +2,38 @@
 #ifndef LORAD_SERVER_JOBS_JOB_VALIDATION_H_
 #define LORAD_SERVER_JOBS_JOB_VALIDATION_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "lorad/v1/lorad.pb.h"
 #include "store/dataset_store.h"
 
 namespace lorad::server {
+
+// Names a client chooses or addresses things by (adapter names, job
+// suffixes, job, batch and dataset ids): 1 to kMaxNameBytes ASCII letters,
+// digits, '.', '_' or '-', not starting with '.' or '-' (so never "..", a
+// path or an option). InvalidArgument naming `field` otherwise, quoting at
+// most a short excerpt of the value.
+inline constexpr size_t kMaxNameBytes = 64;
+absl::Status ValidateName(absl::string_view field, absl::string_view value);
+
+// The file name an upload carries, for people only: at most
+// kMaxFilenameBytes of valid UTF-8 without control characters, '/' or '\\'
+// (empty is allowed: the service picks one).
+inline constexpr size_t kMaxFilenameBytes = 255;
+absl::Status ValidateFilename(absl::string_view field, absl::string_view value);
+
+// Upper bounds of the hyperparameters that count (steps, epochs, ...).
+inline constexpr int32_t kMaxEpochs = 100;
+inline constexpr int32_t kMaxSteps = 10'000'000;
+inline constexpr float kMaxAlpha = 65536;
+inline constexpr float kMaxGradNorm = 1e6f;
+inline constexpr float kMaxWeightDecay = 10;
+// A model path on the server.
+inline constexpr size_t kMaxModelPathBytes = 4096;
 
 // Fills the defaults of `hp` and checks every field. `present` says whether
 // the request carried hyperparameters at all: without them every field takes

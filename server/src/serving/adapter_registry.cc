@@ -11,6 +11,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "jobs/job_validation.h"
+#include "lorad/common/excerpt.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/peft_adapter.h"
 #include "lorad/model/tiny_model.h"
@@ -52,17 +54,7 @@ absl::Status CopyAdapterFiles(Env& env, const std::string& from,
 }  // namespace
 
 absl::Status ValidateAdapterName(const std::string& name) {
-  bool ok =
-      !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
-  for (char c : name) {
-    ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-                c == '.' || c == '_' || c == '-');
-  }
-  if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "adapter name \"", name,
-      "\" must be 1 to 64 letters, digits, '.', '_' or '-', not starting "
-      "with '.' or '-'"));
+  return ValidateName("adapter name", name);
 }
 
 AdapterRegistry::AdapterRegistry(const DaemonOptions& options,
@@ -172,6 +164,8 @@ absl::Status AdapterRegistry::LoadIntoWorker(const v1::Adapter& adapter) {
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterJob(
     const std::string& job_id, const std::string& name, bool pinned) {
+  LORAD_RETURN_IF_ERROR(ValidateName("job_id", job_id));
+  if (!name.empty()) LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   LORAD_ASSIGN_OR_RETURN(v1::FineTuneJob job, jobs_->GetJob(job_id));
   if (job.state() != v1::SUCCEEDED || job.adapter_path().empty()) {
     return absl::FailedPreconditionError(
@@ -216,6 +210,7 @@ void AdapterRegistry::RegisterFinishedJobs() {
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::Reload(const std::string& name,
                                                     bool pinned) {
+  LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   absl::MutexLock lock(&mu_);
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
   adapter.set_pinned(pinned);
@@ -225,6 +220,7 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::Reload(const std::string& name,
 }
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::Unload(const std::string& name) {
+  LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   absl::MutexLock lock(&mu_);
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
   worker::v1::UnloadAdapterRequest request;
@@ -241,6 +237,7 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::Unload(const std::string& name) {
 }
 
 absl::Status AdapterRegistry::Delete(const std::string& name) {
+  LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   absl::MutexLock lock(&mu_);
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, store_->GetAdapter(name));
   worker::v1::UnloadAdapterRequest request;
@@ -309,8 +306,8 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::ResolveForGenerate(
 absl::StatusOr<v1::ExportMergedResponse> AdapterRegistry::ExportMerged(
     const std::string& name, const std::string& dtype) {
   if (!dtype.empty() && dtype != "bfloat16" && dtype != "float16") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dtype must be bfloat16 or float16, got \"", dtype, "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dtype must be bfloat16 or float16, got ", QuotedExcerpt(dtype)));
   }
   LORAD_ASSIGN_OR_RETURN(v1::Adapter adapter, Get(name));
   worker::v1::ExportMergedRequest request;

@@ -172,7 +172,9 @@ void Engine::Turn(std::vector<std::unique_ptr<Row>>& joining) {
     for (auto& r : joining) {
       if (r) r->stream->Finish(failed);
     }
-    for (auto& r : rows_) r->stream->Finish(failed);
+    for (auto& r : rows_) {
+      if (r) r->stream->Finish(failed);
+    }
     rows_.clear();
   }
   if (rows_.empty()) {
@@ -182,7 +184,18 @@ void Engine::Turn(std::vector<std::unique_ptr<Row>>& joining) {
 }
 
 bool Engine::Advance(Row& row, const torch::Tensor& logits) {
-  DecodeState::Step step = row.state->Next(logits);
+  DecodeState::Step step;
+  try {
+    step = row.state->Next(logits);
+  } catch (const std::exception& e) {
+    // Sampling failed for this row alone: it ends with the error, the
+    // rest of the batch goes on.
+    const c10::Error* ce = dynamic_cast<const c10::Error*>(&e);
+    row.stream->Finish(absl::InternalError(
+        absl::StrCat("sampling failed in LibTorch: ",
+                     ce ? ce->what_without_backtrace() : e.what())));
+    return false;
+  }
   if (step.has_chunk) row.stream->Push(std::move(step.chunk));
   if (!step.done) {
     row.next = step.token;

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -47,13 +48,17 @@ torch::Tensor ApplyTopKTopP(torch::Tensor logits, int64_t top_k, double top_p) {
 absl::StatusOr<PreparedRequest> PrepareRequest(
     const LlamaModel& model, const model::ChatTemplate& chat,
     const lorad::worker::v1::Sampling& req) {
-  if (req.temperature() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("temperature must be >= 0, got ", req.temperature()));
+  if (!std::isfinite(req.temperature()) || req.temperature() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "temperature must be a finite number >= 0, got ", req.temperature()));
   }
-  if (req.top_p() < 0 || req.top_p() > 1) {
+  if (!std::isfinite(req.top_p()) || req.top_p() < 0 || req.top_p() > 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("top_p must be in [0, 1], got ", req.top_p()));
+  }
+  if (!std::isfinite(req.repetition_penalty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "repetition_penalty must be finite, got ", req.repetition_penalty()));
   }
   if (req.top_k() < 0 || req.max_new_tokens() < 0 ||
       req.repetition_penalty() < 0) {
@@ -117,13 +122,23 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
                                torch::where(v > 0, v / penalty, v * penalty));
   }
   Step step;
-  if (req.temperature() == 0) {
-    step.token = logits.argmax().item<int64_t>();
+  // Below kGreedyTemperature, dividing by the temperature overflows; a
+  // temperature that small is greedy anyway. Probabilities that still come
+  // out non-finite (huge logits after a tiny repetition penalty) fall back
+  // to greedy too, rather than failing the row.
+  constexpr float kGreedyTemperature = 1e-5f;
+  bool greedy = req.temperature() < kGreedyTemperature;
+  torch::Tensor probs;
+  if (!greedy) {
+    probs = ApplyTopKTopP(logits / req.temperature(), req.top_k(), req.top_p())
+                .softmax(-1);
+    greedy = !torch::isfinite(probs).all().item<bool>() ||
+             !(probs.sum().item<float>() > 0);
+  }
+  if (greedy) {
+    step.token = logits.nan_to_num(-INFINITY).argmax().item<int64_t>();
   } else {
-    torch::Tensor l =
-        ApplyTopKTopP(logits / req.temperature(), req.top_k(), req.top_p());
-    step.token =
-        torch::multinomial(l.softmax(-1), 1, false, gen_).item<int64_t>();
+    step.token = torch::multinomial(probs, 1, false, gen_).item<int64_t>();
   }
   if (generated_.empty()) {
     ttft_ = std::chrono::duration<float>(Clock::now() - start_).count();
