@@ -77,32 +77,38 @@ TEST(DatasetUploadFaultTest, FailedWritesLeaveNoFileAndNoRecord) {
   EXPECT_EQ((*store)->ListDatasets()->size(), 1u);
 }
 
+// Each run on a fresh directory and database, so the fault meets the same
+// sequence of calls every time.
 TEST(DatasetUploadFaultTest, EveryWriteSyncAndRenameFailsCleanly) {
   const std::string root = TestDir();
-  auto db = OpenDb(root);
-  ASSERT_NE(db, nullptr);
-  auto store = DatasetStore::Open(db.get());
-  ASSERT_TRUE(store.ok()) << store.status();
-  const DataLayout layout(root);
   const std::string contents = "{\"text\": \"one\"}\n{\"text\": \"two\"}\n";
   FaultInjectionEnv env;
+  int run = 0;
+  std::unique_ptr<Db> db;
+  std::unique_ptr<DatasetStore> store;
+  std::unique_ptr<DataLayout> layout;
   const int points = SweepDiskFaults(
       env,
       [&] {
-        return IngestDataset(**store, &env, layout, "d.jsonl", contents)
+        store.reset();
+        layout = std::make_unique<DataLayout>(absl::StrCat(root, "/", ++run));
+        std::filesystem::create_directories(layout->root());
+        db = OpenDb(layout->root());
+        auto opened = DatasetStore::Open(db.get());
+        if (!opened.ok()) return opened.status();
+        store = *std::move(opened);
+        return IngestDataset(*store, &env, *layout, "d.jsonl", contents)
             .status();
       },
       [&](FaultInjectionEnv::Fault fault, const absl::Status& status) {
         if (fault == FaultInjectionEnv::kWrite) {
           EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
         }
-        EXPECT_TRUE(FilesBelow(layout.DatasetsDir()).empty())
+        EXPECT_TRUE(FilesBelow(layout->DatasetsDir()).empty())
             << "a partial dataset file was left behind";
-        EXPECT_TRUE((*store)->ListDatasets()->empty());
+        EXPECT_TRUE(store->ListDatasets()->empty());
       });
   EXPECT_GE(points, 3) << "a write, an fsync and a rename at least";
-  ASSERT_TRUE(IngestDataset(**store, &env, layout, "d.jsonl", contents).ok());
-  EXPECT_EQ((*store)->ListDatasets()->size(), 1u);
 }
 
 // A rank-4 PEFT adapter on q_proj of both layers of the tiny model.
@@ -166,25 +172,38 @@ TEST(AdapterRegistryFaultTest, FullDiskLeavesNoVersionAndNoRecord) {
 
 TEST(AdapterRegistryFaultTest, EveryWriteSyncAndRenameFailsCleanly) {
   const std::string root = TestDir();
-  auto db = OpenDb(root);
-  ASSERT_NE(db, nullptr);
-  auto adapters = AdapterStore::Open(db.get());
-  auto jobs = JobStore::Open(db.get());
-  ASSERT_TRUE(adapters.ok()) << adapters.status();
-  ASSERT_TRUE(jobs.ok()) << jobs.status();
   const std::string src = WriteTinyAdapter(root + "/upload");
   FaultInjectionEnv env;
-  DaemonOptions options;
-  options.data_dir = root + "/data";
-  options.env = &env;
+  // Never started: the registry only reaches the worker after the copy.
   WorkerSupervisor supervisor(WorkerSupervisor::Options{});
   TimerQueue timers;
   WorkerClient worker(&supervisor, &timers, WorkerClient::Options{});
-  AdapterRegistry registry(options, adapters->get(), jobs->get(), &worker);
+  int run = 0;
+  DaemonOptions options;
+  options.env = &env;
+  std::unique_ptr<AdapterRegistry> registry;
+  std::unique_ptr<AdapterStore> adapters;
+  std::unique_ptr<JobStore> jobs;
+  std::unique_ptr<Db> db;
   const int points = SweepDiskFaults(
       env,
-      [&] {
-        return registry.Register("mine", src, "tiny", "", false).status();
+      [&]() -> absl::Status {
+        registry.reset();
+        adapters.reset();
+        jobs.reset();
+        const std::string dir = absl::StrCat(root, "/", ++run);
+        options.data_dir = dir + "/data";
+        std::filesystem::create_directories(dir);
+        db = OpenDb(dir);
+        auto a = AdapterStore::Open(db.get());
+        auto j = JobStore::Open(db.get());
+        if (!a.ok()) return a.status();
+        if (!j.ok()) return j.status();
+        adapters = *std::move(a);
+        jobs = *std::move(j);
+        registry = std::make_unique<AdapterRegistry>(options, adapters.get(),
+                                                     jobs.get(), &worker);
+        return registry->Register("mine", src, "tiny", "", false).status();
       },
       [&](FaultInjectionEnv::Fault fault, const absl::Status& status) {
         if (fault == FaultInjectionEnv::kWrite) {
@@ -192,7 +211,7 @@ TEST(AdapterRegistryFaultTest, EveryWriteSyncAndRenameFailsCleanly) {
         }
         EXPECT_TRUE(FilesBelow(options.data_dir).empty())
             << "a partial adapter was left behind";
-        EXPECT_TRUE(absl::IsNotFound((*adapters)->GetAdapter("mine").status()));
+        EXPECT_TRUE(absl::IsNotFound(adapters->GetAdapter("mine").status()));
       });
   // Two files, each written, synced and renamed.
   EXPECT_GE(points, 6);

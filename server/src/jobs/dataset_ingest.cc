@@ -33,18 +33,27 @@ absl::StatusOr<v1::Dataset> IngestDataset(DatasetStore& store, Env* env,
   if (!absl::IsNotFound(existing.status())) return existing.status();
 
   LORAD_RETURN_IF_ERROR(env->CreateDirs(layout.DatasetsDir()));
-  LORAD_RETURN_IF_ERROR(
-      env->WriteFileAtomic(layout.DatasetPath(sha256), contents));
+  const std::string path = layout.DatasetPath(sha256);
+  absl::Status stored = env->WriteFileAtomic(path, contents);
   v1::Dataset dataset;
-  dataset.set_id(id);
-  dataset.set_sha256(sha256);
-  dataset.set_filename(filename);
-  dataset.set_size_bytes(static_cast<int64_t>(contents.size()));
-  dataset.set_num_examples(static_cast<int64_t>(parsed->examples.size()));
-  dataset.set_format(std::string(DatasetFormatName(parsed->format)));
-  dataset.set_created_at_unix(absl::ToUnixSeconds(env->Now()));
-  LORAD_RETURN_IF_ERROR(store.PutDataset(dataset));
-  return dataset;
+  if (stored.ok()) {
+    dataset.set_id(id);
+    dataset.set_sha256(sha256);
+    dataset.set_filename(filename);
+    dataset.set_size_bytes(static_cast<int64_t>(contents.size()));
+    dataset.set_num_examples(static_cast<int64_t>(parsed->examples.size()));
+    dataset.set_format(std::string(DatasetFormatName(parsed->format)));
+    dataset.set_created_at_unix(absl::ToUnixSeconds(env->Now()));
+    stored = store.PutDataset(dataset);
+  }
+  if (stored.ok()) return dataset;
+  // The file may be in place (a failed directory fsync comes after the
+  // rename; a failed insert after both): with no record pointing at it, it
+  // goes, unless a concurrent upload of the same bytes recorded it meanwhile.
+  if (absl::IsNotFound(store.GetDataset(id).status())) {
+    (void)env->RemoveFile(path);
+  }
+  return stored;
 }
 
 }  // namespace lorad::server
