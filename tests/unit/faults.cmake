@@ -1,0 +1,5 @@
+# Faults, so nothing is lost (issue 10): the single writer of the tiny model,
+# the data-directory lock, store errors during a job, start-up cleanup.
+lorad_add_test(faults_tiny_model_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/faults_tiny_model_test.cc
+  LIBS lorad::model)
