@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include "grpcpp/server_builder.h"
 #include "lorad/common/status_macros.h"
 #include "prometheus/exposer.h"
+#include "store/data_dir_cleanup.h"
 
 namespace lorad::server {
 namespace {
@@ -36,6 +38,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
         layout.RunDir(), layout.root() + "/jobs",
         layout.root() + "/adapters"}) {
     LORAD_RETURN_IF_ERROR(options.env->CreateDirs(dir));
+  }
+  LORAD_ASSIGN_OR_RETURN(daemon->lock_,
+                         DataDirLock::Acquire(layout.LockPath()));
+  LORAD_ASSIGN_OR_RETURN(const int64_t leftovers,
+                         RemoveLeftovers(layout.root()));
+  if (leftovers > 0) {
+    std::fprintf(stderr, "lorad: removed %lld leftover temp files in %s\n",
+                 static_cast<long long>(leftovers), layout.root().c_str());
   }
   LORAD_ASSIGN_OR_RETURN(daemon->db_, Db::Open(layout.DatabasePath()));
   Db* const db = daemon->db_.get();

@@ -27,6 +27,7 @@
 #include "serving/adapter_registry.h"
 #include "store/adapter_store.h"
 #include "store/batch_job_store.h"
+#include "store/data_dir_lock.h"
 #include "store/dataset_store.h"
 #include "store/db.h"
 #include "store/job_store.h"
@@ -44,7 +45,9 @@ namespace lorad::server {
 
 class Daemon {
  public:
-  // Opens the database under options.data_dir (one Db shared by the
+  // Locks options.data_dir (FailedPrecondition naming the holder's pid when
+  // another daemon has it), removes the temp files an interrupted run left
+  // there, opens the database under it (one Db shared by the
   // stores; files go through options.env), recovers jobs a previous run
   // left unfinished, starts the worker and begins serving. The health and
   // reflection services are added when the process enabled them before.
@@ -71,6 +74,8 @@ class Daemon {
 
   const DaemonOptions options_;
   std::string address_;
+  // Declared first, so it is released last, once nothing writes any more.
+  std::unique_ptr<DataDirLock> lock_;
   // Declared before the stores that use it, so it is closed after them.
   std::unique_ptr<Db> db_;
   std::unique_ptr<JobStore> store_;

@@ -51,6 +51,8 @@ class DataLayout {
 
   const std::string& root() const { return root_; }
   std::string DatabasePath() const { return root_ + "/lorad.db"; }
+  // Held (flock) by the running daemon; holds its pid.
+  std::string LockPath() const { return root_ + "/lock"; }
   std::string DatasetsDir() const { return root_ + "/datasets"; }
   std::string DatasetPath(const std::string& sha256) const {
     return DatasetsDir() + "/" + sha256 + ".jsonl";
