@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "lorad/common/status_macros.h"
@@ -62,6 +63,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   worker.device = options.device;
   worker.socket_path = layout.WorkerSocketPath();
   worker.start_timeout = options.worker_start_timeout;
+  worker.hang_timeout = options.worker_hang_timeout;
   worker.extra_args = {
       absl::StrCat("--max_device_adapters=", options.max_device_adapters),
       absl::StrCat("--max_batch=", options.max_batch)};
@@ -150,6 +152,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
         absl::StrCat("cannot listen on ", options.address));
   }
   daemon->address_ = WithPort(options.address, port);
+  daemon->WatchHealth();
   return daemon;
 }
 
@@ -158,6 +161,7 @@ Daemon::~Daemon() { Shutdown(); }
 void Daemon::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  if (worker_ != nullptr) worker_->SetReadinessObserver(nullptr);
   if (scheduler_ != nullptr) scheduler_->Stop();
   if (batch_runner_ != nullptr) batch_runner_->Stop();
   if (server_ != nullptr) {
@@ -167,6 +171,16 @@ void Daemon::Shutdown() {
   if (metrics_sampler_ != nullptr) metrics_sampler_->Stop();
   exposer_.reset();
   if (supervisor_ != nullptr) supervisor_->Stop();
+}
+
+void Daemon::WatchHealth() {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(kLivenessService, true);
+  worker_->SetReadinessObserver([health](bool ready) {
+    health->SetServingStatus("", ready);
+    health->SetServingStatus(kReadinessService, ready);
+  });
 }
 
 absl::Status Daemon::StartMetrics() {

@@ -43,6 +43,13 @@ class Exposer;
 
 namespace lorad::server {
 
+// Health services (grpc.health.v1) for Kubernetes probes, when the process
+// enabled the default health service: kLivenessService is SERVING while the
+// daemon serves; kReadinessService and the whole server ("") are SERVING
+// only while a worker is ready. All go NOT_SERVING at shutdown.
+inline constexpr char kLivenessService[] = "lorad.liveness";
+inline constexpr char kReadinessService[] = "lorad.readiness";
+
 class Daemon {
  public:
   // Locks options.data_dir (FailedPrecondition naming the holder's pid when
@@ -69,6 +76,8 @@ class Daemon {
 
  private:
   explicit Daemon(const DaemonOptions& options);
+  // Keeps the health services' status as described above.
+  void WatchHealth();
   // Serves /metrics on options_.metrics_address and starts the sampler.
   absl::Status StartMetrics();
 

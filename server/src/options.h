@@ -33,6 +33,8 @@ struct DaemonOptions {
   int max_job_attempts = 3;
   // How long a freshly started worker may take to answer Ping.
   absl::Duration worker_start_timeout = absl::Seconds(120);
+  // A ready worker silent to Ping this long is killed and replaced.
+  absl::Duration worker_hang_timeout = absl::Seconds(30);
   // host:port of the Prometheus /metrics endpoint; empty disables it.
   std::string metrics_address = "127.0.0.1:9464";
   // How often the metrics are refreshed from the devices, worker and jobs.
