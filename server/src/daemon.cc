@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
@@ -165,8 +166,8 @@ void Daemon::Shutdown() {
   if (scheduler_ != nullptr) scheduler_->Stop();
   if (batch_runner_ != nullptr) batch_runner_->Stop();
   if (server_ != nullptr) {
-    server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::seconds(2));
+    server_->Shutdown(
+        absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   }
   if (metrics_sampler_ != nullptr) metrics_sampler_->Stop();
   exposer_.reset();

@@ -69,9 +69,11 @@ class Daemon {
   // Where /metrics is served (port 0 replaced), or "" when disabled.
   const std::string& metrics_address() const { return metrics_address_; }
 
-  // Stops the scheduler (the running job stays RUNNING and resumes at the
-  // next start), the server (calls still open are cancelled after a short
-  // grace period) and the worker. Idempotent; the destructor calls it.
+  // Stops the scheduler (the running job stays RUNNING and resumes from its
+  // last checkpoint at the next start), then drains the server: no new
+  // calls are accepted, calls still open may finish within
+  // options.shutdown_grace and are cancelled after it; then stops the
+  // worker. Idempotent; the destructor calls it.
   void Shutdown();
 
  private:

@@ -50,6 +50,9 @@ ABSL_FLAG(std::string, nvml_library, "libnvidia-ml.so.1",
 ABSL_FLAG(absl::Duration, worker_hang_timeout, absl::Seconds(30),
           "a worker that answers no Ping for this long (e.g. 30s, 500ms) is "
           "killed and replaced; its requests fail UNAVAILABLE");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(15),
+          "at SIGTERM, how long open calls may take to finish before they "
+          "are cancelled");
 ABSL_FLAG(int32_t, metrics_interval_ms, 1000,
           "how often the metrics are refreshed, in milliseconds");
 
@@ -121,6 +124,11 @@ int main(int argc, char** argv) {
   options.worker_hang_timeout = absl::GetFlag(FLAGS_worker_hang_timeout);
   if (options.worker_hang_timeout < absl::Milliseconds(100)) {
     std::fprintf(stderr, "lorad: --worker_hang_timeout must be >= 100ms\n");
+    return 2;
+  }
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  if (options.shutdown_grace < absl::ZeroDuration()) {
+    std::fprintf(stderr, "lorad: --shutdown_grace must be >= 0\n");
     return 2;
   }
   options.batch_concurrency = absl::GetFlag(FLAGS_batch_concurrency);

@@ -33,6 +33,9 @@ struct DaemonOptions {
   int max_job_attempts = 3;
   // How long a freshly started worker may take to answer Ping.
   absl::Duration worker_start_timeout = absl::Seconds(120);
+  // At SIGTERM, how long calls still open may take to finish before they
+  // are cancelled.
+  absl::Duration shutdown_grace = absl::Seconds(15);
   // A ready worker silent to Ping this long is killed and replaced.
   absl::Duration worker_hang_timeout = absl::Seconds(30);
   // host:port of the Prometheus /metrics endpoint; empty disables it.

@@ -1,6 +1,6 @@
 # Faults (issue 10) against the real lorad and lorad-worker processes: the
 # data-directory lock, worker liveness, Watch past the end, SIGTERM drain.
-foreach(name faults_lock faults_watch faults_liveness)
+foreach(name faults_lock faults_watch faults_liveness faults_drain)
   lorad_add_test(integration_${name}_test
     SRCS ${CMAKE_CURRENT_LIST_DIR}/${name}_test.cc
     LIBS lorad_it_support lorad_it_protos
