@@ -3,3 +3,7 @@
 lorad_add_test(faults_tiny_model_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/faults_tiny_model_test.cc
   LIBS lorad::model)
+
+lorad_add_test(faults_db_durability_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/faults_db_durability_test.cc
+  LIBS lorad::server_internals)
