@@ -7,3 +7,7 @@ lorad_add_test(faults_tiny_model_test
 lorad_add_test(faults_db_durability_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/faults_db_durability_test.cc
   LIBS lorad::server_internals)
+
+lorad_add_test(faults_job_transaction_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/faults_job_transaction_test.cc
+  LIBS lorad::server_internals SQLite::SQLite3)
