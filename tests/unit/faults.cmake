@@ -11,3 +11,7 @@ lorad_add_test(faults_db_durability_test
 lorad_add_test(faults_job_transaction_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/faults_job_transaction_test.cc
   LIBS lorad::server_internals SQLite::SQLite3)
+
+lorad_add_test(faults_data_dir_lock_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/faults_data_dir_lock_test.cc
+  LIBS lorad::server_internals)
