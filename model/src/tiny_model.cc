@@ -1,6 +1,12 @@
 #include "lorad/model/tiny_model.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <vector>
@@ -15,6 +21,37 @@ namespace lorad::model {
 namespace {
 
 constexpr uint64_t kTinySeed = 20240229;
+
+// Holds an exclusive flock(2) on a file for its lifetime. flock locks belong
+// to the open file, so two threads of one process exclude each other as two
+// processes do.
+class FileLock {
+ public:
+  static absl::StatusOr<FileLock> Take(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return absl::InternalError(absl::StrCat("cannot open lock file ", path,
+                                              ": ", std::strerror(errno)));
+    }
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      ::close(fd);
+      return absl::InternalError(
+          absl::StrCat("cannot lock ", path, ": ", std::strerror(error)));
+    }
+    return FileLock(fd);
+  }
+  FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_;
+};
 
 struct OwnedTensor {
   std::string name;
@@ -128,6 +165,12 @@ absl::StatusOr<std::string> ResolveModelDir(const std::string& model,
     return model;
   }
   std::string dir = absl::StrCat(cache_dir, "/", kTinyModelName);
+  if (std::filesystem::exists(dir + "/config.json")) return dir;
+  // One writer: whoever takes the lock writes; the others (threads or
+  // processes) wait for it and then find the directory complete.
+  LORAD_RETURN_IF_ERROR(MakeDirs(cache_dir));
+  absl::StatusOr<FileLock> lock = FileLock::Take(absl::StrCat(dir, ".lock"));
+  if (!lock.ok()) return lock.status();
   if (!std::filesystem::exists(dir + "/config.json")) {
     LORAD_RETURN_IF_ERROR(WriteRandomLlama(dir, TinyModelConfig(), kTinySeed));
   }

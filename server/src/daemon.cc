@@ -1,14 +1,18 @@
 #include "daemon.h"
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "lorad/common/status_macros.h"
 #include "prometheus/exposer.h"
+#include "store/data_dir_cleanup.h"
 
 namespace lorad::server {
 namespace {
@@ -37,6 +41,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
         layout.root() + "/adapters"}) {
     LORAD_RETURN_IF_ERROR(options.env->CreateDirs(dir));
   }
+  LORAD_ASSIGN_OR_RETURN(daemon->lock_,
+                         DataDirLock::Acquire(layout.LockPath()));
+  LORAD_ASSIGN_OR_RETURN(const int64_t leftovers,
+                         RemoveLeftovers(layout.root()));
+  if (leftovers > 0) {
+    std::fprintf(stderr, "lorad: removed %lld leftover temp files in %s\n",
+                 static_cast<long long>(leftovers), layout.root().c_str());
+  }
   LORAD_ASSIGN_OR_RETURN(daemon->db_, Db::Open(layout.DatabasePath()));
   Db* const db = daemon->db_.get();
   LORAD_ASSIGN_OR_RETURN(daemon->store_, JobStore::Open(db, options.env));
@@ -52,6 +64,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   worker.device = options.device;
   worker.socket_path = layout.WorkerSocketPath();
   worker.start_timeout = options.worker_start_timeout;
+  worker.hang_timeout = options.worker_hang_timeout;
   worker.extra_args = {
       absl::StrCat("--max_device_adapters=", options.max_device_adapters),
       absl::StrCat("--max_batch=", options.max_batch)};
@@ -140,6 +153,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
         absl::StrCat("cannot listen on ", options.address));
   }
   daemon->address_ = WithPort(options.address, port);
+  daemon->WatchHealth();
   return daemon;
 }
 
@@ -148,15 +162,26 @@ Daemon::~Daemon() { Shutdown(); }
 void Daemon::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  if (worker_ != nullptr) worker_->SetReadinessObserver(nullptr);
   if (scheduler_ != nullptr) scheduler_->Stop();
   if (batch_runner_ != nullptr) batch_runner_->Stop();
   if (server_ != nullptr) {
-    server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::seconds(2));
+    server_->Shutdown(
+        absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   }
   if (metrics_sampler_ != nullptr) metrics_sampler_->Stop();
   exposer_.reset();
   if (supervisor_ != nullptr) supervisor_->Stop();
+}
+
+void Daemon::WatchHealth() {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(kLivenessService, true);
+  worker_->SetReadinessObserver([health](bool ready) {
+    health->SetServingStatus("", ready);
+    health->SetServingStatus(kReadinessService, ready);
+  });
 }
 
 absl::Status Daemon::StartMetrics() {

@@ -27,6 +27,7 @@
 #include "serving/adapter_registry.h"
 #include "store/adapter_store.h"
 #include "store/batch_job_store.h"
+#include "store/data_dir_lock.h"
 #include "store/dataset_store.h"
 #include "store/db.h"
 #include "store/job_store.h"
@@ -42,9 +43,18 @@ class Exposer;
 
 namespace lorad::server {
 
+// Health services (grpc.health.v1) for Kubernetes probes, when the process
+// enabled the default health service: kLivenessService is SERVING while the
+// daemon serves; kReadinessService and the whole server ("") are SERVING
+// only while a worker is ready. All go NOT_SERVING at shutdown.
+inline constexpr char kLivenessService[] = "lorad.liveness";
+inline constexpr char kReadinessService[] = "lorad.readiness";
+
 class Daemon {
  public:
-  // Opens the database under options.data_dir (one Db shared by the
+  // Locks options.data_dir (FailedPrecondition naming the holder's pid when
+  // another daemon has it), removes the temp files an interrupted run left
+  // there, opens the database under it (one Db shared by the
   // stores; files go through options.env), recovers jobs a previous run
   // left unfinished, starts the worker and begins serving. The health and
   // reflection services are added when the process enabled them before.
@@ -59,18 +69,24 @@ class Daemon {
   // Where /metrics is served (port 0 replaced), or "" when disabled.
   const std::string& metrics_address() const { return metrics_address_; }
 
-  // Stops the scheduler (the running job stays RUNNING and resumes at the
-  // next start), the server (calls still open are cancelled after a short
-  // grace period) and the worker. Idempotent; the destructor calls it.
+  // Stops the scheduler (the running job stays RUNNING and resumes from its
+  // last checkpoint at the next start), then drains the server: no new
+  // calls are accepted, calls still open may finish within
+  // options.shutdown_grace and are cancelled after it; then stops the
+  // worker. Idempotent; the destructor calls it.
   void Shutdown();
 
  private:
   explicit Daemon(const DaemonOptions& options);
+  // Keeps the health services' status as described above.
+  void WatchHealth();
   // Serves /metrics on options_.metrics_address and starts the sampler.
   absl::Status StartMetrics();
 
   const DaemonOptions options_;
   std::string address_;
+  // Declared first, so it is released last, once nothing writes any more.
+  std::unique_ptr<DataDirLock> lock_;
   // Declared before the stores that use it, so it is closed after them.
   std::unique_ptr<Db> db_;
   std::unique_ptr<JobStore> store_;

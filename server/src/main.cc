@@ -14,6 +14,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "daemon.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -46,6 +47,12 @@ ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "host:port for Prometheus /metrics; empty disables it");
 ABSL_FLAG(std::string, nvml_library, "libnvidia-ml.so.1",
           "NVML library loaded (dlopen) for GPU status");
+ABSL_FLAG(absl::Duration, worker_hang_timeout, absl::Seconds(30),
+          "a worker that answers no Ping for this long (e.g. 30s, 500ms) is "
+          "killed and replaced; its requests fail UNAVAILABLE");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(15),
+          "at SIGTERM, how long open calls may take to finish before they "
+          "are cancelled");
 ABSL_FLAG(int32_t, metrics_interval_ms, 1000,
           "how often the metrics are refreshed, in milliseconds");
 
@@ -114,6 +121,16 @@ int main(int argc, char** argv) {
   }
   options.metrics_interval =
       absl::Milliseconds(absl::GetFlag(FLAGS_metrics_interval_ms));
+  options.worker_hang_timeout = absl::GetFlag(FLAGS_worker_hang_timeout);
+  if (options.worker_hang_timeout < absl::Milliseconds(100)) {
+    std::fprintf(stderr, "lorad: --worker_hang_timeout must be >= 100ms\n");
+    return 2;
+  }
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  if (options.shutdown_grace < absl::ZeroDuration()) {
+    std::fprintf(stderr, "lorad: --shutdown_grace must be >= 0\n");
+    return 2;
+  }
   options.batch_concurrency = absl::GetFlag(FLAGS_batch_concurrency);
   options.max_device_adapters = absl::GetFlag(FLAGS_max_device_adapters);
   options.max_batch = absl::GetFlag(FLAGS_max_batch);

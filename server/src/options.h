@@ -33,6 +33,11 @@ struct DaemonOptions {
   int max_job_attempts = 3;
   // How long a freshly started worker may take to answer Ping.
   absl::Duration worker_start_timeout = absl::Seconds(120);
+  // At SIGTERM, how long calls still open may take to finish before they
+  // are cancelled.
+  absl::Duration shutdown_grace = absl::Seconds(15);
+  // A ready worker silent to Ping this long is killed and replaced.
+  absl::Duration worker_hang_timeout = absl::Seconds(30);
   // host:port of the Prometheus /metrics endpoint; empty disables it.
   std::string metrics_address = "127.0.0.1:9464";
   // How often the metrics are refreshed from the devices, worker and jobs.
@@ -51,6 +56,8 @@ class DataLayout {
 
   const std::string& root() const { return root_; }
   std::string DatabasePath() const { return root_ + "/lorad.db"; }
+  // Held (flock) by the running daemon; holds its pid.
+  std::string LockPath() const { return root_ + "/lock"; }
   std::string DatasetsDir() const { return root_ + "/datasets"; }
   std::string DatasetPath(const std::string& sha256) const {
     return DatasetsDir() + "/" + sha256 + ".jsonl";

@@ -2,6 +2,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "client_util.h"
 #include "daemon_process.h"
@@ -21,14 +23,20 @@ TEST(HealthReflectionTest, HealthIsServingAndReflectionListsServices) {
   Client client((*daemon)->address());
 
   auto health = grpc::health::v1::Health::NewStub(client.channel);
-  {
+  // With no worker the daemon is live but not ready (and so not serving).
+  for (const auto& [service, want] : std::vector<std::pair<
+           std::string, grpc::health::v1::HealthCheckResponse::ServingStatus>>{
+           {"lorad.liveness", grpc::health::v1::HealthCheckResponse::SERVING},
+           {"lorad.readiness",
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING},
+           {"", grpc::health::v1::HealthCheckResponse::NOT_SERVING}}) {
     grpc::ClientContext context;
     grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status status = health->Check(&context, request, &response);
-    ASSERT_TRUE(status.ok()) << Describe(status);
-    EXPECT_EQ(response.status(),
-              grpc::health::v1::HealthCheckResponse::SERVING);
+    ASSERT_TRUE(status.ok()) << service << ": " << Describe(status);
+    EXPECT_EQ(response.status(), want) << service;
   }
 
   auto reflection =

@@ -71,10 +71,13 @@ void WatchJobReactor::OnLiveEvent(const v1::JobEvent& event) {
 }
 
 void WatchJobReactor::Enqueue(const v1::JobEvent& event) {
+  // The final state ends the stream even when the caller already has it
+  // (after_seq at or past it): otherwise a watch from past the end would
+  // never end.
+  if (IsFinalStateEvent(event)) complete_ = true;
   if (event.seq() <= last_seq_) return;
   last_seq_ = event.seq();
   queue_.push_back(event);
-  if (IsFinalStateEvent(event)) complete_ = true;
 }
 
 WatchJobReactor::Next WatchJobReactor::Decide() {

@@ -20,7 +20,10 @@ namespace lorad::server {
 
 // Streams a job's stored events after `after_seq`, then its live ones, and
 // finishes with OK once the job is final and its last event was written;
-// NOT_FOUND for an unknown job. Writes one event at a time; live events that
+// NOT_FOUND for an unknown job. An `after_seq` at or past the job's last
+// event is not an error: nothing is written until an event after it exists,
+// and the stream still ends OK when the job becomes (or already is) final,
+// possibly having written nothing. Writes one event at a time; live events that
 // arrive meanwhile wait in a queue. Deletes itself in OnDone().
 class WatchJobReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:

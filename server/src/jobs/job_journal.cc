@@ -57,8 +57,14 @@ absl::StatusOr<v1::FineTuneJob> JobJournal::Update(const std::string& job_id,
   }
   std::vector<v1::JobEvent> events;
   LORAD_RETURN_IF_ERROR(mutate(job, events));
-  LORAD_RETURN_IF_ERROR(store_->UpdateJob(job));
-  LORAD_RETURN_IF_ERROR(StoreAndPublish(job_id, events));
+  // The job and its events in one transaction: a state change is never
+  // stored without its event, nor an event without its state.
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  for (v1::JobEvent& event : events) {
+    if (event.time_unix_ms() == 0) event.set_time_unix_ms(now_ms);
+  }
+  LORAD_RETURN_IF_ERROR(store_->UpdateJobWithEvents(job, events));
+  for (const v1::JobEvent& event : events) hub_->Publish(event);
   return job;
 }
 

@@ -1,5 +1,6 @@
 #include "jobs/scheduler.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -140,13 +141,8 @@ void Scheduler::RunJob(const std::string& job_id) {
           return absl::OkStatus();
         });
     if (!job.ok()) {
-      // FailedPrecondition: cancelled meanwhile. Anything else is the store
-      // failing; pause so the loop does not spin on the same job.
-      if (!absl::IsFailedPrecondition(job.status())) {
-        std::fprintf(stderr, "lorad: cannot start job %s: %s\n", job_id.c_str(),
-                     job.status().ToString().c_str());
-        absl::SleepFor(absl::Seconds(1));
-      }
+      // Cancelled meanwhile, or the store failing: then the job fails.
+      if (!IsFinal(job_id)) FailStoreError(job_id, job.status());
       return;
     }
 
@@ -172,6 +168,9 @@ void Scheduler::RunJob(const std::string& job_id) {
         return;
       case Outcome::kWorkerError:
         Fail(job_id, result.status);
+        return;
+      case Outcome::kStoreError:
+        FailStoreError(job_id, result.status);
         return;
       case Outcome::kWorkerDied:
         if (worker.ok()) worker_->Restart(worker->generation);
@@ -230,9 +229,11 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
   };
   // Cancel() changes the store before it looks for the running call, so a
   // cancel that came just before registration is seen here.
-  if (!journal_->Update(job.id(), Unchanged).ok()) {
+  if (absl::Status alive = journal_->Update(job.id(), Unchanged).status();
+      !alive.ok()) {
     unregister();
-    return {Outcome::kDone, absl::OkStatus()};
+    if (IsFinal(job.id())) return {Outcome::kDone, absl::OkStatus()};
+    return {Outcome::kStoreError, alive};
   }
 
   worker::v1::TrainRequest request;
@@ -261,6 +262,7 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
 
   bool finished = false;
   bool job_final = false;
+  absl::Status store_error;
   absl::Status status = worker_->Train(
       worker, request, &call, [&](const worker::v1::TrainEvent& event) {
         if (event.has_finished() && adapter_hook_) {
@@ -277,18 +279,27 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
               finished = ApplyTrainEvent(event, job, events) || finished;
               return absl::OkStatus();
             });
-        // Cancelled meanwhile (or the store failed): stop the worker's run.
-        job_final = !updated.ok();
-        return !job_final;
+        if (updated.ok()) return true;
+        // Cancelled meanwhile, or the store failed: stop the worker's run
+        // either way; a store error then fails the job.
+        if (IsFinal(job.id())) {
+          job_final = true;
+        } else {
+          store_error = updated.status();
+        }
+        return false;
       });
   unregister();
+  if (!store_error.ok()) return {Outcome::kStoreError, store_error};
   if (finished || job_final) return {Outcome::kDone, absl::OkStatus()};
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return {Outcome::kStopping, absl::OkStatus()};
   }
-  if (!journal_->Update(job.id(), Unchanged).ok()) {
-    return {Outcome::kDone, absl::OkStatus()};  // Cancelled.
+  if (absl::Status alive = journal_->Update(job.id(), Unchanged).status();
+      !alive.ok()) {
+    if (IsFinal(job.id())) return {Outcome::kDone, absl::OkStatus()};
+    return {Outcome::kStoreError, alive};
   }
   return ClassifyEnd(worker, status);
 }
@@ -310,11 +321,46 @@ Scheduler::RunResult Scheduler::ClassifyEnd(const WorkerHandle& worker,
 }
 
 void Scheduler::Fail(const std::string& job_id, const absl::Status& status) {
-  (void)journal_->Update(job_id, [&](v1::FineTuneJob& job, Events& events) {
-    v1::JobError error = MakeJobError(status);
-    TransitionTo(job, v1::FAILED, status.message(), events, &error);
-    return absl::OkStatus();
-  });
+  // The store may be failing too: try until the job is final or lorad
+  // stops (the next start then re-queues it), never leaving it RUNNING
+  // silently.
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (true) {
+    absl::Status failed =
+        journal_
+            ->Update(job_id,
+                     [&](v1::FineTuneJob& job, Events& events) {
+                       v1::JobError error = MakeJobError(status);
+                       TransitionTo(job, v1::FAILED, status.message(), events,
+                                    &error);
+                       return absl::OkStatus();
+                     })
+            .status();
+    if (failed.ok() || IsFinal(job_id)) return;
+    std::fprintf(stderr, "lorad: cannot mark job %s FAILED (%s): %s\n",
+                 job_id.c_str(), std::string(status.message()).c_str(),
+                 failed.ToString().c_str());
+    absl::MutexLock lock(&mu_);
+    auto stopping = [this]()
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff)) return;
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+void Scheduler::FailStoreError(const std::string& job_id,
+                               const absl::Status& status) {
+  std::fprintf(stderr, "lorad: job %s: the job store failed: %s\n",
+               job_id.c_str(), status.ToString().c_str());
+  Fail(job_id, absl::Status(status.code(),
+                            absl::StrCat("the job store failed while the job "
+                                         "ran: ",
+                                         status.message())));
+}
+
+bool Scheduler::IsFinal(const std::string& job_id) {
+  absl::StatusOr<v1::FineTuneJob> job = store_->GetJob(job_id);
+  return job.ok() && IsFinalState(job->state());
 }
 
 }  // namespace lorad::server

@@ -24,7 +24,9 @@ namespace lorad::server {
 // Worker.Train, turning its events into job events. When the worker dies
 // mid-job it is restarted and the job re-run (the worker resumes from the
 // job's checkpoint) until max_job_attempts runs have been made; then the job
-// FAILS. Errors the worker reports fail the job at once.
+// FAILS. Errors the worker reports fail the job at once, and so does a store
+// error while it runs (the worker's run is stopped; the job goes FAILED
+// with the store's code and message, retried until the store takes it).
 //
 // This class is thread-safe.
 class Scheduler {
@@ -59,7 +61,13 @@ class Scheduler {
   absl::StatusOr<v1::FineTuneJob> Cancel(const std::string& job_id);
 
  private:
-  enum class Outcome { kDone, kStopping, kWorkerDied, kWorkerError };
+  enum class Outcome {
+    kDone,
+    kStopping,
+    kWorkerDied,
+    kWorkerError,
+    kStoreError
+  };
   struct RunResult {
     Outcome outcome;
     absl::Status status;
@@ -73,7 +81,13 @@ class Scheduler {
   absl::StatusOr<WorkerHandle> AwaitWorker();
   RunResult TrainOnce(const WorkerHandle& worker, const v1::FineTuneJob& job);
   RunResult ClassifyEnd(const WorkerHandle& worker, const absl::Status& status);
+  // Moves the job to FAILED, retrying while the store fails, until it is
+  // final or Stop() is called.
   void Fail(const std::string& job_id, const absl::Status& status);
+  // Fail() for a store error met while the job ran.
+  void FailStoreError(const std::string& job_id, const absl::Status& status);
+  // True when the stored job is in a final state (false when unreadable).
+  bool IsFinal(const std::string& job_id);
 
   const DaemonOptions options_;
   const DataLayout layout_;

@@ -151,7 +151,7 @@ absl::Status Db::Init() {
         path_, ": cannot use WAL mode (journal_mode is ", mode, ")"));
   }
   LORAD_RETURN_IF_ERROR(
-      ExecScript(Op{path_, "set synchronous"}, "PRAGMA synchronous=NORMAL"));
+      ExecScript(Op{path_, "set synchronous"}, "PRAGMA synchronous=FULL"));
 
   const Op version_op{path_, "read schema version"};
   LORAD_ASSIGN_OR_RETURN(std::string version_text,

@@ -4,8 +4,9 @@
 // adding its own tables through AddSchema.
 //
 // Opening: the file is created when missing, put in WAL mode with
-// synchronous=NORMAL (a committed write survives a crash of the process; a
-// power loss may lose the last few commits but never corrupts the file),
+// synchronous=FULL (every commit, a job's state change among them, is on
+// disk before it returns: it survives a crash of the process and a power
+// loss),
 // and waits up to kBusyTimeoutMs for a lock another process holds. The
 // schema version lives in PRAGMA user_version: a file written by a newer
 // lorad is refused rather than misread, an older one is brought up to

@@ -39,35 +39,40 @@ EventLog::EventLog(Db* db, Env* env, absl::string_view store,
                           "ORDER BY seq LIMIT ?3")) {}
 
 absl::StatusOr<int64_t> EventLog::Append(v1::JobEvent event) {
-  if (event.job_id().empty()) {
+  const Op op{store_,
+              absl::StrCat("append event to ", what_, " ", event.job_id())};
+  // The transaction holds the write lock from its start, so read-then-insert
+  // is atomic across threads and processes alike.
+  LORAD_RETURN_IF_ERROR(db_->Transaction(
+      op, [&](Txn& txn) -> absl::Status { return AppendIn(txn, &event); }));
+  return event.seq();
+}
+
+absl::Status EventLog::AppendIn(Txn& txn, v1::JobEvent* event) {
+  if (event->job_id().empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(store_, ": event job_id is empty"));
   }
   const Op op{store_,
-              absl::StrCat("append event to ", what_, " ", event.job_id())};
-  if (event.time_unix_ms() == 0) {
-    event.set_time_unix_ms(absl::ToUnixMillis(env_->Now()));
+              absl::StrCat("append event to ", what_, " ", event->job_id())};
+  if (event->time_unix_ms() == 0) {
+    event->set_time_unix_ms(absl::ToUnixMillis(env_->Now()));
   }
-  // The transaction holds the write lock from its start, so read-then-insert
-  // is atomic across threads and processes alike.
-  LORAD_RETURN_IF_ERROR(db_->Transaction(op, [&](Txn& txn) -> absl::Status {
-    bool found = false;
-    LORAD_RETURN_IF_ERROR(
-        txn.Query(op, last_seq_.c_str(), {event.job_id()}, [&](const Row& row) {
-          found = true;
-          event.set_seq(row.Int(0) + 1);
-          return absl::OkStatus();
-        }));
-    if (!found) {
-      return absl::NotFoundError(
-          absl::StrCat(what_, " ", event.job_id(), " not found"));
-    }
-    LORAD_ASSIGN_OR_RETURN(std::string bytes, SerializeRecord(op, event));
-    return txn
-        .Exec(op, insert_.c_str(), {event.job_id(), event.seq(), Blob{bytes}})
-        .status();
-  }));
-  return event.seq();
+  bool found = false;
+  LORAD_RETURN_IF_ERROR(
+      txn.Query(op, last_seq_.c_str(), {event->job_id()}, [&](const Row& row) {
+        found = true;
+        event->set_seq(row.Int(0) + 1);
+        return absl::OkStatus();
+      }));
+  if (!found) {
+    return absl::NotFoundError(
+        absl::StrCat(what_, " ", event->job_id(), " not found"));
+  }
+  LORAD_ASSIGN_OR_RETURN(std::string bytes, SerializeRecord(op, *event));
+  return txn
+      .Exec(op, insert_.c_str(), {event->job_id(), event->seq(), Blob{bytes}})
+      .status();
 }
 
 absl::StatusOr<std::vector<v1::JobEvent>> EventLog::After(

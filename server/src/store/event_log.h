@@ -37,6 +37,9 @@ class EventLog {
   // under concurrent calls. NotFound when the job is not stored;
   // InvalidArgument when job_id is empty.
   absl::StatusOr<int64_t> Append(v1::JobEvent event);
+  // The same inside the caller's transaction, setting event->seq (and
+  // time_unix_ms when 0).
+  absl::Status AppendIn(Txn& txn, v1::JobEvent* event);
 
   // The job's events with seq > after_seq in ascending seq order, at most
   // `limit` of them (all when limit <= 0). Empty for an unknown job.

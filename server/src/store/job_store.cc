@@ -20,7 +20,8 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(Db* db, Env* env) {
 }
 
 JobStore::JobStore(Db* db, Env* env)
-    : jobs_(db, kStore, "jobs", "job"),
+    : db_(db),
+      jobs_(db, kStore, "jobs", "job"),
       events_(db, env, kStore, "job_events", "jobs", "job") {}
 
 absl::Status JobStore::CreateJob(const v1::FineTuneJob& job) {
@@ -42,6 +43,22 @@ absl::Status JobStore::UpdateJob(const v1::FineTuneJob& job) {
 absl::StatusOr<std::vector<v1::FineTuneJob>> JobStore::JobsInStates(
     const std::vector<v1::JobState>& states) {
   return jobs_.InStates(states);
+}
+
+absl::Status JobStore::UpdateJobWithEvents(const v1::FineTuneJob& job,
+                                           std::vector<v1::JobEvent>& events) {
+  const Op op{kStore, absl::StrCat("update job ", job.id(), " with events")};
+  std::vector<v1::JobEvent> stored = events;
+  LORAD_RETURN_IF_ERROR(db_->Transaction(op, [&](Txn& txn) -> absl::Status {
+    LORAD_RETURN_IF_ERROR(jobs_.UpdateIn(txn, job));
+    for (v1::JobEvent& event : stored) {
+      event.set_job_id(job.id());
+      LORAD_RETURN_IF_ERROR(events_.AppendIn(txn, &event));
+    }
+    return absl::OkStatus();
+  }));
+  events = std::move(stored);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> JobStore::AppendEvent(v1::JobEvent event) {

@@ -53,6 +53,13 @@ class JobStore {
   absl::StatusOr<std::vector<v1::FineTuneJob>> JobsInStates(
       const std::vector<v1::JobState>& states);
 
+  // A state change and its events, in one transaction: replaces the stored
+  // job and appends `events` (each gets job_id = job.id(), its seq and, when
+  // 0, its time). All of it is stored or none of it. NotFound when the job
+  // is absent.
+  absl::Status UpdateJobWithEvents(const v1::FineTuneJob& job,
+                                   std::vector<v1::JobEvent>& events);
+
   // Stores `event` for the job named by event.job_id, assigning
   // event.seq = 1 + the job's last seq (1 for its first event) and, when it
   // is 0, time_unix_ms = the Env's now. Returns the seq. Seqs of one job are
@@ -67,6 +74,7 @@ class JobStore {
  private:
   JobStore(Db* db, Env* env);
 
+  Db* const db_;
   JobTable<v1::FineTuneJob> jobs_;
   EventLog events_;
 };

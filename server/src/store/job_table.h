@@ -73,15 +73,10 @@ class JobTable {
   }
 
   // Replaces the record with the same id. NotFound when absent.
-  absl::Status Update(const Proto& job) {
-    const Op op = MakeOp("update", job.id());
-    LORAD_ASSIGN_OR_RETURN(std::string bytes, SerializeRecord(op, job));
-    LORAD_ASSIGN_OR_RETURN(
-        int64_t changed, db_->Exec(op, update_.c_str(),
-                                   {job.id(), static_cast<int64_t>(job.state()),
-                                    job.created_at_unix(), Blob{bytes}}));
-    if (changed == 0) return NotFound(job.id());
-    return absl::OkStatus();
+  absl::Status Update(const Proto& job) { return UpdateWith(*db_, job); }
+  // The same inside the caller's transaction.
+  absl::Status UpdateIn(Txn& txn, const Proto& job) {
+    return UpdateWith(txn, job);
   }
 
   // NotFound naming the id when there is no such record.
@@ -117,6 +112,18 @@ class JobTable {
   }
 
  private:
+  // `exec` is the Db or a Txn.
+  template <typename Exec>
+  absl::Status UpdateWith(Exec& exec, const Proto& job) {
+    const Op op = MakeOp("update", job.id());
+    LORAD_ASSIGN_OR_RETURN(std::string bytes, SerializeRecord(op, job));
+    LORAD_ASSIGN_OR_RETURN(
+        int64_t changed, exec.Exec(op, update_.c_str(),
+                                   {job.id(), static_cast<int64_t>(job.state()),
+                                    job.created_at_unix(), Blob{bytes}}));
+    if (changed == 0) return NotFound(job.id());
+    return absl::OkStatus();
+  }
   Op MakeOp(absl::string_view verb, const std::string& id) const {
     return Op{store_, absl::StrCat(verb, " ", what_, " ", id)};
   }

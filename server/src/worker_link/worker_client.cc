@@ -243,8 +243,22 @@ WorkerClient::WorkerClient(WorkerSupervisor* supervisor, TimerQueue* timers,
     : supervisor_(supervisor), timers_(timers), options_(std::move(options)) {
   supervisor_->SetListener([this] {
     absl::MutexLock lock(&mu_);
-    ScheduleLocked(absl::Now(), [this] { Settle(std::nullopt); });
+    ScheduleLocked(absl::Now(), [this] {
+      Settle(std::nullopt);
+      NotifyReadiness();
+    });
   });
+}
+
+void WorkerClient::SetReadinessObserver(std::function<void(bool)> observer) {
+  absl::MutexLock lock(&observer_mu_);
+  observer_ = std::move(observer);
+  if (observer_) observer_(supervisor_->state().ready.has_value());
+}
+
+void WorkerClient::NotifyReadiness() {
+  absl::MutexLock lock(&observer_mu_);
+  if (observer_) observer_(supervisor_->state().ready.has_value());
 }
 
 WorkerClient::~WorkerClient() {

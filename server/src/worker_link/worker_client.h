@@ -225,6 +225,12 @@ class WorkerClient {
       Cancellation* cancel,
       absl::FunctionRef<bool(const worker::v1::TrainEvent&)> on_event);
 
+  // `observer` hears whether a worker is ready: once before this returns,
+  // then whenever that may have changed (on the timer's thread; it must be
+  // quick and must not call this). nullptr removes it; once this returns,
+  // the observer it replaced is not running and never runs again.
+  void SetReadinessObserver(std::function<void(bool ready)> observer);
+
   // The worker of `generation` failed: if it is still the current one, the
   // supervisor kills it and starts another.
   void Restart(int64_t generation);
@@ -275,9 +281,16 @@ class WorkerClient {
       const Request& request, absl::Duration default_deadline,
       const CallOptions& options);
 
+  // Calls the readiness observer, if any, with the supervisor's state now.
+  void NotifyReadiness();
+
   WorkerSupervisor* const supervisor_;
   TimerQueue* const timers_;
   const Options options_;
+
+  // Held while the observer runs, so SetReadinessObserver can wait for it.
+  absl::Mutex observer_mu_;
+  std::function<void(bool)> observer_ ABSL_GUARDED_BY(observer_mu_);
 
   absl::Mutex mu_;
   uint64_t next_wait_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -138,18 +138,24 @@ void WorkerSupervisor::Run() {
   absl::MutexLock lock(&mu_);
   int consecutive_failures = 0;
   while (!stop_) {
-    if (pid_ > 0) ReapIfExited();
+    bool lost = pid_ > 0 && ReapIfExited();
     if (pid_ > 0 && restart_requested_) {
       std::fprintf(stderr, "lorad: restarting worker pid %d\n", pid_);
       KillChild(absl::ZeroDuration());
+      lost = true;
     }
     restart_requested_ = false;
+    if (pid_ > 0 && ready_ && CheckLiveness()) lost = true;
+    // Waits still pending and readiness watchers hear of it at once.
+    if (lost) NotifyListener();
     if (pid_ < 0 && absl::Now() >= next_start_) {
       absl::StatusOr<WorkerHandle> handle = Spawn();
       if (handle.ok()) {
         consecutive_failures = 0;
         current_ = *std::move(handle);
         ready_ = true;
+        last_pong_ = absl::Now();
+        next_ping_ = last_pong_ + PingInterval();
         std::fprintf(stderr, "lorad: worker pid %d is ready\n", pid_);
         NotifyListener();
       } else {
@@ -173,7 +179,10 @@ void WorkerSupervisor::Run() {
     auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return stop_ || restart_requested_;
     };
-    mu_.AwaitWithTimeout(absl::Condition(&wake), absl::Milliseconds(200));
+    absl::Duration nap = absl::Milliseconds(200);
+    if (ready_) nap = std::min(nap, next_ping_ - absl::Now());
+    mu_.AwaitWithTimeout(absl::Condition(&wake),
+                         std::max(nap, absl::ZeroDuration()));
   }
   if (pid_ > 0) KillChild(absl::Seconds(3));
   NotifyListener();
@@ -271,6 +280,45 @@ absl::StatusOr<WorkerHandle> WorkerSupervisor::Spawn() {
   }
   if (!result.ok()) return result;
   return handle;
+}
+
+absl::Duration WorkerSupervisor::PingInterval() const {
+  return std::clamp(options_.hang_timeout / 4, absl::Milliseconds(20),
+                    absl::Seconds(5));
+}
+
+bool WorkerSupervisor::CheckLiveness() {
+  const absl::Time now = absl::Now();
+  if (now < next_ping_) return false;
+  const pid_t pid = pid_;
+  const int64_t generation = current_.generation;
+  std::shared_ptr<worker::v1::Worker::Stub> stub = current_.stub;
+  const absl::Duration interval = PingInterval();
+  mu_.Unlock();
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(now + interval));
+  worker::v1::PingResponse response;
+  const bool answered =
+      stub->Ping(&context, worker::v1::PingRequest(), &response).ok();
+  mu_.Lock();
+  // Replaced, restarted or stopping meanwhile: nothing to judge.
+  if (!ready_ || pid_ != pid || current_.generation != generation) {
+    return false;
+  }
+  const absl::Time after = absl::Now();
+  next_ping_ = after + interval;
+  if (answered) {
+    last_pong_ = after;
+    return false;
+  }
+  if (after - last_pong_ < options_.hang_timeout) return false;
+  std::fprintf(stderr,
+               "lorad: worker pid %d has not answered Ping for %s "
+               "(--worker_hang_timeout=%s); killing it (SIGKILL)\n",
+               pid_, absl::FormatDuration(after - last_pong_).c_str(),
+               absl::FormatDuration(options_.hang_timeout).c_str());
+  KillChild(absl::ZeroDuration());
+  return true;
 }
 
 bool WorkerSupervisor::ReapIfExited() {

@@ -45,6 +45,12 @@ class WorkerSupervisor {
     absl::Duration start_timeout = absl::Seconds(120);
     // More command-line flags for the worker, e.g. "--max_batch=16".
     std::vector<std::string> extra_args;
+    // Liveness: a ready worker is pinged every hang_timeout / 4 (at most
+    // every 5 s), each Ping bounded by that interval; one that has answered
+    // none for hang_timeout is taken as hung (SIGSTOP, a stuck device),
+    // killed with SIGKILL and replaced. Its calls then fail UNAVAILABLE: it
+    // is detected within about 1.25 x hang_timeout.
+    absl::Duration hang_timeout = absl::Seconds(30);
   };
 
   explicit WorkerSupervisor(Options options);
@@ -71,8 +77,9 @@ class WorkerSupervisor {
   };
   State state();
 
-  // `listener` is called whenever a worker became ready, a start failed or
-  // the supervisor is stopping: on the supervisor's thread (or Stop()'s),
+  // `listener` is called whenever a worker became ready, stopped being
+  // ready (it exited, hung or is being restarted), a start failed or the
+  // supervisor is stopping: on the supervisor's thread (or Stop()'s),
   // without its lock, so it may call state(); it must be quick and must not
   // call SetListener.
   // Replaces the listener before; nullptr removes it. Once SetListener
@@ -93,6 +100,11 @@ class WorkerSupervisor {
   // Reaps the child if it has exited; returns true if it had.
   bool ReapIfExited() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KillChild(absl::Duration grace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pings the ready worker when its interval is due (mu_ released during the
+  // call); kills it once it has been silent for hang_timeout. Returns true
+  // when it killed it.
+  bool CheckLiveness() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration PingInterval() const;
   void CallListener() ABSL_LOCKS_EXCLUDED(mu_);
   // CallListener with mu_ released meanwhile.
   void NotifyListener() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -111,6 +123,9 @@ class WorkerSupervisor {
   int64_t failed_starts_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   absl::Time next_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Liveness of the ready worker: its last answered Ping, the next one due.
+  absl::Time last_pong_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_ping_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
   // Held while the listener runs, so SetListener can wait for it.
   absl::Mutex listener_mu_;

@@ -28,6 +28,8 @@ absl::Status WriteRandomLlama(const std::string& dir, const ModelConfig& config,
 
 // Resolves a model argument to a directory: "tiny" (or "") becomes
 // <cache_dir>/tiny, written on first use; anything else is returned as is.
+// Safe to call from many threads and processes at once: one writes (under
+// an exclusive lock on <cache_dir>/tiny.lock), the others wait for it.
 absl::StatusOr<std::string> ResolveModelDir(const std::string& model,
                                             const std::string& cache_dir);
 
