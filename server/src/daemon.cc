@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "auth/call_gate.h"
+#include "auth/exposure.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "lorad/common/status_macros.h"
@@ -29,7 +31,17 @@ Daemon::Daemon(const DaemonOptions& options) : options_(options) {}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
     const DaemonOptions& options) {
+  LORAD_RETURN_IF_ERROR(auth::CheckExposure(options));
+  LORAD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                         auth::ServerCredentials(options));
   std::unique_ptr<Daemon> daemon(new Daemon(options));
+  auth::Gatekeeper::Options gate;
+  gate.tokens_file = options.auth_tokens_file;
+  gate.max_concurrent_per_token = options.max_concurrent_calls_per_token;
+  gate.max_concurrent_total = options.max_concurrent_calls;
+  gate.rate_per_token = options.rate_limit_per_token;
+  gate.burst_per_token = options.rate_burst_per_token;
+  LORAD_ASSIGN_OR_RETURN(daemon->gate_, auth::Gatekeeper::Create(gate));
   const DataLayout layout(options.data_dir);
   for (const std::string& dir :
        {layout.root(), layout.DatasetsDir(), layout.ModelsDir(),
@@ -125,8 +137,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(options.address, credentials, &port);
+  auth::InstallCallGate(builder, daemon->gate_.get());
+  auth::AddConnectionArgs(options, builder);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(daemon->datasets_.get());
   builder.RegisterService(daemon->fine_tuning_.get());
@@ -158,6 +171,8 @@ void Daemon::Shutdown() {
   exposer_.reset();
   if (supervisor_ != nullptr) supervisor_->Stop();
 }
+
+absl::Status Daemon::ReloadAuth() { return gate_->Reload(); }
 
 absl::Status Daemon::StartMetrics() {
   try {

@@ -14,6 +14,7 @@
 #include "api/fine_tuning_service.h"
 #include "api/inference_service.h"
 #include "api/telemetry_service.h"
+#include "auth/gatekeeper.h"
 #include "grpcpp/server.h"
 #include "jobs/admission.h"
 #include "jobs/batch_journal.h"
@@ -64,6 +65,9 @@ class Daemon {
   // grace period) and the worker. Idempotent; the destructor calls it.
   void Shutdown();
 
+  // Re-reads --auth_tokens_file (SIGHUP); on error the old tokens stay.
+  absl::Status ReloadAuth();
+
  private:
   explicit Daemon(const DaemonOptions& options);
   // Serves /metrics on options_.metrics_address and starts the sampler.
@@ -96,6 +100,8 @@ class Daemon {
   std::unique_ptr<BatchJournal> batch_journal_;
   std::unique_ptr<BatchRunner> batch_runner_;
   std::unique_ptr<BatchService> batch_;
+  // Before the server, whose calls it admits, so that it outlives them.
+  std::unique_ptr<auth::Gatekeeper> gate_;
   std::unique_ptr<grpc::Server> server_;
   std::string metrics_address_;
   std::unique_ptr<Metrics> metrics_;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
+#include "auth/call_gate.h"
 #include "lorad/common/env.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/peft_adapter.h"
@@ -237,6 +238,7 @@ grpc::ServerUnaryReactor* AdaptersService::List(
     grpc::CallbackServerContext* context,
     const v1::ListAdaptersRequest* /*request*/,
     v1::ListAdaptersResponse* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   return RunOnQueue(context, work_, [this, response] {
     absl::StatusOr<std::vector<v1::Adapter>> adapters = registry_->List();
     if (!adapters.ok()) return adapters.status();
@@ -248,6 +250,7 @@ grpc::ServerUnaryReactor* AdaptersService::List(
 grpc::ServerUnaryReactor* AdaptersService::Load(
     grpc::CallbackServerContext* context, const v1::LoadAdapterRequest* request,
     v1::Adapter* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   return RunOnQueue(context, work_, [this, request, response] {
     absl::StatusOr<v1::Adapter> adapter;
     if (!request->job_id().empty()) {
@@ -264,7 +267,9 @@ grpc::ServerUnaryReactor* AdaptersService::Load(
 }
 
 grpc::ServerReadReactor<v1::UploadAdapterRequest>* AdaptersService::Upload(
-    grpc::CallbackServerContext* /*context*/, v1::Adapter* response) {
+    grpc::CallbackServerContext* context, v1::Adapter* response) {
+  if (auto* refused = auth::RefuseReader<v1::UploadAdapterRequest>(context))
+    return refused;
   return new AdapterUploadReactor(registry_, &work_, max_upload_bytes_,
                                   response);
 }
@@ -272,6 +277,7 @@ grpc::ServerReadReactor<v1::UploadAdapterRequest>* AdaptersService::Upload(
 grpc::ServerUnaryReactor* AdaptersService::Unload(
     grpc::CallbackServerContext* context,
     const v1::UnloadAdapterRequest* request, v1::Adapter* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   return RunOnQueue(context, work_, [this, request, response] {
     absl::StatusOr<v1::Adapter> adapter = registry_->Unload(request->name());
     if (adapter.ok()) *response = *std::move(adapter);
@@ -283,14 +289,17 @@ grpc::ServerUnaryReactor* AdaptersService::Delete(
     grpc::CallbackServerContext* context,
     const v1::DeleteAdapterRequest* request,
     v1::DeleteAdapterResponse* /*response*/) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   return RunOnQueue(context, work_, [this, request] {
     return registry_->Delete(request->name());
   });
 }
 
 grpc::ServerWriteReactor<v1::FileChunk>* AdaptersService::Download(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::DownloadAdapterRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::FileChunk>(context))
+    return refused;
   return new DownloadReactor(FilesToDownload(*registry_, *request));
 }
 
@@ -298,6 +307,7 @@ grpc::ServerUnaryReactor* AdaptersService::ExportMerged(
     grpc::CallbackServerContext* context,
     const v1::ExportMergedRequest* request,
     v1::ExportMergedResponse* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   return RunOnQueue(context, work_, [this, request, response] {
     absl::StatusOr<v1::ExportMergedResponse> out =
         registry_->ExportMerged(request->name(), request->dtype());

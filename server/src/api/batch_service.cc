@@ -13,6 +13,7 @@
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
 #include "api/watch_job_reactor.h"
+#include "auth/call_gate.h"
 #include "lorad/common/status_macros.h"
 
 namespace lorad::server {
@@ -172,13 +173,16 @@ absl::StatusOr<v1::BatchJob> BatchService::Create(
 }
 
 grpc::ServerReadReactor<v1::CreateBatchJobRequest>* BatchService::CreateJob(
-    grpc::CallbackServerContext* /*context*/, v1::BatchJob* response) {
+    grpc::CallbackServerContext* context, v1::BatchJob* response) {
+  if (auto* refused = auth::RefuseReader<v1::CreateBatchJobRequest>(context))
+    return refused;
   return new CreateReactor(this, &work_, max_upload_bytes_, response);
 }
 
 grpc::ServerUnaryReactor* BatchService::GetJob(
     grpc::CallbackServerContext* context, const v1::GetBatchJobRequest* request,
     v1::BatchJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<v1::BatchJob> job = store_->GetBatchJob(request->job_id());
   if (job.ok()) *response = *std::move(job);
@@ -190,6 +194,7 @@ grpc::ServerUnaryReactor* BatchService::ListJobs(
     grpc::CallbackServerContext* context,
     const v1::ListBatchJobsRequest* request,
     v1::ListBatchJobsResponse* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (request->limit() < 0) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
@@ -208,6 +213,7 @@ grpc::ServerUnaryReactor* BatchService::ListJobs(
 grpc::ServerUnaryReactor* BatchService::CancelJob(
     grpc::CallbackServerContext* context,
     const v1::CancelBatchJobRequest* request, v1::BatchJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<v1::BatchJob> job = runner_->Cancel(request->job_id());
   if (job.ok()) *response = *std::move(job);
@@ -216,8 +222,9 @@ grpc::ServerUnaryReactor* BatchService::CancelJob(
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* BatchService::WatchJob(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::WatchBatchJobRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::JobEvent>(context)) return refused;
   BatchJournal* journal = journal_;
   const std::string job_id = request->job_id();
   const int64_t after_seq = request->after_seq();
@@ -227,8 +234,10 @@ grpc::ServerWriteReactor<v1::JobEvent>* BatchService::WatchJob(
 }
 
 grpc::ServerWriteReactor<v1::BatchResultsChunk>* BatchService::GetResults(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::GetBatchResultsRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::BatchResultsChunk>(context))
+    return refused;
   return new ResultsReactor(store_, request->job_id());
 }
 

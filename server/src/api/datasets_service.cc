@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
+#include "auth/call_gate.h"
 #include "jobs/dataset_ingest.h"
 
 namespace lorad::server {
@@ -48,7 +49,9 @@ DatasetsService::DatasetsService(const DaemonOptions& options,
       work_(work) {}
 
 grpc::ServerReadReactor<v1::UploadDatasetRequest>* DatasetsService::Upload(
-    grpc::CallbackServerContext* /*context*/, v1::Dataset* response) {
+    grpc::CallbackServerContext* context, v1::Dataset* response) {
+  if (auto* refused = auth::RefuseReader<v1::UploadDatasetRequest>(context))
+    return refused;
   return new DatasetUploadReactor(store_, env_, &layout_, work_,
                                   max_upload_bytes_, response);
 }
@@ -57,6 +60,7 @@ grpc::ServerUnaryReactor* DatasetsService::List(
     grpc::CallbackServerContext* context,
     const v1::ListDatasetsRequest* /*request*/,
     v1::ListDatasetsResponse* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<std::vector<v1::Dataset>> datasets = store_->ListDatasets();
   if (datasets.ok()) {

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "api/grpc_status.h"
 #include "api/watch_job_reactor.h"
+#include "auth/call_gate.h"
 #include "jobs/job_validation.h"
 #include "lorad/common/status_macros.h"
 
@@ -62,6 +63,7 @@ FineTuningService::FineTuningService(JobStore* store, DatasetStore* datasets,
 grpc::ServerUnaryReactor* FineTuningService::CreateJob(
     grpc::CallbackServerContext* context,
     const v1::CreateFineTuneJobRequest* request, v1::FineTuneJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<v1::FineTuneJob> job =
       Create(*datasets_, *journal_, admission_, *request);
@@ -76,6 +78,7 @@ grpc::ServerUnaryReactor* FineTuningService::CreateJob(
 grpc::ServerUnaryReactor* FineTuningService::GetJob(
     grpc::CallbackServerContext* context,
     const v1::GetFineTuneJobRequest* request, v1::FineTuneJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<v1::FineTuneJob> job = store_->GetJob(request->job_id());
   if (job.ok()) *response = *std::move(job);
@@ -87,6 +90,7 @@ grpc::ServerUnaryReactor* FineTuningService::ListJobs(
     grpc::CallbackServerContext* context,
     const v1::ListFineTuneJobsRequest* request,
     v1::ListFineTuneJobsResponse* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (request->limit() < 0) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
@@ -106,6 +110,7 @@ grpc::ServerUnaryReactor* FineTuningService::ListJobs(
 grpc::ServerUnaryReactor* FineTuningService::CancelJob(
     grpc::CallbackServerContext* context,
     const v1::CancelFineTuneJobRequest* request, v1::FineTuneJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<v1::FineTuneJob> job = scheduler_->Cancel(request->job_id());
   if (job.ok()) *response = *std::move(job);
@@ -114,8 +119,9 @@ grpc::ServerUnaryReactor* FineTuningService::CancelJob(
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* FineTuningService::WatchJob(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::WatchFineTuneJobRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::JobEvent>(context)) return refused;
   return new WatchJobReactor(journal_, hub_, request->job_id(),
                              request->after_seq());
 }

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/grpc_status.h"
+#include "auth/call_gate.h"
 #include "lorad/common/status_macros.h"
 #include "worker_link/wire.h"
 
@@ -154,8 +155,9 @@ InferenceService::~InferenceService() {
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
-    grpc::CallbackServerContext* /*context*/,
-    const v1::GenerateRequest* request) {
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::GenerateResponse>(context))
+    return refused;
   return new GenerateRelay(this, *request);
 }
 
