@@ -1,28 +1,59 @@
 #include "auth/call_gate.h"
 
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "grpcpp/security/auth_context.h"
+#include "absl/strings/str_split.h"
 #include "grpcpp/support/server_interceptor.h"
 
 namespace lorad::server::auth {
 namespace {
 
-constexpr char kCode[] = "lorad.verdict_code";
-constexpr char kMessage[] = "lorad.verdict_message";
-constexpr char kCaller[] = "lorad.caller";
-constexpr char kRole[] = "lorad.role";
-constexpr char kRetryAfter[] = "lorad.retry_after_ms";
+// The verdict travels to the handler as an entry of the call's received
+// metadata (the map context->client_metadata() returns), which the
+// interceptor owns the text of. A client's own entries under this key are
+// removed first. (The call's auth_context() cannot carry it: with insecure
+// credentials it is the connection's, shared by every call on it.)
+constexpr char kVerdictKey[] = "lorad-verdict";
 
-std::optional<std::string> Property(const grpc::AuthContext& auth,
-                                    const char* name) {
-  std::vector<grpc::string_ref> values = auth.FindPropertyValues(name);
-  if (values.size() != 1) return std::nullopt;
-  return std::string(values[0].data(), values[0].size());
+// "code retry_after_ms role name message"
+std::string Encode(const Verdict& verdict) {
+  return absl::StrCat(static_cast<int>(verdict.status.code()), " ",
+                      verdict.retry_after_ms, " ",
+                      RoleName(verdict.caller.role), " ", verdict.caller.name,
+                      " ", verdict.status.message());
+}
+
+struct Decoded {
+  absl::Status status;
+  int64_t retry_after_ms = 0;
+  Identity caller;
+};
+
+std::optional<Decoded> Decode(const grpc::ServerContextBase* context) {
+  const auto& metadata = context->client_metadata();
+  if (metadata.count(kVerdictKey) != 1) return std::nullopt;
+  grpc::string_ref value = metadata.find(kVerdictKey)->second;
+  // The name may be empty, so split on single spaces.
+  std::vector<std::string> parts = absl::StrSplit(
+      absl::string_view(value.data(), value.size()), absl::MaxSplits(' ', 4));
+  if (parts.size() != 5) return std::nullopt;
+  int code = 0;
+  Decoded decoded;
+  std::optional<Role> role = ParseRole(parts[2]);
+  if (!absl::SimpleAtoi(parts[0], &code) ||
+      !absl::SimpleAtoi(parts[1], &decoded.retry_after_ms) ||
+      !role.has_value()) {
+    return std::nullopt;
+  }
+  decoded.status = absl::Status(static_cast<absl::StatusCode>(code), parts[4]);
+  decoded.caller = Identity{parts[3], *role};
+  return decoded;
 }
 
 class GateInterceptor final : public grpc::experimental::Interceptor {
@@ -36,36 +67,27 @@ class GateInterceptor final : public grpc::experimental::Interceptor {
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::
                 POST_RECV_INITIAL_METADATA)) {
+      std::multimap<grpc::string_ref, grpc::string_ref>* metadata =
+          methods->GetRecvInitialMetadata();
       std::optional<absl::string_view> authorization;
-      for (const auto& [key, value] : *methods->GetRecvInitialMetadata()) {
+      for (const auto& [key, value] : *metadata) {
         if (key == "authorization") {
           authorization = absl::string_view(value.data(), value.size());
         }
       }
       verdict_ = gate_->Admit(info_->method(), authorization);
-      Record();
+      metadata->erase(kVerdictKey);
+      encoded_ = Encode(verdict_);
+      metadata->emplace(kVerdictKey, encoded_);
     }
     methods->Proceed();
   }
 
  private:
-  void Record() {
-    // The call's own auth context (the connection's properties are its
-    // parent), so what is added here is seen by this call only.
-    auto* auth = const_cast<grpc::AuthContext*>(
-        info_->server_context()->auth_context().get());
-    if (auth == nullptr) return;
-    auth->AddProperty(kCode,
-                      std::to_string(static_cast<int>(verdict_.status.code())));
-    auth->AddProperty(kMessage, std::string(verdict_.status.message()));
-    auth->AddProperty(kCaller, verdict_.caller.name);
-    auth->AddProperty(kRole, std::string(RoleName(verdict_.caller.role)));
-    auth->AddProperty(kRetryAfter, std::to_string(verdict_.retry_after_ms));
-  }
-
   grpc::experimental::ServerRpcInfo* const info_;
   Gatekeeper* const gate_;
   Verdict verdict_;
+  std::string encoded_;
 };
 
 class GateFactory final
@@ -92,38 +114,27 @@ void InstallCallGate(grpc::ServerBuilder& builder, Gatekeeper* gate) {
 }
 
 absl::StatusOr<Identity> CallerOf(const grpc::ServerContextBase* context) {
-  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
-  std::optional<std::string> code_text;
-  if (auth != nullptr) code_text = Property(*auth, kCode);
-  int code = 0;
-  if (!code_text.has_value() || !absl::SimpleAtoi(*code_text, &code)) {
+  std::optional<Decoded> decoded = Decode(context);
+  if (!decoded.has_value()) {
     return absl::InternalError("the call was not admitted by the gatekeeper");
   }
-  if (code != 0) {
-    return absl::Status(static_cast<absl::StatusCode>(code),
-                        Property(*auth, kMessage).value_or(""));
-  }
-  Identity identity;
-  identity.name = Property(*auth, kCaller).value_or("");
-  std::optional<Role> role = ParseRole(Property(*auth, kRole).value_or(""));
-  if (!role.has_value()) {
-    return absl::InternalError("the call's recorded role is unreadable");
-  }
-  identity.role = *role;
-  return identity;
+  if (!decoded->status.ok()) return decoded->status;
+  return decoded->caller;
 }
 
 grpc::Status Refusal(grpc::ServerContextBase* context) {
-  absl::StatusOr<Identity> caller = CallerOf(context);
-  if (caller.ok()) return grpc::Status::OK;
-  if (caller.status().code() == absl::StatusCode::kResourceExhausted) {
-    std::optional<std::string> retry =
-        Property(*context->auth_context(), kRetryAfter);
-    if (retry.has_value())
-      context->AddTrailingMetadata("retry-after-ms", *retry);
+  std::optional<Decoded> decoded = Decode(context);
+  if (!decoded.has_value()) {
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        "the call was not admitted by the gatekeeper");
   }
-  return grpc::Status(static_cast<grpc::StatusCode>(caller.status().code()),
-                      std::string(caller.status().message()));
+  if (decoded->status.ok()) return grpc::Status::OK;
+  if (decoded->status.code() == absl::StatusCode::kResourceExhausted) {
+    context->AddTrailingMetadata("retry-after-ms",
+                                 std::to_string(decoded->retry_after_ms));
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(decoded->status.code()),
+                      std::string(decoded->status.message()));
 }
 
 grpc::ServerUnaryReactor* RefuseUnary(grpc::CallbackServerContext* context) {

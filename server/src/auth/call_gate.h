@@ -3,8 +3,8 @@
 // Refuse*() call and reads its caller with CallerOf().
 //
 // A server interceptor runs Gatekeeper::Admit when a call's metadata
-// arrives (before its handler), records the verdict in the call's
-// auth_context() ("lorad.*" properties, which a client cannot set), and
+// arrives (before its handler), records the verdict in the call's received
+// metadata (under a key whose client-sent entries it removes first), and
 // gives the concurrency slot back when the call ends. gRPC offers
 // interceptors no way to fail a call, hence the handlers' one line.
 #ifndef LORAD_SERVER_AUTH_CALL_GATE_H_
