@@ -7,10 +7,12 @@
 #include "absl/strings/str_cat.h"
 #include "auth/call_gate.h"
 #include "auth/exposure.h"
+#include "auth/ownership.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "lorad/common/status_macros.h"
 #include "prometheus/exposer.h"
+#include "store/owner_store.h"
 
 namespace lorad::server {
 namespace {
@@ -84,10 +86,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   daemon->scheduler_ = std::make_unique<Scheduler>(
       options, daemon->store_.get(), daemon->dataset_store_.get(),
       daemon->journal_.get(), daemon->worker_.get());
+  LORAD_ASSIGN_OR_RETURN(daemon->owner_store_, OwnerStore::Open(db));
+  daemon->ownership_ =
+      std::make_unique<auth::Ownership>(daemon->owner_store_.get());
   daemon->scheduler_->SetAdapterHook(
-      [registry = daemon->registry_.get()](const v1::FineTuneJob& job,
-                                           const std::string& adapter_dir) {
-        return registry->RegisterTrained(job, adapter_dir).status();
+      [registry = daemon->registry_.get(), owners = daemon->ownership_.get()](
+          const v1::FineTuneJob& job, const std::string& adapter_dir) {
+        absl::StatusOr<v1::Adapter> adapter =
+            registry->RegisterTrained(job, adapter_dir);
+        if (!adapter.ok()) return adapter.status();
+        return owners->Inherit(auth::Kind::kJob, job.id(), auth::Kind::kAdapter,
+                               adapter->name());
       });
   LORAD_RETURN_IF_ERROR(daemon->scheduler_->Start());
 
@@ -111,6 +120,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   daemon->batch_ = std::make_unique<BatchService>(
       options, daemon->batch_store_.get(), daemon->batch_journal_.get(),
       &daemon->hub_, daemon->batch_runner_.get(), daemon->inference_.get());
+
+  daemon->datasets_->set_ownership(daemon->ownership_.get());
+  daemon->fine_tuning_->set_ownership(daemon->ownership_.get());
+  daemon->inference_->set_ownership(daemon->ownership_.get());
+  daemon->adapters_->set_ownership(daemon->ownership_.get());
+  daemon->batch_->set_ownership(daemon->ownership_.get());
 
   daemon->metrics_ = std::make_unique<Metrics>();
   daemon->inference_->SetMetrics(daemon->metrics_.get());

@@ -15,6 +15,7 @@
 #include "api/inference_service.h"
 #include "api/telemetry_service.h"
 #include "auth/gatekeeper.h"
+#include "auth/ownership.h"
 #include "grpcpp/server.h"
 #include "jobs/admission.h"
 #include "jobs/batch_journal.h"
@@ -31,6 +32,7 @@
 #include "store/dataset_store.h"
 #include "store/db.h"
 #include "store/job_store.h"
+#include "store/owner_store.h"
 #include "telemetry/metrics.h"
 #include "telemetry/metrics_sampler.h"
 #include "telemetry/telemetry_collector.h"
@@ -81,6 +83,8 @@ class Daemon {
   std::unique_ptr<DatasetStore> dataset_store_;
   std::unique_ptr<AdapterStore> adapter_store_;
   std::unique_ptr<BatchJobStore> batch_store_;
+  std::unique_ptr<OwnerStore> owner_store_;
+  std::unique_ptr<auth::Ownership> ownership_;
   EventHub hub_;
   std::unique_ptr<JobJournal> journal_;
   std::unique_ptr<WorkerSupervisor> supervisor_;

@@ -14,6 +14,7 @@
 #include "api/upload_reactor.h"
 #include "api/watch_job_reactor.h"
 #include "auth/call_gate.h"
+#include "auth/ownership.h"
 #include "lorad/common/status_macros.h"
 
 namespace lorad::server {
@@ -32,17 +33,24 @@ class CreateReactor final
     : public BufferedUploadReactor<v1::CreateBatchJobRequest, v1::BatchJob> {
  public:
   CreateReactor(BatchService* service, WorkQueue* work, int64_t max_bytes,
-                v1::BatchJob* response)
-      : BufferedUploadReactor(work, max_bytes, response), service_(service) {
+                v1::BatchJob* response, auth::Ownership* owners,
+                auth::Identity caller)
+      : BufferedUploadReactor(work, max_bytes, response),
+        service_(service),
+        owners_(owners),
+        caller_(std::move(caller)) {
     Begin();
   }
 
  private:
   absl::StatusOr<v1::BatchJob> Ingest() override {
-    return service_->Create(header(), contents());
+    return auth::Claimed(owners_, caller_, auth::Kind::kBatchJob,
+                         service_->Create(header(), contents()));
   }
 
   BatchService* const service_;
+  auth::Ownership* const owners_;
+  const auth::Identity caller_;
 };
 
 // Streams the stored results in input order, a page at a time.
@@ -176,7 +184,8 @@ grpc::ServerReadReactor<v1::CreateBatchJobRequest>* BatchService::CreateJob(
     grpc::CallbackServerContext* context, v1::BatchJob* response) {
   if (auto* refused = auth::RefuseReader<v1::CreateBatchJobRequest>(context))
     return refused;
-  return new CreateReactor(this, &work_, max_upload_bytes_, response);
+  return new CreateReactor(this, &work_, max_upload_bytes_, response, owners_,
+                           auth::CallerOrAnonymous(context));
 }
 
 grpc::ServerUnaryReactor* BatchService::GetJob(
@@ -184,7 +193,9 @@ grpc::ServerUnaryReactor* BatchService::GetJob(
     v1::BatchJob* response) {
   if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::BatchJob> job = store_->GetBatchJob(request->job_id());
+  absl::StatusOr<v1::BatchJob> job =
+      auth::Visible(owners_, context, auth::Kind::kBatchJob,
+                    store_->GetBatchJob(request->job_id()));
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
@@ -204,6 +215,7 @@ grpc::ServerUnaryReactor* BatchService::ListJobs(
   absl::StatusOr<std::vector<v1::BatchJob>> jobs =
       store_->ListBatchJobs(std::min(request->limit(), 10000));
   if (jobs.ok()) {
+    auth::KeepVisible(owners_, context, auth::Kind::kBatchJob, *jobs);
     for (v1::BatchJob& job : *jobs) *response->add_jobs() = std::move(job);
   }
   reactor->Finish(ToGrpcStatus(jobs.status()));
@@ -215,7 +227,11 @@ grpc::ServerUnaryReactor* BatchService::CancelJob(
     const v1::CancelBatchJobRequest* request, v1::BatchJob* response) {
   if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::BatchJob> job = runner_->Cancel(request->job_id());
+  absl::Status seen = auth::CheckVisible(
+      owners_, context, auth::Kind::kBatchJob, request->job_id());
+  absl::StatusOr<v1::BatchJob> job = seen.ok()
+                                         ? runner_->Cancel(request->job_id())
+                                         : absl::StatusOr<v1::BatchJob>(seen);
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
@@ -225,6 +241,9 @@ grpc::ServerWriteReactor<v1::JobEvent>* BatchService::WatchJob(
     grpc::CallbackServerContext* context,
     const v1::WatchBatchJobRequest* request) {
   if (auto* refused = auth::RefuseWriter<v1::JobEvent>(context)) return refused;
+  if (auto* hidden = auth::HiddenWriter<v1::JobEvent>(
+          owners_, context, auth::Kind::kBatchJob, request->job_id()))
+    return hidden;
   BatchJournal* journal = journal_;
   const std::string job_id = request->job_id();
   const int64_t after_seq = request->after_seq();
@@ -238,6 +257,9 @@ grpc::ServerWriteReactor<v1::BatchResultsChunk>* BatchService::GetResults(
     const v1::GetBatchResultsRequest* request) {
   if (auto* refused = auth::RefuseWriter<v1::BatchResultsChunk>(context))
     return refused;
+  if (auto* hidden = auth::HiddenWriter<v1::BatchResultsChunk>(
+          owners_, context, auth::Kind::kBatchJob, request->job_id()))
+    return hidden;
   return new ResultsReactor(store_, request->job_id());
 }
 

@@ -8,6 +8,7 @@
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
 #include "auth/call_gate.h"
+#include "auth/ownership.h"
 #include "jobs/dataset_ingest.h"
 
 namespace lorad::server {
@@ -19,23 +20,29 @@ class DatasetUploadReactor final
  public:
   DatasetUploadReactor(DatasetStore* store, Env* env, const DataLayout* layout,
                        WorkQueue* work, int64_t max_bytes,
-                       v1::Dataset* response)
+                       v1::Dataset* response, auth::Ownership* owners,
+                       auth::Identity caller)
       : BufferedUploadReactor(work, max_bytes, response),
         store_(store),
         env_(env),
-        layout_(layout) {
+        layout_(layout),
+        owners_(owners),
+        caller_(std::move(caller)) {
     Begin();
   }
 
  private:
   absl::StatusOr<v1::Dataset> Ingest() override {
-    return IngestDataset(*store_, env_, *layout_, header().filename(),
-                         contents());
+    return auth::Claimed(owners_, caller_, auth::Kind::kDataset,
+                         IngestDataset(*store_, env_, *layout_,
+                                       header().filename(), contents()));
   }
 
   DatasetStore* const store_;
   Env* const env_;
   const DataLayout* const layout_;
+  auth::Ownership* const owners_;
+  const auth::Identity caller_;
 };
 
 }  // namespace
@@ -53,7 +60,8 @@ grpc::ServerReadReactor<v1::UploadDatasetRequest>* DatasetsService::Upload(
   if (auto* refused = auth::RefuseReader<v1::UploadDatasetRequest>(context))
     return refused;
   return new DatasetUploadReactor(store_, env_, &layout_, work_,
-                                  max_upload_bytes_, response);
+                                  max_upload_bytes_, response, owners_,
+                                  auth::CallerOrAnonymous(context));
 }
 
 grpc::ServerUnaryReactor* DatasetsService::List(
@@ -64,6 +72,7 @@ grpc::ServerUnaryReactor* DatasetsService::List(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<std::vector<v1::Dataset>> datasets = store_->ListDatasets();
   if (datasets.ok()) {
+    auth::KeepVisible(owners_, context, auth::Kind::kDataset, *datasets);
     for (v1::Dataset& d : *datasets) *response->add_datasets() = std::move(d);
   }
   reactor->Finish(ToGrpcStatus(datasets.status()));

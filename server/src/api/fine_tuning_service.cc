@@ -13,6 +13,7 @@
 #include "api/grpc_status.h"
 #include "api/watch_job_reactor.h"
 #include "auth/call_gate.h"
+#include "auth/ownership.h"
 #include "jobs/job_validation.h"
 #include "lorad/common/status_macros.h"
 
@@ -65,8 +66,18 @@ grpc::ServerUnaryReactor* FineTuningService::CreateJob(
     const v1::CreateFineTuneJobRequest* request, v1::FineTuneJob* response) {
   if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status seen = auth::CheckVisible(owners_, context, auth::Kind::kDataset,
+                                         request->training_file());
+  if (seen.ok() && !request->validation_file().empty()) {
+    seen = auth::CheckVisible(owners_, context, auth::Kind::kDataset,
+                              request->validation_file());
+  }
   absl::StatusOr<v1::FineTuneJob> job =
-      Create(*datasets_, *journal_, admission_, *request);
+      seen.ok()
+          ? auth::Claimed(owners_, auth::CallerOrAnonymous(context),
+                          auth::Kind::kJob,
+                          Create(*datasets_, *journal_, admission_, *request))
+          : absl::StatusOr<v1::FineTuneJob>(seen);
   if (job.ok()) {
     *response = *std::move(job);
     scheduler_->Notify();
@@ -80,7 +91,8 @@ grpc::ServerUnaryReactor* FineTuningService::GetJob(
     const v1::GetFineTuneJobRequest* request, v1::FineTuneJob* response) {
   if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::FineTuneJob> job = store_->GetJob(request->job_id());
+  absl::StatusOr<v1::FineTuneJob> job = auth::Visible(
+      owners_, context, auth::Kind::kJob, store_->GetJob(request->job_id()));
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
@@ -101,6 +113,7 @@ grpc::ServerUnaryReactor* FineTuningService::ListJobs(
       request->limit() == 0 ? 100 : std::min(request->limit(), 10000);
   absl::StatusOr<std::vector<v1::FineTuneJob>> jobs = store_->ListJobs(limit);
   if (jobs.ok()) {
+    auth::KeepVisible(owners_, context, auth::Kind::kJob, *jobs);
     for (v1::FineTuneJob& job : *jobs) *response->add_jobs() = std::move(job);
   }
   reactor->Finish(ToGrpcStatus(jobs.status()));
@@ -112,7 +125,11 @@ grpc::ServerUnaryReactor* FineTuningService::CancelJob(
     const v1::CancelFineTuneJobRequest* request, v1::FineTuneJob* response) {
   if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::FineTuneJob> job = scheduler_->Cancel(request->job_id());
+  absl::Status seen =
+      auth::CheckVisible(owners_, context, auth::Kind::kJob, request->job_id());
+  absl::StatusOr<v1::FineTuneJob> job =
+      seen.ok() ? scheduler_->Cancel(request->job_id())
+                : absl::StatusOr<v1::FineTuneJob>(seen);
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
@@ -122,6 +139,9 @@ grpc::ServerWriteReactor<v1::JobEvent>* FineTuningService::WatchJob(
     grpc::CallbackServerContext* context,
     const v1::WatchFineTuneJobRequest* request) {
   if (auto* refused = auth::RefuseWriter<v1::JobEvent>(context)) return refused;
+  if (auto* hidden = auth::HiddenWriter<v1::JobEvent>(
+          owners_, context, auth::Kind::kJob, request->job_id()))
+    return hidden;
   return new WatchJobReactor(journal_, hub_, request->job_id(),
                              request->after_seq());
 }

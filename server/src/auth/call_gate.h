@@ -37,28 +37,39 @@ grpc::Status Refusal(grpc::ServerContextBase* context);
 // the refusal, which the handler returns at once.
 grpc::ServerUnaryReactor* RefuseUnary(grpc::CallbackServerContext* context);
 
+// A reactor that finishes the call with `status` at once.
+template <typename Response>
+grpc::ServerWriteReactor<Response>* FinishedWriter(const grpc::Status& status) {
+  class Finished final : public grpc::ServerWriteReactor<Response> {
+   public:
+    explicit Finished(const grpc::Status& status) { this->Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  return new Finished(status);
+}
+
+template <typename Request>
+grpc::ServerReadReactor<Request>* FinishedReader(const grpc::Status& status) {
+  class Finished final : public grpc::ServerReadReactor<Request> {
+   public:
+    explicit Finished(const grpc::Status& status) { this->Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  return new Finished(status);
+}
+
 template <typename Response>
 grpc::ServerWriteReactor<Response>* RefuseWriter(
     grpc::CallbackServerContext* context) {
-  class Refused final : public grpc::ServerWriteReactor<Response> {
-   public:
-    explicit Refused(const grpc::Status& status) { this->Finish(status); }
-    void OnDone() override { delete this; }
-  };
   grpc::Status status = Refusal(context);
-  return status.ok() ? nullptr : new Refused(status);
+  return status.ok() ? nullptr : FinishedWriter<Response>(status);
 }
 
 template <typename Request>
 grpc::ServerReadReactor<Request>* RefuseReader(
     grpc::CallbackServerContext* context) {
-  class Refused final : public grpc::ServerReadReactor<Request> {
-   public:
-    explicit Refused(const grpc::Status& status) { this->Finish(status); }
-    void OnDone() override { delete this; }
-  };
   grpc::Status status = Refusal(context);
-  return status.ok() ? nullptr : new Refused(status);
+  return status.ok() ? nullptr : FinishedReader<Request>(status);
 }
 
 }  // namespace lorad::server::auth
