@@ -134,7 +134,8 @@ TEST_F(OwnershipTest, CallersSeeAndChangeOnlyTheirOwn) {
   v1::FineTuneJob done;
   while (absl::Now() < deadline) {
     ASSERT_EQ(GetJobCode("tok-alice", job.id(), &done), grpc::StatusCode::OK);
-    if (done.state() == v1::SUCCEEDED || done.state() == v1::FAILED) {
+    if (done.state() == v1::SUCCEEDED || done.state() == v1::FAILED ||
+        done.state() == v1::CANCELLED) {
       break;
     }
     absl::SleepFor(absl::Milliseconds(200));
