@@ -197,6 +197,18 @@ absl::Status Daemon::StartMetrics() {
         "cannot serve metrics on ", options_.metrics_address, ": ", e.what()));
   }
   exposer_->RegisterCollectable(metrics_->registry());
+  if (options_.metrics_require_auth) {
+    if (!gate_->auth_enabled()) {
+      return absl::InvalidArgumentError(
+          "--metrics_require_auth needs --auth_tokens_file");
+    }
+    exposer_->RegisterAuth(
+        [gate = gate_.get()](const std::string& user,
+                             const std::string& password) {
+          return gate->CheckBasic(user, password);
+        },
+        "lorad");
+  }
   std::vector<int> ports = exposer_->GetListeningPorts();
   metrics_address_ =
       WithPort(options_.metrics_address, ports.empty() ? 0 : ports.front());

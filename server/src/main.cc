@@ -73,6 +73,9 @@ ABSL_FLAG(int32_t, keepalive_time_ms, 120000,
 ABSL_FLAG(int32_t, keepalive_timeout_ms, 20000,
           "how long a keepalive ping may go unanswered before the "
           "connection is closed");
+ABSL_FLAG(bool, metrics_require_auth, false,
+          "/metrics asks for HTTP basic auth (user: a token's name, "
+          "password: the token); needs --auth_tokens_file");
 ABSL_FLAG(int32_t, max_connection_idle_ms, 0,
           "close connections without calls for this long; 0 = never");
 
@@ -177,6 +180,7 @@ int main(int argc, char** argv) {
       absl::Milliseconds(absl::GetFlag(FLAGS_keepalive_timeout_ms));
   options.max_connection_idle =
       absl::Milliseconds(absl::GetFlag(FLAGS_max_connection_idle_ms));
+  options.metrics_require_auth = absl::GetFlag(FLAGS_metrics_require_auth);
   if (options.max_concurrent_calls_per_token < 0 ||
       options.max_concurrent_calls < 0 || options.rate_limit_per_token < 0 ||
       options.rate_burst_per_token < 0) {

@@ -64,6 +64,9 @@ struct DaemonOptions {
   absl::Duration keepalive_interval = absl::Minutes(2);
   absl::Duration keepalive_timeout = absl::Seconds(20);
   absl::Duration max_connection_idle = absl::ZeroDuration();
+  // /metrics asks for HTTP basic auth: user a token's name, password the
+  // token (needs auth_tokens_file).
+  bool metrics_require_auth = false;
 };
 
 // Paths below DaemonOptions::data_dir.

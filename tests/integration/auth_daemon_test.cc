@@ -129,5 +129,32 @@ TEST(AuthDaemonTest, BoundsConcurrentCallsPerToken) {
   EXPECT_TRUE(WaitForCode(*datasets, "tok-a", grpc::StatusCode::OK));
 }
 
+TEST(AuthDaemonTest, MetricsAskForBasicAuth) {
+  if (RunCommand("curl --version").exit_code != 0) GTEST_SKIP() << "no curl";
+  TempDir dir;
+  const std::string tokens = dir.path() + "/tokens";
+  const std::string log = dir.path() + "/lorad.log";
+  WriteTokensFile(tokens, {{"tok-m", "mona reader"}});
+  auto daemon =
+      StartLogged(dir.path() + "/data",
+                  {"--auth_tokens_file=" + tokens,
+                   "--worker_binary=/nonexistent", "--metrics_require_auth"},
+                  log);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  ASSERT_TRUE(WaitForText(log, "/metrics\n"));
+  std::ifstream in(log);
+  std::string line, url;
+  while (std::getline(in, line)) {
+    const std::string prefix = "lorad: metrics on ";
+    if (line.rfind(prefix, 0) == 0) url = line.substr(prefix.size());
+  }
+  ASSERT_FALSE(url.empty());
+  const std::string curl = "curl -s -o /dev/null -w '%{http_code}' ";
+  EXPECT_EQ(RunCommand(curl + url).output, "401");
+  EXPECT_EQ(RunCommand(curl + "-u mona:wrong " + url).output, "401");
+  EXPECT_EQ(RunCommand(curl + "-u other:tok-m " + url).output, "401");
+  EXPECT_EQ(RunCommand(curl + "-u mona:tok-m " + url).output, "200");
+}
+
 }  // namespace
 }  // namespace lorad::testing

@@ -37,6 +37,18 @@ absl::Status Gatekeeper::Reload() {
   return absl::OkStatus();
 }
 
+bool Gatekeeper::CheckBasic(absl::string_view user,
+                            absl::string_view password) const {
+  if (!auth_enabled()) return false;
+  std::shared_ptr<const TokenTable> tokens;
+  {
+    absl::MutexLock lock(&mu_);
+    tokens = tokens_;
+  }
+  std::optional<Identity> identity = tokens->Find(password);
+  return identity.has_value() && identity->name == user;
+}
+
 size_t Gatekeeper::token_count() const {
   absl::MutexLock lock(&mu_);
   return tokens_ == nullptr ? 0 : tokens_->size();

@@ -58,6 +58,9 @@ class Gatekeeper {
   // Re-reads the tokens file. On error keeps the table in use and returns
   // why; calls already admitted are not affected either way.
   absl::Status Reload();
+  // HTTP basic auth (for /metrics): true when `password` is a token of the
+  // table and `user` its name. Constant time in the token, like Admit.
+  bool CheckBasic(absl::string_view user, absl::string_view password) const;
   // Tokens in the table now.
   size_t token_count() const;
 
