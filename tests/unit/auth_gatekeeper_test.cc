@@ -32,6 +32,7 @@ std::unique_ptr<Gatekeeper> Make(Gatekeeper::Options options) {
 
 TEST(GatekeeperTest, WithoutTokensEveryCallerIsAnAnonymousAdmin) {
   auto gate = Make({});
+  EXPECT_FALSE(gate->CheckBasic("", ""));
   Verdict verdict = gate->Admit(kUpload, std::nullopt);
   EXPECT_TRUE(verdict.status.ok()) << verdict.status;
   EXPECT_EQ(verdict.caller.name, "");
@@ -69,6 +70,9 @@ TEST(GatekeeperTest, ChecksTokenAndRole) {
             absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(
       gate->Admit("/grpc.health.v1.Health/Check", std::nullopt).status.ok());
+  EXPECT_TRUE(gate->CheckBasic("rita", "rtok"));
+  EXPECT_FALSE(gate->CheckBasic("tom", "rtok"));
+  EXPECT_FALSE(gate->CheckBasic("rita", "nope"));
 }
 
 TEST(GatekeeperTest, ReloadSwapsTheTableAndKeepsItOnABadFile) {
