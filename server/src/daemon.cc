@@ -155,6 +155,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   builder.AddListeningPort(options.address, credentials, &port);
   auth::InstallCallGate(builder, daemon->gate_.get());
   auth::AddConnectionArgs(options, builder);
+  if (!options.auth_tokens_file.empty() && !options.enable_reflection) {
+    auth::DropReflection(builder);
+  }
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(daemon->datasets_.get());
   builder.RegisterService(daemon->fine_tuning_.get());

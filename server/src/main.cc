@@ -188,11 +188,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  options.enable_reflection = absl::GetFlag(FLAGS_enable_reflection);
+
   grpc::EnableDefaultHealthCheckService(true);
-  if (options.auth_tokens_file.empty() ||
-      absl::GetFlag(FLAGS_enable_reflection)) {
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  }
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   absl::StatusOr<std::unique_ptr<lorad::server::Daemon>> daemon =
       lorad::server::Daemon::Start(options);

@@ -48,6 +48,8 @@ struct DaemonOptions {
   // insecure_allow_unauthenticated.
   std::string auth_tokens_file;
   bool insecure_allow_unauthenticated = false;
+  // Serve gRPC reflection even with auth_tokens_file (it answers anyone).
+  bool enable_reflection = false;
   // PEM files for TLS; with tls_client_ca every client must present a
   // certificate it signed (mTLS).
   std::string tls_cert;

@@ -14,6 +14,7 @@
 #include "daemon_process.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "integration/protos/server_reflection.grpc.pb.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 
 namespace lorad::testing {
@@ -127,6 +128,42 @@ TEST(AuthDaemonTest, BoundsConcurrentCallsPerToken) {
   }
   EXPECT_EQ(held->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(WaitForCode(*datasets, "tok-a", grpc::StatusCode::OK));
+}
+
+// The code of a reflection list_services call.
+grpc::StatusCode ReflectionCode(const std::string& address) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto context = AuthContext("");
+  auto stream = stub->ServerReflectionInfo(context.get());
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  request.set_list_services("");
+  stream->Write(request);
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  while (stream->Read(&response)) {
+  }
+  return stream->Finish().error_code();
+}
+
+TEST(AuthDaemonTest, ReflectionIsOffWithTokensUnlessEnabled) {
+  TempDir dir;
+  const std::string tokens = dir.path() + "/tokens";
+  WriteTokensFile(tokens, {{"tok-r", "rita reader"}});
+  {
+    auto daemon = DaemonProcess::Start(
+        dir.path() + "/data",
+        {"--auth_tokens_file=" + tokens, "--worker_binary=/nonexistent"});
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    EXPECT_EQ(ReflectionCode((*daemon)->address()),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
+  auto daemon = DaemonProcess::Start(
+      dir.path() + "/data2",
+      {"--auth_tokens_file=" + tokens, "--worker_binary=/nonexistent",
+       "--enable_reflection"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  EXPECT_EQ(ReflectionCode((*daemon)->address()), grpc::StatusCode::OK);
 }
 
 TEST(AuthDaemonTest, MetricsAskForBasicAuth) {

@@ -5,6 +5,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 
@@ -75,6 +77,29 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(ssl);
+}
+
+namespace {
+
+class DropPlugin final : public grpc::ServerBuilderOption {
+ public:
+  explicit DropPlugin(std::string name) : name_(std::move(name)) {}
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    std::erase_if(*plugins, [this](const auto& plugin) {
+      return plugin->name() == name_;
+    });
+  }
+
+ private:
+  const std::string name_;
+};
+
+}  // namespace
+
+void DropReflection(grpc::ServerBuilder& builder) {
+  builder.SetOption(std::make_unique<DropPlugin>("proto_server_reflection"));
 }
 
 void AddConnectionArgs(const DaemonOptions& options,

@@ -26,6 +26,10 @@ absl::Status CheckExposure(const DaemonOptions& options);
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     const DaemonOptions& options);
 
+// Leaves gRPC reflection out of the server `builder` builds. (Linking the
+// reflection library registers its plugin for every server.)
+void DropReflection(grpc::ServerBuilder& builder);
+
 // Keepalive and idle-connection channel arguments.
 void AddConnectionArgs(const DaemonOptions& options,
                        grpc::ServerBuilder& builder);
