@@ -17,6 +17,12 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {"json", false, false, "", "one JSON object per line, for scripts"},
       {"timeout", true, false, "SECONDS",
        "deadline for unary calls (30; 0 = none)"},
+      {"token", true, false, "TOKEN",
+       "API token (else env LORAD_TOKEN, else \"token = ...\" in "
+       "$XDG_CONFIG_HOME/lorad/config or ~/.config/lorad/config)"},
+      {"tls-ca", true, false, "FILE", "PEM CA that signed lorad's certificate"},
+      {"tls-cert", true, false, "FILE", "PEM client certificate (mTLS)"},
+      {"tls-key", true, false, "FILE", "PEM key of --tls-cert"},
   };
   return *flags;
 }
@@ -37,6 +43,9 @@ absl::StatusOr<GlobalOptions> ParseGlobalOptions(const ParsedArgs& args,
   LORAD_ASSIGN_OR_RETURN(std::optional<float> timeout,
                          FloatFlag(args, "timeout", 0, 86400 * 365));
   if (timeout.has_value()) options.timeout_seconds = *timeout;
+  options.tls.ca = args.Get("tls-ca").value_or("");
+  options.tls.cert = args.Get("tls-cert").value_or("");
+  options.tls.key = args.Get("tls-key").value_or("");
   return options;
 }
 
@@ -51,8 +60,11 @@ Connection::Connection(const GlobalOptions& options) : options_(options) {
   channel_args.SetString(GRPC_ARG_PRIMARY_USER_AGENT_STRING, "loractl");
   // Datasets and generated text can be larger than gRPC's 4 MiB default.
   channel_args.SetMaxReceiveMessageSize(64 << 20);
-  channel_ = grpc::CreateCustomChannel(
-      options_.address, grpc::InsecureChannelCredentials(), channel_args);
+  channel_ = grpc::CreateCustomChannel(options_.address,
+                                       options_.credentials != nullptr
+                                           ? options_.credentials
+                                           : grpc::InsecureChannelCredentials(),
+                                       channel_args);
   datasets_ = lorad::v1::Datasets::NewStub(channel_);
   fine_tuning_ = lorad::v1::FineTuning::NewStub(channel_);
   inference_ = lorad::v1::Inference::NewStub(channel_);
@@ -69,11 +81,20 @@ std::unique_ptr<grpc::ClientContext> Connection::UnaryContext() const {
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::duration<double>(options_.timeout_seconds)));
   }
+  Authorize(*context);
   return context;
 }
 
 std::unique_ptr<grpc::ClientContext> Connection::StreamContext() const {
-  return std::make_unique<grpc::ClientContext>();
+  auto context = std::make_unique<grpc::ClientContext>();
+  Authorize(*context);
+  return context;
+}
+
+void Connection::Authorize(grpc::ClientContext& context) const {
+  if (!options_.token.empty()) {
+    context.AddMetadata("authorization", "Bearer " + options_.token);
+  }
 }
 
 absl::Status Connection::Check(const grpc::Status& status) const {

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "args.h"
+#include "credentials.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
@@ -23,13 +24,21 @@ struct GlobalOptions {
   std::string address = kDefaultAddress;
   bool json = false;
   double timeout_seconds = kDefaultTimeoutSeconds;  // 0: no deadline.
+  // Sent as "authorization: Bearer <token>" on every call; "" sends none.
+  std::string token;
+  // --tls-ca, --tls-cert, --tls-key.
+  TlsFiles tls;
+  // From ChannelCredentials(tls); null means insecure.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
-// --address, --json, --timeout: accepted by every command.
+// --address, --json, --timeout, --token and the --tls-* flags: accepted by
+// every command.
 const std::vector<FlagSpec>& GlobalFlags();
 
-// Reads the global flags. `env_address` (LORAD_ADDRESS, may be null) is the
-// default address when --address is not given.
+// Reads the global flags but --token (see ResolveToken). `env_address`
+// (LORAD_ADDRESS, may be null) is the default address when --address is not
+// given.
 absl::StatusOr<GlobalOptions> ParseGlobalOptions(const ParsedArgs& args,
                                                  const char* env_address);
 
@@ -59,6 +68,9 @@ class Connection {
   absl::Status Check(const grpc::Status& status) const;
 
  private:
+  // Adds the token, if any.
+  void Authorize(grpc::ClientContext& context) const;
+
   GlobalOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<lorad::v1::Datasets::Stub> datasets_;

@@ -164,6 +164,15 @@ int Main(int argc, char** argv) {
   absl::StatusOr<GlobalOptions> global =
       ParseGlobalOptions(*parsed, std::getenv("LORAD_ADDRESS"));
   if (!global.ok()) return out.UsageFail(global.status(), name);
+  absl::StatusOr<std::string> token = ResolveToken(
+      *parsed, std::getenv("LORAD_TOKEN"),
+      DefaultConfigPath(std::getenv("XDG_CONFIG_HOME"), std::getenv("HOME")));
+  if (!token.ok()) return out.UsageFail(token.status(), name);
+  global->token = *std::move(token);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentials(global->tls);
+  if (!credentials.ok()) return out.UsageFail(credentials.status(), name);
+  global->credentials = *std::move(credentials);
 
   Connection connection(*global);
   CommandEnv env{name, out, connection};

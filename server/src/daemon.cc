@@ -7,12 +7,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "auth/call_gate.h"
+#include "auth/exposure.h"
+#include "auth/ownership.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "lorad/common/status_macros.h"
 #include "prometheus/exposer.h"
 #include "store/data_dir_cleanup.h"
+#include "store/owner_store.h"
 
 namespace lorad::server {
 namespace {
@@ -33,7 +37,17 @@ Daemon::Daemon(const DaemonOptions& options) : options_(options) {}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
     const DaemonOptions& options) {
+  LORAD_RETURN_IF_ERROR(auth::CheckExposure(options));
+  LORAD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                         auth::ServerCredentials(options));
   std::unique_ptr<Daemon> daemon(new Daemon(options));
+  auth::Gatekeeper::Options gate;
+  gate.tokens_file = options.auth_tokens_file;
+  gate.max_concurrent_per_token = options.max_concurrent_calls_per_token;
+  gate.max_concurrent_total = options.max_concurrent_calls;
+  gate.rate_per_token = options.rate_limit_per_token;
+  gate.burst_per_token = options.rate_burst_per_token;
+  LORAD_ASSIGN_OR_RETURN(daemon->gate_, auth::Gatekeeper::Create(gate));
   const DataLayout layout(options.data_dir);
   for (const std::string& dir :
        {layout.root(), layout.DatasetsDir(), layout.ModelsDir(),
@@ -85,10 +99,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   daemon->scheduler_ = std::make_unique<Scheduler>(
       options, daemon->store_.get(), daemon->dataset_store_.get(),
       daemon->journal_.get(), daemon->worker_.get());
+  LORAD_ASSIGN_OR_RETURN(daemon->owner_store_, OwnerStore::Open(db));
+  daemon->ownership_ =
+      std::make_unique<auth::Ownership>(daemon->owner_store_.get());
   daemon->scheduler_->SetAdapterHook(
-      [registry = daemon->registry_.get()](const v1::FineTuneJob& job,
-                                           const std::string& adapter_dir) {
-        return registry->RegisterTrained(job, adapter_dir).status();
+      [registry = daemon->registry_.get(), owners = daemon->ownership_.get()](
+          const v1::FineTuneJob& job, const std::string& adapter_dir) {
+        absl::StatusOr<v1::Adapter> adapter =
+            registry->RegisterTrained(job, adapter_dir);
+        if (!adapter.ok()) return adapter.status();
+        return owners->Inherit(auth::Kind::kJob, job.id(), auth::Kind::kAdapter,
+                               adapter->name());
       });
   LORAD_RETURN_IF_ERROR(daemon->scheduler_->Start());
 
@@ -112,6 +133,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   daemon->batch_ = std::make_unique<BatchService>(
       options, daemon->batch_store_.get(), daemon->batch_journal_.get(),
       &daemon->hub_, daemon->batch_runner_.get(), daemon->inference_.get());
+
+  daemon->datasets_->set_ownership(daemon->ownership_.get());
+  daemon->fine_tuning_->set_ownership(daemon->ownership_.get());
+  daemon->inference_->set_ownership(daemon->ownership_.get());
+  daemon->adapters_->set_ownership(daemon->ownership_.get());
+  daemon->batch_->set_ownership(daemon->ownership_.get());
 
   daemon->metrics_ = std::make_unique<Metrics>();
   daemon->inference_->SetMetrics(daemon->metrics_.get());
@@ -138,8 +165,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(options.address, credentials, &port);
+  auth::InstallCallGate(builder, daemon->gate_.get());
+  auth::AddConnectionArgs(options, builder);
+  if (!options.auth_tokens_file.empty() && !options.enable_reflection) {
+    auth::DropReflection(builder);
+  }
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(daemon->datasets_.get());
   builder.RegisterService(daemon->fine_tuning_.get());
@@ -184,6 +215,8 @@ void Daemon::WatchHealth() {
   });
 }
 
+absl::Status Daemon::ReloadAuth() { return gate_->Reload(); }
+
 absl::Status Daemon::StartMetrics() {
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
@@ -192,6 +225,18 @@ absl::Status Daemon::StartMetrics() {
         "cannot serve metrics on ", options_.metrics_address, ": ", e.what()));
   }
   exposer_->RegisterCollectable(metrics_->registry());
+  if (options_.metrics_require_auth) {
+    if (!gate_->auth_enabled()) {
+      return absl::InvalidArgumentError(
+          "--metrics_require_auth needs --auth_tokens_file");
+    }
+    exposer_->RegisterAuth(
+        [gate = gate_.get()](const std::string& user,
+                             const std::string& password) {
+          return gate->CheckBasic(user, password);
+        },
+        "lorad");
+  }
   std::vector<int> ports = exposer_->GetListeningPorts();
   metrics_address_ =
       WithPort(options_.metrics_address, ports.empty() ? 0 : ports.front());

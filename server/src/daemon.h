@@ -14,6 +14,8 @@
 #include "api/fine_tuning_service.h"
 #include "api/inference_service.h"
 #include "api/telemetry_service.h"
+#include "auth/gatekeeper.h"
+#include "auth/ownership.h"
 #include "grpcpp/server.h"
 #include "jobs/admission.h"
 #include "jobs/batch_journal.h"
@@ -31,6 +33,7 @@
 #include "store/dataset_store.h"
 #include "store/db.h"
 #include "store/job_store.h"
+#include "store/owner_store.h"
 #include "telemetry/metrics.h"
 #include "telemetry/metrics_sampler.h"
 #include "telemetry/telemetry_collector.h"
@@ -76,6 +79,9 @@ class Daemon {
   // worker. Idempotent; the destructor calls it.
   void Shutdown();
 
+  // Re-reads --auth_tokens_file (SIGHUP); on error the old tokens stay.
+  absl::Status ReloadAuth();
+
  private:
   explicit Daemon(const DaemonOptions& options);
   // Keeps the health services' status as described above.
@@ -93,6 +99,8 @@ class Daemon {
   std::unique_ptr<DatasetStore> dataset_store_;
   std::unique_ptr<AdapterStore> adapter_store_;
   std::unique_ptr<BatchJobStore> batch_store_;
+  std::unique_ptr<OwnerStore> owner_store_;
+  std::unique_ptr<auth::Ownership> ownership_;
   EventHub hub_;
   std::unique_ptr<JobJournal> journal_;
   std::unique_ptr<WorkerSupervisor> supervisor_;
@@ -112,6 +120,8 @@ class Daemon {
   std::unique_ptr<BatchJournal> batch_journal_;
   std::unique_ptr<BatchRunner> batch_runner_;
   std::unique_ptr<BatchService> batch_;
+  // Before the server, whose calls it admits, so that it outlives them.
+  std::unique_ptr<auth::Gatekeeper> gate_;
   std::unique_ptr<grpc::Server> server_;
   std::string metrics_address_;
   std::unique_ptr<Metrics> metrics_;

@@ -55,6 +55,36 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(15),
           "are cancelled");
 ABSL_FLAG(int32_t, metrics_interval_ms, 1000,
           "how often the metrics are refreshed, in milliseconds");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "API tokens, one per line: sha256:<hex> NAME ROLE (reader, user, "
+          "trainer, admin); reloaded on SIGHUP. Empty: no authentication");
+ABSL_FLAG(bool, insecure_allow_unauthenticated, false,
+          "serve a non-loopback address without --auth_tokens_file");
+ABSL_FLAG(bool, enable_reflection, false,
+          "serve gRPC reflection (open to every caller) even with "
+          "--auth_tokens_file; without it reflection is always served");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA; clients must present a certificate it signed (mTLS)");
+ABSL_FLAG(int32_t, max_concurrent_calls_per_token, 0,
+          "calls (streams included) in flight per token; 0 = unbounded");
+ABSL_FLAG(int32_t, max_concurrent_calls, 0,
+          "calls in flight over all tokens; 0 = unbounded");
+ABSL_FLAG(double, rate_limit_per_token, 0,
+          "calls per second per token (token bucket); 0 = unbounded");
+ABSL_FLAG(double, rate_burst_per_token, 0,
+          "calls a token may make at once above its rate (bucket size)");
+ABSL_FLAG(int32_t, keepalive_time_ms, 120000,
+          "HTTP/2 keepalive ping interval to clients; 0 = none");
+ABSL_FLAG(int32_t, keepalive_timeout_ms, 20000,
+          "how long a keepalive ping may go unanswered before the "
+          "connection is closed");
+ABSL_FLAG(bool, metrics_require_auth, false,
+          "/metrics asks for HTTP basic auth (user: a token's name, "
+          "password: the token); needs --auth_tokens_file");
+ABSL_FLAG(int32_t, max_connection_idle_ms, 0,
+          "close connections without calls for this long; 0 = never");
 
 namespace {
 
@@ -86,6 +116,7 @@ int main(int argc, char** argv) {
   sigemptyset(&shutdown_signals);
   sigaddset(&shutdown_signals, SIGTERM);
   sigaddset(&shutdown_signals, SIGINT);
+  sigaddset(&shutdown_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -149,6 +180,33 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  options.insecure_allow_unauthenticated =
+      absl::GetFlag(FLAGS_insecure_allow_unauthenticated);
+  options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.max_concurrent_calls_per_token =
+      absl::GetFlag(FLAGS_max_concurrent_calls_per_token);
+  options.max_concurrent_calls = absl::GetFlag(FLAGS_max_concurrent_calls);
+  options.rate_limit_per_token = absl::GetFlag(FLAGS_rate_limit_per_token);
+  options.rate_burst_per_token = absl::GetFlag(FLAGS_rate_burst_per_token);
+  options.keepalive_interval =
+      absl::Milliseconds(absl::GetFlag(FLAGS_keepalive_time_ms));
+  options.keepalive_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_keepalive_timeout_ms));
+  options.max_connection_idle =
+      absl::Milliseconds(absl::GetFlag(FLAGS_max_connection_idle_ms));
+  options.metrics_require_auth = absl::GetFlag(FLAGS_metrics_require_auth);
+  if (options.max_concurrent_calls_per_token < 0 ||
+      options.max_concurrent_calls < 0 || options.rate_limit_per_token < 0 ||
+      options.rate_burst_per_token < 0) {
+    std::fprintf(stderr, "lorad: the call limits must be >= 0\n");
+    return 2;
+  }
+
+  options.enable_reflection = absl::GetFlag(FLAGS_enable_reflection);
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -167,7 +225,15 @@ int main(int argc, char** argv) {
                options.data_dir.c_str(), options.worker_binary.c_str());
 
   int signal_number = 0;
-  sigwait(&shutdown_signals, &signal_number);
+  while (sigwait(&shutdown_signals, &signal_number) == 0 &&
+         signal_number == SIGHUP) {
+    absl::Status reloaded = (*daemon)->ReloadAuth();
+    std::fprintf(stderr, "lorad: SIGHUP: %s\n",
+                 reloaded.ok() ? "reloaded the API tokens"
+                               : absl::StrCat("kept the API tokens in use: ",
+                                              reloaded.message())
+                                     .c_str());
+  }
   std::fprintf(stderr, "lorad: %s, shutting down\n", strsignal(signal_number));
   (*daemon)->Shutdown();
   daemon->reset();

@@ -47,6 +47,33 @@ struct DaemonOptions {
   // The filesystem and clock the stores, the adapter registry and uploads
   // use; not owned. Tests wrap it to inject faults.
   Env* env = Env::Default();
+
+  // Security (see README "Security"). The API tokens file; empty: no
+  // authentication, allowed only on a loopback address unless
+  // insecure_allow_unauthenticated.
+  std::string auth_tokens_file;
+  bool insecure_allow_unauthenticated = false;
+  // Serve gRPC reflection even with auth_tokens_file (it answers anyone).
+  bool enable_reflection = false;
+  // PEM files for TLS; with tls_client_ca every client must present a
+  // certificate it signed (mTLS).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Calls in flight per token and in all (0 = unbounded), and the
+  // per-token request rate (calls per second, 0 = unbounded) and burst.
+  int max_concurrent_calls_per_token = 0;
+  int max_concurrent_calls = 0;
+  double rate_limit_per_token = 0;
+  double rate_burst_per_token = 0;
+  // HTTP/2 keepalive pings to idle clients, and how long a connection may
+  // stay without calls before it is closed (0 = never).
+  absl::Duration keepalive_interval = absl::Minutes(2);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  absl::Duration max_connection_idle = absl::ZeroDuration();
+  // /metrics asks for HTTP basic auth: user a token's name, password the
+  // token (needs auth_tokens_file).
+  bool metrics_require_auth = false;
 };
 
 // Paths below DaemonOptions::data_dir.

@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
+#include "auth/call_gate.h"
+#include "auth/ownership.h"
 #include "lorad/common/env.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/peft_adapter.h"
@@ -41,10 +43,13 @@ class AdapterUploadReactor final
     : public UploadReactor<v1::UploadAdapterRequest, v1::Adapter> {
  public:
   AdapterUploadReactor(AdapterRegistry* registry, WorkQueue* work,
-                       int64_t max_bytes, v1::Adapter* response)
+                       int64_t max_bytes, v1::Adapter* response,
+                       auth::Ownership* owners, auth::Identity caller)
       : UploadReactor<v1::UploadAdapterRequest, v1::Adapter>(work, response),
         registry_(registry),
-        max_bytes_(max_bytes) {
+        max_bytes_(max_bytes),
+        owners_(owners),
+        caller_(std::move(caller)) {
     Begin();
   }
 
@@ -55,6 +60,10 @@ class AdapterUploadReactor final
     }
     absl::Status name = ValidateAdapterName(header().name());
     if (!name.ok()) return name;
+    if (owners_ != nullptr) {
+      LORAD_RETURN_IF_ERROR(
+          owners_->CheckAdapterName(caller_, header().name()));
+    }
     absl::StatusOr<std::string> dir = registry_->NewStagingDir();
     if (!dir.ok()) return dir.status();
     staging_ = *dir;
@@ -103,8 +112,10 @@ class AdapterUploadReactor final
   }
 
   absl::StatusOr<v1::Adapter> Ingest() override {
-    return registry_->Register(header().name(), staging_, header().base_model(),
-                               "", header().pinned());
+    return auth::Claimed(
+        owners_, caller_, auth::Kind::kAdapter,
+        registry_->Register(header().name(), staging_, header().base_model(),
+                            "", header().pinned()));
   }
 
   void Cleanup() override {
@@ -124,6 +135,8 @@ class AdapterUploadReactor final
 
   AdapterRegistry* const registry_;
   const int64_t max_bytes_;
+  auth::Ownership* const owners_;
+  const auth::Identity caller_;
   std::string staging_;
   std::string current_;
   std::vector<std::string> done_;
@@ -237,9 +250,11 @@ grpc::ServerUnaryReactor* AdaptersService::List(
     grpc::CallbackServerContext* context,
     const v1::ListAdaptersRequest* /*request*/,
     v1::ListAdaptersResponse* response) {
-  return RunOnQueue(context, work_, [this, response] {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
+  return RunOnQueue(context, work_, [this, context, response] {
     absl::StatusOr<std::vector<v1::Adapter>> adapters = registry_->List();
     if (!adapters.ok()) return adapters.status();
+    auth::KeepVisible(owners_, context, auth::Kind::kAdapter, *adapters);
     for (v1::Adapter& a : *adapters) *response->add_adapters() = std::move(a);
     return absl::OkStatus();
   });
@@ -248,31 +263,46 @@ grpc::ServerUnaryReactor* AdaptersService::List(
 grpc::ServerUnaryReactor* AdaptersService::Load(
     grpc::CallbackServerContext* context, const v1::LoadAdapterRequest* request,
     v1::Adapter* response) {
-  return RunOnQueue(context, work_, [this, request, response] {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
+  return RunOnQueue(context, work_, [this, context, request, response] {
     absl::StatusOr<v1::Adapter> adapter;
+    LORAD_RETURN_IF_ERROR(
+        auth::CheckAdapterName(owners_, context, request->name()));
     if (!request->job_id().empty()) {
+      LORAD_RETURN_IF_ERROR(auth::CheckVisible(
+          owners_, context, auth::Kind::kJob, request->job_id()));
       adapter = registry_->RegisterJob(request->job_id(), request->name(),
                                        request->pinned());
     } else if (request->name().empty()) {
       return absl::InvalidArgumentError("give name or job_id");
     } else {
+      LORAD_RETURN_IF_ERROR(auth::CheckVisible(
+          owners_, context, auth::Kind::kAdapter, request->name()));
       adapter = registry_->Reload(request->name(), request->pinned());
     }
+    adapter = auth::Claimed(owners_, auth::CallerOrAnonymous(context),
+                            auth::Kind::kAdapter, std::move(adapter));
     if (adapter.ok()) *response = *std::move(adapter);
     return adapter.status();
   });
 }
 
 grpc::ServerReadReactor<v1::UploadAdapterRequest>* AdaptersService::Upload(
-    grpc::CallbackServerContext* /*context*/, v1::Adapter* response) {
+    grpc::CallbackServerContext* context, v1::Adapter* response) {
+  if (auto* refused = auth::RefuseReader<v1::UploadAdapterRequest>(context))
+    return refused;
   return new AdapterUploadReactor(registry_, &work_, max_upload_bytes_,
-                                  response);
+                                  response, owners_,
+                                  auth::CallerOrAnonymous(context));
 }
 
 grpc::ServerUnaryReactor* AdaptersService::Unload(
     grpc::CallbackServerContext* context,
     const v1::UnloadAdapterRequest* request, v1::Adapter* response) {
-  return RunOnQueue(context, work_, [this, request, response] {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
+  return RunOnQueue(context, work_, [this, context, request, response] {
+    LORAD_RETURN_IF_ERROR(auth::CheckVisible(
+        owners_, context, auth::Kind::kAdapter, request->name()));
     absl::StatusOr<v1::Adapter> adapter = registry_->Unload(request->name());
     if (adapter.ok()) *response = *std::move(adapter);
     return adapter.status();
@@ -283,14 +313,22 @@ grpc::ServerUnaryReactor* AdaptersService::Delete(
     grpc::CallbackServerContext* context,
     const v1::DeleteAdapterRequest* request,
     v1::DeleteAdapterResponse* /*response*/) {
-  return RunOnQueue(context, work_, [this, request] {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
+  return RunOnQueue(context, work_, [this, context, request] {
+    LORAD_RETURN_IF_ERROR(auth::CheckVisible(
+        owners_, context, auth::Kind::kAdapter, request->name()));
     return registry_->Delete(request->name());
   });
 }
 
 grpc::ServerWriteReactor<v1::FileChunk>* AdaptersService::Download(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::DownloadAdapterRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::FileChunk>(context))
+    return refused;
+  if (auto* hidden = auth::HiddenWriter<v1::FileChunk>(
+          owners_, context, auth::Kind::kAdapter, request->name()))
+    return hidden;
   return new DownloadReactor(FilesToDownload(*registry_, *request));
 }
 
@@ -298,7 +336,10 @@ grpc::ServerUnaryReactor* AdaptersService::ExportMerged(
     grpc::CallbackServerContext* context,
     const v1::ExportMergedRequest* request,
     v1::ExportMergedResponse* response) {
-  return RunOnQueue(context, work_, [this, request, response] {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
+  return RunOnQueue(context, work_, [this, context, request, response] {
+    LORAD_RETURN_IF_ERROR(auth::CheckVisible(
+        owners_, context, auth::Kind::kAdapter, request->name()));
     absl::StatusOr<v1::ExportMergedResponse> out =
         registry_->ExportMerged(request->name(), request->dtype());
     if (out.ok()) *response = *std::move(out);

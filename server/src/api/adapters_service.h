@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "auth/ownership.h"
 #include "lorad/common/work_queue.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "options.h"
@@ -44,7 +45,11 @@ class AdaptersService final : public v1::Adapters::CallbackService {
       const v1::ExportMergedRequest* request,
       v1::ExportMergedResponse* response) override;
 
+  // Who sees and changes what (auth/ownership.h); not owned, may be null.
+  void set_ownership(auth::Ownership* owners) { owners_ = owners; }
+
  private:
+  auth::Ownership* owners_ = nullptr;
   const int64_t max_upload_bytes_;
   AdapterRegistry* const registry_;
   WorkQueue work_{2};

@@ -13,6 +13,8 @@
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
 #include "api/watch_job_reactor.h"
+#include "auth/call_gate.h"
+#include "auth/ownership.h"
 #include "jobs/job_validation.h"
 #include "lorad/common/status_macros.h"
 
@@ -32,17 +34,24 @@ class CreateReactor final
     : public BufferedUploadReactor<v1::CreateBatchJobRequest, v1::BatchJob> {
  public:
   CreateReactor(BatchService* service, WorkQueue* work, int64_t max_bytes,
-                v1::BatchJob* response)
-      : BufferedUploadReactor(work, max_bytes, response), service_(service) {
+                v1::BatchJob* response, auth::Ownership* owners,
+                auth::Identity caller)
+      : BufferedUploadReactor(work, max_bytes, response),
+        service_(service),
+        owners_(owners),
+        caller_(std::move(caller)) {
     Begin();
   }
 
  private:
   absl::StatusOr<v1::BatchJob> Ingest() override {
-    return service_->Create(header(), contents());
+    return auth::Claimed(owners_, caller_, auth::Kind::kBatchJob,
+                         service_->Create(header(), contents()));
   }
 
   BatchService* const service_;
+  auth::Ownership* const owners_;
+  const auth::Identity caller_;
 };
 
 // Streams the stored results in input order, a page at a time.
@@ -174,18 +183,24 @@ absl::StatusOr<v1::BatchJob> BatchService::Create(
 }
 
 grpc::ServerReadReactor<v1::CreateBatchJobRequest>* BatchService::CreateJob(
-    grpc::CallbackServerContext* /*context*/, v1::BatchJob* response) {
-  return new CreateReactor(this, &work_, max_upload_bytes_, response);
+    grpc::CallbackServerContext* context, v1::BatchJob* response) {
+  if (auto* refused = auth::RefuseReader<v1::CreateBatchJobRequest>(context))
+    return refused;
+  return new CreateReactor(this, &work_, max_upload_bytes_, response, owners_,
+                           auth::CallerOrAnonymous(context));
 }
 
 grpc::ServerUnaryReactor* BatchService::GetJob(
     grpc::CallbackServerContext* context, const v1::GetBatchJobRequest* request,
     v1::BatchJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
     return reactor;
   }
-  absl::StatusOr<v1::BatchJob> job = store_->GetBatchJob(request->job_id());
+  absl::StatusOr<v1::BatchJob> job =
+      auth::Visible(owners_, context, auth::Kind::kBatchJob,
+                    store_->GetBatchJob(request->job_id()));
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
@@ -195,6 +210,7 @@ grpc::ServerUnaryReactor* BatchService::ListJobs(
     grpc::CallbackServerContext* context,
     const v1::ListBatchJobsRequest* request,
     v1::ListBatchJobsResponse* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (request->limit() < 0) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
@@ -204,6 +220,7 @@ grpc::ServerUnaryReactor* BatchService::ListJobs(
   absl::StatusOr<std::vector<v1::BatchJob>> jobs =
       store_->ListBatchJobs(std::min(request->limit(), 10000));
   if (jobs.ok()) {
+    auth::KeepVisible(owners_, context, auth::Kind::kBatchJob, *jobs);
     for (v1::BatchJob& job : *jobs) *response->add_jobs() = std::move(job);
   }
   reactor->Finish(ToGrpcStatus(jobs.status()));
@@ -213,19 +230,28 @@ grpc::ServerUnaryReactor* BatchService::ListJobs(
 grpc::ServerUnaryReactor* BatchService::CancelJob(
     grpc::CallbackServerContext* context,
     const v1::CancelBatchJobRequest* request, v1::BatchJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
     return reactor;
   }
-  absl::StatusOr<v1::BatchJob> job = runner_->Cancel(request->job_id());
+  absl::Status seen = auth::CheckVisible(
+      owners_, context, auth::Kind::kBatchJob, request->job_id());
+  absl::StatusOr<v1::BatchJob> job = seen.ok()
+                                         ? runner_->Cancel(request->job_id())
+                                         : absl::StatusOr<v1::BatchJob>(seen);
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* BatchService::WatchJob(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::WatchBatchJobRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::JobEvent>(context)) return refused;
+  if (auto* hidden = auth::HiddenWriter<v1::JobEvent>(
+          owners_, context, auth::Kind::kBatchJob, request->job_id()))
+    return hidden;
   BatchJournal* journal = journal_;
   const std::string job_id = request->job_id();
   const int64_t after_seq = request->after_seq();
@@ -235,8 +261,13 @@ grpc::ServerWriteReactor<v1::JobEvent>* BatchService::WatchJob(
 }
 
 grpc::ServerWriteReactor<v1::BatchResultsChunk>* BatchService::GetResults(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::GetBatchResultsRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::BatchResultsChunk>(context))
+    return refused;
+  if (auto* hidden = auth::HiddenWriter<v1::BatchResultsChunk>(
+          owners_, context, auth::Kind::kBatchJob, request->job_id()))
+    return hidden;
   return new ResultsReactor(store_, request->job_id());
 }
 

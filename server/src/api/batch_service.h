@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "api/inference_service.h"
+#include "auth/ownership.h"
 #include "jobs/batch_journal.h"
 #include "jobs/batch_runner.h"
 #include "jobs/event_hub.h"
@@ -52,7 +53,11 @@ class BatchService final : public v1::BatchInference::CallbackService {
   absl::StatusOr<v1::BatchJob> Create(const v1::BatchJobHeader& header,
                                       const std::string& contents);
 
+  // Who sees and changes what (auth/ownership.h); not owned, may be null.
+  void set_ownership(auth::Ownership* owners) { owners_ = owners; }
+
  private:
+  auth::Ownership* owners_ = nullptr;
   const DataLayout layout_;
   const int64_t max_upload_bytes_;
   Env* const env_;

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "api/grpc_status.h"
 #include "api/upload_reactor.h"
+#include "auth/call_gate.h"
+#include "auth/ownership.h"
 #include "jobs/dataset_ingest.h"
 
 namespace lorad::server {
@@ -18,23 +20,29 @@ class DatasetUploadReactor final
  public:
   DatasetUploadReactor(DatasetStore* store, Env* env, const DataLayout* layout,
                        WorkQueue* work, int64_t max_bytes,
-                       v1::Dataset* response)
+                       v1::Dataset* response, auth::Ownership* owners,
+                       auth::Identity caller)
       : BufferedUploadReactor(work, max_bytes, response),
         store_(store),
         env_(env),
-        layout_(layout) {
+        layout_(layout),
+        owners_(owners),
+        caller_(std::move(caller)) {
     Begin();
   }
 
  private:
   absl::StatusOr<v1::Dataset> Ingest() override {
-    return IngestDataset(*store_, env_, *layout_, header().filename(),
-                         contents());
+    return auth::Claimed(owners_, caller_, auth::Kind::kDataset,
+                         IngestDataset(*store_, env_, *layout_,
+                                       header().filename(), contents()));
   }
 
   DatasetStore* const store_;
   Env* const env_;
   const DataLayout* const layout_;
+  auth::Ownership* const owners_;
+  const auth::Identity caller_;
 };
 
 }  // namespace
@@ -48,18 +56,23 @@ DatasetsService::DatasetsService(const DaemonOptions& options,
       work_(work) {}
 
 grpc::ServerReadReactor<v1::UploadDatasetRequest>* DatasetsService::Upload(
-    grpc::CallbackServerContext* /*context*/, v1::Dataset* response) {
+    grpc::CallbackServerContext* context, v1::Dataset* response) {
+  if (auto* refused = auth::RefuseReader<v1::UploadDatasetRequest>(context))
+    return refused;
   return new DatasetUploadReactor(store_, env_, &layout_, work_,
-                                  max_upload_bytes_, response);
+                                  max_upload_bytes_, response, owners_,
+                                  auth::CallerOrAnonymous(context));
 }
 
 grpc::ServerUnaryReactor* DatasetsService::List(
     grpc::CallbackServerContext* context,
     const v1::ListDatasetsRequest* /*request*/,
     v1::ListDatasetsResponse* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<std::vector<v1::Dataset>> datasets = store_->ListDatasets();
   if (datasets.ok()) {
+    auth::KeepVisible(owners_, context, auth::Kind::kDataset, *datasets);
     for (v1::Dataset& d : *datasets) *response->add_datasets() = std::move(d);
   }
   reactor->Finish(ToGrpcStatus(datasets.status()));

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "auth/ownership.h"
 #include "lorad/common/work_queue.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "options.h"
@@ -28,7 +29,11 @@ class DatasetsService final : public v1::Datasets::CallbackService {
                                  const v1::ListDatasetsRequest* request,
                                  v1::ListDatasetsResponse* response) override;
 
+  // Who sees and changes what (auth/ownership.h); not owned, may be null.
+  void set_ownership(auth::Ownership* owners) { owners_ = owners; }
+
  private:
+  auth::Ownership* owners_ = nullptr;
   const DataLayout layout_;
   const int64_t max_upload_bytes_;
   Env* const env_;

@@ -12,6 +12,8 @@
 #include "absl/time/time.h"
 #include "api/grpc_status.h"
 #include "api/watch_job_reactor.h"
+#include "auth/call_gate.h"
+#include "auth/ownership.h"
 #include "jobs/job_validation.h"
 #include "lorad/common/status_macros.h"
 
@@ -62,9 +64,20 @@ FineTuningService::FineTuningService(JobStore* store, DatasetStore* datasets,
 grpc::ServerUnaryReactor* FineTuningService::CreateJob(
     grpc::CallbackServerContext* context,
     const v1::CreateFineTuneJobRequest* request, v1::FineTuneJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status seen = auth::CheckVisible(owners_, context, auth::Kind::kDataset,
+                                         request->training_file());
+  if (seen.ok() && !request->validation_file().empty()) {
+    seen = auth::CheckVisible(owners_, context, auth::Kind::kDataset,
+                              request->validation_file());
+  }
   absl::StatusOr<v1::FineTuneJob> job =
-      Create(*datasets_, *journal_, admission_, *request);
+      seen.ok()
+          ? auth::Claimed(owners_, auth::CallerOrAnonymous(context),
+                          auth::Kind::kJob,
+                          Create(*datasets_, *journal_, admission_, *request))
+          : absl::StatusOr<v1::FineTuneJob>(seen);
   if (job.ok()) {
     *response = *std::move(job);
     scheduler_->Notify();
@@ -76,11 +89,13 @@ grpc::ServerUnaryReactor* FineTuningService::CreateJob(
 grpc::ServerUnaryReactor* FineTuningService::GetJob(
     grpc::CallbackServerContext* context,
     const v1::GetFineTuneJobRequest* request, v1::FineTuneJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
     return reactor;
   }
-  absl::StatusOr<v1::FineTuneJob> job = store_->GetJob(request->job_id());
+  absl::StatusOr<v1::FineTuneJob> job = auth::Visible(
+      owners_, context, auth::Kind::kJob, store_->GetJob(request->job_id()));
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
@@ -90,6 +105,7 @@ grpc::ServerUnaryReactor* FineTuningService::ListJobs(
     grpc::CallbackServerContext* context,
     const v1::ListFineTuneJobsRequest* request,
     v1::ListFineTuneJobsResponse* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (request->limit() < 0) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
@@ -100,6 +116,7 @@ grpc::ServerUnaryReactor* FineTuningService::ListJobs(
       request->limit() == 0 ? 100 : std::min(request->limit(), 10000);
   absl::StatusOr<std::vector<v1::FineTuneJob>> jobs = store_->ListJobs(limit);
   if (jobs.ok()) {
+    auth::KeepVisible(owners_, context, auth::Kind::kJob, *jobs);
     for (v1::FineTuneJob& job : *jobs) *response->add_jobs() = std::move(job);
   }
   reactor->Finish(ToGrpcStatus(jobs.status()));
@@ -109,19 +126,28 @@ grpc::ServerUnaryReactor* FineTuningService::ListJobs(
 grpc::ServerUnaryReactor* FineTuningService::CancelJob(
     grpc::CallbackServerContext* context,
     const v1::CancelFineTuneJobRequest* request, v1::FineTuneJob* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (FinishIfError(reactor, ValidateName("job_id", request->job_id()))) {
     return reactor;
   }
-  absl::StatusOr<v1::FineTuneJob> job = scheduler_->Cancel(request->job_id());
+  absl::Status seen =
+      auth::CheckVisible(owners_, context, auth::Kind::kJob, request->job_id());
+  absl::StatusOr<v1::FineTuneJob> job =
+      seen.ok() ? scheduler_->Cancel(request->job_id())
+                : absl::StatusOr<v1::FineTuneJob>(seen);
   if (job.ok()) *response = *std::move(job);
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* FineTuningService::WatchJob(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::WatchFineTuneJobRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::JobEvent>(context)) return refused;
+  if (auto* hidden = auth::HiddenWriter<v1::JobEvent>(
+          owners_, context, auth::Kind::kJob, request->job_id()))
+    return hidden;
   return new WatchJobReactor(journal_, hub_, request->job_id(),
                              request->after_seq());
 }

@@ -2,6 +2,7 @@
 #ifndef LORAD_SERVER_API_FINE_TUNING_SERVICE_H_
 #define LORAD_SERVER_API_FINE_TUNING_SERVICE_H_
 
+#include "auth/ownership.h"
 #include "jobs/admission.h"
 #include "jobs/event_hub.h"
 #include "jobs/job_journal.h"
@@ -47,7 +48,11 @@ class FineTuningService final : public v1::FineTuning::CallbackService {
   // before serving.
   void set_admission(const Admission* admission) { admission_ = admission; }
 
+  // Who sees and changes what (auth/ownership.h); not owned, may be null.
+  void set_ownership(auth::Ownership* owners) { owners_ = owners; }
+
  private:
+  auth::Ownership* owners_ = nullptr;
   JobStore* const store_;
   DatasetStore* const datasets_;
   JobJournal* const journal_;

@@ -9,6 +9,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/grpc_status.h"
+#include "auth/call_gate.h"
+#include "auth/ownership.h"
 #include "jobs/generate_validation.h"
 #include "lorad/common/status_macros.h"
 #include "worker_link/wire.h"
@@ -155,8 +157,15 @@ InferenceService::~InferenceService() {
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
-    grpc::CallbackServerContext* /*context*/,
-    const v1::GenerateRequest* request) {
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::GenerateResponse>(context))
+    return refused;
+  if (auto* hidden =
+          request->adapter().empty()
+              ? nullptr
+              : auth::HiddenWriter<v1::GenerateResponse>(
+                    owners_, context, auth::Kind::kAdapter, request->adapter()))
+    return hidden;
   return new GenerateRelay(this, *request);
 }
 

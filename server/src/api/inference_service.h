@@ -7,6 +7,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "auth/ownership.h"
 #include "jobs/admission.h"
 #include "lorad/internal/worker/v1/worker.pb.h"
 #include "lorad/v1/lorad.grpc.pb.h"
@@ -64,7 +65,11 @@ class InferenceService final : public v1::Inference::CallbackService {
   void RelayStarted();
   void RelayEnded();
 
+  // Who sees and changes what (auth/ownership.h); not owned, may be null.
+  void set_ownership(auth::Ownership* owners) { owners_ = owners; }
+
  private:
+  auth::Ownership* owners_ = nullptr;
   const DataLayout layout_;
   const std::string base_model_;
   JobStore* const store_;

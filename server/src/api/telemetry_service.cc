@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "auth/call_gate.h"
 
 namespace lorad::server {
 namespace {
@@ -117,6 +118,7 @@ grpc::ServerUnaryReactor* TelemetryService::Snapshot(
     grpc::CallbackServerContext* context,
     const v1::GetTelemetryRequest* /*request*/,
     v1::TelemetrySnapshot* response) {
+  if (auto* refused = auth::RefuseUnary(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   work_->Run([this, reactor, response] {
     *response = collector_->Collect();
@@ -126,8 +128,10 @@ grpc::ServerUnaryReactor* TelemetryService::Snapshot(
 }
 
 grpc::ServerWriteReactor<v1::TelemetrySnapshot>* TelemetryService::Stream(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::StreamTelemetryRequest* request) {
+  if (auto* refused = auth::RefuseWriter<v1::TelemetrySnapshot>(context))
+    return refused;
   if (request->interval_ms() < 0 || request->count() < 0) {
     class Refused final
         : public grpc::ServerWriteReactor<v1::TelemetrySnapshot> {
