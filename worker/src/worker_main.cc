@@ -1,12 +1,15 @@
 // lorad-worker: serves lorad.worker.v1 on a unix socket for one lorad
 // daemon. Started and restarted by the daemon; not meant to be run by hand.
 #include <grpcpp/grpcpp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -39,10 +42,20 @@ void EnsurePassiveOpenMpWait(char** argv) {
   // execv failed: carry on with the default policy.
 }
 
+// How long open calls may take to end after SIGTERM.
+constexpr int kShutdownSeconds = 8;
+
 }  // namespace
 
 int main(int argc, char** argv) {
   EnsurePassiveOpenMpWait(argv);
+  // SIGTERM and SIGINT are taken by one thread (below), so every thread
+  // started from here on blocks them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   absl::SetProgramUsageMessage("lorad-worker --socket=PATH [--device=auto]");
   absl::ParseCommandLine(argc, argv);
   const std::string socket = absl::GetFlag(FLAGS_socket);
@@ -91,6 +104,16 @@ int main(int argc, char** argv) {
   }
   std::cout << "lorad-worker ready on " << socket << " device " << device.str()
             << std::endl;
+  // SIGTERM: stop taking calls and give the open ones a few seconds to end
+  // (a cancelled training run saves its checkpoint on the way out), then
+  // exit. lorad waits longer than this before it sends SIGKILL.
+  std::thread stopper([&] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(kShutdownSeconds));
+  });
   server->Wait();
+  stopper.join();
   return 0;
 }

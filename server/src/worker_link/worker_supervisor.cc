@@ -184,7 +184,9 @@ void WorkerSupervisor::Run() {
     mu_.AwaitWithTimeout(absl::Condition(&wake),
                          std::max(nap, absl::ZeroDuration()));
   }
-  if (pid_ > 0) KillChild(absl::Seconds(3));
+  // The worker gives its open calls 8 s after SIGTERM (a training run saves
+  // a checkpoint on its way out); SIGKILL only after that.
+  if (pid_ > 0) KillChild(absl::Seconds(10));
   NotifyListener();
 }
 

@@ -242,6 +242,8 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     return absl::OkStatus();
   };
 
+  // The last step a checkpoint holds (0: none yet).
+  int64_t saved_step = state.step;
   for (int64_t step = state.step; step < total_steps; ++step) {
     auto t0 = std::chrono::steady_clock::now();
     const double lr = LearningRateAt(hp.lr_scheduler(), hp.learning_rate(),
@@ -255,6 +257,14 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     int64_t epoch = 0;
     for (int64_t m = 0; m < accum; ++m) {
       if (cb.cancelled && cb.cancelled()) {
+        // Stopped between two steps (lorad is shutting down, or the job was
+        // cancelled): keep what was trained since the last checkpoint, so
+        // a restart resumes here. Only at a step's first micro-batch: later
+        // ones have drawn from the random state the checkpoint records.
+        if (m == 0 && state.step > saved_step) {
+          DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
+          (void)SaveCheckpoint(job.job_dir, adapter, optimizer, state);
+        }
         return absl::CancelledError("job cancelled");
       }
       const int64_t micro = step * accum + m;
@@ -320,6 +330,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
       LORAD_RETURN_IF_ERROR(
           SaveCheckpoint(job.job_dir, adapter, optimizer, state));
+      saved_step = state.step;
       TrainEvent c;
       c.set_checkpoint_step(static_cast<int32_t>(state.step));
       emit(c);
