@@ -1,5 +1,6 @@
 // A job's state change and its events are one transaction: when storing an
-// event fails, the state change is not stored either.
+// event fails, the state change is not stored either. Fine-tune jobs and
+// batch inference jobs alike.
 #include <sqlite3.h>
 
 #include <memory>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "store/batch_job_store.h"
 #include "store/db.h"
 #include "store/job_store.h"
 #include "test_dir.h"
@@ -30,17 +32,17 @@ class FaultsJobTransaction : public ::testing::Test {
     ASSERT_TRUE(store_->CreateJob(job).ok());
   }
 
-  // Makes every event insert fail, through a second connection as another
-  // process would.
-  void BreakEventInserts() {
+  // Makes every insert into `table` fail, through a second connection as
+  // another process would.
+  void BreakEventInserts(const std::string& table = "job_events") {
     sqlite3* other = nullptr;
     ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
     char* error = nullptr;
-    const int rc = sqlite3_exec(
-        other,
-        "CREATE TRIGGER no_events BEFORE INSERT ON job_events BEGIN "
-        "SELECT RAISE(ABORT, 'injected event failure'); END;",
-        nullptr, nullptr, &error);
+    const std::string sql = "CREATE TRIGGER no_events_" + table +
+                            " BEFORE INSERT ON " + table +
+                            " BEGIN SELECT RAISE(ABORT, 'injected event "
+                            "failure'); END;";
+    const int rc = sqlite3_exec(other, sql.c_str(), nullptr, nullptr, &error);
     EXPECT_EQ(rc, SQLITE_OK) << (error ? error : "");
     sqlite3_free(error);
     sqlite3_close(other);
@@ -84,6 +86,35 @@ TEST_F(FaultsJobTransaction, FailedEventLeavesTheStateUnchanged) {
   EXPECT_EQ(store_->GetJob("ftjob-1")->state(), v1::QUEUED)
       << "the state change was stored without its event";
   EXPECT_TRUE(store_->EventsAfter("ftjob-1", 0, 0)->empty());
+}
+
+TEST_F(FaultsJobTransaction, BatchJobStateAndEventsAreOneTransaction) {
+  absl::StatusOr<std::unique_ptr<BatchJobStore>> batches =
+      BatchJobStore::Open(db_.get());
+  ASSERT_TRUE(batches.ok()) << batches.status();
+  v1::BatchJob job;
+  job.set_id("batch-1");
+  job.set_state(v1::QUEUED);
+  ASSERT_TRUE((*batches)->CreateBatchJob(job).ok());
+
+  job.set_state(v1::RUNNING);
+  std::vector<v1::JobEvent> events = RunningEvent();
+  ASSERT_TRUE((*batches)->UpdateBatchJobWithEvents(job, events).ok());
+  EXPECT_EQ(events[0].job_id(), "batch-1");
+  EXPECT_EQ(events[0].seq(), 1);
+  EXPECT_EQ((*batches)->GetBatchJob("batch-1")->state(), v1::RUNNING);
+
+  BreakEventInserts("batch_events");
+  job.set_state(v1::SUCCEEDED);
+  events = RunningEvent();
+  events[0].mutable_state()->set_state(v1::SUCCEEDED);
+  absl::Status status = (*batches)->UpdateBatchJobWithEvents(job, events);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("injected event failure"), std::string::npos)
+      << status;
+  EXPECT_EQ((*batches)->GetBatchJob("batch-1")->state(), v1::RUNNING)
+      << "the state change was stored without its event";
+  EXPECT_EQ((*batches)->BatchEventsAfter("batch-1", 0, 0)->size(), 1u);
 }
 
 }  // namespace

@@ -46,8 +46,13 @@ absl::StatusOr<v1::BatchJob> BatchJournal::Update(const std::string& job_id,
   }
   std::vector<v1::JobEvent> events;
   LORAD_RETURN_IF_ERROR(mutate(job, events));
-  LORAD_RETURN_IF_ERROR(store_->UpdateBatchJob(job));
-  LORAD_RETURN_IF_ERROR(StoreAndPublish(job_id, events));
+  // The job and its events in one transaction, as for fine-tune jobs.
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  for (v1::JobEvent& event : events) {
+    if (event.time_unix_ms() == 0) event.set_time_unix_ms(now_ms);
+  }
+  LORAD_RETURN_IF_ERROR(store_->UpdateBatchJobWithEvents(job, events));
+  for (const v1::JobEvent& event : events) hub_->Publish(event);
   return job;
 }
 

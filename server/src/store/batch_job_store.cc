@@ -52,6 +52,14 @@ absl::Status BatchJobStore::UpdateBatchJob(const v1::BatchJob& job) {
   return jobs_.Update(job);
 }
 
+absl::Status BatchJobStore::UpdateBatchJobWithEvents(
+    const v1::BatchJob& job, std::vector<v1::JobEvent>& events) {
+  return UpdateWithEvents(
+      db_,
+      Op{kStore, absl::StrCat("update batch job ", job.id(), " with events")},
+      jobs_, events_, job, events);
+}
+
 absl::StatusOr<std::vector<v1::BatchJob>> BatchJobStore::BatchJobsInStates(
     const std::vector<v1::JobState>& states) {
   return jobs_.InStates(states);

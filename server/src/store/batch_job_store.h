@@ -46,6 +46,10 @@ class BatchJobStore {
   absl::StatusOr<std::vector<v1::BatchJob>> ListBatchJobs(int limit);
   // Replaces the stored job with the same id. NotFound when absent.
   absl::Status UpdateBatchJob(const v1::BatchJob& job);
+  // UpdateBatchJob and AppendBatchEvent of each of `events` in one
+  // transaction; sets each event's job_id and seq.
+  absl::Status UpdateBatchJobWithEvents(const v1::BatchJob& job,
+                                        std::vector<v1::JobEvent>& events);
   // The jobs whose state is one of `states`, oldest first (created_at_unix,
   // then id).
   absl::StatusOr<std::vector<v1::BatchJob>> BatchJobsInStates(

@@ -47,18 +47,9 @@ absl::StatusOr<std::vector<v1::FineTuneJob>> JobStore::JobsInStates(
 
 absl::Status JobStore::UpdateJobWithEvents(const v1::FineTuneJob& job,
                                            std::vector<v1::JobEvent>& events) {
-  const Op op{kStore, absl::StrCat("update job ", job.id(), " with events")};
-  std::vector<v1::JobEvent> stored = events;
-  LORAD_RETURN_IF_ERROR(db_->Transaction(op, [&](Txn& txn) -> absl::Status {
-    LORAD_RETURN_IF_ERROR(jobs_.UpdateIn(txn, job));
-    for (v1::JobEvent& event : stored) {
-      event.set_job_id(job.id());
-      LORAD_RETURN_IF_ERROR(events_.AppendIn(txn, &event));
-    }
-    return absl::OkStatus();
-  }));
-  events = std::move(stored);
-  return absl::OkStatus();
+  return UpdateWithEvents(
+      db_, Op{kStore, absl::StrCat("update job ", job.id(), " with events")},
+      jobs_, events_, job, events);
 }
 
 absl::StatusOr<int64_t> JobStore::AppendEvent(v1::JobEvent event) {

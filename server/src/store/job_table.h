@@ -19,6 +19,7 @@
 #include "lorad/common/status_macros.h"
 #include "lorad/v1/lorad.pb.h"
 #include "store/db.h"
+#include "store/event_log.h"
 
 namespace lorad::server {
 
@@ -140,6 +141,26 @@ class JobTable {
   const std::string list_;
   const std::string in_states_;
 };
+
+// Replaces `job` in `table` and appends `events` to `log` (each given the
+// job's id, and its seq once stored) in one transaction: a state change is
+// never stored without its events, nor events without the state.
+template <typename Proto>
+absl::Status UpdateWithEvents(Db* db, const Op& op, JobTable<Proto>& table,
+                              EventLog& log, const Proto& job,
+                              std::vector<v1::JobEvent>& events) {
+  std::vector<v1::JobEvent> stored = events;
+  LORAD_RETURN_IF_ERROR(db->Transaction(op, [&](Txn& txn) -> absl::Status {
+    LORAD_RETURN_IF_ERROR(table.UpdateIn(txn, job));
+    for (v1::JobEvent& event : stored) {
+      event.set_job_id(job.id());
+      LORAD_RETURN_IF_ERROR(log.AppendIn(txn, &event));
+    }
+    return absl::OkStatus();
+  }));
+  events = std::move(stored);
+  return absl::OkStatus();
+}
 
 }  // namespace lorad::server
 
