@@ -30,7 +30,7 @@ target_compile_definitions(lorad_it_support PRIVATE
   LORAD_BINARY_DIR="${PROJECT_BINARY_DIR}")
 
 foreach(name bad_input health_reflection training recovery unread_streams
-    crash_loop drain_checkpoint)
+    crash_loop drain_checkpoint socket_dir)
   lorad_add_test(integration_${name}_test
     SRCS ${LORAD_IT_DIR}/${name}_test.cc
     LIBS lorad_it_support lorad_it_protos

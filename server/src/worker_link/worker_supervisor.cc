@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -27,10 +28,19 @@ namespace {
 // sockaddr_un::sun_path holds 108 bytes including the terminator.
 constexpr size_t kMaxSocketPath = 100;
 
+// `wanted` when it fits; else worker.sock in a fresh private directory
+// (mkdtemp: an unpredictable name, mode 0700) under $TMPDIR or /tmp, so no
+// other user can take or watch the socket. When even that fails, `wanted`,
+// and the worker's bind names the problem.
 std::string UsableSocketPath(const std::string& wanted) {
   if (wanted.size() <= kMaxSocketPath) return wanted;
-  return absl::StrCat("/tmp/lorad-worker-", ::getuid(), "-", ::getpid(),
-                      ".sock");
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string dir = absl::StrCat(
+      tmpdir != nullptr && *tmpdir != '\0' && std::strlen(tmpdir) < 64 ? tmpdir
+                                                                       : "/tmp",
+      "/lorad-XXXXXX");
+  if (::mkdtemp(dir.data()) == nullptr) return wanted;
+  return dir + "/worker.sock";
 }
 
 std::string DescribeWaitStatus(int status) {
