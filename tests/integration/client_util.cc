@@ -75,6 +75,16 @@ v1::CreateFineTuneJobRequest TinyJobRequest(const std::string& dataset_id,
   return request;
 }
 
+grpc::Status StartTinyJob(Client& client, int max_steps, int checkpoint_every,
+                          v1::FineTuneJob* job) {
+  v1::Dataset dataset;
+  grpc::Status status =
+      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  if (!status.ok()) return status;
+  return CreateJob(
+      client, TinyJobRequest(dataset.id(), max_steps, checkpoint_every), job);
+}
+
 grpc::Status Watch(Client& client, const std::string& job_id, int64_t after_seq,
                    std::vector<v1::JobEvent>* events, absl::Duration timeout,
                    const std::function<void(const v1::JobEvent&)>& on_event) {

@@ -41,6 +41,11 @@ v1::CreateFineTuneJobRequest TinyJobRequest(const std::string& dataset_id,
                                             int max_steps,
                                             int checkpoint_every);
 
+// Uploads PromptCompletionJsonl(8) and creates TinyJobRequest on it: the
+// set-up of most training tests.
+grpc::Status StartTinyJob(Client& client, int max_steps, int checkpoint_every,
+                          v1::FineTuneJob* job);
+
 // Watches a job from `after_seq` until the stream ends, handing each event to
 // `on_event` (if set) as it arrives and collecting them in `events`.
 grpc::Status Watch(

@@ -69,13 +69,8 @@ class CrashLoopTest : public ::testing::Test {
 };
 
 TEST_F(CrashLoopTest, TwentyKillsInARowEndInAFinishedJob) {
-  v1::Dataset dataset;
-  grpc::Status status =
-      Upload(*client_, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
-  ASSERT_TRUE(status.ok()) << Describe(status);
   v1::FineTuneJob job;
-  status = CreateJob(
-      *client_, TinyJobRequest(dataset.id(), kSteps, kCheckpointEvery), &job);
+  grpc::Status status = StartTinyJob(*client_, kSteps, kCheckpointEvery, &job);
   ASSERT_TRUE(status.ok()) << Describe(status);
 
   std::mt19937 rng(kSeed);

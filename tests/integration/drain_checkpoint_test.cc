@@ -32,14 +32,9 @@ TEST(DrainCheckpointTest, SigtermCheckpointsTheRunningJob) {
   auto daemon = DaemonProcess::Start(data_dir, flags);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = std::make_unique<Client>((*daemon)->address());
-  v1::Dataset dataset;
-  grpc::Status status =
-      Upload(*client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
-  ASSERT_TRUE(status.ok()) << Describe(status);
   v1::FineTuneJob job;
   // No periodic checkpoint before the end.
-  status =
-      CreateJob(*client, TinyJobRequest(dataset.id(), kSteps, 100000), &job);
+  grpc::Status status = StartTinyJob(*client, kSteps, 100000, &job);
   ASSERT_TRUE(status.ok()) << Describe(status);
 
   int reached = 0;

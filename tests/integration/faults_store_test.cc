@@ -51,13 +51,9 @@ TEST(FaultsStoreTest, StoreErrorMidJobFailsTheJobVisibly) {
       data_dir, {absl::StrCat("--worker_binary=", WorkerBinary())});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
-  v1::Dataset dataset;
-  grpc::Status status =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
-  ASSERT_TRUE(status.ok()) << Describe(status);
   v1::FineTuneJob job;
   // Long enough that it is still running when the store breaks.
-  status = CreateJob(client, TinyJobRequest(dataset.id(), 5000, 1000), &job);
+  grpc::Status status = StartTinyJob(client, 5000, 1000, &job);
   ASSERT_TRUE(status.ok()) << Describe(status);
 
   std::string broke = "not tried";

@@ -22,12 +22,8 @@ TEST(FaultsWatchTest, WatchFromPastTheEndEndsWhenTheJobDoes) {
       dir.path() + "/data", {absl::StrCat("--worker_binary=", WorkerBinary())});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
-  v1::Dataset dataset;
-  grpc::Status status =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
-  ASSERT_TRUE(status.ok()) << Describe(status);
   v1::FineTuneJob job;
-  status = CreateJob(client, TinyJobRequest(dataset.id(), 30, 10), &job);
+  grpc::Status status = StartTinyJob(client, 30, 10, &job);
   ASSERT_TRUE(status.ok()) << Describe(status);
 
   // Started while the job is queued or running: only its final state can
