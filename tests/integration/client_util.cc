@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -73,6 +74,20 @@ v1::CreateFineTuneJobRequest TinyJobRequest(const std::string& dataset_id,
   hp->set_checkpoint_every(checkpoint_every);
   hp->set_seed(7);
   return request;
+}
+
+std::string EventText(const v1::JobEvent& event) {
+  return event.has_state() ? event.state().message() : event.log();
+}
+
+int NumberAfter(const std::string& text, const std::string& marker) {
+  size_t at = text.find(marker);
+  if (at == std::string::npos) return -1;
+  at += marker.size();
+  size_t end = at;
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+  int n = -1;
+  return absl::SimpleAtoi(text.substr(at, end - at), &n) ? n : -1;
 }
 
 grpc::Status StartTinyJob(Client& client, int max_steps, int checkpoint_every,

@@ -54,6 +54,16 @@ grpc::Status Watch(
     absl::Duration timeout = absl::Minutes(20),
     const std::function<void(const v1::JobEvent&)>& on_event = nullptr);
 
+// What the worker logs when a run resumes, before the checkpoint's step.
+inline constexpr char kResumedLog[] = "resumed from the checkpoint at step ";
+
+// The text of a state change or log event ("" for other kinds).
+std::string EventText(const v1::JobEvent& event);
+
+// The number right after `marker` in `text`, or -1 when `marker` is absent
+// or no digits follow it.
+int NumberAfter(const std::string& text, const std::string& marker);
+
 // The step events among `events`, in order.
 std::vector<v1::TrainStep> Steps(const std::vector<v1::JobEvent>& events);
 

@@ -28,23 +28,6 @@ constexpr int kCheckpointEvery = 2;
 constexpr int kKills = 20;
 constexpr uint32_t kSeed = 20261201;
 constexpr char kSavedLog[] = "checkpoint saved at step ";
-constexpr char kResumedLog[] = "resumed from the checkpoint at step ";
-
-// The number after `marker` in `text`, or -1.
-int NumberAfter(const std::string& text, const char* marker) {
-  size_t at = text.find(marker);
-  if (at == std::string::npos) return -1;
-  at += std::string(marker).size();
-  size_t end = at;
-  while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
-  int n = -1;
-  return absl::SimpleAtoi(text.substr(at, end - at), &n) ? n : -1;
-}
-
-std::string EventText(const v1::JobEvent& e) {
-  return e.has_state() ? e.state().message() : e.log();
-}
-
 class CrashLoopTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -21,7 +21,6 @@ namespace {
 
 constexpr int kSteps = 400;
 constexpr int kStopAfter = 10;
-constexpr char kResumedLog[] = "resumed from the checkpoint at step ";
 
 TEST(DrainCheckpointTest, SigtermCheckpointsTheRunningJob) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
@@ -66,15 +65,7 @@ TEST(DrainCheckpointTest, SigtermCheckpointsTheRunningJob) {
   ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error().message();
   int resumed = -1;
   for (const v1::JobEvent& e : events) {
-    const std::string text = e.has_state() ? e.state().message() : e.log();
-    const size_t at = text.find(kResumedLog);
-    if (at == std::string::npos) continue;
-    std::string digits;
-    for (size_t i = at + sizeof(kResumedLog) - 1;
-         i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-      digits += text[i];
-    }
-    ASSERT_TRUE(absl::SimpleAtoi(digits, &resumed)) << text;
+    if (int r = NumberAfter(EventText(e), kResumedLog); r >= 0) resumed = r;
   }
   EXPECT_GE(resumed, reached)
       << "the restart did not resume from where SIGTERM stopped the job "
