@@ -26,6 +26,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench_stats.h"
 #include "client_util.h"
 #include "daemon_process.h"
 #include "nlohmann/json.hpp"
@@ -46,12 +47,7 @@ double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
+using lorad::bench::Percentile;
 
 // VmRSS (bytes) and Threads of a process, from /proc/<pid>/status.
 struct ProcSample {

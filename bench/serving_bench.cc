@@ -26,6 +26,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench_models.h"
+#include "bench_stats.h"
 #include "lorad/common/files.h"
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/adapter_pool.h"
@@ -59,12 +60,7 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
+using lorad::bench::Percentile;
 
 struct Timing {
   Clock::time_point first, end;
