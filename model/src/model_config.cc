@@ -1,5 +1,9 @@
 #include "lorad/model/model_config.h"
 
+#include <cmath>
+#include <optional>
+#include <type_traits>
+
 #include "absl/strings/str_cat.h"
 #include "lorad/common/bounded_json.h"
 #include "lorad/common/files.h"
@@ -14,18 +18,71 @@ using nlohmann::json;
 constexpr char kSupported[] =
     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM";
 
+// The largest value any size field may hold. Far above any real model
+// (vocabularies are < 2^20, hidden sizes < 2^16) and small enough that the
+// parameter counts below cannot overflow int64.
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+constexpr int64_t kMaxLayers = 4096;
+
+// An integer value that fits int64: JSON integers (signed, or unsigned up to
+// INT64_MAX) and floats with no fraction inside that range. nullopt for
+// anything else; never casts an out-of-range double.
+std::optional<int64_t> AsInt64(const json& v) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    // 2^63 is exactly representable; every double below it fits.
+    if (!std::isfinite(d) || d != std::trunc(d) || d < -9.2233720368547758e18 ||
+        d >= 9.2233720368547758e18) {
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<int64_t> RequiredInt(const json& j, const char* key,
-                                    const std::string& where) {
+                                    const std::string& where,
+                                    int64_t max = kMaxDim) {
   auto it = j.find(key);
-  if (it == j.end() || !it->is_number_integer()) {
+  std::optional<int64_t> v;
+  if (it != j.end()) v = AsInt64(*it);
+  if (!v.has_value()) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": field \"", key, "\" missing or not an integer"));
   }
-  return it->get<int64_t>();
+  if (*v < 1 || *v > max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": field \"", key, "\" must be in [1, ", max, "], got ", *v));
+  }
+  return *v;
+}
+
+// An optional integer field: the fallback when absent or null, an error
+// naming the field when it is not an integer or outside [min, max].
+absl::StatusOr<int64_t> OptionalInt(const json& j, const char* key,
+                                    const std::string& where, int64_t fallback,
+                                    int64_t min, int64_t max) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  std::optional<int64_t> v = AsInt64(*it);
+  if (!v.has_value() || *v < min || *v > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": field \"", key, "\" must be an integer in [",
+                     min, ", ", max, "], got ", it->dump().substr(0, 64)));
+  }
+  return *v;
 }
 
 template <typename T>
 T Optional(const json& j, const char* key, T fallback) {
+  static_assert(!std::is_integral_v<T> || std::is_same_v<T, bool>,
+                "integers go through OptionalInt, which range-checks them");
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
   try {
@@ -73,24 +130,27 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   LORAD_ASSIGN_OR_RETURN(c.hidden_size, RequiredInt(j, "hidden_size", where));
   LORAD_ASSIGN_OR_RETURN(c.intermediate_size,
                          RequiredInt(j, "intermediate_size", where));
-  LORAD_ASSIGN_OR_RETURN(c.num_hidden_layers,
-                         RequiredInt(j, "num_hidden_layers", where));
+  LORAD_ASSIGN_OR_RETURN(
+      c.num_hidden_layers,
+      RequiredInt(j, "num_hidden_layers", where, kMaxLayers));
   LORAD_ASSIGN_OR_RETURN(c.num_attention_heads,
                          RequiredInt(j, "num_attention_heads", where));
-  c.num_key_value_heads =
-      Optional<int64_t>(j, "num_key_value_heads", c.num_attention_heads);
-  if (c.num_attention_heads <= 0 || c.hidden_size <= 0 ||
-      c.num_key_value_heads <= 0 ||
-      c.num_attention_heads % c.num_key_value_heads != 0) {
+  LORAD_ASSIGN_OR_RETURN(c.num_key_value_heads,
+                         OptionalInt(j, "num_key_value_heads", where,
+                                     c.num_attention_heads, 1, kMaxDim));
+  if (c.num_attention_heads % c.num_key_value_heads != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": num_attention_heads (", c.num_attention_heads,
                      ") must be a positive multiple of num_key_value_heads (",
                      c.num_key_value_heads, ")"));
   }
-  c.head_dim =
-      Optional<int64_t>(j, "head_dim", c.hidden_size / c.num_attention_heads);
-  c.max_position_embeddings =
-      Optional<int64_t>(j, "max_position_embeddings", 2048);
+  LORAD_ASSIGN_OR_RETURN(
+      c.head_dim,
+      OptionalInt(j, "head_dim", where, c.hidden_size / c.num_attention_heads,
+                  1, kMaxDim));
+  LORAD_ASSIGN_OR_RETURN(
+      c.max_position_embeddings,
+      OptionalInt(j, "max_position_embeddings", where, 2048, 1, INT32_MAX));
   c.rms_norm_eps = Optional<double>(j, "rms_norm_eps", 1e-6);
   c.rope_theta = Optional<double>(j, "rope_theta", 10000.0);
   // transformers < 5 writes "rope_theta" + "rope_scaling"; 5.x writes one
@@ -107,8 +167,10 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
     c.rope_scaling.low_freq_factor = Optional<double>(rs, "low_freq_factor", 1);
     c.rope_scaling.high_freq_factor =
         Optional<double>(rs, "high_freq_factor", 4);
-    c.rope_scaling.original_max_position_embeddings = Optional<int64_t>(
-        rs, "original_max_position_embeddings", c.max_position_embeddings);
+    LORAD_ASSIGN_OR_RETURN(
+        c.rope_scaling.original_max_position_embeddings,
+        OptionalInt(rs, "original_max_position_embeddings", where,
+                    c.max_position_embeddings, 1, INT32_MAX));
     const std::string& t = c.rope_scaling.type;
     if (!t.empty() && t != "linear" && t != "dynamic" && t != "llama3") {
       return absl::InvalidArgumentError(
@@ -123,15 +185,39 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   }
   c.mlp_bias = Optional<bool>(j, "mlp_bias", false);
   c.tie_word_embeddings = Optional<bool>(j, "tie_word_embeddings", false);
-  c.bos_token_id = Optional<int64_t>(j, "bos_token_id", -1);
-  c.pad_token_id = Optional<int64_t>(j, "pad_token_id", -1);
-  if (auto it = j.find("eos_token_id"); it != j.end()) {
-    if (it->is_number_integer()) {
-      c.eos_token_ids.push_back(it->get<int64_t>());
-    } else if (it->is_array()) {
-      for (const auto& e : *it) {
-        if (e.is_number_integer()) c.eos_token_ids.push_back(e.get<int64_t>());
+  // Every count below is a product of these sizes; refuse a shape whose
+  // parameter count would not fit comfortably in int64 (10^15 parameters is
+  // ~2000 times the largest open model).
+  const long double block =
+      static_cast<long double>(c.hidden_size) * c.head_dim *
+          (2.0L * c.num_attention_heads + 2.0L * c.num_key_value_heads) +
+      3.0L * c.hidden_size * c.intermediate_size;
+  const long double total =
+      block * c.num_hidden_layers + 2.0L * c.vocab_size * c.hidden_size;
+  if (total > 1e15L) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where,
+        ": hidden_size, intermediate_size, head_dim, the head counts "
+        "and num_hidden_layers describe more than 10^15 parameters"));
+  }
+  // Special token ids: -1 means none; anything else must be a token id.
+  LORAD_ASSIGN_OR_RETURN(c.bos_token_id, OptionalInt(j, "bos_token_id", where,
+                                                     -1, -1, c.vocab_size - 1));
+  LORAD_ASSIGN_OR_RETURN(c.pad_token_id, OptionalInt(j, "pad_token_id", where,
+                                                     -1, -1, c.vocab_size - 1));
+  if (auto it = j.find("eos_token_id"); it != j.end() && !it->is_null()) {
+    const json one = json::array({*it});
+    const json& ids = it->is_array() ? *it : one;
+    for (size_t i = 0; i < ids.size() && i < 64; ++i) {
+      std::optional<int64_t> id = AsInt64(ids[i]);
+      if (!id.has_value() || *id < 0 || *id >= c.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": eos_token_id",
+                         it->is_array() ? absl::StrCat("[", i, "]") : "",
+                         " must be a token id in [0, ", c.vocab_size, "), got ",
+                         ids[i].dump().substr(0, 64)));
       }
+      c.eos_token_ids.push_back(*id);
     }
   }
   return c;

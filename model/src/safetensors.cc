@@ -201,8 +201,11 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
     t.name = name;
     t.dtype = *dtype;
     for (const json& d : *sh) {
-      if (!d.is_number_unsigned()) {
-        return Bad(path, where + "shape entries must be non-negative integers");
+      if (!d.is_number_unsigned() ||
+          d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+        return Bad(path, where +
+                             "shape entries must be non-negative integers "
+                             "below 2^63");
       }
       t.shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
     }

@@ -7,6 +7,10 @@
 # New inputs libFuzzer finds go to a scratch corpus, never into the repo; a
 # crash leaves its input in $LORAD_FUZZ_ARTIFACTS (default /tmp/lorad-fuzz/)
 # and fails the script.
+# With LORAD_FUZZ_RUNS=N set (what CI does), each target instead runs exactly
+# N inputs from a fixed seed and a fresh scratch corpus: the same inputs on
+# every machine, so a run's verdict does not depend on the machine's speed or
+# luck. The timed mode explores further; use it when changing a parser.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-san}
@@ -30,9 +34,16 @@ for name in "${NAMES[@]}"; do
   fi
   corpus=${name%_fuzz}
   scratch="$ARTIFACTS/$name/corpus"
+  if [ -n "${LORAD_FUZZ_RUNS:-}" ]; then
+    rm -rf "$scratch"
+    LIMIT=(-seed=1 -runs="$LORAD_FUZZ_RUNS")
+    echo "fuzz: $name for $LORAD_FUZZ_RUNS inputs from seed 1 (seeds: $SEEDS/$corpus)"
+  else
+    LIMIT=(-max_total_time="$SECONDS_PER_TARGET")
+    echo "fuzz: $name for ${SECONDS_PER_TARGET}s (seeds: $SEEDS/$corpus)"
+  fi
   mkdir -p "$scratch"
-  echo "fuzz: $name for ${SECONDS_PER_TARGET}s (seeds: $SEEDS/$corpus)"
-  if ! "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
+  if ! "$bin" "${LIMIT[@]}" -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$ARTIFACTS/$name/" "$scratch" "$SEEDS/$corpus" \
       >"$ARTIFACTS/$name/log" 2>&1; then

@@ -1,0 +1,138 @@
+// config.json parsing: the fields lorad reads, their bounds, and that a
+// hostile value is an error naming the field rather than undefined behaviour.
+#include "lorad/model/model_config.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace lorad {
+namespace {
+
+using nlohmann::json;
+
+json TinyLlama() {
+  return json{{"architectures", {"LlamaForCausalLM"}},
+              {"model_type", "llama"},
+              {"vocab_size", 259},
+              {"hidden_size", 64},
+              {"intermediate_size", 176},
+              {"num_hidden_layers", 2},
+              {"num_attention_heads", 4},
+              {"num_key_value_heads", 2},
+              {"bos_token_id", 256},
+              {"eos_token_id", 257}};
+}
+
+absl::StatusOr<model::ModelConfig> Parse(const json& j) {
+  return model::ModelConfig::FromJson(j.dump(), "dir/config.json");
+}
+
+TEST(ModelConfigTest, ReadsFieldsAndDefaults) {
+  absl::StatusOr<model::ModelConfig> c = Parse(TinyLlama());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->architecture, "LlamaForCausalLM");
+  EXPECT_EQ(c->num_key_value_heads, 2);
+  EXPECT_EQ(c->head_dim, 16);  // hidden_size / num_attention_heads
+  EXPECT_EQ(c->max_position_embeddings, 2048);
+  EXPECT_EQ(c->bos_token_id, 256);
+  EXPECT_EQ(c->pad_token_id, -1);
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int64_t>{257}));
+  // Integral floats are integers, as Python's json would hand them over.
+  json j = TinyLlama();
+  j["hidden_size"] = 64.0;
+  j["eos_token_id"] = {257, 1.0};
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hidden_size, 64);
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int64_t>{257, 1}));
+}
+
+TEST(ModelConfigTest, NullOptionalFieldsTakeTheirDefaults) {
+  json j = TinyLlama();
+  j["num_key_value_heads"] = nullptr;
+  j["head_dim"] = nullptr;
+  j["eos_token_id"] = nullptr;
+  absl::StatusOr<model::ModelConfig> c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->num_key_value_heads, 4);
+  EXPECT_TRUE(c->eos_token_ids.empty());
+}
+
+// Each case sets one field to a value that must be refused, and the error
+// must name that field and the file.
+TEST(ModelConfigTest, OutOfRangeOrWrongTypedFieldsAreNamed) {
+  struct Case {
+    const char* field;
+    json value;
+  };
+  const Case cases[] = {
+      {"num_key_value_heads", 1e300},  // was a float-to-int overflow
+      {"num_key_value_heads", -1e300},
+      {"num_key_value_heads", 2.5},
+      {"num_key_value_heads", 0},
+      {"head_dim", 18446744073709551615ull},
+      {"head_dim", "16"},
+      {"max_position_embeddings", -4},
+      {"hidden_size", 1e19},
+      {"hidden_size", int64_t{1} << 40},  // would overflow the parameter count
+      {"vocab_size", 0},
+      {"num_hidden_layers", 100000},
+      {"intermediate_size", true},
+      {"bos_token_id", 259},  // not a token of a 259-token vocabulary
+      {"pad_token_id", -2},
+      {"eos_token_id", "</s>"},
+      {"eos_token_id", json::array({257, 1e300})},
+  };
+  for (const Case& c : cases) {
+    json j = TinyLlama();
+    j[c.field] = c.value;
+    SCOPED_TRACE(j.dump());
+    absl::StatusOr<model::ModelConfig> parsed = Parse(j);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    const std::string message(parsed.status().message());
+    EXPECT_NE(message.find(c.field), std::string::npos) << message;
+    EXPECT_NE(message.find("dir/config.json"), std::string::npos) << message;
+  }
+}
+
+TEST(ModelConfigTest, RopeScalingOriginalLengthIsBounded) {
+  json j = TinyLlama();
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 8.0},
+                       {"original_max_position_embeddings", 1e40}};
+  absl::StatusOr<model::ModelConfig> c = Parse(j);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("original_max_position_embeddings"),
+            std::string::npos);
+}
+
+TEST(ModelConfigTest, AbsurdShapesAreRefusedAndLargeRealOnesAccepted) {
+  json j = TinyLlama();
+  for (const char* f : {"hidden_size", "intermediate_size",
+                        "num_attention_heads", "num_key_value_heads"}) {
+    j[f] = int64_t{1} << 24;
+  }
+  j["num_hidden_layers"] = 4096;
+  absl::StatusOr<model::ModelConfig> c = Parse(j);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("10^15 parameters"), std::string::npos)
+      << c.status();
+  // A 70B-class shape (Llama 3 70B's sizes).
+  j = TinyLlama();
+  j["vocab_size"] = 128256;
+  j["hidden_size"] = 8192;
+  j["intermediate_size"] = 28672;
+  j["num_hidden_layers"] = 80;
+  j["num_attention_heads"] = 64;
+  j["num_key_value_heads"] = 8;
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_GT(c->NumParameters(), int64_t{69} * 1000 * 1000 * 1000);
+  EXPECT_LT(c->NumParameters(), int64_t{72} * 1000 * 1000 * 1000);
+}
+
+}  // namespace
+}  // namespace lorad
