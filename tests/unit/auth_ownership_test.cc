@@ -5,7 +5,9 @@
 
 #include "auth/ownership.h"
 #include "gtest/gtest.h"
+#include "store/batch_job_store.h"
 #include "store/db.h"
+#include "store/job_store.h"
 #include "store/owner_store.h"
 
 namespace lorad::server::auth {
@@ -34,6 +36,52 @@ class OwnershipTest : public ::testing::Test {
   const Identity admin_{"ada", Role::kAdmin};
   const Identity anonymous_{"", Role::kAdmin};
 };
+
+// A page of a non-admin's list is filtered in the query, before the limit:
+// alice's five old jobs behind bob's twenty newer ones still fill her page.
+TEST_F(OwnershipTest, ListPagesHoldTheCallersOwnObjectsUpToTheLimit) {
+  absl::StatusOr<std::unique_ptr<JobStore>> jobs = JobStore::Open(db_.get());
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  absl::StatusOr<std::unique_ptr<BatchJobStore>> batches =
+      BatchJobStore::Open(db_.get());
+  ASSERT_TRUE(batches.ok()) << batches.status();
+  for (int i = 0; i < 25; ++i) {
+    const Identity& owner = i < 5 ? alice_ : bob_;
+    v1::FineTuneJob job;
+    job.set_id("ftjob-" + std::to_string(i));
+    job.set_created_at_unix(1000 + i);
+    ASSERT_TRUE((*jobs)->CreateJob(job).ok());
+    ASSERT_TRUE(owners_->Claim(owner, Kind::kJob, job.id()).ok());
+    v1::BatchJob batch;
+    batch.set_id("batch-" + std::to_string(i));
+    batch.set_created_at_unix(1000 + i);
+    ASSERT_TRUE((*batches)->CreateBatchJob(batch).ok());
+    ASSERT_TRUE(owners_->Claim(owner, Kind::kBatchJob, batch.id()).ok());
+  }
+  absl::StatusOr<std::vector<v1::FineTuneJob>> page =
+      (*jobs)->ListJobs(5, owners_->ListFilter(alice_, Kind::kJob));
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->size(), 5u);
+  EXPECT_EQ(page->front().id(), "ftjob-4");  // newest first
+  EXPECT_EQ(page->back().id(), "ftjob-0");
+  absl::StatusOr<std::vector<v1::BatchJob>> batch_page =
+      (*batches)->ListBatchJobs(3,
+                                owners_->ListFilter(alice_, Kind::kBatchJob));
+  ASSERT_TRUE(batch_page.ok()) << batch_page.status();
+  ASSERT_EQ(batch_page->size(), 3u);
+  EXPECT_EQ(batch_page->front().id(), "batch-4");
+  // An admin and an anonymous caller list everything: no filter.
+  EXPECT_FALSE(owners_->ListFilter(admin_, Kind::kJob).has_value());
+  EXPECT_FALSE(owners_->ListFilter(anonymous_, Kind::kJob).has_value());
+  page = (*jobs)->ListJobs(5, owners_->ListFilter(admin_, Kind::kJob));
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 5u);
+  EXPECT_EQ(page->front().id(), "ftjob-24");
+  // Kinds do not mix: bob's jobs are not his batch jobs' ids.
+  page = (*jobs)->ListJobs(100, owners_->ListFilter(bob_, Kind::kJob));
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->size(), 20u);
+}
 
 TEST_F(OwnershipTest, OthersObjectsAreNotFound) {
   ASSERT_TRUE(owners_->Claim(alice_, Kind::kJob, "ftjob-1").ok());

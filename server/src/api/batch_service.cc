@@ -217,10 +217,10 @@ grpc::ServerUnaryReactor* BatchService::ListJobs(
         absl::StrCat("limit must be >= 0, got ", request->limit()))));
     return reactor;
   }
-  absl::StatusOr<std::vector<v1::BatchJob>> jobs =
-      store_->ListBatchJobs(std::min(request->limit(), 10000));
+  absl::StatusOr<std::vector<v1::BatchJob>> jobs = store_->ListBatchJobs(
+      std::min(request->limit(), 10000),
+      auth::ListFilter(owners_, context, auth::Kind::kBatchJob));
   if (jobs.ok()) {
-    auth::KeepVisible(owners_, context, auth::Kind::kBatchJob, *jobs);
     for (v1::BatchJob& job : *jobs) *response->add_jobs() = std::move(job);
   }
   reactor->Finish(ToGrpcStatus(jobs.status()));

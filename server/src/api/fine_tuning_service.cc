@@ -114,9 +114,11 @@ grpc::ServerUnaryReactor* FineTuningService::ListJobs(
   }
   const int limit =
       request->limit() == 0 ? 100 : std::min(request->limit(), 10000);
-  absl::StatusOr<std::vector<v1::FineTuneJob>> jobs = store_->ListJobs(limit);
+  // The owner filter is in the query, so a page holds `limit` of the
+  // caller's own jobs whenever it has that many.
+  absl::StatusOr<std::vector<v1::FineTuneJob>> jobs = store_->ListJobs(
+      limit, auth::ListFilter(owners_, context, auth::Kind::kJob));
   if (jobs.ok()) {
-    auth::KeepVisible(owners_, context, auth::Kind::kJob, *jobs);
     for (v1::FineTuneJob& job : *jobs) *response->add_jobs() = std::move(job);
   }
   reactor->Finish(ToGrpcStatus(jobs.status()));

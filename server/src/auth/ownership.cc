@@ -49,6 +49,12 @@ absl::Status Ownership::CheckVisible(const Identity& caller, Kind kind,
       absl::StrCat(KindName(kind), " ", id, " not found"));
 }
 
+std::optional<OwnedBy> Ownership::ListFilter(const Identity& caller,
+                                             Kind kind) const {
+  if (Anonymous(caller) || caller.role == Role::kAdmin) return std::nullopt;
+  return OwnedBy{std::string(KindName(kind)), caller.name};
+}
+
 absl::Status Ownership::Inherit(Kind from_kind, const std::string& from_id,
                                 Kind to_kind, const std::string& to_id) {
   LORAD_ASSIGN_OR_RETURN(std::vector<std::string> owners,
@@ -78,6 +84,13 @@ Identity CallerOrAnonymous(const grpc::ServerContextBase* context) {
   // Refuse*() has already refused such a call; owning nothing is safe.
   if (!caller.ok()) return Identity{"?", Role::kReader};
   return *caller;
+}
+
+std::optional<OwnedBy> ListFilter(const Ownership* owners,
+                                  const grpc::ServerContextBase* context,
+                                  Kind kind) {
+  if (owners == nullptr) return std::nullopt;
+  return owners->ListFilter(CallerOrAnonymous(context), kind);
 }
 
 absl::Status CheckVisible(Ownership* owners,

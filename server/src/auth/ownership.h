@@ -11,6 +11,7 @@
 #ifndef LORAD_SERVER_AUTH_OWNERSHIP_H_
 #define LORAD_SERVER_AUTH_OWNERSHIP_H_
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,9 @@ class Ownership {
   // trained by a job belongs to the job's owner.
   absl::Status Inherit(Kind from_kind, const std::string& from_id, Kind to_kind,
                        const std::string& to_id);
+  // The filter a list of `kind` needs for `caller`: none for an admin or an
+  // anonymous caller (they see everything), else the caller's own objects.
+  std::optional<OwnedBy> ListFilter(const Identity& caller, Kind kind) const;
   // OK when `caller` may register, replace or delete the adapter `name`
   // (no owner yet, its own, or an admin); PermissionDenied otherwise.
   absl::Status CheckAdapterName(const Identity& caller,
@@ -64,6 +68,11 @@ absl::StatusOr<T> Visible(Ownership* owners,
   if (!seen.ok()) return seen;
   return object;
 }
+
+// ListFilter for the caller of `context` (none without an Ownership).
+std::optional<OwnedBy> ListFilter(const Ownership* owners,
+                                  const grpc::ServerContextBase* context,
+                                  Kind kind);
 
 // CheckVisible for the caller of `context` (OK without an Ownership).
 absl::Status CheckVisible(Ownership* owners,

@@ -44,7 +44,10 @@ absl::StatusOr<v1::BatchJob> BatchJobStore::GetBatchJob(const std::string& id) {
 }
 
 absl::StatusOr<std::vector<v1::BatchJob>> BatchJobStore::ListBatchJobs(
-    int limit) {
+    int limit, const std::optional<OwnedBy>& owned_by) {
+  if (owned_by.has_value()) {
+    return jobs_.ListOwned(limit, owned_by->kind, owned_by->owner);
+  }
   return jobs_.List(limit);
 }
 

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "store/db.h"
 #include "store/event_log.h"
 #include "store/job_table.h"
+#include "store/owner_store.h"
 
 namespace lorad::server {
 
@@ -42,8 +44,10 @@ class BatchJobStore {
   absl::Status CreateBatchJob(const v1::BatchJob& job);
   // NotFound naming the id when there is no such job.
   absl::StatusOr<v1::BatchJob> GetBatchJob(const std::string& id);
-  // Newest first, at most `limit` (100 when <= 0).
-  absl::StatusOr<std::vector<v1::BatchJob>> ListBatchJobs(int limit);
+  // Newest first, at most `limit` (100 when <= 0); with `owned_by`, only
+  // that owner's (the owners table must be in the same Db).
+  absl::StatusOr<std::vector<v1::BatchJob>> ListBatchJobs(
+      int limit, const std::optional<OwnedBy>& owned_by = std::nullopt);
   // Replaces the stored job with the same id. NotFound when absent.
   absl::Status UpdateBatchJob(const v1::BatchJob& job);
   // UpdateBatchJob and AppendBatchEvent of each of `events` in one

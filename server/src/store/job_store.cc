@@ -32,7 +32,11 @@ absl::StatusOr<v1::FineTuneJob> JobStore::GetJob(const std::string& id) {
   return jobs_.Get(id);
 }
 
-absl::StatusOr<std::vector<v1::FineTuneJob>> JobStore::ListJobs(int limit) {
+absl::StatusOr<std::vector<v1::FineTuneJob>> JobStore::ListJobs(
+    int limit, const std::optional<OwnedBy>& owned_by) {
+  if (owned_by.has_value()) {
+    return jobs_.ListOwned(limit, owned_by->kind, owned_by->owner);
+  }
   return jobs_.List(limit);
 }
 

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "store/db.h"
 #include "store/event_log.h"
 #include "store/job_table.h"
+#include "store/owner_store.h"
 
 namespace lorad::server {
 
@@ -44,8 +46,10 @@ class JobStore {
   // NotFound naming the id when there is no such job.
   absl::StatusOr<v1::FineTuneJob> GetJob(const std::string& id);
   // At most `limit` jobs (100 when limit <= 0), newest first
-  // (created_at_unix, then the latest created).
-  absl::StatusOr<std::vector<v1::FineTuneJob>> ListJobs(int limit);
+  // (created_at_unix, then the latest created); with `owned_by`, only that
+  // owner's (the owners table must be in the same Db).
+  absl::StatusOr<std::vector<v1::FineTuneJob>> ListJobs(
+      int limit, const std::optional<OwnedBy>& owned_by = std::nullopt);
   // Replaces the stored job with the same id. NotFound when absent.
   absl::Status UpdateJob(const v1::FineTuneJob& job);
   // The jobs whose state is one of `states`, oldest first (created_at_unix,

@@ -48,6 +48,10 @@ class JobTable {
         get_(absl::StrCat("SELECT proto FROM ", table, " WHERE id = ?1")),
         list_(absl::StrCat("SELECT proto FROM ", table,
                            " ORDER BY created_at DESC, rowid DESC LIMIT ?1")),
+        list_owned_(absl::StrCat(
+            "SELECT proto FROM ", table,
+            " WHERE id IN (SELECT id FROM owners WHERE kind = ?2 AND "
+            "owner = ?3) ORDER BY created_at DESC, rowid DESC LIMIT ?1")),
         in_states_(
             absl::StrCat("SELECT proto FROM ", table,
                          " WHERE state IN (SELECT value FROM json_each(?1)) "
@@ -92,6 +96,18 @@ class JobTable {
     if (limit <= 0) limit = kDefaultListLimit;
     return db_->QueryProtos<Proto>(
         Op{store_, absl::StrCat("list ", what_, "s")}, list_.c_str(), {limit});
+  }
+
+  // List for one owner: the records the owners table (store/owner_store.h,
+  // which must share the Db) gives `owner` for `kind`; the limit applies
+  // after the filter, so a page is full whenever that many records exist.
+  absl::StatusOr<std::vector<Proto>> ListOwned(int limit,
+                                               const std::string& kind,
+                                               const std::string& owner) {
+    if (limit <= 0) limit = kDefaultListLimit;
+    return db_->QueryProtos<Proto>(
+        Op{store_, absl::StrCat("list ", what_, "s of ", owner)},
+        list_owned_.c_str(), {limit, kind, owner});
   }
 
   // The records whose state is one of `states`, oldest first
@@ -139,6 +155,7 @@ class JobTable {
   const std::string update_;
   const std::string get_;
   const std::string list_;
+  const std::string list_owned_;
   const std::string in_states_;
 };
 

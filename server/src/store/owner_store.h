@@ -18,6 +18,13 @@
 
 namespace lorad::server {
 
+// Restricts a list to the objects of one owner: rows of `kind` whose owner
+// is `owner` in the owners table.
+struct OwnedBy {
+  std::string kind;
+  std::string owner;
+};
+
 class OwnerStore {
  public:
   // Adds the table to `db` when missing (a file from an older lorad gains
