@@ -111,6 +111,11 @@ void AddConnectionArgs(const DaemonOptions& options,
     builder.AddChannelArgument(
         GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
         static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
+    // Ping idle connections too: a client that vanished without closing its
+    // socket (a pulled cable, a dead NAT entry) holds no call, and would
+    // otherwise keep its connection forever.
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   }
   if (options.max_connection_idle > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
