@@ -202,6 +202,7 @@ void Daemon::Shutdown() {
   }
   if (metrics_sampler_ != nullptr) metrics_sampler_->Stop();
   exposer_.reset();
+  metrics_https_.reset();
   if (supervisor_ != nullptr) supervisor_->Stop();
 }
 
@@ -218,6 +219,7 @@ void Daemon::WatchHealth() {
 absl::Status Daemon::ReloadAuth() { return gate_->Reload(); }
 
 absl::Status Daemon::StartMetrics() {
+  if (!options_.tls_cert.empty()) return StartMetricsOverTls();
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
   } catch (const std::exception& e) {
@@ -240,10 +242,39 @@ absl::Status Daemon::StartMetrics() {
   std::vector<int> ports = exposer_->GetListeningPorts();
   metrics_address_ =
       WithPort(options_.metrics_address, ports.empty() ? 0 : ports.front());
+  StartMetricsSampler();
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::StartMetricsOverTls() {
+  MetricsHttpsOptions https;
+  https.address = options_.metrics_address;
+  https.cert_file = options_.tls_cert;
+  https.key_file = options_.tls_key;
+  https.client_ca = options_.tls_client_ca;
+  if (options_.metrics_require_auth) {
+    if (!gate_->auth_enabled()) {
+      return absl::InvalidArgumentError(
+          "--metrics_require_auth needs --auth_tokens_file");
+    }
+    https.check_basic = [gate = gate_.get()](const std::string& user,
+                                             const std::string& password) {
+      return gate->CheckBasic(user, password);
+    };
+  }
+  absl::StatusOr<std::unique_ptr<MetricsHttps>> endpoint =
+      MetricsHttps::Start(https, metrics_->registry());
+  if (!endpoint.ok()) return endpoint.status();
+  metrics_https_ = *std::move(endpoint);
+  metrics_address_ = WithPort(options_.metrics_address, metrics_https_->port());
+  StartMetricsSampler();
+  return absl::OkStatus();
+}
+
+void Daemon::StartMetricsSampler() {
   metrics_sampler_ = std::make_unique<MetricsSampler>(
       telemetry_collector_.get(), metrics_.get(), options_.metrics_interval);
   metrics_sampler_->Start();
-  return absl::OkStatus();
 }
 
 }  // namespace lorad::server

@@ -35,6 +35,7 @@
 #include "store/job_store.h"
 #include "store/owner_store.h"
 #include "telemetry/metrics.h"
+#include "telemetry/metrics_https.h"
 #include "telemetry/metrics_sampler.h"
 #include "telemetry/telemetry_collector.h"
 #include "worker_link/worker_client.h"
@@ -88,6 +89,8 @@ class Daemon {
   void WatchHealth();
   // Serves /metrics on options_.metrics_address and starts the sampler.
   absl::Status StartMetrics();
+  absl::Status StartMetricsOverTls();
+  void StartMetricsSampler();
 
   const DaemonOptions options_;
   std::string address_;
@@ -128,6 +131,7 @@ class Daemon {
   std::unique_ptr<MetricsSampler> metrics_sampler_;
   std::unique_ptr<TelemetryService> telemetry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsHttps> metrics_https_;  // instead, with TLS
   bool shut_down_ = false;
 };
 

@@ -217,7 +217,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!(*daemon)->metrics_address().empty()) {
-    std::fprintf(stderr, "lorad: metrics on http://%s/metrics\n",
+    std::fprintf(stderr, "lorad: metrics on %s://%s/metrics\n",
+                 options.tls_cert.empty() ? "http" : "https",
                  (*daemon)->metrics_address().c_str());
   }
   std::cout << "lorad listening on " << (*daemon)->address() << std::endl;

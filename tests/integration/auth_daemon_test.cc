@@ -178,13 +178,7 @@ TEST(AuthDaemonTest, MetricsAskForBasicAuth) {
                    "--worker_binary=/nonexistent", "--metrics_require_auth"},
                   log);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
-  ASSERT_TRUE(WaitForText(log, "/metrics\n"));
-  std::ifstream in(log);
-  std::string line, url;
-  while (std::getline(in, line)) {
-    const std::string prefix = "lorad: metrics on ";
-    if (line.rfind(prefix, 0) == 0) url = line.substr(prefix.size());
-  }
+  const std::string url = MetricsUrl(log);
   ASSERT_FALSE(url.empty());
   const std::string curl = "curl -s -o /dev/null -w '%{http_code}' ";
   EXPECT_EQ(RunCommand(curl + url).output, "401");

@@ -86,4 +86,15 @@ CommandResult RunCommand(const std::string& command) {
   return result;
 }
 
+std::string MetricsUrl(const std::string& stderr_path) {
+  if (!WaitForText(stderr_path, "/metrics\n")) return "";
+  std::ifstream in(stderr_path);
+  std::string line, url;
+  const std::string prefix = "lorad: metrics on ";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) url = line.substr(prefix.size());
+  }
+  return url;
+}
+
 }  // namespace lorad::testing

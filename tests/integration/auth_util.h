@@ -34,6 +34,10 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> StartLogged(
 bool WaitForText(const std::string& path, const std::string& text,
                  absl::Duration timeout = absl::Seconds(60));
 
+// The /metrics URL lorad logged to `stderr_path` ("lorad: metrics on URL"),
+// waiting for it up to a minute; empty when it never came.
+std::string MetricsUrl(const std::string& stderr_path);
+
 // Runs `command` through the shell; its exit status and output (stdout and
 // stderr).
 struct CommandResult {

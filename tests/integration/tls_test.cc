@@ -1,5 +1,5 @@
-// TLS and mTLS on the gRPC port, with a CA, server and client certificates
-// made by the openssl CLI for this run.
+// TLS and mTLS on the gRPC port and on /metrics, with a CA, server and
+// client certificates made by the openssl CLI for this run.
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -58,10 +58,11 @@ TEST(TlsTest, MutualTlsAcceptsOnlyClientsWithACertificate) {
   TempDir dir;
   MakeCertificates(dir.path());
   const std::string& d = dir.path();
-  auto daemon = DaemonProcess::Start(
+  auto daemon = StartLogged(
       d + "/data",
       {"--worker_binary=/nonexistent", "--tls_cert=" + d + "/server.pem",
-       "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem"});
+       "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem"},
+      d + "/lorad.log");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const std::string address = (*daemon)->address();
 
@@ -92,6 +93,18 @@ TEST(TlsTest, MutualTlsAcceptsOnlyClientsWithACertificate) {
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
   CommandResult refused = RunCommand(loractl + " datasets");
   EXPECT_NE(refused.exit_code, 0) << refused.output;
+
+  // /metrics: the same certificate, and a client certificate required.
+  const std::string url = MetricsUrl(d + "/lorad.log");
+  ASSERT_EQ(url.rfind("https://", 0), 0u) << url;
+  const std::string curl =
+      absl::StrCat("curl -s --cacert ", d, "/ca.pem ", url, " ");
+  CommandResult scraped = RunCommand(
+      absl::StrCat(curl, "--cert ", d, "/client.pem --key ", d, "/client.key"));
+  EXPECT_EQ(scraped.exit_code, 0) << scraped.output;
+  EXPECT_NE(scraped.output.find("lorad_"), std::string::npos)
+      << scraped.output.substr(0, 500);
+  EXPECT_NE(RunCommand(curl).exit_code, 0) << "scraped without a certificate";
 }
 
 TEST(TlsTest, ServerOnlyTlsWithTokens) {
@@ -102,11 +115,12 @@ TEST(TlsTest, ServerOnlyTlsWithTokens) {
   MakeCertificates(dir.path());
   const std::string& d = dir.path();
   WriteTokensFile(d + "/tokens", {{"tok-r", "rita reader"}});
-  auto daemon = DaemonProcess::Start(
+  auto daemon = StartLogged(
       d + "/data",
       {"--worker_binary=/nonexistent", "--tls_cert=" + d + "/server.pem",
-       "--tls_key=" + d + "/server.key",
-       "--auth_tokens_file=" + d + "/tokens"});
+       "--tls_key=" + d + "/server.key", "--auth_tokens_file=" + d + "/tokens",
+       "--metrics_require_auth"},
+      d + "/lorad.log");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const std::string loractl =
       absl::StrCat(LORAD_BINARY_DIR, "/client/loractl --address ",
@@ -120,6 +134,22 @@ TEST(TlsTest, ServerOnlyTlsWithTokens) {
   EXPECT_NE(bad.output.find("UNAUTHENTICATED"), std::string::npos)
       << bad.output;
   EXPECT_EQ(bad.output.find("not-the-token"), std::string::npos) << bad.output;
+
+  // /metrics over TLS with basic auth; plain HTTP gets nothing.
+  const std::string url = MetricsUrl(d + "/lorad.log");
+  ASSERT_EQ(url.rfind("https://", 0), 0u) << url;
+  const std::string curl = absl::StrCat(
+      "curl -s -o /dev/null -w '%{http_code}' --cacert ", d, "/ca.pem ");
+  EXPECT_EQ(RunCommand(curl + url).output, "401");
+  EXPECT_EQ(RunCommand(curl + "-u rita:wrong " + url).output, "401");
+  EXPECT_EQ(RunCommand(curl + "-u rita:tok-r " + url).output, "200");
+  CommandResult body = RunCommand(
+      absl::StrCat("curl -s --cacert ", d, "/ca.pem -u rita:tok-r ", url));
+  EXPECT_NE(body.output.find("# TYPE lorad_"), std::string::npos)
+      << body.output.substr(0, 500);
+  const std::string plain =
+      "http://" + url.substr(std::string("https://").size());
+  EXPECT_NE(RunCommand(curl + "-u rita:tok-r " + plain).output, "200");
 }
 
 }  // namespace
