@@ -185,6 +185,40 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   }
   c.mlp_bias = Optional<bool>(j, "mlp_bias", false);
   c.tie_word_embeddings = Optional<bool>(j, "tie_word_embeddings", false);
+  // What lorad cannot run is refused here, naming the field, rather than
+  // run wrongly.
+  for (const char* key : {"hidden_act", "hidden_activation"}) {
+    auto it = j.find(key);
+    if (it != j.end() && it->is_string() && it->get<std::string>() != "silu") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", key, " \"", it->get<std::string>(),
+                       "\" is not supported (lorad runs silu MLPs)"));
+    }
+  }
+  if (auto it = j.find("quantization_config");
+      it != j.end() && !it->is_null()) {
+    std::string method = "unknown";
+    if (it->is_object()) {
+      method = Optional<std::string>(*it, "quant_method", method);
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": quantization_config (", method.substr(0, 64),
+        ") marks a pre-quantized checkpoint; lorad loads bf16, fp16 or fp32 "
+        "weights and quantizes them to NF4 itself"));
+  }
+  c.declared_max_position_embeddings = c.max_position_embeddings;
+  // Mistral always slides when sliding_window is set; Qwen2 only with
+  // use_sliding_window.
+  const bool slides = c.architecture != "Qwen2ForCausalLM" ||
+                      Optional<bool>(j, "use_sliding_window", false);
+  if (slides) {
+    LORAD_ASSIGN_OR_RETURN(
+        c.sliding_window,
+        OptionalInt(j, "sliding_window", where, 0, 0, INT32_MAX));
+    if (c.sliding_window > 0 && c.sliding_window < c.max_position_embeddings) {
+      c.max_position_embeddings = c.sliding_window;
+    }
+  }
   // Every count below is a product of these sizes; refuse a shape whose
   // parameter count would not fit comfortably in int64 (10^15 parameters is
   // ~2000 times the largest open model).
@@ -220,8 +254,45 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
       c.eos_token_ids.push_back(*id);
     }
   }
+  c.stop_token_ids = c.eos_token_ids;
   return c;
 }
+
+namespace {
+
+// Reads generation_config.json's eos_token_id into config.stop_token_ids.
+absl::Status ReadGenerationConfig(const std::string& path,
+                                  ModelConfig& config) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return absl::OkStatus();  // optional file
+  absl::StatusOr<json> parsed = ParseBoundedJson(*text, kSmallJsonLimits);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", parsed.status().message()));
+  }
+  if (!parsed->is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a valid JSON object"));
+  }
+  auto it = parsed->find("eos_token_id");
+  if (it == parsed->end() || it->is_null()) return absl::OkStatus();
+  const json one = json::array({*it});
+  const json& ids = it->is_array() ? *it : one;
+  std::vector<int64_t> stops;
+  for (size_t i = 0; i < ids.size() && i < 64; ++i) {
+    std::optional<int64_t> id = AsInt64(ids[i]);
+    if (!id.has_value() || *id < 0 || *id >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": eos_token_id must be token ids in [0, ", config.vocab_size,
+          "), got ", ids[i].dump().substr(0, 64)));
+    }
+    stops.push_back(*id);
+  }
+  if (!stops.empty()) config.stop_token_ids = std::move(stops);
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfig::FromDir(const std::string& dir) {
   std::string path = absl::StrCat(dir, "/config.json");
@@ -230,7 +301,10 @@ absl::StatusOr<ModelConfig> ModelConfig::FromDir(const std::string& dir) {
     return absl::NotFoundError(
         absl::StrCat("model directory ", dir, " has no readable config.json"));
   }
-  return FromJson(*text, path);
+  LORAD_ASSIGN_OR_RETURN(ModelConfig config, FromJson(*text, path));
+  LORAD_RETURN_IF_ERROR(ReadGenerationConfig(
+      absl::StrCat(dir, "/generation_config.json"), config));
+  return config;
 }
 
 std::string ModelConfig::ToJson() const {
@@ -244,7 +318,10 @@ std::string ModelConfig::ToJson() const {
   j["num_attention_heads"] = num_attention_heads;
   j["num_key_value_heads"] = num_key_value_heads;
   j["head_dim"] = head_dim;
-  j["max_position_embeddings"] = max_position_embeddings;
+  j["max_position_embeddings"] = declared_max_position_embeddings > 0
+                                     ? declared_max_position_embeddings
+                                     : max_position_embeddings;
+  if (sliding_window > 0) j["sliding_window"] = sliding_window;
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_theta"] = rope_theta;
   j["hidden_act"] = "silu";

@@ -2,6 +2,8 @@
 // hostile value is an error naming the field rather than undefined behaviour.
 #include "lorad/model/model_config.h"
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -132,6 +134,70 @@ TEST(ModelConfigTest, AbsurdShapesAreRefusedAndLargeRealOnesAccepted) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_GT(c->NumParameters(), int64_t{69} * 1000 * 1000 * 1000);
   EXPECT_LT(c->NumParameters(), int64_t{72} * 1000 * 1000 * 1000);
+}
+
+TEST(ModelConfigTest, WhatLoradCannotRunIsRefusedNamingTheField) {
+  json j = TinyLlama();
+  j["hidden_act"] = "gelu_pytorch_tanh";
+  absl::StatusOr<model::ModelConfig> c = Parse(j);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("hidden_act"), std::string::npos);
+  j = TinyLlama();
+  j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}};
+  c = Parse(j);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("quantization_config (gptq)"),
+            std::string::npos)
+      << c.status();
+}
+
+// Global attention is exact while a sequence fits the window, so the usable
+// context of a sliding-window model is capped at its window.
+TEST(ModelConfigTest, SlidingWindowCapsTheContext) {
+  json j = TinyLlama();
+  j["architectures"] = {"MistralForCausalLM"};
+  j["model_type"] = "mistral";
+  j["max_position_embeddings"] = 32768;
+  j["sliding_window"] = 4096;
+  absl::StatusOr<model::ModelConfig> c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sliding_window, 4096);
+  EXPECT_EQ(c->max_position_embeddings, 4096);
+  EXPECT_EQ(c->declared_max_position_embeddings, 32768);
+  // Qwen2 declares a window it does not use unless use_sliding_window.
+  j["architectures"] = {"Qwen2ForCausalLM"};
+  j["model_type"] = "qwen2";
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sliding_window, 0);
+  EXPECT_EQ(c->max_position_embeddings, 32768);
+  j["use_sliding_window"] = true;
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_position_embeddings, 4096);
+}
+
+TEST(ModelConfigTest, GenerationConfigEosListBecomesTheStopIds) {
+  const std::string dir = ::testing::TempDir() + "/model_config_gen";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/config.json") << TinyLlama().dump();
+  absl::StatusOr<model::ModelConfig> c = model::ModelConfig::FromDir(dir);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->stop_token_ids, (std::vector<int64_t>{257}));
+  std::ofstream(dir + "/generation_config.json")
+      << R"({"bos_token_id": 256, "eos_token_id": [257, 258, 3]})";
+  c = model::ModelConfig::FromDir(dir);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->stop_token_ids, (std::vector<int64_t>{257, 258, 3}));
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int64_t>{257}));
+  std::ofstream(dir + "/generation_config.json") << R"({"eos_token_id": 999})";
+  c = model::ModelConfig::FromDir(dir);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("generation_config.json"),
+            std::string::npos)
+      << c.status();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -38,6 +38,17 @@ struct ModelConfig {
   bool mlp_bias = false;
   bool tie_word_embeddings = false;
   std::vector<int64_t> eos_token_ids;
+  // The ids that end generation: generation_config.json's eos_token_id (an
+  // id or a list; Llama 3.x instruct models list several) when FromDir finds
+  // one, else eos_token_ids.
+  std::vector<int64_t> stop_token_ids;
+  // The attention window of sliding-window models (Mistral, Qwen2 with
+  // use_sliding_window); 0 when attention is global. lorad attends globally,
+  // which is exact while a sequence fits the window, so FromJson caps
+  // max_position_embeddings at it and keeps the model's own value in
+  // declared_max_position_embeddings.
+  int64_t sliding_window = 0;
+  int64_t declared_max_position_embeddings = 0;
   int64_t bos_token_id = -1;
   int64_t pad_token_id = -1;
 
@@ -46,7 +57,9 @@ struct ModelConfig {
   // lorad does not run (the message lists the supported ones).
   static absl::StatusOr<ModelConfig> FromJson(std::string_view json,
                                               std::string_view where);
-  // Reads <dir>/config.json. NotFound when it is missing.
+  // Reads <dir>/config.json, and <dir>/generation_config.json when present
+  // (its eos_token_id becomes stop_token_ids). NotFound when config.json is
+  // missing; InvalidArgument naming the file and field for a bad value.
   static absl::StatusOr<ModelConfig> FromDir(const std::string& dir);
 
   // Serialises back to HF config.json form (used to write the tiny model).
