@@ -16,7 +16,8 @@ namespace {
 using nlohmann::json;
 
 constexpr char kSupported[] =
-    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM";
+    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+    "Qwen3ForCausalLM";
 
 // The largest value any size field may hold. Far above any real model
 // (vocabularies are < 2^20, hidden sizes < 2^16) and small enough that the
@@ -117,10 +118,12 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
     if (c.model_type == "llama") c.architecture = "LlamaForCausalLM";
     if (c.model_type == "mistral") c.architecture = "MistralForCausalLM";
     if (c.model_type == "qwen2") c.architecture = "Qwen2ForCausalLM";
+    if (c.model_type == "qwen3") c.architecture = "Qwen3ForCausalLM";
   }
   if (c.architecture != "LlamaForCausalLM" &&
       c.architecture != "MistralForCausalLM" &&
-      c.architecture != "Qwen2ForCausalLM") {
+      c.architecture != "Qwen2ForCausalLM" &&
+      c.architecture != "Qwen3ForCausalLM") {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": unsupported architecture \"",
                      c.architecture.empty() ? c.model_type : c.architecture,
@@ -183,6 +186,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   } else {
     c.qkv_bias = c.o_bias = Optional<bool>(j, "attention_bias", false);
   }
+  c.qk_norm = c.architecture == "Qwen3ForCausalLM";
   c.mlp_bias = Optional<bool>(j, "mlp_bias", false);
   c.tie_word_embeddings = Optional<bool>(j, "tie_word_embeddings", false);
   // What lorad cannot run is refused here, naming the field, rather than
@@ -209,8 +213,9 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   c.declared_max_position_embeddings = c.max_position_embeddings;
   // Mistral always slides when sliding_window is set; Qwen2 only with
   // use_sliding_window.
-  const bool slides = c.architecture != "Qwen2ForCausalLM" ||
-                      Optional<bool>(j, "use_sliding_window", false);
+  const bool qwen = c.architecture == "Qwen2ForCausalLM" ||
+                    c.architecture == "Qwen3ForCausalLM";
+  const bool slides = !qwen || Optional<bool>(j, "use_sliding_window", false);
   if (slides) {
     LORAD_ASSIGN_OR_RETURN(
         c.sliding_window,

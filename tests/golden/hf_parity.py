@@ -1,6 +1,7 @@
 """Reference outputs from HF transformers and PEFT for lorad's parity tests.
 
-  make-model ARCH OUT   write a small random ARCH (llama | qwen2) model to OUT
+  make-model ARCH OUT   write a small random ARCH (llama | qwen2 | qwen3 |
+                        mistral) model to OUT
                         (config.json + model.safetensors, fp32) and the logits
                         of INPUT_IDS to OUT/logits.safetensors
   peft-logits MODEL ADAPTER OUT
@@ -35,6 +36,19 @@ def make_model(arch, out):
         cfg = transformers.Qwen2Config(**common, rope_theta=1000000.0,
                                        tie_word_embeddings=True)
         model = transformers.Qwen2ForCausalLM(cfg)
+    elif arch == "qwen3":
+        # head_dim unrelated to hidden_size / heads, as in real Qwen3 models.
+        cfg = transformers.Qwen3Config(**common, head_dim=24,
+                                       rope_theta=1000000.0,
+                                       tie_word_embeddings=True)
+        model = transformers.Qwen3ForCausalLM(cfg)
+    elif arch == "mistral":
+        # A window wider than the test's sequences: within it, global
+        # attention is exact (lorad caps the context at the window).
+        cfg = transformers.MistralConfig(**common, rope_theta=10000.0,
+                                         sliding_window=16,
+                                         tie_word_embeddings=False)
+        model = transformers.MistralForCausalLM(cfg)
     else:
         raise SystemExit(f"unknown arch {arch}")
     # Random init of HF leaves norms at 1 and biases at 0; perturb them so

@@ -1,4 +1,5 @@
-// Our logits against HF transformers' on small random Llama and Qwen2 models
+// Our logits against HF transformers' on small random Llama, Qwen2, Qwen3 and
+// Mistral models
 // built from configs, and a LoRA adapter we write against PEFT's use of it.
 #include <torch/torch.h>
 
@@ -71,6 +72,26 @@ TEST_P(HfParityTest, Fp32LogitsMatchTransformers) {
   torch::NoGradGuard no_grad;
   torch::Tensor got = (*model)->Forward(ids, ForwardOptions());
   EXPECT_LT((got - want).abs().max().item<float>(), 1e-4f);
+
+  // The serving path: both rows as one ragged batch, the prompt but its last
+  // token first, then that token; the logits of each row's last position.
+  const int64_t rows = ids.size(0), t = ids.size(1);
+  std::vector<KvCache> caches;
+  for (int64_t r = 0; r < rows; ++r)
+    caches.push_back((*model)->ReserveCache(t));
+  RaggedBatch prefill;
+  prefill.ids = ids.narrow(1, 0, t - 1).reshape({-1});
+  RaggedBatch step;
+  step.ids = ids.narrow(1, t - 1, 1).reshape({-1});
+  for (int64_t r = 0; r < rows; ++r) {
+    prefill.lengths.push_back(t - 1);
+    prefill.caches.push_back(&caches[r]);
+    step.lengths.push_back(1);
+    step.caches.push_back(&caches[r]);
+  }
+  (*model)->ForwardRagged(prefill);
+  torch::Tensor last = (*model)->ForwardRagged(step);
+  EXPECT_LT((last - want.select(1, t - 1)).abs().max().item<float>(), 1e-4f);
 }
 
 TEST_P(HfParityTest, Nf4LogitsStayNearTransformers) {
@@ -134,7 +155,8 @@ TEST_P(HfParityTest, AdapterWeWriteGivesPeftTheSameLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, HfParityTest,
-                         ::testing::Values("llama", "qwen2"));
+                         ::testing::Values("llama", "qwen2", "qwen3",
+                                           "mistral"));
 
 }  // namespace
 }  // namespace lorad::worker

@@ -138,6 +138,16 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
                    {c.hidden_size}, dir));
     layer.input_norm = to_dev(n1);
     layer.post_norm = to_dev(n2);
+    if (c.qk_norm) {
+      LORAD_ASSIGN_OR_RETURN(torch::Tensor qn,
+                             LoadTensor(*weights, p + "self_attn.q_norm.weight",
+                                        {c.head_dim}, dir));
+      LORAD_ASSIGN_OR_RETURN(torch::Tensor kn,
+                             LoadTensor(*weights, p + "self_attn.k_norm.weight",
+                                        {c.head_dim}, dir));
+      layer.q_norm = to_dev(qn);
+      layer.k_norm = to_dev(kn);
+    }
     m->layers_.push_back(std::move(layer));
   }
   m->inv_freq_ = InvFreq(c).to(options.device);
@@ -185,11 +195,15 @@ torch::Tensor LlamaModel::Block(int64_t index, const torch::Tensor& hidden,
   const int64_t b = hidden.size(0), t = hidden.size(1);
   torch::Tensor x = RmsNorm(hidden, layer.input_norm);
   torch::Tensor q = ApplyLinear(layer.q, x, options)
-                        .view({b, t, c.num_attention_heads, c.head_dim})
-                        .transpose(1, 2);
+                        .view({b, t, c.num_attention_heads, c.head_dim});
   torch::Tensor k = ApplyLinear(layer.k, x, options)
-                        .view({b, t, c.num_key_value_heads, c.head_dim})
-                        .transpose(1, 2);
+                        .view({b, t, c.num_key_value_heads, c.head_dim});
+  if (c.qk_norm) {
+    q = RmsNorm(q, layer.q_norm);
+    k = RmsNorm(k, layer.k_norm);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
   torch::Tensor v = ApplyLinear(layer.v, x, options)
                         .view({b, t, c.num_key_value_heads, c.head_dim})
                         .transpose(1, 2);
@@ -283,6 +297,9 @@ int64_t LlamaModel::BaseBytes() const {
   for (const Layer& l : layers_) {
     n += (l.input_norm.numel() + l.post_norm.numel()) *
          l.input_norm.element_size();
+    if (l.q_norm.defined()) {
+      n += (l.q_norm.numel() + l.k_norm.numel()) * l.q_norm.element_size();
+    }
     for (const Linear* x : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
       if (x->bias.defined()) n += x->bias.numel() * x->bias.element_size();
     }

@@ -52,6 +52,10 @@ torch::Tensor LlamaModel::RaggedBlock(int64_t index,
                         .view({n, c.num_attention_heads, c.head_dim});
   torch::Tensor k = ApplyLinearRagged(layer.k, x, batch.lora)
                         .view({n, c.num_key_value_heads, c.head_dim});
+  if (c.qk_norm) {
+    q = RmsNorm(q, layer.q_norm);
+    k = RmsNorm(k, layer.k_norm);
+  }
   torch::Tensor v = ApplyLinearRagged(layer.v, x, batch.lora)
                         .view({n, c.num_key_value_heads, c.head_dim});
   q = q * cos + RotateHalf(q) * sin;

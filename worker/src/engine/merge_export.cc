@@ -145,6 +145,12 @@ absl::StatusOr<int64_t> LlamaModel::ExportMerged(
         writer.Add(p + "input_layernorm.weight", layer.input_norm));
     LORAD_RETURN_IF_ERROR(
         writer.Add(p + "post_attention_layernorm.weight", layer.post_norm));
+    if (layer.q_norm.defined()) {
+      LORAD_RETURN_IF_ERROR(
+          writer.Add(p + "self_attn.q_norm.weight", layer.q_norm));
+      LORAD_RETURN_IF_ERROR(
+          writer.Add(p + "self_attn.k_norm.weight", layer.k_norm));
+    }
   }
   LORAD_RETURN_IF_ERROR(writer.Add("model.norm.weight", final_norm_));
   if (!config_.tie_word_embeddings) {

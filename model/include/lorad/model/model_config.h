@@ -21,7 +21,7 @@ struct RopeScaling {
 
 struct ModelConfig {
   std::string architecture;  // LlamaForCausalLM, MistralForCausalLM, ...
-  std::string model_type;    // llama, mistral, qwen2
+  std::string model_type;    // llama, mistral, qwen2, qwen3
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -36,6 +36,7 @@ struct ModelConfig {
   bool qkv_bias = false;  // Qwen2 always; Llama when attention_bias
   bool o_bias = false;    // Llama when attention_bias
   bool mlp_bias = false;
+  bool qk_norm = false;  // Qwen3: an RMSNorm over each head's q and k
   bool tie_word_embeddings = false;
   std::vector<int64_t> eos_token_ids;
   // The ids that end generation: generation_config.json's eos_token_id (an

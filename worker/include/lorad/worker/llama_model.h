@@ -1,5 +1,6 @@
-// A Llama-family decoder (Llama, Mistral, Qwen2: RMSNorm, RoPE with linear /
-// llama3 scaling, GQA, SwiGLU, optional qkv bias, tied embeddings) loaded
+// A Llama-family decoder (Llama, Mistral, Qwen2, Qwen3: RMSNorm, RoPE with
+// linear / llama3 scaling, GQA, SwiGLU, optional qkv bias, Qwen3's per-head
+// q/k RMSNorm, tied embeddings) loaded
 // from a Hugging Face directory. The block linears are frozen NF4; LoRA
 // adapters are passed per call, so one base serves many adapters.
 //
@@ -118,6 +119,7 @@ class LlamaModel {
   struct Layer {
     Linear q, k, v, o, gate, up, down;
     torch::Tensor input_norm, post_norm;
+    torch::Tensor q_norm, k_norm;  // [head_dim]; Qwen3 only
   };
 
   LlamaModel() = default;
