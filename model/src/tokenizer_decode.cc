@@ -190,7 +190,9 @@ std::string Tokenizer::Impl::Decode(std::span<const int32_t> ids,
     if (added != model.added_by_id.end()) {
       const auto& entry = model.added[added->second];
       if (skip_special_tokens && entry.special) continue;
-      tokens.push_back(entry.content);
+      // HF hands the decoder a normalized token's normalized form (e.g.
+      // "\u2581<tool>" under a Prepend normalizer).
+      tokens.push_back(entry.normalized ? entry.match_text : entry.content);
       continue;
     }
     auto it = model.id_to_token.find(id);

@@ -1,7 +1,9 @@
 // Tokenizer::FromModelDir: what transformers' AutoTokenizer.from_pretrained
 // makes of a model directory (tokenizer.json + tokenizer_config.json +
-// config.json): which tokenizer class rebuilds the pipeline, and how
-// add_bos_token / add_eos_token replace the post-processor.
+// config.json): which tokenizer class rebuilds the pipeline around the
+// file's vocabulary. The post-processor stays the file's: with a
+// tokenizer.json present, transformers 5 drops add_bos_token / add_eos_token
+// from tokenizer_config.json before building the tokenizer.
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -61,12 +63,13 @@ std::optional<std::string> TokenField(const json& config, const char* key) {
   return std::nullopt;
 }
 
-// Python truthiness of an optional boolean field; `fallback` when absent.
+// An optional boolean field; `fallback` when absent or null (the class
+// default), else its Python truthiness.
 bool Truthy(const json& config, const char* key, bool fallback) {
   auto it = config.find(key);
-  if (it == config.end()) return fallback;
+  if (it == config.end() || it->is_null()) return fallback;
   if (it->is_boolean()) return it->get<bool>();
-  return !it->is_null();
+  return true;
 }
 
 // Mirrors AutoTokenizer's choice of class for the families lorad knows.
@@ -158,50 +161,6 @@ void RebuildGemma(const json& config, TokenizerModel* model) {
   model->decoder = std::move(decoder);
 }
 
-std::optional<int32_t> IdOf(const TokenizerModel& model,
-                            const std::string& token) {
-  if (auto it = model.added_by_content.find(token);
-      it != model.added_by_content.end()) {
-    return model.added[it->second].id;
-  }
-  if (auto it = model.vocab.find(token); it != model.vocab.end()) {
-    return it->second;
-  }
-  return std::nullopt;
-}
-
-// TokenizersBackend.update_post_processor: "[bos] $A [eos]" from the flags.
-absl::Status ApplyBosEos(const json& config, Rebuild rebuild,
-                         const std::string& where, TokenizerModel* model) {
-  const char* default_bos = rebuild == Rebuild::kLlama   ? "<s>"
-                            : rebuild == Rebuild::kGemma ? "<bos>"
-                                                         : nullptr;
-  const char* default_eos = rebuild == Rebuild::kLlama   ? "</s>"
-                            : rebuild == Rebuild::kGemma ? "<eos>"
-                                                         : nullptr;
-  model->prefix_ids.clear();
-  model->suffix_ids.clear();
-  for (auto [flag, key, fallback, out] :
-       {std::tuple{"add_bos_token", "bos_token", default_bos,
-                   &model->prefix_ids},
-        std::tuple{"add_eos_token", "eos_token", default_eos,
-                   &model->suffix_ids}}) {
-    if (!Truthy(config, flag, false)) continue;
-    std::optional<std::string> token = TokenField(config, key);
-    if (!token.has_value() && config.contains(key)) continue;  // null
-    if (!token.has_value() && fallback != nullptr) token = fallback;
-    if (!token.has_value()) continue;  // transformers drops the flag
-    std::optional<int32_t> id = IdOf(*model, *token);
-    if (!id.has_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": ", flag, " is set but ", key, " \"", *token,
-                       "\" is not in the vocabulary"));
-    }
-    out->push_back(*id);
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromModelDir(
@@ -230,12 +189,6 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromModelDir(
     if (rebuild == Rebuild::kLlama) RebuildLlama(config, &model);
     if (rebuild == Rebuild::kGemma) RebuildGemma(config, &model);
     tokenizer_internal::IndexAddedTokens(&model);
-    auto post = root->find("post_processor");
-    const bool explicit_flags =
-        config.contains("add_bos_token") || config.contains("add_eos_token");
-    if (explicit_flags || post == root->end() || post->is_null()) {
-      LORAD_RETURN_IF_ERROR(ApplyBosEos(config, rebuild, config_path, &model));
-    }
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(dir, ": ", e.what()));
   }

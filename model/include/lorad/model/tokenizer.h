@@ -59,19 +59,18 @@ class Tokenizer {
       const std::string& path);
   // The tokenizer transformers (5.x) builds for AutoTokenizer.from_pretrained
   // on a local model directory: tokenizer.json, adjusted by
-  // tokenizer_config.json (optional) and config.json's model_type (optional):
-  //  - tokenizer_class LlamaTokenizer / GemmaTokenizer (with or without
-  //    "Fast") on a tokenizer.json that is not byte-level: transformers
-  //    rebuilds the pipeline around the file's vocabulary and merges, and so
-  //    does this (Llama: Metaspace with prepend_scheme "first", or "always"
-  //    when `legacy` is true, "never" when add_prefix_space is false, no
-  //    unk_token; Gemma: Replace(" ", "▁"), unk_token from the config).
-  //    A mistral model_type keeps tokenizer.json as it is;
-  //  - add_bos_token / add_eos_token, when either key is present (or the
-  //    file has no post_processor), replace the post-processor with
-  //    "[bos] $A [eos]" using bos_token / eos_token from the config.
-  // NotFound without tokenizer.json; InvalidArgument for malformed files or
-  // a bos/eos token the vocabulary lacks.
+  // tokenizer_config.json (optional) and config.json's model_type (optional).
+  // With tokenizer_class LlamaTokenizer / GemmaTokenizer (with or without
+  // "Fast") on a tokenizer.json that is not byte-level, transformers keeps
+  // only the file's vocabulary, merges, added tokens and post-processor and
+  // rebuilds the rest, and so does this (Llama: Metaspace with
+  // prepend_scheme "first", "always" when `legacy` is true, "never" when
+  // add_prefix_space is false, no unk_token; Gemma: Replace(" ", "\u2581"),
+  // unk_token from the config). A Mistral model_type keeps the file as it
+  // is, as do other classes. The post-processor is always the file's:
+  // transformers 5 ignores add_bos_token / add_eos_token in
+  // tokenizer_config.json when tokenizer.json exists.
+  // NotFound without tokenizer.json; InvalidArgument for malformed files.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromModelDir(
       const std::string& dir);
 
