@@ -454,7 +454,10 @@ void Tokenizer::Impl::TokenizeWord(const std::string& word,
       return;
     }
   }
-  std::vector<int32_t> word_ids = Bpe(word);
+  std::vector<int32_t> word_ids =
+      model.kind == tokenizer_internal::TokenizerModel::Kind::kUnigram
+          ? Unigram(word)
+          : Bpe(word);
   ids->insert(ids->end(), word_ids.begin(), word_ids.end());
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);

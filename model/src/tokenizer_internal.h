@@ -182,6 +182,8 @@ inline uint64_t PairKey(int32_t a, int32_t b) {
 
 // Everything FromJson reads; Encode and Decode only read it (bar the cache).
 struct TokenizerModel {
+  enum class Kind { kBpe, kUnigram };
+  Kind kind = Kind::kBpe;
   absl::flat_hash_map<std::string, int32_t> vocab;
   absl::flat_hash_map<int32_t, std::string> id_to_token;
   absl::flat_hash_map<uint64_t, Merge> merges;  // PairKey(left, right)
@@ -192,6 +194,11 @@ struct TokenizerModel {
   // vocabulary lacks one.
   bool byte_fallback = false;
   std::array<int32_t, 256> byte_ids{};
+  // Unigram: the score of each id, the score of an unknown character (the
+  // lowest score - 10) and the longest piece in bytes.
+  std::vector<double> unigram_scores;
+  double unk_score = 0;
+  size_t max_piece_bytes = 0;
 
   std::vector<NormalizerStep> normalizer;
   std::vector<PreTokenizerStep> pre_tokenizer;
@@ -265,6 +272,7 @@ struct Tokenizer::Impl {
   std::vector<std::string> PreTokenize(std::string text, bool at_start) const;
   void TokenizeWord(const std::string& word, std::vector<int32_t>* ids) const;
   std::vector<int32_t> Bpe(std::string_view word) const;
+  std::vector<int32_t> Unigram(std::string_view word) const;
 
   // BPE results per pre-tokenized word. Guarded by cache_mu_.
   mutable std::mutex cache_mu_;

@@ -186,6 +186,14 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromModelDir(
     LORAD_RETURN_IF_ERROR(
         tokenizer_internal::ParseTokenizerJson(*root, path, &model));
     const Rebuild rebuild = ChooseRebuild(config, model_type, text);
+    if (rebuild != Rebuild::kNone &&
+        model.kind == TokenizerModel::Kind::kUnigram) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          config_path, ": tokenizer_class \"",
+          StringField(config, "tokenizer_class"),
+          "\" rebuilds a BPE tokenizer, but tokenizer.json holds a Unigram "
+          "model; not supported"));
+    }
     if (rebuild == Rebuild::kLlama) RebuildLlama(config, &model);
     if (rebuild == Rebuild::kGemma) RebuildGemma(config, &model);
     tokenizer_internal::IndexAddedTokens(&model);

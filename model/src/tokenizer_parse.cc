@@ -147,9 +147,12 @@ class Parser {
 
   absl::Status ParseModel(const json& j) {
     auto type = j.find("type");
+    if (type != j.end() && type->is_string() && *type == "Unigram") {
+      return ParseUnigram(j);
+    }
     if (type != j.end() && (!type->is_string() || *type != "BPE")) {
       return Error("model type ", type->dump(),
-                   " is not supported (only BPE is)");
+                   " is not supported (BPE and Unigram are)");
     }
     auto vocab = j.find("vocab");
     if (vocab == j.end() || !vocab->is_object()) {
@@ -227,6 +230,48 @@ class Parser {
       model_->merges.try_emplace(PairKey(a->second, b->second),
                                  Merge{rank, merged->second});
       ++rank;
+    }
+    return absl::OkStatus();
+  }
+
+  // Unigram: "vocab" is [[piece, score], ...] with the id as index.
+  absl::Status ParseUnigram(const json& j) {
+    model_->kind = TokenizerModel::Kind::kUnigram;
+    auto vocab = j.find("vocab");
+    if (vocab == j.end() || !vocab->is_array() || vocab->empty()) {
+      return Error("model: Unigram \"vocab\" missing, empty or not an array");
+    }
+    double min_score = 0;
+    for (const json& entry : *vocab) {
+      const int32_t id = static_cast<int32_t>(model_->unigram_scores.size());
+      if (!entry.is_array() || entry.size() != 2 || !entry[0].is_string() ||
+          !entry[1].is_number()) {
+        return Error("model.vocab[", id, "]: ", entry.dump().substr(0, 80),
+                     " is not [piece, score]");
+      }
+      const std::string piece = entry[0].get<std::string>();
+      const double score = entry[1].get<double>();
+      model_->vocab[piece] = id;
+      model_->id_to_token[id] = piece;
+      model_->unigram_scores.push_back(score);
+      model_->max_piece_bytes = std::max(model_->max_piece_bytes, piece.size());
+      min_score = id == 0 ? score : std::min(min_score, score);
+    }
+    model_->vocab_size = static_cast<int64_t>(model_->unigram_scores.size());
+    model_->unk_score = min_score - 10.0;
+    if (auto it = j.find("unk_id"); it != j.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
+          it->get<int64_t>() >= model_->vocab_size) {
+        return Error("model: unk_id ", it->dump(),
+                     " is not an id of the vocab");
+      }
+      model_->unk_id = it->get<int32_t>();
+    }
+    LORAD_ASSIGN_OR_RETURN(model_->byte_fallback,
+                           Bool(j, "byte_fallback", false, "model"));
+    for (int b = 0; b < 256; ++b) {
+      auto it = model_->vocab.find(absl::StrFormat("<0x%02X>", b));
+      model_->byte_ids[b] = it == model_->vocab.end() ? -1 : it->second;
     }
     return absl::OkStatus();
   }

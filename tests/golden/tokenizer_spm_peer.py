@@ -8,7 +8,7 @@ Builds SentencePiece-style BPE tokenizers with the `tokenizers` library (a
 vocabulary trained here on a small built-in corpus, the 256 "<0xNN>" byte
 tokens, merges) in the shapes Llama 2, Mistral 7B v0.1 and Gemma ship, plus
 variants (Metaspace first/always/never, split, unk without byte fallback,
-post-processors), and writes for each kind NAME:
+post-processors) and two Unigram ones, and writes for each kind NAME:
 
   OUT_DIR/NAME/tokenizer.json
   OUT_DIR/NAME/expected.json   {"cases": [{text, ids, ids_special, decoded,
@@ -105,6 +105,21 @@ def trained_pieces():
 PIECES, MERGES = trained_pieces()
 
 
+def trained_unigram():
+    """A small SentencePiece-like Unigram vocabulary: [(piece, score)]."""
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement=META, prepend_scheme="always", split=True)
+    trainer = trainers.UnigramTrainer(vocab_size=300, special_tokens=["<unk>"],
+                                      unk_token="<unk>", show_progress=False)
+    tok.train_from_iterator(TRAIN, trainer)
+    return [(p, s) for p, s in json.loads(tok.to_str())["model"]["vocab"]
+            if p != "<unk>"]
+
+
+UNIGRAM_PIECES = trained_unigram()
+
+
 def vocab_with(specials, drop_bytes=()):
     vocab = {}
     for s in specials:
@@ -174,6 +189,8 @@ def build(kind):
         post = processors.Sequence([
             processors.ByteLevel(trim_offsets=False),
             template("<s> $A", [("<s>", 1)])])
+    elif kind in ("unigram", "unigram_no_fallback"):
+        return build_unigram(kind)
     elif kind == "unk_missing_bytes":
         normalizer = prepend_replace
         drop = ("<0xD0>", "<0xE4>", "<0xF0>")
@@ -197,8 +214,35 @@ def build(kind):
     return tok
 
 
+def build_unigram(kind):
+    """Unigram kinds: with byte fallback behind a Metaspace pre-tokenizer,
+    and without it behind the Prepend/Replace normalizer."""
+    vocab = [("<unk>", 0.0), ("<s>", 0.0), ("</s>", 0.0)]
+    fallback = kind == "unigram"
+    if fallback:
+        vocab += [("<0x%02X>" % b, 0.0) for b in range(256)]
+    vocab += UNIGRAM_PIECES
+    tok = Tokenizer(models.Unigram(vocab, unk_id=0, byte_fallback=fallback))
+    if fallback:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(
+            META, prepend_scheme="always", split=True)
+        tok.decoder = spm_decoder(strip=True)
+        tok.post_processor = template("<s> $A </s>", [("<s>", 1), ("</s>", 2)])
+    else:
+        tok.normalizer = normalizers.Sequence(
+            [normalizers.Prepend(META), normalizers.Replace(" ", META)])
+        tok.decoder = decoders.Metaspace(META, "always")
+    tok.add_special_tokens([AddedToken(s, normalized=False, special=True)
+                            for s in ("<unk>", "<s>", "</s>")])
+    tok.add_special_tokens([AddedToken("<|im_end|>", normalized=False,
+                                       special=True, lstrip=True)])
+    tok.add_tokens([AddedToken("<tool>", normalized=True, special=False)])
+    return tok
+
+
 KINDS = ["llama2", "metaspace_first", "metaspace_always_split",
-         "metaspace_never", "gemma", "unk_no_fallback", "unk_missing_bytes"]
+         "metaspace_never", "gemma", "unk_no_fallback", "unk_missing_bytes",
+         "unigram", "unigram_no_fallback"]
 
 
 def random_ids(tok, rng):

@@ -103,8 +103,8 @@ INSTANTIATE_TEST_SUITE_P(Kinds, SpmKindTest,
                          testing::Values("llama2", "metaspace_first",
                                          "metaspace_always_split",
                                          "metaspace_never", "gemma",
-                                         "unk_no_fallback",
-                                         "unk_missing_bytes"));
+                                         "unk_no_fallback", "unk_missing_bytes",
+                                         "unigram", "unigram_no_fallback"));
 
 // A hand-written byte-fallback tokenizer: "a", "▁a", "▁" and the bytes
 // (ids 4 + byte).

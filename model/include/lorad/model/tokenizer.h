@@ -7,8 +7,10 @@
 // Supported tokenizer.json content:
 //   model:          BPE (merges as "a b" strings or [a, b] pairs,
 //                   ignore_merges, unk_token, fuse_unk, byte_fallback to
-//                   "<0xNN>" tokens). Not continuing_subword_prefix or
-//                   end_of_word_suffix, not Unigram or WordPiece.
+//                   "<0xNN>" tokens; not continuing_subword_prefix or
+//                   end_of_word_suffix), or Unigram (scored pieces, unk_id,
+//                   byte_fallback; best segmentation, unknown runs fused).
+//                   Not WordPiece or WordLevel.
 //   normalizer:     none, NFC, Prepend, Replace (a String pattern), or a
 //                   Sequence of those.
 //   pre_tokenizer:  none, ByteLevel (add_prefix_space, use_regex with GPT-2's
