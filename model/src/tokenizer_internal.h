@@ -195,10 +195,10 @@ struct TokenizerModel {
   bool byte_fallback = false;
   std::array<int32_t, 256> byte_ids{};
   // Unigram: the score of each id, the score of an unknown character (the
-  // lowest score - 10) and the longest piece in bytes.
+  // lowest score - 10), and the pieces sorted (for prefix search).
   std::vector<double> unigram_scores;
   double unk_score = 0;
-  size_t max_piece_bytes = 0;
+  std::vector<std::pair<std::string, int32_t>> unigram_pieces;
 
   std::vector<NormalizerStep> normalizer;
   std::vector<PreTokenizerStep> pre_tokenizer;

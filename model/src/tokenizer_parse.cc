@@ -254,10 +254,11 @@ class Parser {
       model_->vocab[piece] = id;
       model_->id_to_token[id] = piece;
       model_->unigram_scores.push_back(score);
-      model_->max_piece_bytes = std::max(model_->max_piece_bytes, piece.size());
       min_score = id == 0 ? score : std::min(min_score, score);
     }
     model_->vocab_size = static_cast<int64_t>(model_->unigram_scores.size());
+    model_->unigram_pieces.assign(model_->vocab.begin(), model_->vocab.end());
+    std::sort(model_->unigram_pieces.begin(), model_->unigram_pieces.end());
     model_->unk_score = min_score - 10.0;
     if (auto it = j.find("unk_id"); it != j.end() && !it->is_null()) {
       if (!it->is_number_integer() || it->get<int64_t>() < 0 ||

@@ -2,6 +2,7 @@
 // vocabulary pieces (Viterbi), unknown characters scored below every piece
 // and fused into runs, then byte fallback or the unk id for those runs, as
 // HF tokenizers' Unigram does.
+#include <algorithm>
 #include <optional>
 
 #include "tokenizer_internal.h"
@@ -23,16 +24,29 @@ std::vector<int32_t> Tokenizer::Impl::Unigram(std::string_view word) const {
     tokenizer_internal::DecodeUtf8(word, pos, &char_length);
     const double here = best[pos].score;
     bool single_char_piece = false;
-    // Shorter matches first; a later candidate must score strictly higher.
-    const size_t longest = std::min(model.max_piece_bytes, size - pos);
-    for (size_t length = 1; length <= longest; ++length) {
-      auto it = model.vocab.find(
-          tokenizer_internal::AsAbsl(word.substr(pos, length)));
-      if (it == model.vocab.end()) continue;
-      const double candidate = model.unigram_scores[it->second] + here;
+    // Every piece that starts here, shorter first (a later candidate must
+    // score strictly higher), narrowing the sorted pieces that share the
+    // prefix one byte at a time.
+    const auto& sorted = model.unigram_pieces;
+    auto lo = sorted.begin(), hi = sorted.end();
+    for (size_t length = 1; pos + length <= size && lo != hi; ++length) {
+      const int c = static_cast<unsigned char>(word[pos + length - 1]);
+      // Within [lo, hi) all share the first length - 1 bytes: the one that
+      // is exactly that prefix sorts first, then by the next byte.
+      const auto key = [length](const auto& entry) {
+        return entry.first.size() < length
+                   ? -1
+                   : static_cast<unsigned char>(entry.first[length - 1]);
+      };
+      lo = std::partition_point(lo, hi,
+                                [&](const auto& e) { return key(e) < c; });
+      hi = std::partition_point(lo, hi,
+                                [&](const auto& e) { return key(e) <= c; });
+      if (lo == hi || lo->first.size() != length) continue;
+      const double candidate = model.unigram_scores[lo->second] + here;
       Node& target = best[pos + length];
       if (!target.reached || candidate > target.score) {
-        target = {candidate, pos, it->second, true};
+        target = {candidate, pos, lo->second, true};
       }
       if (length == char_length) single_char_piece = true;
     }
