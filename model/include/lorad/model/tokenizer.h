@@ -1,6 +1,6 @@
-// A BPE tokenizer read from a Hugging Face tokenizer.json (and, for a model
-// directory, tokenizer_config.json), with no Python or torch at run time. It
-// reproduces `tokenizers`' ids for the byte-level families (GPT-2, Llama 3,
+// A BPE / Unigram tokenizer read from a Hugging Face tokenizer.json (and, for a
+// model directory, tokenizer_config.json), with no Python or torch at run time.
+// It reproduces `tokenizers`' ids for the byte-level families (GPT-2, Llama 3,
 // Qwen2) and the SentencePiece-style ones (Llama 2, Mistral 7B v0.1, Gemma),
 // and transformers' `tokenizer(text)` for a model directory.
 //
@@ -24,8 +24,8 @@
 //   added_tokens:   matched leftmost-longest, with lstrip, rstrip and
 //                   single_word; normalized=false ones in the raw text, then
 //                   normalized=true ones in each remaining piece after the
-//                   normalizer (against their own normalized content), as HF
-//                   does.
+//                   normalizer (against their own normalized content, which
+//                   is also what they decode to), as HF does.
 //   post_processor: none, TemplateProcessing (the single-sequence template),
 //                   ByteLevel (no ids), RobertaProcessing, BertProcessing, or
 //                   a Sequence of those.
@@ -52,8 +52,8 @@ namespace lorad::model {
 class Tokenizer {
  public:
   // Parses tokenizer.json text; `where` names the file in error messages.
-  // InvalidArgument for malformed JSON, a model type other than BPE, or any
-  // unsupported component (the message names it).
+  // InvalidArgument for malformed JSON, a model type other than BPE or
+  // Unigram, or any unsupported component (the message names it).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromJson(
       std::string_view json, std::string_view where);
   // Reads and parses a tokenizer.json file. NotFound if it does not exist.
@@ -61,17 +61,19 @@ class Tokenizer {
       const std::string& path);
   // The tokenizer transformers (5.x) builds for AutoTokenizer.from_pretrained
   // on a local model directory: tokenizer.json, adjusted by
-  // tokenizer_config.json (optional) and config.json's model_type (optional).
-  // With tokenizer_class LlamaTokenizer / GemmaTokenizer (with or without
-  // "Fast") on a tokenizer.json that is not byte-level, transformers keeps
-  // only the file's vocabulary, merges, added tokens and post-processor and
-  // rebuilds the rest, and so does this (Llama: Metaspace with
-  // prepend_scheme "first", "always" when `legacy` is true, "never" when
-  // add_prefix_space is false, no unk_token; Gemma: Replace(" ", "\u2581"),
-  // unk_token from the config). A Mistral model_type keeps the file as it
-  // is, as do other classes. The post-processor is always the file's:
-  // transformers 5 ignores add_bos_token / add_eos_token in
-  // tokenizer_config.json when tokenizer.json exists.
+  // tokenizer_config.json (optional) and config.json's model_type (optional):
+  //  - tokenizer_class LlamaTokenizer / GemmaTokenizer (with or without
+  //    "Fast") on a tokenizer.json that is not byte-level: transformers keeps
+  //    the file's vocabulary, merges and post-processor and rebuilds the
+  //    rest, and so does this. Llama: Metaspace with prepend_scheme "first"
+  //    ("always" when `legacy` is true, "never" when add_prefix_space is
+  //    false), no normalizer, no unk_token. Gemma: Replace(" ", U+2581), the
+  //    config's unk_token. Added tokens are the file's (transformers reads
+  //    added_tokens_decoder, the same list in directories it saved);
+  //  - a Mistral model_type, and every other class, keep the file as it is;
+  //  - the post-processor is always the file's: transformers 5 drops
+  //    add_bos_token / add_eos_token from tokenizer_config.json when
+  //    tokenizer.json exists.
   // NotFound without tokenizer.json; InvalidArgument for malformed files.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromModelDir(
       const std::string& dir);
@@ -82,8 +84,8 @@ class Tokenizer {
 
   // Like HF tokenizers' encode(text, add_special_tokens=False): added and
   // special tokens that appear literally in `text` become single tokens; the
-  // rest is normalized, pre-tokenized and split by BPE. Bytes that are not
-  // valid UTF-8 are tokenized as single bytes (HF cannot receive them).
+  // rest is normalized, pre-tokenized and split by the model. Bytes that are
+  // not valid UTF-8 are tokenized as single bytes (HF cannot receive them).
   std::vector<int32_t> Encode(std::string_view text) const;
 
   // Like HF tokenizers' encode(text) with add_special_tokens=True, and
@@ -116,7 +118,6 @@ class Tokenizer {
   bool IsSpecial(int32_t id) const;
 
  private:
-  friend class StreamDecoder;
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
@@ -129,7 +130,9 @@ class Tokenizer {
 // (whenever that decode is a prefix-stable function of the ids, true of every
 // supported decoder for output that is valid UTF-8). Each Add costs a decode
 // of the few ids since the last finished text, not of the whole sequence.
-// Not thread-safe; the tokenizer must outlive it.
+// Serving feeds it each sampled id (stop ids excluded) and sends what Add
+// returns; stop strings are then searched in the text sent so far plus the
+// new piece. Not thread-safe; the tokenizer must outlive it.
 class StreamDecoder {
  public:
   StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens);
