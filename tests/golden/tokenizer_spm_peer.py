@@ -84,6 +84,12 @@ CORPUS = [
     "\u00e9\u00e8\u00ea \ud7a3 \U0001f600",
     "a" * 60,
     "Ж中Ж",
+    "<0x41><0xE6> look like byte tokens",
+    "x   <|im_end|>   y",
+    "<unk> and </s></s>",
+    "\n",
+    "\u2581",
+    "\u2581\u2581 \u2581",
     # A long prompt: one word for the tokenizers without a pre-tokenizer.
     "The quick brown fox, 日本語 😀\n  def f(x): return x  " * 400,
 ]
