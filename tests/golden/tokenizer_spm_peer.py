@@ -12,8 +12,13 @@ post-processors) and two Unigram ones, and writes for each kind NAME:
 
   OUT_DIR/NAME/tokenizer.json
   OUT_DIR/NAME/expected.json   {"cases": [{text, ids, ids_special, decoded,
-                                           decoded_skip}],
-                                "decode_only": [{ids, decoded, decoded_skip}]}
+                                           decoded_skip, stream,
+                                           stream_skip}],
+                                "decode_only": [{ids, decoded, decoded_skip,
+                                                 stream, stream_skip}]}
+
+(stream: the text HF's DecodeStream returns at each id of ids_special / ids,
+"" where it returns None; null where it refuses the sequence)
 
 and model directories (tokenizer.json + tokenizer_config.json + config.json,
 written as checkpoints on the Hub have them; the byte-level ones reuse
@@ -31,6 +36,7 @@ import sys
 
 from tokenizers import AddedToken, Tokenizer, decoders, models
 from tokenizers import normalizers, pre_tokenizers, processors, trainers
+from tokenizers.decoders import DecodeStream
 
 META = "\u2581"
 
@@ -268,6 +274,16 @@ def random_ids(tok, rng):
     return out
 
 
+def stream_steps(tok, ids, skip):
+    """HF's DecodeStream, one id at a time: the text of each step ("" when
+    it holds back), or None when it refuses the sequence."""
+    stream = DecodeStream(skip_special_tokens=skip)
+    try:
+        return [stream.step(tok, i) or "" for i in ids]
+    except Exception:  # InvalidPrefix: the decode is not prefix-stable
+        return None
+
+
 def write_kind(out_dir, kind, rng):
     tok = build(kind)
     path = os.path.join(out_dir, kind)
@@ -281,6 +297,8 @@ def write_kind(out_dir, kind, rng):
             "text": text, "ids": ids, "ids_special": ids_special,
             "decoded": tok.decode(ids_special, skip_special_tokens=False),
             "decoded_skip": tok.decode(ids_special, skip_special_tokens=True),
+            "stream": stream_steps(tok, ids_special, False),
+            "stream_skip": stream_steps(tok, ids_special, True),
         })
     decode_only = []
     for ids in random_ids(tok, rng):
@@ -288,6 +306,8 @@ def write_kind(out_dir, kind, rng):
             "ids": ids,
             "decoded": tok.decode(ids, skip_special_tokens=False),
             "decoded_skip": tok.decode(ids, skip_special_tokens=True),
+            "stream": stream_steps(tok, ids, False),
+            "stream_skip": stream_steps(tok, ids, True),
         })
     with open(os.path.join(path, "expected.json"), "w") as f:
         json.dump({"cases": cases, "decode_only": decode_only}, f)
@@ -410,6 +430,8 @@ def write_dir(out_dir, golden_dir, name, kind, model_type, config,
             "text": text, "input_ids": ids,
             "decoded": tok.decode(ids, skip_special_tokens=False),
             "decoded_skip": tok.decode(ids, skip_special_tokens=True),
+            "stream": stream_steps(tok, ids, False),
+            "stream_skip": stream_steps(tok, ids, True),
         })
     with open(os.path.join(path, "expected.json"), "w") as f:
         json.dump({"cases": cases, "class": type(tok).__name__,
