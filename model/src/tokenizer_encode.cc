@@ -1,5 +1,6 @@
-// Encode and Decode: added-token matching, normalization, pre-tokenization,
-// BPE merging (with a per-word cache) and byte-level decoding.
+// Encode: added-token matching (raw, then normalized), normalization,
+// pre-tokenization and BPE merging (with byte fallback and a per-word cache).
+#include <algorithm>
 #include <array>
 #include <queue>
 #include <tuple>
@@ -7,6 +8,73 @@
 #include "tokenizer_internal.h"
 
 namespace lorad::model {
+namespace tokenizer_internal {
+
+std::string ReplaceAll(std::string_view text, std::string_view pattern,
+                       std::string_view content) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  for (size_t found = text.find(pattern); found != std::string_view::npos;
+       found = text.find(pattern, pos)) {
+    out.append(text.substr(pos, found - pos));
+    out.append(content);
+    pos = found + pattern.size();
+  }
+  out.append(text.substr(pos));
+  return out;
+}
+
+std::string Normalize(const std::vector<NormalizerStep>& steps,
+                      std::string text) {
+  for (const NormalizerStep& step : steps) {
+    switch (step.kind) {
+      case NormalizerStep::Kind::kNfc:
+        text = NormalizeNfc(text);
+        break;
+      case NormalizerStep::Kind::kPrepend:
+        if (!text.empty()) text.insert(0, step.text);
+        break;
+      case NormalizerStep::Kind::kReplace:
+        text = ReplaceAll(text, step.text, step.content);
+        break;
+    }
+  }
+  return text;
+}
+
+void IndexAddedTokens(TokenizerModel* model) {
+  model->added_by_content.clear();
+  model->added_by_id.clear();
+  model->raw_matcher = {};
+  model->normalized_matcher = {};
+  for (int32_t i = 0; i < static_cast<int32_t>(model->added.size()); ++i) {
+    AddedToken& token = model->added[i];
+    model->added_by_content[token.content] = i;
+    model->added_by_id[token.id] = i;
+    token.match_text = token.normalized
+                           ? Normalize(model->normalizer, token.content)
+                           : token.content;
+    if (token.match_text.empty()) continue;
+    AddedTokenMatcher& matcher =
+        token.normalized ? model->normalized_matcher : model->raw_matcher;
+    if (matcher.empty()) matcher.by_first_byte.assign(256, {});
+    matcher.by_first_byte[static_cast<unsigned char>(token.match_text[0])]
+        .push_back(i);
+  }
+  for (AddedTokenMatcher* matcher :
+       {&model->raw_matcher, &model->normalized_matcher}) {
+    for (auto& list : matcher->by_first_byte) {
+      std::stable_sort(list.begin(), list.end(), [&](int32_t a, int32_t b) {
+        return model->added[a].match_text.size() >
+               model->added[b].match_text.size();
+      });
+    }
+  }
+}
+
+}  // namespace tokenizer_internal
+
 namespace {
 
 using tokenizer_internal::AppendUtf8;
@@ -17,7 +85,9 @@ using tokenizer_internal::IsNumber;
 using tokenizer_internal::IsWhitespace;
 using tokenizer_internal::Merge;
 using tokenizer_internal::PairKey;
+using tokenizer_internal::PrependScheme;
 using tokenizer_internal::PreTokenizerStep;
+using tokenizer_internal::ReplaceAll;
 using tokenizer_internal::SplitBehavior;
 
 // Words longer than this are not cached (they are rare and would bloat it).
@@ -66,8 +136,9 @@ bool IsWordChar(std::optional<char32_t> cp) {
 }
 
 // Splits `text` at the matches `spans` (sorted, non-overlapping) the way HF's
-// Split pre-tokenizer does for `behavior`, dropping empty pieces.
-std::vector<std::string> SplitByMatches(
+// Split pre-tokenizer does for `behavior`: the byte spans of the pieces, none
+// empty.
+std::vector<std::pair<size_t, size_t>> SplitByMatches(
     std::string_view text, const std::vector<std::pair<size_t, size_t>>& spans,
     SplitBehavior behavior) {
   struct Part {
@@ -132,12 +203,8 @@ std::vector<std::string> SplitByMatches(
       break;
     }
   }
-  std::vector<std::string> out;
-  out.reserve(pieces.size());
-  for (const auto& [start, end] : pieces) {
-    if (start < end) out.emplace_back(text.substr(start, end - start));
-  }
-  return out;
+  std::erase_if(pieces, [](const auto& p) { return p.first >= p.second; });
+  return pieces;
 }
 
 std::vector<std::pair<size_t, size_t>> FindLiteral(std::string_view text,
@@ -153,10 +220,11 @@ std::vector<std::pair<size_t, size_t>> FindLiteral(std::string_view text,
 }  // namespace
 
 std::vector<Tokenizer::Impl::Segment> Tokenizer::Impl::SplitOnAddedTokens(
+    const tokenizer_internal::AddedTokenMatcher& matcher,
     std::string_view text) const {
   std::vector<Segment> segments;
-  if (model.added.empty()) {
-    segments.push_back({text, std::nullopt});
+  if (matcher.empty()) {
+    segments.push_back({text, std::nullopt, 0});
     return segments;
   }
   size_t segment_start = 0;
@@ -164,9 +232,9 @@ std::vector<Tokenizer::Impl::Segment> Tokenizer::Impl::SplitOnAddedTokens(
   while (pos < text.size()) {
     const tokenizer_internal::AddedToken* found = nullptr;
     for (int32_t index :
-         model.added_by_first_byte[static_cast<unsigned char>(text[pos])]) {
+         matcher.by_first_byte[static_cast<unsigned char>(text[pos])]) {
       const auto& token = model.added[index];
-      if (text.substr(pos).starts_with(token.content)) {
+      if (text.substr(pos).starts_with(token.match_text)) {
         found = &token;
         break;
       }
@@ -176,7 +244,7 @@ std::vector<Tokenizer::Impl::Segment> Tokenizer::Impl::SplitOnAddedTokens(
       continue;
     }
     size_t start = pos;
-    size_t stop = pos + found->content.size();
+    size_t stop = pos + found->match_text.size();
     pos = stop;
     if (found->single_word) {
       size_t unused;
@@ -207,49 +275,88 @@ std::vector<Tokenizer::Impl::Segment> Tokenizer::Impl::SplitOnAddedTokens(
       pos = stop;
     }
     if (segment_start < start) {
-      segments.push_back(
-          {text.substr(segment_start, start - segment_start), std::nullopt});
+      segments.push_back({text.substr(segment_start, start - segment_start),
+                          std::nullopt, segment_start});
     }
-    segments.push_back({std::string_view(), found->id});
+    segments.push_back({std::string_view(), found->id, start});
     segment_start = stop;
   }
   if (segment_start < text.size()) {
-    segments.push_back({text.substr(segment_start), std::nullopt});
+    segments.push_back(
+        {text.substr(segment_start), std::nullopt, segment_start});
   }
   return segments;
 }
 
-std::vector<std::string> Tokenizer::Impl::PreTokenize(std::string text) const {
-  std::vector<std::string> pieces;
-  pieces.push_back(std::move(text));
+std::vector<std::string> Tokenizer::Impl::PreTokenize(std::string text,
+                                                      bool at_start) const {
+  struct Piece {
+    std::string text;
+    bool at_start;
+  };
+  std::vector<Piece> pieces;
+  pieces.push_back({std::move(text), at_start});
   for (const PreTokenizerStep& step : model.pre_tokenizer) {
-    std::vector<std::string> next;
-    for (std::string& piece : pieces) {
-      if (step.kind == PreTokenizerStep::Kind::kSplit) {
-        auto spans = step.pattern.has_value()
-                         ? tokenizer_internal::ScanMatches(*step.pattern, piece)
-                         : FindLiteral(piece, step.literal);
-        for (std::string& part : SplitByMatches(piece, spans, step.behavior)) {
-          next.push_back(std::move(part));
+    std::vector<Piece> next;
+    const auto split = [&](const Piece& piece, const auto& spans,
+                           SplitBehavior behavior) {
+      for (const auto& [start, end] :
+           SplitByMatches(piece.text, spans, behavior)) {
+        next.push_back({piece.text.substr(start, end - start),
+                        piece.at_start && start == 0});
+      }
+    };
+    for (Piece& piece : pieces) {
+      switch (step.kind) {
+        case PreTokenizerStep::Kind::kSplit:
+          split(piece,
+                step.pattern.has_value()
+                    ? tokenizer_internal::ScanMatches(*step.pattern, piece.text)
+                    : FindLiteral(piece.text, step.literal),
+                step.behavior);
+          break;
+        case PreTokenizerStep::Kind::kMetaspace: {
+          std::string replaced = ReplaceAll(piece.text, " ", step.replacement);
+          const bool prepend =
+              step.prepend_scheme == PrependScheme::kAlways ||
+              (step.prepend_scheme == PrependScheme::kFirst && piece.at_start);
+          if (prepend && !replaced.starts_with(step.replacement)) {
+            replaced.insert(0, step.replacement);
+          }
+          Piece whole{std::move(replaced), piece.at_start};
+          if (step.split) {
+            split(whole, FindLiteral(whole.text, step.replacement),
+                  SplitBehavior::kMergedWithNext);
+          } else if (!whole.text.empty()) {
+            next.push_back(std::move(whole));
+          }
+          break;
         }
-        continue;
-      }
-      if (step.add_prefix_space && !piece.starts_with(' ')) {
-        piece.insert(piece.begin(), ' ');
-      }
-      if (!step.use_regex) {
-        next.push_back(ToByteLevel(piece));
-        continue;
-      }
-      for (const auto& [start, end] : tokenizer_internal::ScanMatches(
-               tokenizer_internal::SplitPattern::kGpt2, piece)) {
-        next.push_back(
-            ToByteLevel(std::string_view(piece).substr(start, end - start)));
+        case PreTokenizerStep::Kind::kByteLevel: {
+          std::string& chunk = piece.text;
+          if (step.add_prefix_space && !chunk.starts_with(' ')) {
+            chunk.insert(chunk.begin(), ' ');
+          }
+          if (!step.use_regex) {
+            next.push_back({ToByteLevel(chunk), piece.at_start});
+            break;
+          }
+          for (const auto& [start, end] : tokenizer_internal::ScanMatches(
+                   tokenizer_internal::SplitPattern::kGpt2, chunk)) {
+            next.push_back({ToByteLevel(std::string_view(chunk).substr(
+                                start, end - start)),
+                            piece.at_start && start == 0});
+          }
+          break;
+        }
       }
     }
     pieces = std::move(next);
   }
-  return pieces;
+  std::vector<std::string> words;
+  words.reserve(pieces.size());
+  for (Piece& piece : pieces) words.push_back(std::move(piece.text));
+  return words;
 }
 
 std::vector<int32_t> Tokenizer::Impl::Bpe(std::string_view word) const {
@@ -264,28 +371,40 @@ std::vector<int32_t> Tokenizer::Impl::Bpe(std::string_view word) const {
     bool alive;
   };
   std::vector<Symbol> symbols;
-  bool last_was_unk = false;
-  for (size_t pos = 0; pos < word.size();) {
-    size_t length;
-    DecodeUtf8(word, pos, &length);
-    auto it =
-        model.vocab.find(tokenizer_internal::AsAbsl(word.substr(pos, length)));
-    pos += length;
-    int32_t id;
-    if (it != model.vocab.end()) {
-      id = it->second;
-      last_was_unk = false;
-    } else if (model.unk_id.has_value()) {
-      if (model.fuse_unk && last_was_unk) continue;
-      id = *model.unk_id;
-      last_was_unk = true;
-    } else {
-      continue;
-    }
+  const auto add = [&](int32_t id) {
     const int32_t index = static_cast<int32_t>(symbols.size());
     symbols.push_back({id, index - 1, -1, true});
     if (index > 0) symbols[index - 1].next = index;
+  };
+  // As HF: an unknown character becomes its "<0xNN>" byte tokens when
+  // byte_fallback has them all, else unk_token (runs fused under fuse_unk).
+  // A pending unk is written before the next known character, but after
+  // byte-fallback ones.
+  bool unk_pending = false;
+  for (size_t pos = 0; pos < word.size();) {
+    size_t length;
+    DecodeUtf8(word, pos, &length);
+    const std::string_view piece = word.substr(pos, length);
+    pos += length;
+    auto it = model.vocab.find(tokenizer_internal::AsAbsl(piece));
+    if (it != model.vocab.end()) {
+      if (unk_pending) add(*model.unk_id);
+      unk_pending = false;
+      add(it->second);
+      continue;
+    }
+    if (model.byte_fallback &&
+        std::all_of(piece.begin(), piece.end(), [&](char c) {
+          return model.byte_ids[static_cast<unsigned char>(c)] >= 0;
+        })) {
+      for (char c : piece) add(model.byte_ids[static_cast<unsigned char>(c)]);
+      continue;
+    }
+    if (!model.unk_id.has_value()) continue;
+    if (unk_pending && !model.fuse_unk) add(*model.unk_id);
+    unk_pending = true;
   }
+  if (unk_pending) add(*model.unk_id);
 
   // (rank, position of the left symbol, merged id); lowest rank first, then
   // leftmost, as HF does.
@@ -335,7 +454,10 @@ void Tokenizer::Impl::TokenizeWord(const std::string& word,
       return;
     }
   }
-  std::vector<int32_t> word_ids = Bpe(word);
+  std::vector<int32_t> word_ids =
+      model.kind == tokenizer_internal::TokenizerModel::Kind::kUnigram
+          ? Unigram(word)
+          : Bpe(word);
   ids->insert(ids->end(), word_ids.begin(), word_ids.end());
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);
@@ -346,65 +468,28 @@ void Tokenizer::Impl::TokenizeWord(const std::string& word,
 
 std::vector<int32_t> Tokenizer::Impl::Encode(std::string_view text) const {
   std::vector<int32_t> ids;
-  for (const Segment& segment : SplitOnAddedTokens(text)) {
-    if (segment.added_id.has_value()) {
-      ids.push_back(*segment.added_id);
+  for (const Segment& raw : SplitOnAddedTokens(model.raw_matcher, text)) {
+    if (raw.added_id.has_value()) {
+      ids.push_back(*raw.added_id);
       continue;
     }
-    std::string normalized =
-        model.nfc ? tokenizer_internal::NormalizeNfc(segment.text)
-                  : std::string(segment.text);
-    if (normalized.empty()) continue;
-    for (const std::string& word : PreTokenize(std::move(normalized))) {
-      TokenizeWord(word, &ids);
+    const std::string normalized =
+        tokenizer_internal::Normalize(model.normalizer, std::string(raw.text));
+    for (const Segment& segment :
+         SplitOnAddedTokens(model.normalized_matcher, normalized)) {
+      if (segment.added_id.has_value()) {
+        ids.push_back(*segment.added_id);
+        continue;
+      }
+      if (segment.text.empty()) continue;
+      const bool at_start = raw.offset == 0 && segment.offset == 0;
+      for (const std::string& word :
+           PreTokenize(std::string(segment.text), at_start)) {
+        TokenizeWord(word, &ids);
+      }
     }
   }
   return ids;
-}
-
-std::string Tokenizer::Impl::Decode(const std::vector<int32_t>& ids,
-                                    bool skip_special_tokens) const {
-  std::string bytes;
-  bool first = true;
-  for (int32_t id : ids) {
-    const std::string* token = nullptr;
-    auto added = model.added_by_id.find(id);
-    if (added != model.added_by_id.end()) {
-      const auto& entry = model.added[added->second];
-      if (skip_special_tokens && entry.special) continue;
-      token = &entry.content;
-    } else {
-      auto it = model.id_to_token.find(id);
-      if (it == model.id_to_token.end()) continue;
-      token = &it->second;
-    }
-    if (!model.byte_level_decoder) {
-      // Without a decoder HF joins the tokens with spaces.
-      if (!first) bytes += ' ';
-      bytes += *token;
-      first = false;
-      continue;
-    }
-    // A token whose chars all stand for bytes decodes to those bytes; any
-    // other token (e.g. an added one) is taken as it is.
-    std::string token_bytes;
-    bool all_bytes = true;
-    for (size_t pos = 0; pos < token->size();) {
-      size_t length;
-      std::optional<char32_t> cp = DecodeUtf8(*token, pos, &length);
-      std::optional<uint8_t> byte = cp.has_value()
-                                        ? tokenizer_internal::UnicodeToByte(*cp)
-                                        : std::nullopt;
-      if (!byte.has_value()) {
-        all_bytes = false;
-        break;
-      }
-      token_bytes.push_back(static_cast<char>(*byte));
-      pos += length;
-    }
-    bytes += all_bytes ? token_bytes : *token;
-  }
-  return tokenizer_internal::ToValidUtf8(bytes);
 }
 
 }  // namespace lorad::model

@@ -5,6 +5,7 @@
 #ifndef LORAD_MODEL_SRC_FORMATS_TOKENIZER_INTERNAL_H_
 #define LORAD_MODEL_SRC_FORMATS_TOKENIZER_INTERNAL_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -16,8 +17,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "lorad/common/bounded_json.h"
 #include "lorad/model/tokenizer.h"
+#include "nlohmann/json.hpp"
 
 namespace lorad::model::tokenizer_internal {
 
@@ -100,8 +104,22 @@ enum class SplitBehavior {
   kContiguous,
 };
 
+// Metaspace's prepend_scheme: whether a word gets the replacement in front.
+enum class PrependScheme {
+  kAlways,
+  kFirst,  // only the piece that starts the input
+  kNever,
+};
+
+struct NormalizerStep {
+  enum class Kind { kNfc, kPrepend, kReplace };
+  Kind kind = Kind::kNfc;
+  std::string text;     // Prepend: what is prepended; Replace: the pattern.
+  std::string content;  // Replace: what replaces the pattern.
+};
+
 struct PreTokenizerStep {
-  enum class Kind { kByteLevel, kSplit };
+  enum class Kind { kByteLevel, kSplit, kMetaspace };
   Kind kind = Kind::kByteLevel;
   // ByteLevel.
   bool add_prefix_space = false;
@@ -110,6 +128,27 @@ struct PreTokenizerStep {
   std::optional<SplitPattern> pattern;
   std::string literal;
   SplitBehavior behavior = SplitBehavior::kIsolated;
+  // Metaspace.
+  std::string replacement;  // one character, UTF-8
+  PrependScheme prepend_scheme = PrependScheme::kAlways;
+  bool split = true;
+};
+
+struct DecoderStep {
+  enum class Kind {
+    kByteLevel,
+    kReplace,
+    kByteFallback,
+    kFuse,
+    kStrip,
+    kMetaspace,
+  };
+  Kind kind = Kind::kByteLevel;
+  std::string pattern;  // Replace: pattern; Strip/Metaspace: the character.
+  std::string content;  // Replace: what replaces it.
+  int start = 0;        // Strip: characters cut from the front...
+  int stop = 0;         // ...and from the back, if they are `pattern`.
+  PrependScheme prepend_scheme = PrependScheme::kAlways;  // Metaspace.
 };
 
 struct AddedToken {
@@ -119,6 +158,16 @@ struct AddedToken {
   bool lstrip = false;
   bool rstrip = false;
   bool single_word = false;
+  // Matched after the normalizer, against the normalized content.
+  bool normalized = false;
+  std::string match_text;  // content, or its normalized form
+};
+
+// The added tokens matched in one pass (raw text, or normalized text), by
+// first byte of match_text, longest first.
+struct AddedTokenMatcher {
+  std::vector<std::vector<int32_t>> by_first_byte;  // indices into `added`
+  bool empty() const { return by_first_byte.empty(); }
 };
 
 struct Merge {
@@ -133,24 +182,66 @@ inline uint64_t PairKey(int32_t a, int32_t b) {
 
 // Everything FromJson reads; Encode and Decode only read it (bar the cache).
 struct TokenizerModel {
+  enum class Kind { kBpe, kUnigram };
+  Kind kind = Kind::kBpe;
   absl::flat_hash_map<std::string, int32_t> vocab;
   absl::flat_hash_map<int32_t, std::string> id_to_token;
   absl::flat_hash_map<uint64_t, Merge> merges;  // PairKey(left, right)
   std::optional<int32_t> unk_id;
   bool fuse_unk = false;
   bool ignore_merges = false;
+  // The ids of "<0x00>".."<0xFF>" when byte_fallback is on; -1 where the
+  // vocabulary lacks one.
+  bool byte_fallback = false;
+  std::array<int32_t, 256> byte_ids{};
+  // Unigram: the score of each id, the score of an unknown character (the
+  // lowest score - 10), and the pieces sorted (for prefix search).
+  std::vector<double> unigram_scores;
+  double unk_score = 0;
+  std::vector<std::pair<std::string, int32_t>> unigram_pieces;
 
-  bool nfc = false;
+  std::vector<NormalizerStep> normalizer;
   std::vector<PreTokenizerStep> pre_tokenizer;
-  bool byte_level_decoder = false;
+  // nullopt: no decoder (tokens are joined with spaces).
+  std::optional<std::vector<DecoderStep>> decoder;
 
   std::vector<AddedToken> added;
   absl::flat_hash_map<std::string, int32_t> added_by_content;  // -> index
   absl::flat_hash_map<int32_t, int32_t> added_by_id;           // -> index
-  // Indices into `added` by first byte of content, longest first.
-  std::vector<std::vector<int32_t>> added_by_first_byte;
+  AddedTokenMatcher raw_matcher;         // normalized == false
+  AddedTokenMatcher normalized_matcher;  // normalized == true
   int64_t vocab_size = 0;
+
+  // The post-processor for one sequence: ids put before and after it.
+  std::vector<int32_t> prefix_ids;
+  std::vector<int32_t> suffix_ids;
 };
+
+// `text` with every non-overlapping `pattern`, left to right, replaced.
+std::string ReplaceAll(std::string_view text, std::string_view pattern,
+                       std::string_view content);
+
+// Applies the normalizer steps in order.
+std::string Normalize(const std::vector<NormalizerStep>& steps,
+                      std::string text);
+
+// Fills match_text, the matchers and the lookup maps of `model->added` (after
+// the normalizer is known).
+void IndexAddedTokens(TokenizerModel* model);
+
+// Parses tokenizer.json into `model`; errors name `where` and the section.
+absl::Status ParseTokenizerJson(const nlohmann::json& root,
+                                std::string_view where, TokenizerModel* model);
+
+// The single-sequence prefix and suffix ids of a post_processor object.
+absl::Status ParsePostProcessor(const nlohmann::json& j, std::string_view where,
+                                std::vector<int32_t>* prefix,
+                                std::vector<int32_t>* suffix);
+
+// Real tokenizer.json files reach tens of MiB (a 256k vocabulary and its
+// merges) but nest only a few levels.
+inline constexpr JsonLimits kTokenizerJsonLimits{size_t{256} << 20, 32,
+                                                 int64_t{64} << 20};
 
 // The GPT-2 byte-to-unicode map: byte -> the code point that stands for it.
 char32_t ByteToUnicode(uint8_t byte);
@@ -165,18 +256,23 @@ struct Tokenizer::Impl {
   tokenizer_internal::TokenizerModel model;
 
   std::vector<int32_t> Encode(std::string_view text) const;
-  std::string Decode(const std::vector<int32_t>& ids,
+  std::string Decode(std::span<const int32_t> ids,
                      bool skip_special_tokens) const;
 
  private:
   struct Segment {
     std::string_view text;
     std::optional<int32_t> added_id;
+    size_t offset;  // of `text` in the string that was split
   };
-  std::vector<Segment> SplitOnAddedTokens(std::string_view text) const;
-  std::vector<std::string> PreTokenize(std::string text) const;
+  std::vector<Segment> SplitOnAddedTokens(
+      const tokenizer_internal::AddedTokenMatcher& matcher,
+      std::string_view text) const;
+  // `at_start`: the text starts the input (Metaspace's prepend "first").
+  std::vector<std::string> PreTokenize(std::string text, bool at_start) const;
   void TokenizeWord(const std::string& word, std::vector<int32_t>* ids) const;
   std::vector<int32_t> Bpe(std::string_view word) const;
+  std::vector<int32_t> Unigram(std::string_view word) const;
 
   // BPE results per pre-tokenized word. Guarded by cache_mu_.
   mutable std::mutex cache_mu_;

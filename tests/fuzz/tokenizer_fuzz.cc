@@ -1,6 +1,7 @@
 // Fuzzes the tokenizer: tokenizer.json parsing (outside input: any model
-// directory) and encode/decode of arbitrary bytes (every prompt and
-// dataset). The first byte picks which.
+// directory; a file that loads is then used on a varied text, with special
+// tokens and streaming decode) and encode/decode of arbitrary bytes (every
+// prompt and dataset). The first byte picks which.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -33,7 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   const int mode = data[0] % 4;
   if (mode == 3) {
-    (void)lorad::model::Tokenizer::FromJson(rest, "tokenizer.json");
+    auto parsed = lorad::model::Tokenizer::FromJson(rest, "tokenizer.json");
+    if (!parsed.ok()) return 0;
+    const lorad::model::Tokenizer& tok = **parsed;
+    const std::string text =
+        "Hello  w\xC3\xB6rld\t<s>\xE6\x97\xA5\xF0\x9F\x98\x80 <tool>\n";
+    std::vector<int32_t> ids = tok.EncodeWithSpecialTokens(text);
+    (void)tok.Decode(ids, /*skip_special_tokens=*/true);
+    lorad::model::StreamDecoder stream(tok, /*skip_special_tokens=*/false);
+    for (int32_t id : ids) (void)stream.Add(id);
+    (void)stream.Finish();
     return 0;
   }
   const lorad::model::Tokenizer* tok = Loaded(mode);
