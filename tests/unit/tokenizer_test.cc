@@ -155,9 +155,10 @@ TEST(TinyTokenizerTest, MatchesHuggingFace) {
   const std::string command = absl::StrCat(
       LORAD_PYTHON,
       " -c 'import json,sys\n"
-      "from tokenizers import model::Tokenizer\n"
-      "t = model::Tokenizer.from_file(sys.argv[1])\n"
-      "print(json.dumps([t.encode(x, add_special_tokens=False).ids\n"
+      "from tokenizers import Tokenizer\n"
+      "t = Tokenizer.from_file(sys.argv[1])\n"
+      "print(json.dumps([[t.encode(x, add_special_tokens=s).ids\n"
+      "                   for s in (False, True)]\n"
       "                  for x in json.load(open(sys.argv[2]))]))' ",
       tok_path, " ", texts_path);
   std::FILE* pipe = popen(command.c_str(), "r");
@@ -168,7 +169,7 @@ TEST(TinyTokenizerTest, MatchesHuggingFace) {
     output.append(buffer, n);
   }
   const int rc = pclose(pipe);
-  if (rc != 0) GTEST_SKIP() << "python could not run tokenizers: " << output;
+  ASSERT_EQ(rc, 0) << "python could not run tokenizers: " << output;
   const json want = json::parse(output, nullptr, false);
   ASSERT_TRUE(want.is_array()) << output;
   absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer =
@@ -177,8 +178,13 @@ TEST(TinyTokenizerTest, MatchesHuggingFace) {
   ASSERT_EQ(want.size(), texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
     EXPECT_EQ((*tokenizer)->Encode(texts[i]),
-              want[i].get<std::vector<int32_t>>())
+              want[i][0].get<std::vector<int32_t>>())
         << texts[i];
+    // With special tokens: the post-processor's BOS in front.
+    EXPECT_EQ((*tokenizer)->EncodeWithSpecialTokens(texts[i]),
+              want[i][1].get<std::vector<int32_t>>())
+        << texts[i];
+    EXPECT_EQ(want[i][1][0], 256) << texts[i];
   }
 }
 

@@ -155,7 +155,9 @@ class StreamDecoder {
 // byte tokens whose id equals the byte value (token strings per the GPT-2
 // byte-to-unicode map), no merges, and the special tokens
 // "<|begin_of_text|>" = 256, "<|end_of_text|>" = 257, "<|pad|>" = 258; a
-// ByteLevel pre-tokenizer (add_prefix_space false) and ByteLevel decoder.
+// ByteLevel pre-tokenizer (add_prefix_space false), a TemplateProcessing
+// post-processor that puts "<|begin_of_text|>" in front (as Llama 3's
+// does) and a ByteLevel decoder.
 // HF tokenizers loads it and gives the same ids.
 std::string MakeByteLevelTokenizerJson();
 
