@@ -168,6 +168,7 @@ absl::StatusOr<Example> RenderChat(const Json& obj, int64_t line) {
     has_assistant = has_assistant || assistant;
     ex.segments.push_back({absl::StrCat("<|", role, "|>\n"), false});
     ex.segments.push_back({absl::StrCat(content, "\n"), assistant});
+    ex.messages.push_back({std::move(role), std::move(content)});
   }
   if (!has_assistant) {
     return LineError(line,

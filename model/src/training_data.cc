@@ -4,6 +4,13 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "lorad/common/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace lorad::model {
 namespace {
@@ -14,29 +21,127 @@ bool HasTarget(const TokenSequence& s) {
                      [](int32_t l) { return l != kIgnoreLabel; });
 }
 
-}  // namespace
+void Append(TokenSequence& seq, const std::vector<int32_t>& ids,
+            bool trainable) {
+  for (int32_t id : ids) {
+    seq.ids.push_back(id);
+    seq.labels.push_back(trainable ? id : kIgnoreLabel);
+  }
+}
 
-std::vector<TokenSequence> TokenizeDataset(const ParsedDataset& data,
+std::string WithEos(const std::string& text, const std::string& eos) {
+  if (eos.empty() || absl::EndsWith(text, eos)) return text;
+  return text + eos;
+}
+
+size_t CommonPrefix(const std::vector<int32_t>& a,
+                    const std::vector<int32_t>& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+absl::Status LineError(const Example& ex, const absl::Status& status) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("line ", ex.line, ": ", status.message()));
+}
+
+// The chat template over messages [0, end), as transformers' message list.
+absl::StatusOr<std::vector<int32_t>> RenderIds(const Example& ex, size_t end,
+                                               bool add_generation_prompt,
+                                               const ChatTemplate& chat,
+                                               const Tokenizer& tokenizer) {
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < end; ++i) {
+    messages.push_back(
+        {{"role", ex.messages[i].first}, {"content", ex.messages[i].second}});
+  }
+  ChatRenderOptions options;
+  options.add_generation_prompt = add_generation_prompt;
+  absl::StatusOr<std::string> text =
+      RenderChatMessages(chat, messages, options);
+  if (!text.ok()) return LineError(ex, text.status());
+  return tokenizer.Encode(*text);
+}
+
+absl::StatusOr<TokenSequence> TokenizeChat(const Example& ex,
                                            const Tokenizer& tokenizer,
                                            const TokenizeOptions& options) {
+  const ChatTemplate& chat = *options.chat;
+  LORAD_ASSIGN_OR_RETURN(
+      std::vector<int32_t> ids,
+      RenderIds(ex, ex.messages.size(), false, chat, tokenizer));
+  TokenSequence seq;
+  Append(seq, ids, options.train_on_prompt);
+  if (options.train_on_prompt) return seq;
+  for (size_t i = 0; i < ex.messages.size(); ++i) {
+    if (ex.messages[i].first != "assistant") continue;
+    LORAD_ASSIGN_OR_RETURN(std::vector<int32_t> before,
+                           RenderIds(ex, i, true, chat, tokenizer));
+    LORAD_ASSIGN_OR_RETURN(std::vector<int32_t> through,
+                           RenderIds(ex, i + 1, false, chat, tokenizer));
+    // Where the renders stop agreeing with the whole conversation bounds
+    // the turn, as TRL bounds a completion.
+    const size_t begin = CommonPrefix(before, ids);
+    const size_t end = CommonPrefix(through, ids);
+    for (size_t k = begin; k < end; ++k) seq.labels[k] = seq.ids[k];
+  }
+  return seq;
+}
+
+absl::StatusOr<TokenSequence> TokenizeExample(const ParsedDataset& data,
+                                              const Example& ex,
+                                              const Tokenizer& tokenizer,
+                                              const TokenizeOptions& options) {
+  TokenSequence seq;
+  switch (data.format) {
+    case DatasetFormat::kText:
+      Append(seq,
+             tokenizer.EncodeWithSpecialTokens(
+                 WithEos(ex.segments.at(0).text, options.eos_text)),
+             true);
+      return seq;
+    case DatasetFormat::kPromptCompletion:
+    case DatasetFormat::kInstruction: {
+      const std::string& prompt = ex.segments.at(0).text;
+      const std::vector<int32_t> prompt_ids =
+          tokenizer.EncodeWithSpecialTokens(prompt);
+      const std::vector<int32_t> all = tokenizer.EncodeWithSpecialTokens(
+          prompt + WithEos(ex.segments.at(1).text, options.eos_text));
+      const size_t split =
+          options.train_on_prompt ? 0 : CommonPrefix(prompt_ids, all);
+      Append(seq, std::vector<int32_t>(all.begin(), all.begin() + split),
+             false);
+      Append(seq, std::vector<int32_t>(all.begin() + split, all.end()), true);
+      return seq;
+    }
+    case DatasetFormat::kChat:
+      if (options.chat != nullptr && options.chat->jinja != nullptr) {
+        return TokenizeChat(ex, tokenizer, options);
+      }
+      break;
+  }
+  // No template: the fixed segments after the tokenizer's prefix ids.
+  Append(seq, tokenizer.PrefixIds(), false);
+  for (const Segment& s : ex.segments) {
+    Append(seq, tokenizer.Encode(s.text), s.trainable);
+  }
+  if (!options.eos_text.empty()) {
+    Append(seq, tokenizer.Encode(options.eos_text), true);
+  }
+  return seq;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<TokenSequence>> TokenizeDataset(
+    const ParsedDataset& data, const Tokenizer& tokenizer,
+    const TokenizeOptions& options) {
   std::vector<TokenSequence> out;
   TokenSequence stream;
   for (const Example& ex : data.examples) {
-    TokenSequence seq;
-    if (options.bos_id >= 0) {
-      seq.ids.push_back(options.bos_id);
-      seq.labels.push_back(kIgnoreLabel);
-    }
-    for (const Segment& s : ex.segments) {
-      for (int32_t id : tokenizer.Encode(s.text)) {
-        seq.ids.push_back(id);
-        seq.labels.push_back(s.trainable ? id : kIgnoreLabel);
-      }
-    }
-    if (options.eos_id >= 0) {
-      seq.ids.push_back(options.eos_id);
-      seq.labels.push_back(options.eos_id);
-    }
+    LORAD_ASSIGN_OR_RETURN(TokenSequence seq,
+                           TokenizeExample(data, ex, tokenizer, options));
     if (options.packing) {
       stream.ids.insert(stream.ids.end(), seq.ids.begin(), seq.ids.end());
       stream.labels.insert(stream.labels.end(), seq.labels.begin(),

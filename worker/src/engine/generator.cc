@@ -11,21 +11,23 @@
 namespace lorad::worker {
 namespace {
 
-// Length of the longest prefix of `s` that ends on a UTF-8 boundary.
-size_t CompleteUtf8Prefix(const std::string& s) {
-  size_t end = s.size();
-  size_t i = end;
-  int back = 0;
-  while (i > 0 && back < 4) {
-    unsigned char c = static_cast<unsigned char>(s[i - 1]);
-    if ((c & 0xC0) != 0x80) {
-      int need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
-      return (end - (i - 1) >= static_cast<size_t>(need)) ? end : i - 1;
+// Bytes at the end of `text` that could be the start of one of `stops`:
+// held back so that a stop string split across tokens never reaches the
+// client in part.
+size_t HeldForStops(
+    const std::string& text,
+    const google::protobuf::RepeatedPtrField<std::string>& stops) {
+  size_t held = 0;
+  for (const std::string& stop : stops) {
+    if (stop.empty()) continue;
+    for (size_t n = std::min(stop.size() - 1, text.size()); n > held; --n) {
+      if (text.compare(text.size() - n, n, stop, 0, n) == 0) {
+        held = n;
+        break;
+      }
     }
-    --i;
-    ++back;
   }
-  return end;
+  return held;
 }
 
 torch::Tensor ApplyTopKTopP(torch::Tensor logits, int64_t top_k, double top_p) {
@@ -72,24 +74,34 @@ absl::StatusOr<PreparedRequest> PrepareRequest(
   p.request = req;
   p.max_new_tokens = req.max_new_tokens() > 0 ? req.max_new_tokens() : 64;
   const model::ModelConfig& c = model.config();
-  std::string text = req.prompt();
+  const model::Tokenizer& tokenizer = model.tokenizer();
+  // The ids transformers would feed the model: tokenizer(prompt) for text
+  // (the tokenizer's post-processor decides BOS); for messages, the
+  // rendered template tokenized without special tokens, as
+  // apply_chat_template(tokenize=True) does (the template writes them).
   if (req.messages_size() > 0) {
     std::vector<model::ChatTurn> turns;
     for (const auto& m : req.messages())
       turns.push_back({m.role(), m.content()});
     auto rendered = model::RenderChat(chat, turns);
     if (!rendered.ok()) return rendered.status();
-    text = *rendered;
+    p.prompt = chat.jinja != nullptr
+                   ? tokenizer.Encode(*rendered)
+                   : tokenizer.EncodeWithSpecialTokens(*rendered);
     if (!chat.end_of_turn.empty()) {
-      if (auto id = model.tokenizer().TokenToId(chat.end_of_turn)) {
+      if (auto id = tokenizer.TokenToId(chat.end_of_turn)) {
         p.stop_token_ids.push_back(*id);
       }
     }
+  } else {
+    p.prompt = tokenizer.EncodeWithSpecialTokens(req.prompt());
   }
-  if (c.bos_token_id >= 0)
-    p.prompt.push_back(static_cast<int32_t>(c.bos_token_id));
-  for (int32_t id : model.tokenizer().Encode(text)) p.prompt.push_back(id);
-  for (int64_t id : c.eos_token_ids) p.stop_token_ids.push_back(id);
+  if (p.prompt.empty()) {
+    return absl::InvalidArgumentError(
+        "the prompt is empty and the tokenizer adds no special token to "
+        "start from");
+  }
+  for (int64_t id : c.stop_token_ids) p.stop_token_ids.push_back(id);
   if (static_cast<int64_t>(p.prompt.size()) + p.max_new_tokens >
       c.max_position_embeddings) {
     return absl::InvalidArgumentError(
@@ -105,8 +117,8 @@ DecodeState::DecodeState(const LlamaModel& model, PreparedRequest prepared,
     : model_(model),
       prepared_(std::move(prepared)),
       start_(start),
-      gen_(at::make_generator<at::CPUGeneratorImpl>(prepared_.request.seed())) {
-}
+      gen_(at::make_generator<at::CPUGeneratorImpl>(prepared_.request.seed())),
+      decoder_(model.tokenizer(), /*skip_special_tokens=*/true) {}
 
 DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
   const lorad::worker::v1::Sampling& req = prepared_.request;
@@ -143,38 +155,41 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
   if (generated_.empty()) {
     ttft_ = std::chrono::duration<float>(Clock::now() - start_).count();
   }
-  const auto& stops = prepared_.stop_token_ids;
-  if (std::find(stops.begin(), stops.end(), step.token) != stops.end()) {
-    finish_ = "eos";
-    step.done = true;
-    return step;
+  const auto& stop_ids = prepared_.stop_token_ids;
+  const bool eos =
+      std::find(stop_ids.begin(), stop_ids.end(), step.token) != stop_ids.end();
+  if (!eos) {
+    generated_.push_back(static_cast<int32_t>(step.token));
+    step.chunk.add_token_ids(static_cast<int32_t>(step.token));
+    text_ += decoder_.Add(static_cast<int32_t>(step.token));
   }
-  generated_.push_back(static_cast<int32_t>(step.token));
-  std::string text = model_.tokenizer().Decode(generated_, true);
+  step.done = eos || generated() >= prepared_.max_new_tokens;
+  // At the end, a character cut short decodes as U+FFFD (as HF does).
+  if (step.done) text_ += decoder_.Finish();
+  size_t ready = text_.size();
   bool stopped = false;
+  // Only text not yet searched (plus a stop's length of overlap) can hold a
+  // new match.
   for (const std::string& stop : req.stop()) {
     if (stop.empty()) continue;
-    size_t at = text.find(stop);
-    if (at != std::string::npos) {
-      text.resize(at);
+    const size_t from = sent_ > stop.size() ? sent_ - stop.size() : 0;
+    const size_t at = text_.find(stop, from);
+    if (at != std::string::npos && at < ready) {
+      ready = at;
       stopped = true;
     }
   }
-  // Every token is reported; text goes out once it is complete UTF-8.
-  step.has_chunk = true;
-  step.chunk.add_token_ids(static_cast<int32_t>(step.token));
-  size_t ready = stopped ? text.size() : CompleteUtf8Prefix(text);
-  if (ready > text_sent_.size() &&
-      text.compare(0, text_sent_.size(), text_sent_) == 0) {
-    step.chunk.set_text(
-        text.substr(text_sent_.size(), ready - text_sent_.size()));
-    text_sent_ = text.substr(0, ready);
+  if (!stopped && !step.done) ready -= HeldForStops(text_, req.stop());
+  if (ready > sent_) {
+    step.chunk.set_text(text_.substr(sent_, ready - sent_));
+    sent_ = ready;
   }
+  step.has_chunk = !eos || !step.chunk.text().empty();
   if (stopped) {
     finish_ = "stop";
     step.done = true;
-  } else if (generated() >= prepared_.max_new_tokens) {
-    step.done = true;
+  } else if (eos) {
+    finish_ = "eos";
   }
   return step;
 }

@@ -74,8 +74,8 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
     const std::string& dir, const LoadOptions& options) {
   std::unique_ptr<LlamaModel> m(new LlamaModel());
   LORAD_ASSIGN_OR_RETURN(m->config_, model::ModelConfig::FromDir(dir));
-  LORAD_ASSIGN_OR_RETURN(m->tokenizer_, model::Tokenizer::FromFile(absl::StrCat(
-                                            dir, "/tokenizer.json")));
+  // As transformers' AutoTokenizer loads it (tokenizer_config.json too).
+  LORAD_ASSIGN_OR_RETURN(m->tokenizer_, model::Tokenizer::FromModelDir(dir));
   LORAD_ASSIGN_OR_RETURN(auto weights, model::SafetensorsModel::Open(dir));
   m->dir_ = dir;
   m->device_ = options.device;

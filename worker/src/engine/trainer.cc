@@ -28,14 +28,30 @@ absl::StatusOr<std::vector<model::TokenSequence>> LoadSequences(
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": ", parsed.status().message()));
   }
+  // The model's own chat template and EOS text, as TRL's SFTTrainer would
+  // use them (model/training_data.h).
+  const model::ChatTemplate chat =
+      model::ChatTemplate::FromModelDir(model.dir());
+  if (!chat.load_status.ok()) return chat.load_status;
   model::TokenizeOptions options;
   options.max_seq_len = hp.max_seq_len();
   options.packing = hp.packing();
-  options.bos_id = static_cast<int32_t>(model.config().bos_token_id);
-  options.eos_id = model.config().eos_token_ids.empty()
-                       ? -1
-                       : static_cast<int32_t>(model.config().eos_token_ids[0]);
-  return model::TokenizeDataset(*parsed, model.tokenizer(), options);
+  options.train_on_prompt = hp.train_on_prompt();
+  options.chat = &chat;
+  for (const auto& [name, text] : chat.special_tokens) {
+    if (name == "eos_token") options.eos_text = text;
+  }
+  if (options.eos_text.empty() && !model.config().eos_token_ids.empty()) {
+    options.eos_text = model.tokenizer().Decode(
+        {static_cast<int32_t>(model.config().eos_token_ids[0])}, false);
+  }
+  absl::StatusOr<std::vector<model::TokenSequence>> sequences =
+      model::TokenizeDataset(*parsed, model.tokenizer(), options);
+  if (!sequences.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", sequences.status().message()));
+  }
+  return sequences;
 }
 
 struct Batch {

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -52,6 +53,9 @@ struct Segment {
 // One rendered example.
 struct Example {
   std::vector<Segment> segments;
+  // The chat format's messages as given, (role, content), for a trainer
+  // that renders them with the model's own chat template instead.
+  std::vector<std::pair<std::string, std::string>> messages;
   int64_t line = 0;  // 1-based line of the source file it came from
 };
 

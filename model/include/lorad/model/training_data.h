@@ -1,12 +1,37 @@
-// Turns a parsed JSONL dataset into token sequences with loss masks, and
-// sequences into padded batches.
+// Turns a parsed JSONL dataset into token sequences with loss masks, the
+// way TRL's SFTTrainer does for the same rows (so that an adapter trained
+// here sees the tokens it will see when served by transformers, vLLM or
+// lorad), and sequences into padded batches.
+//
+//   text               tokenizer(text + eos_text) (eos_text appended unless
+//                      the text ends with it); loss on every token.
+//   prompt_completion, instruction
+//                      tokenizer(prompt) and tokenizer(prompt + completion
+//                      + eos_text); the loss starts where the two stop
+//                      agreeing (TRL's completion mask), or on every token
+//                      with train_on_prompt.
+//   chat, with a template
+//                      the template rendered over all messages without a
+//                      generation prompt, tokenized without special tokens
+//                      (apply_chat_template(tokenize=True)); with
+//                      train_on_prompt the loss is on every token (TRL's
+//                      default), else on the assistant turns only: for
+//                      each, the tokens between the conversation before it
+//                      rendered with a generation prompt and the
+//                      conversation through it.
+//   chat, no template  the fixed "<|role|>\n" segments of common/dataset.h
+//                      after the tokenizer's prefix ids, then eos.
+// Tokenizer's "with special tokens" means its post-processor (BOS for most
+// models), exactly as transformers' tokenizer(text).
 #ifndef LORAD_MODEL_TRAINING_DATA_H_
 #define LORAD_MODEL_TRAINING_DATA_H_
 
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "lorad/common/dataset.h"
+#include "lorad/model/chat_template.h"
 #include "lorad/model/tokenizer.h"
 
 namespace lorad::model {
@@ -22,16 +47,22 @@ struct TokenSequence {
 struct TokenizeOptions {
   int64_t max_seq_len = 512;
   bool packing = false;  // concatenate examples and cut into full windows
-  int32_t bos_id = -1;   // prepended to each example when >= 0
-  int32_t eos_id = -1;   // appended (trainable) when >= 0
+  bool train_on_prompt = false;
+  // The tokenizer's EOS token as text (tokenizer_config.json's eos_token);
+  // empty: none is appended.
+  std::string eos_text;
+  // The model's chat template; null, or the plain form, for none.
+  const ChatTemplate* chat = nullptr;
 };
 
 // Examples longer than max_seq_len are truncated; with packing, the token
 // stream of all examples is cut into windows of max_seq_len (the last one
 // may be shorter). Sequences with no trainable label are dropped.
-std::vector<TokenSequence> TokenizeDataset(const ParsedDataset& data,
-                                           const Tokenizer& tokenizer,
-                                           const TokenizeOptions& options);
+// InvalidArgument naming the line when the chat template refuses a row
+// (its raise_exception message).
+absl::StatusOr<std::vector<TokenSequence>> TokenizeDataset(
+    const ParsedDataset& data, const Tokenizer& tokenizer,
+    const TokenizeOptions& options);
 
 // A deterministic split: shuffles indices with `seed` and holds out
 // round(fraction * n) sequences (at least 1 when fraction > 0 and n > 1).

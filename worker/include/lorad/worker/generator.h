@@ -23,9 +23,11 @@ namespace lorad::worker {
 
 struct PreparedRequest {
   lorad::worker::v1::Sampling request;
-  std::vector<int32_t> prompt;  // BOS (when the model has one) + text
+  std::vector<int32_t> prompt;  // the ids transformers would feed the model
   int64_t max_new_tokens = 64;
-  std::vector<int64_t> stop_token_ids;  // EOS ids and the chat end of turn
+  // generation_config.json's EOS ids (else config.json's) and the chat
+  // template's end of turn.
+  std::vector<int64_t> stop_token_ids;
 };
 
 // Validates sampling settings (InvalidArgument naming the field), renders
@@ -65,7 +67,9 @@ class DecodeState {
   Clock::time_point start_;
   at::Generator gen_;
   std::vector<int32_t> generated_;
-  std::string text_sent_;
+  model::StreamDecoder decoder_;  // text of generated_, as it becomes final
+  std::string text_;              // all text decoded so far
+  size_t sent_ = 0;               // text_[0, sent_) went to the client
   std::string finish_ = "length";
   float ttft_ = 0;
 };
