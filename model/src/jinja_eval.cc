@@ -113,6 +113,14 @@ absl::Status Runtime::Step(const Expr& at) {
   return absl::OkStatus();
 }
 
+absl::Status Runtime::StepNode(const Node& at) {
+  if (++steps_ > limits_.max_steps) {
+    return NodeError(at, absl::StrCat("the template ran more than ",
+                                      limits_.max_steps, " steps"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Runtime::Charge(size_t bytes, int line, int col) {
   allocated_ += bytes;
   if (bytes > limits_.max_alloc_bytes ||
@@ -153,10 +161,7 @@ absl::Status Runtime::Exec(const Body& body, Scope& scope, std::string* out) {
 }
 
 absl::Status Runtime::ExecNode(const Node& n, Scope& scope, std::string* out) {
-  if (++steps_ > limits_.max_steps) {
-    return NodeError(n, absl::StrCat("the template ran more than ",
-                                     limits_.max_steps, " steps"));
-  }
+  LORAD_RETURN_IF_ERROR(StepNode(n));
   switch (n.kind) {
     case Node::Kind::kText: return Emit(n.text, out, n);
     case Node::Kind::kOutput: {
@@ -249,6 +254,7 @@ absl::Status Runtime::ExecFor(const Node& n, Scope& scope, std::string* out) {
   std::vector<Value> items;
   if (n.filter) {
     for (const Value& item : all) {
+      LORAD_RETURN_IF_ERROR(StepNode(n));
       Scope s;
       s.parent = &scope;
       LORAD_RETURN_IF_ERROR(bind(s, item));
@@ -260,6 +266,7 @@ absl::Status Runtime::ExecFor(const Node& n, Scope& scope, std::string* out) {
   }
   const int64_t len = static_cast<int64_t>(items.size());
   for (int64_t i = 0; i < len; ++i) {
+    LORAD_RETURN_IF_ERROR(StepNode(n));
     Scope s;
     s.parent = &scope;
     LORAD_RETURN_IF_ERROR(bind(s, items[static_cast<size_t>(i)]));

@@ -166,6 +166,7 @@ class Runtime {
 
   // Counters: each returns an error (naming `at`) once a limit is passed.
   absl::Status Step(const Expr& at);
+  absl::Status StepNode(const Node& at);
   absl::Status Charge(size_t bytes, int line, int col);
   absl::Status CheckNesting(const Value& v, int line, int col) const;
   const Limits& limits() const { return limits_; }

@@ -415,19 +415,23 @@ class Parser {
     return e;
   }
 
-  absl::StatusOr<ExprPtr> ParseUnary() {
+  // As jinja2: filters and tests apply to the whole unary expression
+  // (-3|abs is 3).
+  absl::StatusOr<ExprPtr> ParseUnary(bool with_filters = true) {
     DepthGuard g(&depth_);
     LORAD_RETURN_IF_ERROR(CheckDepth());
+    ExprPtr e;
     if (IsOp("-") || IsOp("+")) {
-      ExprPtr e = NewExpr(Expr::Kind::kUnary, Cur());
+      e = NewExpr(Expr::Kind::kUnary, Cur());
       e->name = Cur().text;
       ++pos_;
-      LORAD_ASSIGN_OR_RETURN(ExprPtr inner, ParseUnary());
+      LORAD_ASSIGN_OR_RETURN(ExprPtr inner, ParseUnary(false));
       e->args.push_back(std::move(inner));
-      return e;
+    } else {
+      LORAD_ASSIGN_OR_RETURN(e, ParsePrimary());
+      LORAD_ASSIGN_OR_RETURN(e, ParsePostfix(std::move(e)));
     }
-    LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParsePrimary());
-    LORAD_ASSIGN_OR_RETURN(e, ParsePostfix(std::move(e)));
+    if (!with_filters) return e;
     return ParseFilters(std::move(e));
   }
 

@@ -99,33 +99,47 @@ Value Value::Function(std::shared_ptr<const Callable> fn) {
   return v;
 }
 
-Value Value::FromJson(const nlohmann::json& j) {
+namespace {
+
+template <typename Json>
+Value ValueFromJson(const Json& j) {
+  using V = Value;
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return None();
-    case nlohmann::json::value_t::boolean: return Bool(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return Int(j.get<int64_t>());
+    case nlohmann::json::value_t::null: return V::None();
+    case nlohmann::json::value_t::boolean: return V::Bool(j.template get<bool>());
+    case nlohmann::json::value_t::number_integer:
+      return V::Int(j.template get<int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
-      uint64_t u = j.get<uint64_t>();
-      if (u > static_cast<uint64_t>(INT64_MAX)) return Float(double(u));
-      return Int(static_cast<int64_t>(u));
+      uint64_t u = j.template get<uint64_t>();
+      if (u > static_cast<uint64_t>(INT64_MAX)) return V::Float(double(u));
+      return V::Int(static_cast<int64_t>(u));
     }
-    case nlohmann::json::value_t::number_float: return Float(j.get<double>());
-    case nlohmann::json::value_t::string: return String(j.get<std::string>());
+    case nlohmann::json::value_t::number_float:
+      return V::Float(j.template get<double>());
+    case nlohmann::json::value_t::string:
+      return V::String(j.template get<std::string>());
     case nlohmann::json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& x : j) items.push_back(FromJson(x));
-      return List(std::move(items));
+      for (const auto& x : j) items.push_back(ValueFromJson(x));
+      return V::List(std::move(items));
     }
     case nlohmann::json::value_t::object: {
       std::vector<std::pair<std::string, Value>> items;
       for (auto it = j.begin(); it != j.end(); ++it) {
-        items.emplace_back(it.key(), FromJson(it.value()));
+        items.emplace_back(it.key(), ValueFromJson(it.value()));
       }
-      return Dict(std::move(items));
+      return V::Dict(std::move(items));
     }
-    default: return None();
+    default: return V::None();
   }
+}
+
+}  // namespace
+
+Value Value::FromJson(const nlohmann::json& j) { return ValueFromJson(j); }
+Value Value::FromJson(const nlohmann::ordered_json& j) {
+  return ValueFromJson(j);
 }
 
 int Value::depth() const {

@@ -77,8 +77,10 @@ class Value {
   static Value Dict(std::vector<std::pair<std::string, Value>> items);
   static Value Namespace(std::vector<std::pair<std::string, Value>> items);
   static Value Function(std::shared_ptr<const Callable> fn);
-  // JSON null → None, numbers keep int/float, objects keep key order.
+  // JSON null → None, numbers keep int/float, objects keep their key order
+  // (use ordered_json for the order of the text).
   static Value FromJson(const nlohmann::json& j);
+  static Value FromJson(const nlohmann::ordered_json& j);
 
   Kind kind() const { return kind_; }
   bool IsUndefined() const { return kind_ == Kind::kUndefined; }
