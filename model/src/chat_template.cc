@@ -12,7 +12,7 @@ namespace lorad::model {
 namespace {
 
 constexpr const char* kSpecialTokenNames[] = {
-    "bos_token", "eos_token",  "unk_token", "sep_token",
+    "bos_token", "eos_token", "unk_token", "sep_token",
     "pad_token", "cls_token", "mask_token"};
 
 // The markers of the common turn formats and the token closing a turn.
@@ -100,7 +100,8 @@ absl::StatusOr<std::string> RenderPlain(const nlohmann::ordered_json& messages,
 
 absl::StatusOr<ChatTemplate> ChatTemplate::FromTemplateText(
     std::string_view text) {
-  auto parsed = jinja::Template::Parse(absl::string_view(text.data(), text.size()));
+  auto parsed =
+      jinja::Template::Parse(absl::string_view(text.data(), text.size()));
   if (!parsed.ok()) return Prefixed(parsed.status(), "chat template");
   ChatTemplate t;
   t.jinja = std::move(*parsed);
@@ -138,9 +139,9 @@ absl::StatusOr<ChatTemplate> ChatTemplate::Load(const std::string& dir) {
                  (*it)["content"].is_string()) {
         special.emplace_back(name, (*it)["content"].get<std::string>());
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "tokenizer_config.json: \"", name,
-            "\" must be a string or an object with \"content\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat("tokenizer_config.json: \"", name,
+                         "\" must be a string or an object with \"content\""));
       }
     }
     auto ct = j.find("chat_template");

@@ -22,10 +22,10 @@ class Macro final : public Callable {
   absl::StatusOr<Value> Call(Runtime& rt, const CallArgs& args,
                              const Expr& at) const override {
     if (args.positional.size() > node_->params.size()) {
-      return ErrorAt(at.line, at.col,
-                     absl::StrCat("macro '", node_->name, "' takes ",
-                                  node_->params.size(), " arguments, got ",
-                                  args.positional.size()));
+      return ErrorAt(
+          at.line, at.col,
+          absl::StrCat("macro '", node_->name, "' takes ", node_->params.size(),
+                       " arguments, got ", args.positional.size()));
     }
     Scope scope;
     scope.parent = rt.globals();
@@ -50,10 +50,11 @@ class Macro final : public Callable {
     }
     if (++rt.depth > rt.limits().max_depth) {
       --rt.depth;
-      return ErrorAt(at.line, at.col,
-                     absl::StrCat("calls nested deeper than ",
-                                  rt.limits().max_depth, " (runaway macro "
-                                  "recursion?)"));
+      return ErrorAt(
+          at.line, at.col,
+          absl::StrCat("calls nested deeper than ", rt.limits().max_depth,
+                       " (runaway macro "
+                       "recursion?)"));
     }
     std::string out;
     absl::Status s = rt.Exec(node_->body, scope, &out);
@@ -76,8 +77,8 @@ class Cycle final : public Callable {
     if (args.positional.empty()) {
       return ErrorAt(at.line, at.col, "loop.cycle needs an argument");
     }
-    return args.positional[static_cast<size_t>(index0_) %
-                           args.positional.size()];
+    return args
+        .positional[static_cast<size_t>(index0_) % args.positional.size()];
   }
 
  private:
@@ -123,8 +124,7 @@ absl::Status Runtime::StepNode(const Node& at) {
 
 absl::Status Runtime::Charge(size_t bytes, int line, int col) {
   allocated_ += bytes;
-  if (bytes > limits_.max_alloc_bytes ||
-      allocated_ > limits_.max_alloc_bytes) {
+  if (bytes > limits_.max_alloc_bytes || allocated_ > limits_.max_alloc_bytes) {
     return ErrorAt(line, col,
                    absl::StrCat("the template built more than ",
                                 limits_.max_alloc_bytes, " bytes of values"));
@@ -134,9 +134,9 @@ absl::Status Runtime::Charge(size_t bytes, int line, int col) {
 
 absl::Status Runtime::CheckNesting(const Value& v, int line, int col) const {
   if (v.depth() > limits_.max_nesting) {
-    return ErrorAt(line, col,
-                   absl::StrCat("values nested deeper than ",
-                                limits_.max_nesting));
+    return ErrorAt(
+        line, col,
+        absl::StrCat("values nested deeper than ", limits_.max_nesting));
   }
   return absl::OkStatus();
 }
@@ -163,7 +163,8 @@ absl::Status Runtime::Exec(const Body& body, Scope& scope, std::string* out) {
 absl::Status Runtime::ExecNode(const Node& n, Scope& scope, std::string* out) {
   LORAD_RETURN_IF_ERROR(StepNode(n));
   switch (n.kind) {
-    case Node::Kind::kText: return Emit(n.text, out, n);
+    case Node::Kind::kText:
+      return Emit(n.text, out, n);
     case Node::Kind::kOutput: {
       LORAD_ASSIGN_OR_RETURN(Value v, Eval(*n.expr, scope));
       if (v.IsString()) return Emit(v.str(), out, n);
@@ -179,17 +180,22 @@ absl::Status Runtime::ExecNode(const Node& n, Scope& scope, std::string* out) {
         if (take) return Exec(body, scope, out);
       }
       return absl::OkStatus();
-    case Node::Kind::kFor: return ExecFor(n, scope, out);
+    case Node::Kind::kFor:
+      return ExecFor(n, scope, out);
     case Node::Kind::kSet:
-    case Node::Kind::kSetBlock: return ExecSet(n, scope, out);
+    case Node::Kind::kSetBlock:
+      return ExecSet(n, scope, out);
     case Node::Kind::kMacro:
       scope.vars[n.name] = Value::Function(std::make_shared<Macro>(&n));
       return absl::OkStatus();
-    case Node::Kind::kBreak: flow_ = Flow::kBreak; return absl::OkStatus();
+    case Node::Kind::kBreak:
+      flow_ = Flow::kBreak;
+      return absl::OkStatus();
     case Node::Kind::kContinue:
       flow_ = Flow::kContinue;
       return absl::OkStatus();
-    case Node::Kind::kScope: return Exec(n.body, scope, out);
+    case Node::Kind::kScope:
+      return Exec(n.body, scope, out);
   }
   return absl::OkStatus();
 }
@@ -207,9 +213,9 @@ absl::Status Runtime::ExecSet(const Node& n, Scope& scope, std::string* out) {
   if (!n.ns_attr.empty()) {
     const Value* ns = scope.Find(n.targets[0]);
     if (!ns || !ns->IsNamespace()) {
-      return NodeError(n, absl::StrCat("cannot assign attribute on '",
-                                       n.targets[0],
-                                       "': it is not a namespace"));
+      return NodeError(
+          n, absl::StrCat("cannot assign attribute on '", n.targets[0],
+                          "': it is not a namespace"));
     }
     if (v.IsNamespace() || v.has_namespace()) {
       return NodeError(n, "a namespace cannot hold a namespace");
@@ -306,9 +312,9 @@ absl::StatusOr<Value> Runtime::Eval(const Expr& e, Scope& scope) {
   LORAD_RETURN_IF_ERROR(Step(e));
   if (++depth > limits_.max_depth) {
     --depth;
-    return ErrorAt(e.line, e.col,
-                   absl::StrCat("evaluation nested deeper than ",
-                                limits_.max_depth));
+    return ErrorAt(
+        e.line, e.col,
+        absl::StrCat("evaluation nested deeper than ", limits_.max_depth));
   }
   absl::StatusOr<Value> v = EvalInner(e, scope);
   --depth;
@@ -333,8 +339,9 @@ absl::StatusOr<Value> Runtime::EvalCall(const Expr& e, Scope& scope) {
   LORAD_ASSIGN_OR_RETURN(Value fn, Eval(*e.args[0], scope));
   if (fn.IsUndefined()) return UndefinedError(fn, e);
   if (!fn.IsCallable()) {
-    return ErrorAt(e.line, e.col,
-                   absl::StrCat("'", fn.TypeName(), "' object is not callable"));
+    return ErrorAt(
+        e.line, e.col,
+        absl::StrCat("'", fn.TypeName(), "' object is not callable"));
   }
   LORAD_ASSIGN_OR_RETURN(CallArgs args, EvalArgs(e, 1, scope));
   LORAD_ASSIGN_OR_RETURN(Value v, fn.callable().Call(*this, args, e));
@@ -344,7 +351,8 @@ absl::StatusOr<Value> Runtime::EvalCall(const Expr& e, Scope& scope) {
 
 absl::StatusOr<Value> Runtime::EvalInner(const Expr& e, Scope& scope) {
   switch (e.kind) {
-    case Expr::Kind::kLiteral: return e.literal;
+    case Expr::Kind::kLiteral:
+      return e.literal;
     case Expr::Kind::kName: {
       const Value* v = scope.Find(e.name);
       return v ? *v : Value::Undefined(e.name);
@@ -356,7 +364,8 @@ absl::StatusOr<Value> Runtime::EvalInner(const Expr& e, Scope& scope) {
         LORAD_ASSIGN_OR_RETURN(Value v, Eval(*x, scope));
         items.push_back(std::move(v));
       }
-      LORAD_RETURN_IF_ERROR(Charge(items.size() * sizeof(Value), e.line, e.col));
+      LORAD_RETURN_IF_ERROR(
+          Charge(items.size() * sizeof(Value), e.line, e.col));
       Value l = Value::List(std::move(items), e.kind == Expr::Kind::kTuple);
       LORAD_RETURN_IF_ERROR(CheckNesting(l, e.line, e.col));
       return l;
@@ -366,9 +375,9 @@ absl::StatusOr<Value> Runtime::EvalInner(const Expr& e, Scope& scope) {
       for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
         LORAD_ASSIGN_OR_RETURN(Value k, Eval(*e.args[i], scope));
         if (!k.IsString()) {
-          return ErrorAt(e.args[i]->line, e.args[i]->col,
-                         absl::StrCat("dict keys must be strings, got ",
-                                      k.TypeName()));
+          return ErrorAt(
+              e.args[i]->line, e.args[i]->col,
+              absl::StrCat("dict keys must be strings, got ", k.TypeName()));
         }
         LORAD_ASSIGN_OR_RETURN(Value v, Eval(*e.args[i + 1], scope));
         bool replaced = false;
@@ -403,7 +412,8 @@ absl::StatusOr<Value> Runtime::EvalInner(const Expr& e, Scope& scope) {
       }
       return GetSlice(*this, obj, parts[0], parts[1], parts[2], e);
     }
-    case Expr::Kind::kCall: return EvalCall(e, scope);
+    case Expr::Kind::kCall:
+      return EvalCall(e, scope);
     case Expr::Kind::kFilter: {
       LORAD_ASSIGN_OR_RETURN(Value v, Eval(*e.args[0], scope));
       LORAD_ASSIGN_OR_RETURN(CallArgs args, EvalArgs(e, 1, scope));
@@ -429,7 +439,8 @@ absl::StatusOr<Value> Runtime::EvalInner(const Expr& e, Scope& scope) {
       if (e.name == "+") {
         return v.kind() == Value::Kind::kFloat ? v : Value::Int(v.int_value());
       }
-      if (v.kind() == Value::Kind::kFloat) return Value::Float(-v.float_value());
+      if (v.kind() == Value::Kind::kFloat)
+        return Value::Float(-v.float_value());
       if (v.int_value() == INT64_MIN) {
         return ErrorAt(e.line, e.col, "integer overflow");
       }
@@ -480,8 +491,8 @@ absl::StatusOr<std::unique_ptr<Template>> Template::Parse(
     absl::string_view source) {
   if (source.size() > kMaxTemplateBytes) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the template has ", source.size(),
-                     " bytes; at most ", kMaxTemplateBytes, " are accepted"));
+        absl::StrCat("the template has ", source.size(), " bytes; at most ",
+                     kMaxTemplateBytes, " are accepted"));
   }
   std::string text;
   text.reserve(source.size());

@@ -15,21 +15,22 @@ namespace lorad::model::jinja {
 namespace {
 
 constexpr absl::string_view kFilters[] = {
-    "abs",      "attr",   "capitalize", "count",   "d",       "default",
-    "dictsort", "e",      "escape",     "first",   "float",   "indent",
-    "int",      "items",  "join",       "last",    "length",  "list",
-    "lower",    "map",    "max",        "min",     "reject",  "rejectattr",
-    "replace",  "reverse", "round",     "safe",    "select",  "selectattr",
-    "sort",     "string", "sum",        "title",   "tojson",  "trim",
+    "abs",      "attr",    "capitalize", "count", "d",      "default",
+    "dictsort", "e",       "escape",     "first", "float",  "indent",
+    "int",      "items",   "join",       "last",  "length", "list",
+    "lower",    "map",     "max",        "min",   "reject", "rejectattr",
+    "replace",  "reverse", "round",      "safe",  "select", "selectattr",
+    "sort",     "string",  "sum",        "title", "tojson", "trim",
     "unique",   "upper"};
 constexpr absl::string_view kTests[] = {
-    "defined", "undefined", "none",   "string",  "number", "integer",
-    "float",   "mapping",   "iterable", "sequence", "boolean", "true",
-    "false",   "equalto",   "eq",     "==",      "ne",     "!=",
-    "lt",      "<",         "lessthan", "gt",    ">",      "greaterthan",
-    "le",      "<=",        "ge",     ">=",      "even",   "odd",
-    "divisibleby", "in",    "callable", "sameas", "lower", "upper",
-    "escaped", "filter",    "test"};
+    "defined",     "undefined", "none",     "string",      "number",
+    "integer",     "float",     "mapping",  "iterable",    "sequence",
+    "boolean",     "true",      "false",    "equalto",     "eq",
+    "==",          "ne",        "!=",       "lt",          "<",
+    "lessthan",    "gt",        ">",        "greaterthan", "le",
+    "<=",          "ge",        ">=",       "even",        "odd",
+    "divisibleby", "in",        "callable", "sameas",      "lower",
+    "upper",       "escaped",   "filter",   "test"};
 
 template <size_t N>
 bool In(const absl::string_view (&names)[N], absl::string_view n) {
@@ -118,8 +119,8 @@ absl::StatusOr<Value> ToJson(const Value& v, const CallArgs& a,
     }
   }
   if (const Value* x = a.Get(2, "separators"); x && !x->IsNone()) {
-    if (!x->IsList() || x->items().size() != 2 ||
-        !x->items()[0].IsString() || !x->items()[1].IsString()) {
+    if (!x->IsList() || x->items().size() != 2 || !x->items()[0].IsString() ||
+        !x->items()[1].IsString()) {
       return FilterError(at, "tojson", "separators must be two strings");
     }
     o.custom_separators = true;
@@ -137,7 +138,8 @@ absl::StatusOr<Value> ToInt(const Value& v, const CallArgs& a) {
   Value fallback = dflt ? *dflt : Value::Int(0);
   switch (v.kind()) {
     case Value::Kind::kBool:
-    case Value::Kind::kInt: return Value::Int(v.int_value());
+    case Value::Kind::kInt:
+      return Value::Int(v.int_value());
     case Value::Kind::kFloat:
       if (!std::isfinite(v.float_value()) ||
           std::fabs(v.float_value()) >= 9.2e18) {
@@ -160,7 +162,8 @@ absl::StatusOr<Value> ToInt(const Value& v, const CallArgs& a) {
       }
       return fallback;
     }
-    default: return fallback;
+    default:
+      return fallback;
   }
 }
 
@@ -182,12 +185,23 @@ std::string Escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -199,9 +213,9 @@ absl::StatusOr<Value> Indent(const Value& v, const CallArgs& a) {
     if (w->IsString()) {
       ind = w->str();
     } else if (w->kind() == Value::Kind::kInt) {
-      ind.assign(static_cast<size_t>(std::clamp<int64_t>(w->int_value(), 0,
-                                                         256)),
-                 ' ');
+      ind.assign(
+          static_cast<size_t>(std::clamp<int64_t>(w->int_value(), 0, 256)),
+          ' ');
     }
   }
   const Value* first = a.Get(1, "first");
@@ -231,8 +245,7 @@ absl::StatusOr<Value> Indent(const Value& v, const CallArgs& a) {
   return Value::String(std::move(rv));
 }
 
-absl::StatusOr<Value> Round(const Value& v, const CallArgs& a,
-                            const Expr& at) {
+absl::StatusOr<Value> Round(const Value& v, const CallArgs& a, const Expr& at) {
   if (!v.IsNumber()) return FilterError(at, "round", "needs a number");
   const Value* p = a.Get(0, "precision");
   const Value* m = a.Get(1, "method");
@@ -304,9 +317,9 @@ absl::StatusOr<bool> ApplyTest(Runtime& rt, absl::string_view t, const Value& v,
   }
   if (t == "even" || t == "odd" || t == "divisibleby") {
     if (v.kind() != K::kInt && v.kind() != K::kBool) {
-      return ErrorAt(at.line, at.col,
-                     absl::StrCat("test '", t, "' needs an integer, got ",
-                                  v.TypeName()));
+      return ErrorAt(
+          at.line, at.col,
+          absl::StrCat("test '", t, "' needs an integer, got ", v.TypeName()));
     }
     if (t == "divisibleby") {
       LORAD_RETURN_IF_ERROR(need());
@@ -345,8 +358,8 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
   if (f == "default" || f == "d") {
     const Value* dflt = a.Get(0, "default_value");
     const Value* boolean = a.Get(1, "boolean");
-    const bool use = (boolean && boolean->Truthy()) ? !v.Truthy()
-                                                    : v.IsUndefined();
+    const bool use =
+        (boolean && boolean->Truthy()) ? !v.Truthy() : v.IsUndefined();
     if (use) return dflt ? *dflt : Value::String("");
     return v;
   }
@@ -366,27 +379,32 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
   if (f == "abs") {
     if (v.kind() == K::kFloat) return Value::Float(std::fabs(v.float_value()));
     if (v.kind() == K::kInt || v.kind() == K::kBool) {
-      if (v.int_value() == INT64_MIN) return ErrorAt(at.line, at.col, "integer overflow");
+      if (v.int_value() == INT64_MIN)
+        return ErrorAt(at.line, at.col, "integer overflow");
       return Value::Int(std::llabs(v.int_value()));
     }
-    return FilterError(at, f, absl::StrCat("bad operand type '", v.TypeName(),
-                                           "'"));
+    return FilterError(at, f,
+                       absl::StrCat("bad operand type '", v.TypeName(), "'"));
   }
   if (f == "length" || f == "count") {
     switch (v.kind()) {
-      case K::kUndefined: return Value::Int(0);
+      case K::kUndefined:
+        return Value::Int(0);
       case K::kString:
         return Value::Int(static_cast<int64_t>(CodePoints(v.str()).size()));
-      case K::kList: return Value::Int(static_cast<int64_t>(v.items().size()));
+      case K::kList:
+        return Value::Int(static_cast<int64_t>(v.items().size()));
       case K::kDict:
         if (!v.IsNamespace()) {
           return Value::Int(static_cast<int64_t>(v.dict().items.size()));
         }
         break;
-      default: break;
+      default:
+        break;
     }
-    return FilterError(at, f, absl::StrCat("object of type '", v.TypeName(),
-                                           "' has no len()"));
+    return FilterError(
+        at, f,
+        absl::StrCat("object of type '", v.TypeName(), "' has no len()"));
   }
   if (f == "trim" || f == "upper" || f == "lower" || f == "title" ||
       f == "capitalize" || f == "replace") {
@@ -420,7 +438,8 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
     return fn.callable().Call(rt, CallArgs(), at);
   }
   if (f == "dictsort") {
-    if (!v.IsDict() || v.IsNamespace()) return FilterError(at, f, "needs a dict");
+    if (!v.IsDict() || v.IsNamespace())
+      return FilterError(at, f, "needs a dict");
     std::vector<Value> items, keys;
     for (const auto& [k, x] : v.dict().items) {
       items.push_back(Value::List({Value::String(k), x}, true));
@@ -432,7 +451,8 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
   }
   // The rest work on the items of a sequence.
   LORAD_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(v, at));
-  LORAD_RETURN_IF_ERROR(rt.Charge(items.size() * sizeof(Value), at.line, at.col));
+  LORAD_RETURN_IF_ERROR(
+      rt.Charge(items.size() * sizeof(Value), at.line, at.col));
   if (f == "list") return Value::List(std::move(items));
   if (f == "first" || f == "last") {
     if (items.empty()) return Value::Undefined(std::string(f));
@@ -479,8 +499,8 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
             !HasFilter(a.positional[0].str())) {
           return FilterError(at, f, "needs attribute= or a filter name");
         }
-        LORAD_ASSIGN_OR_RETURN(
-            Value y, ApplyFilter(rt, a.positional[0].str(), x, Shift(a, 1), at));
+        LORAD_ASSIGN_OR_RETURN(Value y, ApplyFilter(rt, a.positional[0].str(),
+                                                    x, Shift(a, 1), at));
         out.push_back(std::move(y));
       }
     }
@@ -501,7 +521,8 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
     if (a.positional.size() > next) {
       test = a.positional[next].ToString();
       if (!HasTest(test)) {
-        return FilterError(at, f, absl::StrCat("unsupported test '", test, "'"));
+        return FilterError(at, f,
+                           absl::StrCat("unsupported test '", test, "'"));
       }
     }
     CallArgs targs = Shift(a, next + 1);

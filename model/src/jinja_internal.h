@@ -183,8 +183,7 @@ class Runtime {
   absl::Status Emit(absl::string_view s, std::string* out, const Node& n);
   absl::StatusOr<Value> EvalInner(const Expr& e, Scope& scope);
   absl::StatusOr<Value> EvalCall(const Expr& e, Scope& scope);
-  absl::StatusOr<CallArgs> EvalArgs(const Expr& e, size_t first,
-                                    Scope& scope);
+  absl::StatusOr<CallArgs> EvalArgs(const Expr& e, size_t first, Scope& scope);
 
   const Limits limits_;
   Scope* globals_;
@@ -217,8 +216,7 @@ void AddGlobals(Scope* scope);
 absl::StatusOr<std::vector<Value>> Iterate(const Value& v, const Expr& at);
 // Python's binary operators and comparisons.
 absl::StatusOr<Value> BinaryOp(Runtime& rt, absl::string_view op,
-                               const Value& a, const Value& b,
-                               const Expr& at);
+                               const Value& a, const Value& b, const Expr& at);
 absl::StatusOr<bool> Compare(absl::string_view op, const Value& a,
                              const Value& b, const Expr& at);
 absl::StatusOr<bool> Contains(const Value& container, const Value& item,

@@ -34,8 +34,8 @@ class Lexer {
   explicit Lexer(absl::string_view src) : src_(src) {}
 
   absl::StatusOr<std::vector<Token>> Run() {
-    bool strip_next = false;     // the previous tag ended with '-'
-    bool line_starting = true;   // the previous match ended a line
+    bool strip_next = false;    // the previous tag ended with '-'
+    bool line_starting = true;  // the previous match ended a line
     while (pos_ < src_.size()) {
       size_t tag = FindTagStart(pos_);
       std::string text(src_.substr(pos_, tag - pos_));
@@ -70,8 +70,8 @@ class Lexer {
         }
       }
       if (!text.empty()) {
-        tokens_.push_back({Tok::kText, std::move(text), 0, 0, text_line,
-                           text_col});
+        tokens_.push_back(
+            {Tok::kText, std::move(text), 0, 0, text_line, text_col});
       }
       Advance(tag);
       if (pos_ >= src_.size()) break;
@@ -87,8 +87,7 @@ class Lexer {
         Advance(end + 2);
       } else {
         tokens_.push_back({kind == '%' ? Tok::kBlockBegin : Tok::kVarBegin,
-                           kind == '%' ? "{%" : "{{", 0, 0, tag_line,
-                           tag_col});
+                           kind == '%' ? "{%" : "{{", 0, 0, tag_line, tag_col});
         auto closed = LexInside(kind == '%' ? '%' : '}', &end_sign);
         if (!closed.ok()) return closed;
       }
@@ -132,7 +131,9 @@ class Lexer {
     }
   }
 
-  bool At(absl::string_view s) const { return src_.substr(pos_, s.size()) == s; }
+  bool At(absl::string_view s) const {
+    return src_.substr(pos_, s.size()) == s;
+  }
 
   // Tokens up to the closing "%}" / "}}" (`close` is its first char).
   absl::Status LexInside(char close, char* end_sign) {
@@ -156,8 +157,8 @@ class Lexer {
         }
         if (At(end)) {
           Advance(pos_ + 2);
-          tokens_.push_back({close == '%' ? Tok::kBlockEnd : Tok::kVarEnd,
-                             end, 0, 0, line, col});
+          tokens_.push_back({close == '%' ? Tok::kBlockEnd : Tok::kVarEnd, end,
+                             0, 0, line, col});
           return absl::OkStatus();
         }
       }
@@ -175,9 +176,9 @@ class Lexer {
         if (!s.ok()) return s;
       } else {
         static constexpr absl::string_view kOps[] = {
-            "**", "//", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*",
-            "/",  "%",  "~",  "|",  ".",  ",",  ":", "(", ")", "[", "]",
-            "{",  "}",  "="};
+            "**", "//", "==", "!=", "<=", ">=", "<", ">", "+",
+            "-",  "*",  "/",  "%",  "~",  "|",  ".", ",", ":",
+            "(",  ")",  "[",  "]",  "{",  "}",  "="};
         absl::string_view op;
         for (absl::string_view o : kOps) {
           if (At(o)) {
@@ -186,16 +187,15 @@ class Lexer {
           }
         }
         if (op.empty()) {
-          return ErrorAt(line, col,
-                         absl::StrCat("unexpected character '",
-                                      std::string(1, c), "'"));
+          return ErrorAt(
+              line, col,
+              absl::StrCat("unexpected character '", std::string(1, c), "'"));
         }
         if (op == "(" || op == "[" || op == "{") {
           brackets.push_back(op == "(" ? ')' : op == "[" ? ']' : '}');
         } else if (op == ")" || op == "]" || op == "}") {
           if (brackets.empty() || brackets.back() != op[0]) {
-            return ErrorAt(line, col,
-                           absl::StrCat("unexpected '", op, "'"));
+            return ErrorAt(line, col, absl::StrCat("unexpected '", op, "'"));
           }
           brackets.pop_back();
         }
@@ -229,7 +229,8 @@ class Lexer {
     if (e < src_.size() && (src_[e] == 'e' || src_[e] == 'E')) {
       size_t k = e + 1;
       if (k < src_.size() && (src_[k] == '+' || src_[k] == '-')) ++k;
-      if (k < src_.size() && std::isdigit(static_cast<unsigned char>(src_[k]))) {
+      if (k < src_.size() &&
+          std::isdigit(static_cast<unsigned char>(src_[k]))) {
         is_float = true;
         digits.append(src_.data() + e, k - e);
         e = k;
@@ -268,17 +269,38 @@ class Lexer {
       const char n = src_[i + 1];
       i += 2;
       switch (n) {
-        case 'n': out.push_back('\n'); break;
-        case 't': out.push_back('\t'); break;
-        case 'r': out.push_back('\r'); break;
-        case 'a': out.push_back('\a'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'v': out.push_back('\v'); break;
-        case '\\': out.push_back('\\'); break;
-        case '\'': out.push_back('\''); break;
-        case '"': out.push_back('"'); break;
-        case '\n': break;  // line continuation
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 'a':
+          out.push_back('\a');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'v':
+          out.push_back('\v');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '\'':
+          out.push_back('\'');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\n':
+          break;  // line continuation
         case 'x':
         case 'u':
         case 'U': {
@@ -303,8 +325,8 @@ class Lexer {
         default:
           if (n >= '0' && n <= '7') {
             uint32_t cp = static_cast<uint32_t>(n - '0');
-            for (int k = 0; k < 2 && i < src_.size() && src_[i] >= '0' &&
-                            src_[i] <= '7';
+            for (int k = 0;
+                 k < 2 && i < src_.size() && src_[i] >= '0' && src_[i] <= '7';
                  ++k, ++i) {
               cp = cp * 8 + static_cast<uint32_t>(src_[i] - '0');
             }

@@ -13,13 +13,11 @@ namespace lorad::model::jinja {
 namespace {
 
 constexpr absl::string_view kStringMethods[] = {
-    "strip",  "lstrip", "rstrip",     "upper",    "lower",   "title",
-    "capitalize", "startswith", "endswith", "split", "rsplit", "replace",
-    "find",   "rfind",  "count",      "join",     "splitlines",
-    "isdigit", "isalpha", "isspace", "isalnum", "islower", "isupper",
-    "format"};
-constexpr absl::string_view kDictMethods[] = {"get", "items", "keys",
-                                             "values"};
+    "strip",      "lstrip",     "rstrip",   "upper",   "lower",      "title",
+    "capitalize", "startswith", "endswith", "split",   "rsplit",     "replace",
+    "find",       "rfind",      "count",    "join",    "splitlines", "isdigit",
+    "isalpha",    "isspace",    "isalnum",  "islower", "isupper",    "format"};
+constexpr absl::string_view kDictMethods[] = {"get", "items", "keys", "values"};
 
 template <size_t N>
 bool In(const absl::string_view (&names)[N], absl::string_view n) {
@@ -38,8 +36,9 @@ absl::StatusOr<const Value*> OptString(const CallArgs& a, size_t i,
   const Value* v = a.Get(i, name);
   if (!v || v->IsNone()) return nullptr;
   if (!v->IsString()) {
-    return ArgError(at, fn, absl::StrCat("argument must be str or None, not ",
-                                         v->TypeName()));
+    return ArgError(
+        at, fn,
+        absl::StrCat("argument must be str or None, not ", v->TypeName()));
   }
   return v;
 }
@@ -83,8 +82,8 @@ std::vector<Value> Split(const std::string& s, const Value* sep,
     if (maxsplit >= 0 && static_cast<int64_t>(words.size()) > maxsplit + 1) {
       if (!from_right) {
         for (int64_t k = 0; k < maxsplit; ++k) {
-          parts.push_back(FromCodePoints(&cps[words[k].first],
-                                         &cps[0] + words[k].second));
+          parts.push_back(
+              FromCodePoints(&cps[words[k].first], &cps[0] + words[k].second));
         }
         size_t b = words[static_cast<size_t>(maxsplit)].first;
         size_t e = words.back().second;
@@ -94,8 +93,8 @@ std::vector<Value> Split(const std::string& s, const Value* sep,
         parts.push_back(FromCodePoints(&cps[words[0].first],
                                        &cps[0] + words[keep - 1].second));
         for (size_t k = keep; k < words.size(); ++k) {
-          parts.push_back(FromCodePoints(&cps[words[k].first],
-                                         &cps[0] + words[k].second));
+          parts.push_back(
+              FromCodePoints(&cps[words[k].first], &cps[0] + words[k].second));
         }
       }
     } else {
@@ -109,8 +108,8 @@ std::vector<Value> Split(const std::string& s, const Value* sep,
       size_t pos = 0;
       int64_t n = 0;
       for (;;) {
-        size_t f = (maxsplit < 0 || n < maxsplit) ? s.find(d, pos)
-                                                  : std::string::npos;
+        size_t f =
+            (maxsplit < 0 || n < maxsplit) ? s.find(d, pos) : std::string::npos;
         if (f == std::string::npos) {
           parts.push_back(s.substr(pos));
           break;
@@ -144,7 +143,8 @@ std::vector<Value> Split(const std::string& s, const Value* sep,
 }
 
 int64_t CodePointIndex(const std::string& s, size_t byte) {
-  return static_cast<int64_t>(CodePoints(absl::string_view(s).substr(0, byte)).size());
+  return static_cast<int64_t>(
+      CodePoints(absl::string_view(s).substr(0, byte)).size());
 }
 
 bool AllChars(const std::string& s, int (*pred)(int)) {
@@ -189,15 +189,16 @@ absl::StatusOr<Value> StringMethod(Runtime& rt, const std::string& s,
     std::vector<Value> options = p->IsTuple() ? p->items() : std::vector{*p};
     for (const Value& o : options) {
       if (!o.IsString()) {
-        return ArgError(at, m, absl::StrCat("argument must be str or a tuple "
-                                            "of str, not ",
-                                            o.TypeName()));
+        return ArgError(at, m,
+                        absl::StrCat("argument must be str or a tuple "
+                                     "of str, not ",
+                                     o.TypeName()));
       }
       const std::string& t = o.str();
       if (t.size() <= s.size() &&
-          (m == "startswith" ? s.compare(0, t.size(), t) == 0
-                             : s.compare(s.size() - t.size(), t.size(), t) ==
-                                   0)) {
+          (m == "startswith"
+               ? s.compare(0, t.size(), t) == 0
+               : s.compare(s.size() - t.size(), t.size(), t) == 0)) {
         return Value::Bool(true);
       }
     }
@@ -226,9 +227,8 @@ absl::StatusOr<Value> StringMethod(Runtime& rt, const std::string& s,
     if (!old || !with || !old->IsString() || !with->IsString()) {
       return ArgError(at, m, "takes two strings");
     }
-    int64_t left = count && count->kind() == Value::Kind::kInt
-                       ? count->int_value()
-                       : -1;
+    int64_t left =
+        count && count->kind() == Value::Kind::kInt ? count->int_value() : -1;
     std::string out;
     if (old->str().empty()) {
       std::vector<uint32_t> cps = CodePoints(s);
@@ -238,7 +238,8 @@ absl::StatusOr<Value> StringMethod(Runtime& rt, const std::string& s,
           if (left > 0) --left;
         }
         if (i < cps.size()) AppendUtf8(cps[i], &out);
-        LORAD_RETURN_IF_ERROR(rt.Charge(with->str().size() + 4, at.line, at.col));
+        LORAD_RETURN_IF_ERROR(
+            rt.Charge(with->str().size() + 4, at.line, at.col));
       }
       return Value::String(std::move(out));
     }
@@ -279,9 +280,10 @@ absl::StatusOr<Value> StringMethod(Runtime& rt, const std::string& s,
     std::string out;
     for (size_t i = 0; i < parts.size(); ++i) {
       if (!parts[i].IsString()) {
-        return ArgError(at, m, absl::StrCat("sequence item ", i,
-                                            ": expected str instance, ",
-                                            parts[i].TypeName(), " found"));
+        return ArgError(
+            at, m,
+            absl::StrCat("sequence item ", i, ": expected str instance, ",
+                         parts[i].TypeName(), " found"));
       }
       if (i) out += s;
       out += parts[i].str();
@@ -316,7 +318,8 @@ absl::StatusOr<Value> StringMethod(Runtime& rt, const std::string& s,
     for (unsigned char c : s) {
       if (std::isalpha(c)) {
         cased = true;
-        if ((m == "islower") != (std::islower(c) != 0)) return Value::Bool(false);
+        if ((m == "islower") != (std::islower(c) != 0))
+          return Value::Bool(false);
       }
     }
     return Value::Bool(cased);
@@ -337,8 +340,8 @@ absl::StatusOr<Value> DictMethod(Runtime& rt, const Value& d,
     const Value* dflt = a.Get(1, "default");
     return dflt ? *dflt : Value::None();
   }
-  LORAD_RETURN_IF_ERROR(rt.Charge(d.dict().items.size() * sizeof(Value) * 2,
-                                  at.line, at.col));
+  LORAD_RETURN_IF_ERROR(
+      rt.Charge(d.dict().items.size() * sizeof(Value) * 2, at.line, at.col));
   std::vector<Value> out;
   for (const auto& [k, v] : d.dict().items) {
     if (m == "keys") {
@@ -408,9 +411,9 @@ absl::StatusOr<Value> Range(Runtime& rt, const CallArgs& a, const Expr& at) {
   std::vector<Value> out;
   for (__int128 i = v[0]; v[2] > 0 ? i < v[1] : i > v[1]; i += v[2]) {
     if (static_cast<int64_t>(out.size()) >= rt.limits().max_range) {
-      return ArgError(at, "range", absl::StrCat("more than ",
-                                                rt.limits().max_range,
-                                                " elements"));
+      return ArgError(
+          at, "range",
+          absl::StrCat("more than ", rt.limits().max_range, " elements"));
     }
     out.push_back(Value::Int(static_cast<int64_t>(i)));
   }
@@ -444,8 +447,7 @@ absl::StatusOr<Value> MakeNamespace(Runtime&, const CallArgs& a,
   LORAD_ASSIGN_OR_RETURN(auto items, DictArgs(a, at, "namespace"));
   for (const auto& [k, v] : items) {
     if (!k.empty() && k[0] == '_') {
-      return ArgError(at, "namespace",
-                      "attributes may not start with '_'");
+      return ArgError(at, "namespace", "attributes may not start with '_'");
     }
     if (v.IsNamespace() || v.has_namespace()) {
       return ArgError(at, "namespace", "a namespace cannot hold a namespace");
@@ -467,8 +469,7 @@ absl::StatusOr<Value> RaiseException(Runtime&, const CallArgs& a,
                               msg ? msg->ToString() : ""));
 }
 
-absl::StatusOr<Value> StrftimeNow(Runtime&, const CallArgs& a,
-                                  const Expr& at) {
+absl::StatusOr<Value> StrftimeNow(Runtime&, const CallArgs& a, const Expr& at) {
   const Value* fmt = a.Get(0, "format");
   if (!fmt || !fmt->IsString()) {
     return ArgError(at, "strftime_now", "takes a format string");
@@ -493,7 +494,8 @@ absl::StatusOr<Value> StrftimeNow(Runtime&, const CallArgs& a,
 absl::StatusOr<Value> GetAttr(const Value& obj, const std::string& name,
                               const Expr& at) {
   switch (obj.kind()) {
-    case Value::Kind::kUndefined: return UndefinedError(obj, at);
+    case Value::Kind::kUndefined:
+      return UndefinedError(obj, at);
     case Value::Kind::kString:
       if (In(kStringMethods, name)) {
         return Value::Function(std::make_shared<BoundMethod>(obj, name));
@@ -505,7 +507,8 @@ absl::StatusOr<Value> GetAttr(const Value& obj, const std::string& name,
       }
       if (const Value* v = obj.dict().Find(name)) return *v;
       break;
-    default: break;
+    default:
+      break;
   }
   return Value::Undefined(name);
 }

@@ -24,7 +24,8 @@ absl::StatusOr<Value> Repeat(Runtime& rt, const Value& seq, int64_t n,
   if (n < 0) n = 0;
   if (seq.IsString()) {
     if (!seq.str().empty() &&
-        static_cast<uint64_t>(n) > rt.limits().max_alloc_bytes / seq.str().size()) {
+        static_cast<uint64_t>(n) >
+            rt.limits().max_alloc_bytes / seq.str().size()) {
       return rt.Charge(rt.limits().max_alloc_bytes + 1, at.line, at.col);
     }
     LORAD_RETURN_IF_ERROR(rt.Charge(seq.str().size() * n, at.line, at.col));
@@ -61,8 +62,7 @@ absl::Status UndefinedError(const Value& v, const Expr& at) {
 }
 
 absl::StatusOr<Value> BinaryOp(Runtime& rt, absl::string_view op,
-                               const Value& a, const Value& b,
-                               const Expr& at) {
+                               const Value& a, const Value& b, const Expr& at) {
   if (op == "~") {
     std::string s = a.ToString();
     s += b.ToString();
@@ -86,10 +86,10 @@ absl::StatusOr<Value> BinaryOp(Runtime& rt, absl::string_view op,
     }
   }
   if (op == "*") {
-    const bool a_int = a.kind() == Value::Kind::kInt ||
-                       a.kind() == Value::Kind::kBool;
-    const bool b_int = b.kind() == Value::Kind::kInt ||
-                       b.kind() == Value::Kind::kBool;
+    const bool a_int =
+        a.kind() == Value::Kind::kInt || a.kind() == Value::Kind::kBool;
+    const bool b_int =
+        b.kind() == Value::Kind::kInt || b.kind() == Value::Kind::kBool;
     if ((a.IsString() || a.IsList()) && b_int) {
       return Repeat(rt, a, b.int_value(), at);
     }
@@ -98,8 +98,8 @@ absl::StatusOr<Value> BinaryOp(Runtime& rt, absl::string_view op,
     }
   }
   if (!a.IsNumber() || !b.IsNumber()) return TypeError(at, op, a, b);
-  const bool floats = a.kind() == Value::Kind::kFloat ||
-                      b.kind() == Value::Kind::kFloat;
+  const bool floats =
+      a.kind() == Value::Kind::kFloat || b.kind() == Value::Kind::kFloat;
   const double x = a.float_value(), y = b.float_value();
   const int64_t i = a.int_value(), j = b.int_value();
   auto overflow = [&] { return ErrorAt(at.line, at.col, "integer overflow"); };
@@ -175,7 +175,8 @@ absl::StatusOr<bool> Contains(const Value& c, const Value& item,
       return false;
     case Value::Kind::kDict:
       return item.IsString() && c.dict().Find(item.str()) != nullptr;
-    case Value::Kind::kUndefined: return false;
+    case Value::Kind::kUndefined:
+      return false;
     default:
       return ErrorAt(at.line, at.col,
                      absl::StrCat("argument of type '", c.TypeName(),
@@ -194,8 +195,8 @@ absl::StatusOr<bool> Compare(absl::string_view op, const Value& a,
   }
   int cmp = 0;
   if (a.IsNumber() && b.IsNumber()) {
-    const bool floats = a.kind() == Value::Kind::kFloat ||
-                        b.kind() == Value::Kind::kFloat;
+    const bool floats =
+        a.kind() == Value::Kind::kFloat || b.kind() == Value::Kind::kFloat;
     if (floats) {
       if (std::isnan(a.float_value()) || std::isnan(b.float_value())) {
         return false;
@@ -224,12 +225,15 @@ absl::StatusOr<bool> Compare(absl::string_view op, const Value& a,
 
 absl::StatusOr<std::vector<Value>> Iterate(const Value& v, const Expr& at) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return std::vector<Value>();
-    case Value::Kind::kList: return v.items();
+    case Value::Kind::kUndefined:
+      return std::vector<Value>();
+    case Value::Kind::kList:
+      return v.items();
     case Value::Kind::kDict: {
       if (v.IsNamespace()) break;
       std::vector<Value> keys;
-      for (const auto& kv : v.dict().items) keys.push_back(Value::String(kv.first));
+      for (const auto& kv : v.dict().items)
+        keys.push_back(Value::String(kv.first));
       return keys;
     }
     case Value::Kind::kString: {
@@ -240,7 +244,8 @@ absl::StatusOr<std::vector<Value>> Iterate(const Value& v, const Expr& at) {
       }
       return chars;
     }
-    default: break;
+    default:
+      break;
   }
   return ErrorAt(at.line, at.col,
                  absl::StrCat("'", v.TypeName(), "' object is not iterable"));
@@ -280,15 +285,14 @@ absl::StatusOr<Value> GetSlice(Runtime& rt, const Value& obj,
                                const Value& step, const Expr& at) {
   if (obj.IsUndefined()) return UndefinedError(obj, at);
   if (!obj.IsList() && !obj.IsString()) {
-    return ErrorAt(at.line, at.col,
-                   absl::StrCat("'", obj.TypeName(),
-                                "' object is not subscriptable"));
+    return ErrorAt(
+        at.line, at.col,
+        absl::StrCat("'", obj.TypeName(), "' object is not subscriptable"));
   }
   for (const Value* v : {&start, &stop, &step}) {
     if (!v->IsNone() && v->kind() != Value::Kind::kInt &&
         v->kind() != Value::Kind::kBool) {
-      return ErrorAt(at.line, at.col,
-                     "slice indices must be integers or None");
+      return ErrorAt(at.line, at.col, "slice indices must be integers or None");
     }
   }
   std::vector<uint32_t> cps;
@@ -315,9 +319,8 @@ absl::StatusOr<Value> GetSlice(Runtime& rt, const Value& obj,
   for (__int128 i = b; st > 0 ? i < e : i > e; i += st) {
     idx.push_back(static_cast<int64_t>(i));
   }
-  LORAD_RETURN_IF_ERROR(
-      rt.Charge(idx.size() * (obj.IsString() ? 4 : sizeof(Value)), at.line,
-                at.col));
+  LORAD_RETURN_IF_ERROR(rt.Charge(
+      idx.size() * (obj.IsString() ? 4 : sizeof(Value)), at.line, at.col));
   if (obj.IsString()) {
     std::string out;
     for (int64_t i : idx) AppendUtf8(cps[static_cast<size_t>(i)], &out);

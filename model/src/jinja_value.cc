@@ -105,8 +105,10 @@ template <typename Json>
 Value ValueFromJson(const Json& j) {
   using V = Value;
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return V::None();
-    case nlohmann::json::value_t::boolean: return V::Bool(j.template get<bool>());
+    case nlohmann::json::value_t::null:
+      return V::None();
+    case nlohmann::json::value_t::boolean:
+      return V::Bool(j.template get<bool>());
     case nlohmann::json::value_t::number_integer:
       return V::Int(j.template get<int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
@@ -131,7 +133,8 @@ Value ValueFromJson(const Json& j) {
       }
       return V::Dict(std::move(items));
     }
-    default: return V::None();
+    default:
+      return V::None();
   }
 }
 
@@ -157,29 +160,46 @@ bool Value::has_namespace() const {
 bool Value::Truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return b_;
-    case Kind::kInt: return i_ != 0;
-    case Kind::kFloat: return f_ != 0;
-    case Kind::kString: return !s_.empty();
-    case Kind::kList: return !list_->items.empty();
-    case Kind::kDict: return dict_->is_namespace || !dict_->items.empty();
-    case Kind::kCallable: return true;
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return b_;
+    case Kind::kInt:
+      return i_ != 0;
+    case Kind::kFloat:
+      return f_ != 0;
+    case Kind::kString:
+      return !s_.empty();
+    case Kind::kList:
+      return !list_->items.empty();
+    case Kind::kDict:
+      return dict_->is_namespace || !dict_->items.empty();
+    case Kind::kCallable:
+      return true;
   }
   return false;
 }
 
 std::string Value::TypeName() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return list_->tuple ? "tuple" : "list";
-    case Kind::kDict: return dict_->is_namespace ? "Namespace" : "dict";
-    case Kind::kCallable: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return list_->tuple ? "tuple" : "list";
+    case Kind::kDict:
+      return dict_->is_namespace ? "Namespace" : "dict";
+    case Kind::kCallable:
+      return "function";
   }
   return "object";
 }
@@ -187,8 +207,8 @@ std::string Value::TypeName() const {
 namespace {
 
 std::string StrRepr(const std::string& s) {
-  const bool dq = s.find('\'') != std::string::npos &&
-                  s.find('"') == std::string::npos;
+  const bool dq =
+      s.find('\'') != std::string::npos && s.find('"') == std::string::npos;
   const char q = dq ? '"' : '\'';
   std::string out(1, q);
   for (uint32_t cp : CodePoints(s)) {
@@ -257,20 +277,29 @@ std::string FloatRepr(double d) {
 
 std::string Value::ToString() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kString: return s_;
-    default: return Repr();
+    case Kind::kUndefined:
+      return "";
+    case Kind::kString:
+      return s_;
+    default:
+      return Repr();
   }
 }
 
 std::string Value::Repr() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return b_ ? "True" : "False";
-    case Kind::kInt: return absl::StrCat(i_);
-    case Kind::kFloat: return FloatRepr(f_);
-    case Kind::kString: return StrRepr(s_);
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return b_ ? "True" : "False";
+    case Kind::kInt:
+      return absl::StrCat(i_);
+    case Kind::kFloat:
+      return FloatRepr(f_);
+    case Kind::kString:
+      return StrRepr(s_);
     case Kind::kList: {
       std::string out = list_->tuple ? "(" : "[";
       for (size_t i = 0; i < list_->items.size(); ++i) {
@@ -291,7 +320,8 @@ std::string Value::Repr() const {
       out += dict_->is_namespace ? "}>" : "}";
       return out;
     }
-    case Kind::kCallable: return absl::StrCat("<function ", fn_->Name(), ">");
+    case Kind::kCallable:
+      return absl::StrCat("<function ", fn_->Name(), ">");
   }
   return "";
 }
@@ -304,8 +334,10 @@ bool Value::Equals(const Value& o) const {
   if (kind_ != o.kind_) return false;
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return true;
-    case Kind::kString: return s_ == o.s_;
+    case Kind::kNone:
+      return true;
+    case Kind::kString:
+      return s_ == o.s_;
     case Kind::kList: {
       const auto& a = list_->items;
       const auto& b = o.list_->items;
@@ -325,8 +357,10 @@ bool Value::Equals(const Value& o) const {
       }
       return true;
     }
-    case Kind::kCallable: return fn_ == o.fn_;
-    default: return false;
+    case Kind::kCallable:
+      return fn_ == o.fn_;
+    default:
+      return false;
   }
 }
 
@@ -338,20 +372,34 @@ void JsonString(const std::string& s, bool ensure_ascii, std::string* out) {
   out->push_back('"');
   for (uint32_t cp : CodePoints(s)) {
     switch (cp) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      case '\b':
+        *out += "\\b";
+        break;
+      case '\f':
+        *out += "\\f";
+        break;
       default: {
         char buf[16];
         if (cp < 0x20 || (ensure_ascii && cp >= 0x7f)) {
           if (cp >= 0x10000) {
             const uint32_t v = cp - 0x10000;
-            std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x",
-                          0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+            std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xD800 + (v >> 10),
+                          0xDC00 + (v & 0x3FF));
           } else {
             std::snprintf(buf, sizeof buf, "\\u%04x", cp);
           }
@@ -383,9 +431,15 @@ absl::Status Dump(const Value& v, const JsonDumpOptions& o, int level,
     }
   };
   switch (v.kind()) {
-    case Value::Kind::kNone: *out += "null"; break;
-    case Value::Kind::kBool: *out += v.bool_value() ? "true" : "false"; break;
-    case Value::Kind::kInt: absl::StrAppend(out, v.int_value()); break;
+    case Value::Kind::kNone:
+      *out += "null";
+      break;
+    case Value::Kind::kBool:
+      *out += v.bool_value() ? "true" : "false";
+      break;
+    case Value::Kind::kInt:
+      absl::StrAppend(out, v.int_value());
+      break;
     case Value::Kind::kFloat: {
       const double d = v.float_value();
       if (std::isnan(d)) {
@@ -397,7 +451,9 @@ absl::Status Dump(const Value& v, const JsonDumpOptions& o, int level,
       }
       break;
     }
-    case Value::Kind::kString: JsonString(v.str(), o.ensure_ascii, out); break;
+    case Value::Kind::kString:
+      JsonString(v.str(), o.ensure_ascii, out);
+      break;
     case Value::Kind::kList: {
       if (v.items().empty()) {
         *out += "[]";
@@ -463,11 +519,15 @@ std::vector<uint32_t> CodePoints(absl::string_view s) {
   cps.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
-                                             : (c >> 3) == 30   ? 4
-                                                                : 0;
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F)
-                                                                  : (c & 0x07);
+    int len = c < 0x80         ? 1
+              : (c >> 5) == 6  ? 2
+              : (c >> 4) == 14 ? 3
+              : (c >> 3) == 30 ? 4
+                               : 0;
+    uint32_t cp = len == 1   ? c
+                  : len == 2 ? (c & 0x1F)
+                  : len == 3 ? (c & 0x0F)
+                             : (c & 0x07);
     bool ok = len > 0 && i + static_cast<size_t>(len) <= s.size();
     for (int k = 1; ok && k < len; ++k) {
       const unsigned char cc = static_cast<unsigned char>(s[i + k]);

@@ -48,7 +48,8 @@ TEST(ChatTemplateTest, RendersEqualTransformersGoldens) {
     SCOPED_TRACE(name + " / " + row["case"].get<std::string>() +
                  " / add_generation_prompt=" +
                  (row["add_generation_prompt"].get<bool>() ? "true" : "false"));
-    auto tmpl = ChatTemplate::FromTemplateText(Slurp(kDir + "/" + name + ".jinja"));
+    auto tmpl =
+        ChatTemplate::FromTemplateText(Slurp(kDir + "/" + name + ".jinja"));
     ASSERT_TRUE(tmpl.ok()) << tmpl.status();
     for (auto it = row["special_tokens"].begin();
          it != row["special_tokens"].end(); ++it) {
@@ -90,8 +91,8 @@ TEST(ChatTemplateTest, GoldensAreTransformersCurrentOutput) {
   }
   const std::string dir = FreshTestDir("chat_template");
   const std::string out = dir + "/goldens.json";
-  const std::string cmd = py + " " + kDir + "/make_goldens.py --out " + out +
-                          " >/dev/null 2>&1";
+  const std::string cmd =
+      py + " " + kDir + "/make_goldens.py --out " + out + " >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   EXPECT_EQ(LoadGoldens(out), LoadGoldens(kDir + "/goldens.json"));
 }
@@ -111,11 +112,11 @@ TEST(ChatTemplateTest, LoadReadsChatTemplateJinjaFirst) {
   EXPECT_EQ(*RenderChat(*t, {{"user", "Hi"}}), "<s><user>Hi<|im_start|>");
   ChatRenderOptions no_prompt;
   no_prompt.add_generation_prompt = false;
-  EXPECT_EQ(*RenderChatMessages(
-                *t, nlohmann::ordered_json::parse(
-                        R"([{"role": "user", "content": "Hi"},
+  EXPECT_EQ(*RenderChatMessages(*t,
+                                nlohmann::ordered_json::parse(
+                                    R"([{"role": "user", "content": "Hi"},
                             {"role": "assistant", "content": "Yo"}])"),
-                no_prompt),
+                                no_prompt),
             "<s><user>Hi<assistant>Yo");
 }
 

@@ -16,10 +16,9 @@ absl::StatusOr<std::string> Render(const std::string& src,
                                    const Limits& limits = Limits()) {
   auto t = Template::Parse(src);
   if (!t.ok()) return t.status();
-  return (*t)->Render(Value::FromJson(ctx.is_null()
-                                          ? nlohmann::ordered_json::object()
-                                          : ctx),
-                      limits);
+  return (*t)->Render(
+      Value::FromJson(ctx.is_null() ? nlohmann::ordered_json::object() : ctx),
+      limits);
 }
 
 std::string Ok(const std::string& src, const nlohmann::ordered_json& ctx = {}) {
@@ -55,8 +54,7 @@ TEST(JinjaTest, WhitespaceControlAsTransformersSetsIt) {
 TEST(JinjaTest, UndefinedBehavesAsJinja2DefaultUndefined) {
   EXPECT_EQ(Ok("[{{ nope }}]"), "[]");
   EXPECT_EQ(Ok("{% for x in nope %}x{% else %}none{% endfor %}"), "none");
-  EXPECT_EQ(Ok("{{ nope is defined }} {{ nope is undefined }}"),
-            "False True");
+  EXPECT_EQ(Ok("{{ nope is defined }} {{ nope is undefined }}"), "False True");
   EXPECT_EQ(Ok("{{ m.missing is defined }}", {{"m", {{"a", 1}}}}), "False");
   EXPECT_EQ(Ok("{{ nope|length }} {{ nope|default('d') }} {{ not nope }}"),
             "0 d True");
@@ -64,7 +62,8 @@ TEST(JinjaTest, UndefinedBehavesAsJinja2DefaultUndefined) {
   // None's missing attribute is undefined, not an error.
   EXPECT_EQ(Ok("{{ x.y is defined }}", {{"x", nullptr}}), "False");
   // Anything else on undefined is an error naming it and the place.
-  EXPECT_EQ(Err("\n  {{ nope.attr }}"), "line 2, column 10: 'nope' is undefined");
+  EXPECT_EQ(Err("\n  {{ nope.attr }}"),
+            "line 2, column 10: 'nope' is undefined");
   EXPECT_NE(Err("{{ nope + 1 }}").find("'nope' is undefined"),
             std::string::npos);
   EXPECT_NE(Err("{{ nope() }}").find("'nope' is undefined"), std::string::npos);
@@ -139,13 +138,15 @@ TEST(JinjaTest, UnsupportedConstructsNameTheLine) {
             "line 3, column 6: unsupported tag 'include'");
   EXPECT_EQ(Err("{{ x }}\n{{ x|wordwrap }}"),
             "line 2, column 5: unsupported filter 'wordwrap'");
-  EXPECT_EQ(Err("{{ x is prime }}"), "line 1, column 6: unsupported test 'prime'");
+  EXPECT_EQ(Err("{{ x is prime }}"),
+            "line 1, column 6: unsupported test 'prime'");
   EXPECT_EQ(Err("{{ 'a {}'.format(1) }}"),
             "line 1, column 17: str.format() is not supported");
   EXPECT_EQ(Err("{{ lipsum(2) }}"), "line 1, column 10: 'lipsum' is undefined");
   EXPECT_EQ(Err("{% for x in y %}"), "line 1, column 17: missing {% endfor %}");
   EXPECT_EQ(Err("{% if %}"), "line 1, column 7: unexpected '%}'");
-  EXPECT_EQ(Err("{{ 'abc }}"), "line 1, column 4: string literal is not closed");
+  EXPECT_EQ(Err("{{ 'abc }}"),
+            "line 1, column 4: string literal is not closed");
   EXPECT_EQ(Err("{{ (1 }}"), "line 1, column 7: unexpected '}'");
   EXPECT_EQ(Err("{% break %}"), "line 1, column 4: 'break' outside a for loop");
   EXPECT_EQ(Err("{{ 1 }"), "line 1, column 6: unexpected '}'");

@@ -53,7 +53,7 @@ class Value {
   struct ListData {
     std::vector<Value> items;
     bool tuple = false;
-    int depth = 1;            // containers nested, this one included
+    int depth = 1;  // containers nested, this one included
     bool has_namespace = false;
   };
   struct DictData {
@@ -87,8 +87,7 @@ class Value {
   bool IsNone() const { return kind_ == Kind::kNone; }
   bool IsString() const { return kind_ == Kind::kString; }
   bool IsNumber() const {
-    return kind_ == Kind::kInt || kind_ == Kind::kFloat ||
-           kind_ == Kind::kBool;
+    return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool;
   }
   bool IsList() const { return kind_ == Kind::kList; }
   bool IsTuple() const { return IsList() && list_->tuple; }
