@@ -1,4 +1,5 @@
 // Runtime: statements (Exec) and expressions (Eval), and Template.
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -122,6 +123,16 @@ absl::Status Runtime::StepNode(const Node& at) {
   return absl::OkStatus();
 }
 
+absl::Status Runtime::Work(size_t units, int line, int col) {
+  steps_ += static_cast<int64_t>(std::min<size_t>(units, INT64_MAX / 4));
+  if (steps_ > limits_.max_steps) {
+    return ErrorAt(line, col,
+                   absl::StrCat("the template ran more than ",
+                                limits_.max_steps, " steps"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Runtime::Charge(size_t bytes, int line, int col) {
   allocated_ += bytes;
   if (bytes > limits_.max_alloc_bytes || allocated_ > limits_.max_alloc_bytes) {
@@ -153,11 +164,19 @@ absl::Status Runtime::Emit(absl::string_view s, std::string* out,
 }
 
 absl::Status Runtime::Exec(const Body& body, Scope& scope, std::string* out) {
-  for (const NodePtr& n : body) {
-    LORAD_RETURN_IF_ERROR(ExecNode(*n, scope, out));
-    if (flow_ != Flow::kNormal) break;
+  if (body.empty()) return absl::OkStatus();
+  if (++depth > limits_.max_depth) {
+    --depth;
+    return NodeError(*body[0], absl::StrCat("evaluation nested deeper than ",
+                                            limits_.max_depth));
   }
-  return absl::OkStatus();
+  absl::Status s;
+  for (const NodePtr& n : body) {
+    s = ExecNode(*n, scope, out);
+    if (!s.ok() || flow_ != Flow::kNormal) break;
+  }
+  --depth;
+  return s;
 }
 
 absl::Status Runtime::ExecNode(const Node& n, Scope& scope, std::string* out) {
@@ -205,7 +224,6 @@ absl::Status Runtime::ExecSet(const Node& n, Scope& scope, std::string* out) {
   if (n.kind == Node::Kind::kSetBlock) {
     std::string captured;
     LORAD_RETURN_IF_ERROR(Exec(n.body, scope, &captured));
-    LORAD_RETURN_IF_ERROR(Emit("", out, n));
     v = Value::String(std::move(captured));
   } else {
     LORAD_ASSIGN_OR_RETURN(v, Eval(*n.expr, scope));
@@ -242,7 +260,7 @@ absl::Status Runtime::ExecSet(const Node& n, Scope& scope, std::string* out) {
 
 absl::Status Runtime::ExecFor(const Node& n, Scope& scope, std::string* out) {
   LORAD_ASSIGN_OR_RETURN(Value seq, Eval(*n.expr, scope));
-  LORAD_ASSIGN_OR_RETURN(std::vector<Value> all, Iterate(seq, *n.expr));
+  LORAD_ASSIGN_OR_RETURN(std::vector<Value> all, Iterate(*this, seq, *n.expr));
   auto bind = [&](Scope& s, const Value& item) -> absl::Status {
     if (n.targets.size() == 1) {
       s.vars[n.targets[0]] = item;
@@ -318,6 +336,11 @@ absl::StatusOr<Value> Runtime::Eval(const Expr& e, Scope& scope) {
   }
   absl::StatusOr<Value> v = EvalInner(e, scope);
   --depth;
+  // Every string an expression yields is charged: the work of any operation
+  // on strings is then bounded by the charges of its operands.
+  if (v.ok() && v->IsString()) {
+    LORAD_RETURN_IF_ERROR(Charge(v->str().size(), e.line, e.col));
+  }
   return v;
 }
 
@@ -395,11 +418,17 @@ absl::StatusOr<Value> Runtime::EvalInner(const Expr& e, Scope& scope) {
     }
     case Expr::Kind::kAttr: {
       LORAD_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0], scope));
+      if (obj.IsDict()) {
+        LORAD_RETURN_IF_ERROR(Work(obj.dict().items.size(), e.line, e.col));
+      }
       return GetAttr(obj, e.name, e);
     }
     case Expr::Kind::kItem: {
       LORAD_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0], scope));
       LORAD_ASSIGN_OR_RETURN(Value key, Eval(*e.args[1], scope));
+      if (obj.IsDict()) {
+        LORAD_RETURN_IF_ERROR(Work(obj.dict().items.size(), e.line, e.col));
+      }
       return GetItem(obj, key, e);
     }
     case Expr::Kind::kSlice: {
@@ -465,6 +494,13 @@ absl::StatusOr<Value> Runtime::EvalInner(const Expr& e, Scope& scope) {
       LORAD_ASSIGN_OR_RETURN(Value left, Eval(*e.args[0], scope));
       for (size_t i = 0; i < e.ops.size(); ++i) {
         LORAD_ASSIGN_OR_RETURN(Value right, Eval(*e.args[i + 1], scope));
+        for (const Value* v : {&left, &right}) {
+          if (v->IsList()) {
+            LORAD_RETURN_IF_ERROR(Work(v->items().size(), e.line, e.col));
+          } else if (v->IsDict()) {
+            LORAD_RETURN_IF_ERROR(Work(v->dict().items.size(), e.line, e.col));
+          }
+        }
         LORAD_ASSIGN_OR_RETURN(bool ok, Compare(e.ops[i], left, right, e));
         if (!ok) return Value::Bool(false);
         left = std::move(right);

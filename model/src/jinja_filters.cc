@@ -450,7 +450,7 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
     return SortedBy(items, keys, rev && rev->Truthy(), cs && cs->Truthy(), at);
   }
   // The rest work on the items of a sequence.
-  LORAD_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(v, at));
+  LORAD_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(rt, v, at));
   LORAD_RETURN_IF_ERROR(
       rt.Charge(items.size() * sizeof(Value), at.line, at.col));
   if (f == "list") return Value::List(std::move(items));
@@ -563,6 +563,7 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
       std::vector<Value> out, seen;
       for (size_t i = 0; i < items.size(); ++i) {
         bool dup = false;
+        LORAD_RETURN_IF_ERROR(rt.Work(seen.size(), at.line, at.col));
         for (const Value& s : seen) dup |= s.Equals(keys[i]);
         if (dup) continue;
         seen.push_back(keys[i]);
@@ -572,6 +573,9 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
       return Value::List(std::move(out));
     }
     const Value* rev = a.Get(0, "reverse");
+    size_t log_n = 1;
+    while ((size_t{1} << log_n) < items.size()) ++log_n;
+    LORAD_RETURN_IF_ERROR(rt.Work(items.size() * log_n, at.line, at.col));
     LORAD_ASSIGN_OR_RETURN(
         Value sorted,
         SortedBy(items, keys, f == "sort" && rev && rev->Truthy(), true, at));

@@ -167,6 +167,8 @@ class Runtime {
   // Counters: each returns an error (naming `at`) once a limit is passed.
   absl::Status Step(const Expr& at);
   absl::Status StepNode(const Node& at);
+  // `units` steps of work at once (scans of lists, dicts and sorts).
+  absl::Status Work(size_t units, int line, int col);
   absl::Status Charge(size_t bytes, int line, int col);
   absl::Status CheckNesting(const Value& v, int line, int col) const;
   const Limits& limits() const { return limits_; }
@@ -213,7 +215,8 @@ absl::StatusOr<Value> GetSlice(Runtime& rt, const Value& obj,
 void AddGlobals(Scope* scope);
 // The items a for loop (or list()) sees: list items, dict keys, string
 // characters, nothing for undefined.
-absl::StatusOr<std::vector<Value>> Iterate(const Value& v, const Expr& at);
+absl::StatusOr<std::vector<Value>> Iterate(Runtime& rt, const Value& v,
+                                           const Expr& at);
 // Python's binary operators and comparisons.
 absl::StatusOr<Value> BinaryOp(Runtime& rt, absl::string_view op,
                                const Value& a, const Value& b, const Expr& at);

@@ -276,7 +276,7 @@ absl::StatusOr<Value> StringMethod(Runtime& rt, const std::string& s,
   if (m == "join") {
     const Value* items = a.Get(0, "iterable");
     if (!items) return ArgError(at, m, "takes an iterable");
-    LORAD_ASSIGN_OR_RETURN(std::vector<Value> parts, Iterate(*items, at));
+    LORAD_ASSIGN_OR_RETURN(std::vector<Value> parts, Iterate(rt, *items, at));
     std::string out;
     for (size_t i = 0; i < parts.size(); ++i) {
       if (!parts[i].IsString()) {

@@ -223,7 +223,14 @@ absl::StatusOr<bool> Compare(absl::string_view op, const Value& a,
   return cmp >= 0;
 }
 
-absl::StatusOr<std::vector<Value>> Iterate(const Value& v, const Expr& at) {
+absl::StatusOr<std::vector<Value>> Iterate(Runtime& rt, const Value& v,
+                                           const Expr& at) {
+  size_t n = 0;
+  if (v.IsString()) n = v.str().size();
+  if (v.IsList()) n = v.items().size();
+  if (v.IsDict()) n = v.dict().items.size();
+  LORAD_RETURN_IF_ERROR(rt.Charge(n * sizeof(Value), at.line, at.col));
+  LORAD_RETURN_IF_ERROR(rt.Work(n, at.line, at.col));
   switch (v.kind()) {
     case Value::Kind::kUndefined:
       return std::vector<Value>();

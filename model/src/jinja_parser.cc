@@ -108,6 +108,7 @@ absl::StatusOr<NodePtr> Parser::ParseStatement() {
       return Err("recursive for loops are not supported");
     LORAD_RETURN_IF_ERROR(ExpectBlockEnd());
     LORAD_RETURN_IF_ERROR(ParseBody({"else", "endfor"}, &n->body, &end));
+    --loops_;
     if (end == "else") {
       LORAD_RETURN_IF_ERROR(ExpectBlockEnd());
       LORAD_RETURN_IF_ERROR(ParseBody({"endfor"}, &n->else_body, &end));
@@ -152,7 +153,10 @@ absl::StatusOr<NodePtr> Parser::ParseStatement() {
     }
     LORAD_RETURN_IF_ERROR(Expect(")"));
     LORAD_RETURN_IF_ERROR(ExpectBlockEnd());
+    const int outer_loops = loops_;
+    loops_ = 0;  // a macro body is not inside the caller's loop
     LORAD_RETURN_IF_ERROR(ParseBody({"endmacro"}, &n->body, &end));
+    loops_ = outer_loops;
   } else if (tag == "break" || tag == "continue") {
     if (loops_ == 0) {
       return ErrorAt(at.line, at.col,
@@ -167,7 +171,6 @@ absl::StatusOr<NodePtr> Parser::ParseStatement() {
     return ErrorAt(at.line, at.col,
                    absl::StrCat("unsupported tag '", tag, "'"));
   }
-  if (n->kind == Node::Kind::kFor) --loops_;
   LORAD_RETURN_IF_ERROR(ExpectBlockEnd());
   return n;
 }
@@ -182,7 +185,7 @@ absl::Status Parser::ParseTargets(std::vector<std::string>* targets) {
     ++pos_;
   }
   if (paren) LORAD_RETURN_IF_ERROR(Expect(")"));
-  ++loops_;  // the body is inside the loop (undone after the endfor)
+  ++loops_;  // the body is inside the loop (undone before any else)
   return absl::OkStatus();
 }
 

@@ -79,6 +79,14 @@ class Parser {
     ~DepthGuard() { --*d_; }
     int* d_;
   };
+  // For operator and postfix chains, which build left-deep trees in a loop.
+  absl::Status Deeper(int* chain) const {
+    if (depth_ + ++*chain > kMaxParseDepth) {
+      return Err(absl::StrCat("expression nested deeper than ", kMaxParseDepth,
+                              " levels"));
+    }
+    return absl::OkStatus();
+  }
   absl::Status CheckDepth() const {
     if (depth_ > kMaxParseDepth) {
       return Err(

@@ -33,7 +33,9 @@ absl::StatusOr<ExprPtr> Parser::ParseExpr() {
   LORAD_RETURN_IF_ERROR(CheckDepth());
   const Token& at = Cur();
   LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseOr());
+  int chain = 0;  // each round nests the tree one deeper
   while (IsName("if")) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     ++pos_;
     ExprPtr c = NewExpr(Expr::Kind::kCond, at);
     c->args.push_back(std::move(e));
@@ -52,7 +54,9 @@ absl::StatusOr<ExprPtr> Parser::ParseExpr() {
 
 absl::StatusOr<ExprPtr> Parser::ParseOr() {
   LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseAnd());
+  int chain = 0;  // each round nests the tree one deeper
   while (IsName("or")) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     ++pos_;
     LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseAnd());
@@ -63,7 +67,9 @@ absl::StatusOr<ExprPtr> Parser::ParseOr() {
 
 absl::StatusOr<ExprPtr> Parser::ParseAnd() {
   LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseNot());
+  int chain = 0;  // each round nests the tree one deeper
   while (IsName("and")) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     ++pos_;
     LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseNot());
@@ -120,7 +126,9 @@ absl::StatusOr<ExprPtr> Parser::ParseCompare() {
 
 absl::StatusOr<ExprPtr> Parser::ParseMath1() {
   LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseConcat());
+  int chain = 0;  // each round nests the tree one deeper
   while (IsOp("+") || IsOp("-")) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     ++pos_;
     LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseConcat());
@@ -131,7 +139,9 @@ absl::StatusOr<ExprPtr> Parser::ParseMath1() {
 
 absl::StatusOr<ExprPtr> Parser::ParseConcat() {
   LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseMath2());
+  int chain = 0;  // each round nests the tree one deeper
   while (IsOp("~")) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     ++pos_;
     LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseMath2());
@@ -142,7 +152,9 @@ absl::StatusOr<ExprPtr> Parser::ParseConcat() {
 
 absl::StatusOr<ExprPtr> Parser::ParseMath2() {
   LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParsePow());
+  int chain = 0;  // each round nests the tree one deeper
   while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%")) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     ++pos_;
     LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParsePow());
@@ -153,7 +165,9 @@ absl::StatusOr<ExprPtr> Parser::ParseMath2() {
 
 absl::StatusOr<ExprPtr> Parser::ParsePow() {
   LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseUnary());
+  int chain = 0;  // each round nests the tree one deeper
   while (IsOp("**")) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     ++pos_;
     LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseUnary());
@@ -207,7 +221,9 @@ absl::Status Parser::ParseCallArgs(Expr* call) {
 }
 
 absl::StatusOr<ExprPtr> Parser::ParsePostfix(ExprPtr e) {
+  int chain = 0;  // each round nests the tree one deeper
   for (;;) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     if (IsOp(".")) {
       ++pos_;
@@ -273,7 +289,9 @@ absl::StatusOr<ExprPtr> Parser::ParseSubscript(ExprPtr obj, const Token& at) {
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseFilters(ExprPtr e) {
+  int chain = 0;  // each round nests the tree one deeper
   for (;;) {
+    LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     if (IsOp("|")) {
       ++pos_;

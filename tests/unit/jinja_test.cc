@@ -150,6 +150,11 @@ TEST(JinjaTest, UnsupportedConstructsNameTheLine) {
   EXPECT_EQ(Err("{{ (1 }}"), "line 1, column 7: unexpected '}'");
   EXPECT_EQ(Err("{% break %}"), "line 1, column 4: 'break' outside a for loop");
   EXPECT_EQ(Err("{{ 1 }"), "line 1, column 6: unexpected '}'");
+  EXPECT_EQ(Err("{% for x in y %}{% else %}{% break %}{% endfor %}"),
+            "line 1, column 30: 'break' outside a for loop");
+  EXPECT_EQ(Err("{% for x in y %}{% macro m() %}{% continue %}{% endmacro %}"
+                "{% endfor %}"),
+            "line 1, column 35: 'continue' outside a for loop");
 }
 
 TEST(JinjaTest, RunawayMacroRecursionErrorsInsteadOfOverflowing) {
@@ -184,6 +189,28 @@ TEST(JinjaTest, LimitsStopHostileTemplates) {
                 "{% set ns.l = [ns.l] %}{% endfor %}")
                 .find("nested deeper than 64"),
             std::string::npos);
+  // Work on big values counts too: a scan per iteration of a 10 MB string,
+  // a loop over a 20 MB string, a quadratic unique.
+  EXPECT_NE(Err("{% set s = 'x' * 10000000 %}{% for i in range(1000000) %}"
+                "{{ s[i] }}{% endfor %}")
+                .find("bytes of values"),
+            std::string::npos);
+  EXPECT_NE(
+      Err("{% for c in 'x' * 20000000 %}{% endfor %}").find("bytes of values"),
+      std::string::npos);
+  EXPECT_NE(Err("{{ range(200000)|unique|list|length }}").find("steps"),
+            std::string::npos);
+  // Long operator, filter and postfix chains build deep trees too.
+  std::string sum = "{{ 1", filters = "{{ 'x'", attrs = "{{ x";
+  for (int i = 0; i < 100000; ++i) {
+    sum += "+1";
+    filters += "|trim";
+    attrs += ".a";
+  }
+  for (const std::string& chain : {sum, filters, attrs}) {
+    EXPECT_NE(Err(chain + " }}").find("expression nested deeper than"),
+              std::string::npos);
+  }
   std::string deep(300, '(');
   EXPECT_NE(Err("{{ " + deep + "1" + std::string(300, ')') + " }}")
                 .find("nested deeper than"),
