@@ -252,21 +252,20 @@ TEST_F(EngineTest, ChatMessagesRenderWithTheTemplateOrPlainFallback) {
   auto plain = model::RenderChat(model::ChatTemplate(), turns);
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(*plain, "system: Be brief.\nuser: Hi\nassistant:");
-  model::ChatTemplate llama3 = model::ChatTemplate::FromTemplateText(
-      "{% for m in messages %}<|start_header_id|>{{ m.role }}...");
-  EXPECT_EQ(*model::RenderChat(llama3, turns),
+  // Templates are executed (tests/unit/chat_template_test.cc has the
+  // transformers goldens); the token closing a turn is found in them.
+  auto llama3 = model::ChatTemplate::FromTemplateText(
+      "{% for m in messages %}<|start_header_id|>{{ m.role }}"
+      "<|end_header_id|>\n\n{{ m.content|trim }}<|eot_id|>{% endfor %}"
+      "{% if add_generation_prompt %}<|start_header_id|>assistant"
+      "<|end_header_id|>\n\n{% endif %}");
+  ASSERT_TRUE(llama3.ok()) << llama3.status();
+  EXPECT_EQ(llama3->end_of_turn, "<|eot_id|>");
+  EXPECT_EQ(*model::RenderChat(*llama3, turns),
             "<|start_header_id|>system<|end_header_id|>\n\nBe "
             "brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|"
             "eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
-  model::ChatTemplate chatml = model::ChatTemplate::FromTemplateText(
-      "{%- if messages[0]['role'] != 'system' %}{{- "
-      "'<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
-      "{%- endif %}{{'<|im_start|>' + message['role'] + '\\n'}}");
-  EXPECT_EQ(chatml.default_system, "You are a helpful assistant.");
-  EXPECT_EQ(*model::RenderChat(chatml, {{"user", "Hi"}}),
-            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_TRUE(absl::IsInvalidArgument(model::RenderChat(chatml, {}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(model::RenderChat(*llama3, {}).status()));
 
   // The tiny model has no tokenizer_config.json: the plain form is used.
   Engine engine(model_.get(), EngineOptions());

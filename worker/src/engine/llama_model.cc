@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/block_linears.h"
+#include "lorad/model/chat_template.h"
 #include "lorad/model/safetensors.h"
 #include "lorad/worker/checkpointing.h"
 
@@ -76,6 +77,9 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
   LORAD_ASSIGN_OR_RETURN(m->config_, model::ModelConfig::FromDir(dir));
   // As transformers' AutoTokenizer loads it (tokenizer_config.json too).
   LORAD_ASSIGN_OR_RETURN(m->tokenizer_, model::Tokenizer::FromModelDir(dir));
+  // A chat template that does not parse is refused at load, not at the
+  // first chat request.
+  LORAD_RETURN_IF_ERROR(model::ChatTemplate::Load(dir).status());
   LORAD_ASSIGN_OR_RETURN(auto weights, model::SafetensorsModel::Open(dir));
   m->dir_ = dir;
   m->device_ = options.device;
