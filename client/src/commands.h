@@ -34,6 +34,7 @@ int RunInfer(const ParsedArgs& args, CommandEnv& env);
 int RunAdapters(const ParsedArgs& args, CommandEnv& env);
 int RunSmi(const ParsedArgs& args, CommandEnv& env);
 int RunPlot(const ParsedArgs& args, CommandEnv& env);
+int RunModels(const ParsedArgs& args, CommandEnv& env);
 
 // The flags of chat, infer and adapters.
 const std::vector<FlagSpec>& ChatFlags();

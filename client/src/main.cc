@@ -63,6 +63,11 @@ const std::vector<Command>& Commands() {
       {"plot", "JOB -o FILE.png",
        "write a PNG of a job's loss, eval loss and memory over steps",
        PlotFlags(), RunPlot},
+      {"models",
+       "inspect DIR",
+       "what lorad will do with a model directory (read locally)",
+       {},
+       RunModels},
   };
   return *commands;
 }
