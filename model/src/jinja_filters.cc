@@ -363,10 +363,23 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
     if (use) return dflt ? *dflt : Value::String("");
     return v;
   }
+  if (f == "string" || f == "escape" || f == "e" || f == "trim" ||
+      f == "upper" || f == "lower" || f == "title" || f == "capitalize" ||
+      f == "replace" || f == "indent") {
+    LORAD_RETURN_IF_ERROR(rt.ChargeText(v, 2, at.line, at.col));
+  }
   if (f == "safe") return v;
   if (f == "string") return Value::String(v.ToString());
   if (f == "escape" || f == "e") return Value::String(Escape(v.ToString()));
-  if (f == "tojson") return ToJson(v, a, at);
+  if (f == "tojson") {
+    const Value* indent = a.Get(1, "indent");
+    size_t width = 0;
+    if (indent && indent->IsString()) width = indent->str().size();
+    if (indent && indent->kind() == K::kInt) width = 64;
+    LORAD_RETURN_IF_ERROR(rt.ChargeText(
+        v, 2 + width * static_cast<size_t>(v.depth() + 1), at.line, at.col));
+    return ToJson(v, a, at);
+  }
   if (f == "int") return ToInt(v, a);
   if (f == "float") return ToFloat(v, a);
   if (f == "round") return Round(v, a, at);
@@ -477,6 +490,7 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
       if (attr) {
         LORAD_ASSIGN_OR_RETURN(x, AttrPath(x, attr->ToString(), at));
       }
+      LORAD_RETURN_IF_ERROR(rt.ChargeText(x, 2, at.line, at.col));
       std::string piece = x.ToString();
       LORAD_RETURN_IF_ERROR(rt.Charge(
           piece.size() + (sep ? sep->ToString().size() : 0), at.line, at.col));

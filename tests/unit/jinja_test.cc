@@ -200,6 +200,18 @@ TEST(JinjaTest, LimitsStopHostileTemplates) {
       std::string::npos);
   EXPECT_NE(Err("{{ range(200000)|unique|list|length }}").find("steps"),
             std::string::npos);
+  // Printing a list that holds one big string many times is bounded before
+  // the text is built, however it is printed.
+  for (const std::string& print :
+       {"{{ l }}", "{{ l ~ '' }}", "{{ l|tojson }}", "{{ l|string }}",
+        "{{ l|join }}", "{{ {'k': l}|tojson(indent=2) }}"}) {
+    EXPECT_NE(Err("{% set s = 'x' * 1000000 %}{% set l = [s] * 1000 %}" + print)
+                  .find("bytes of values"),
+              std::string::npos)
+        << print;
+  }
+  EXPECT_EQ(Ok("{% set l = ['x' * 1000000] * 1000 %}{{ {}[l] is defined }}"),
+            "False");
   // Long operator, filter and postfix chains build deep trees too.
   std::string sum = "{{ 1", filters = "{{ 'x'", attrs = "{{ x";
   for (int i = 0; i < 100000; ++i) {
