@@ -143,6 +143,14 @@ absl::Status Runtime::Charge(size_t bytes, int line, int col) {
   return absl::OkStatus();
 }
 
+absl::Status Runtime::ChargeText(const Value& v, size_t per_item, int line,
+                                 int col) {
+  if (!v.IsList() && !v.IsDict()) return absl::OkStatus();
+  const size_t room =
+      limits_.max_alloc_bytes - std::min(allocated_, limits_.max_alloc_bytes);
+  return Charge(TextBound(v, per_item, room), line, col);
+}
+
 absl::Status Runtime::CheckNesting(const Value& v, int line, int col) const {
   if (v.depth() > limits_.max_nesting) {
     return ErrorAt(
@@ -187,6 +195,7 @@ absl::Status Runtime::ExecNode(const Node& n, Scope& scope, std::string* out) {
     case Node::Kind::kOutput: {
       LORAD_ASSIGN_OR_RETURN(Value v, Eval(*n.expr, scope));
       if (v.IsString()) return Emit(v.str(), out, n);
+      LORAD_RETURN_IF_ERROR(ChargeText(v, 2, n.line, n.col));
       return Emit(v.ToString(), out, n);
     }
     case Node::Kind::kIf:
@@ -349,10 +358,12 @@ absl::StatusOr<CallArgs> Runtime::EvalArgs(const Expr& e, size_t first,
   CallArgs a;
   for (size_t i = first; i < e.args.size(); ++i) {
     LORAD_ASSIGN_OR_RETURN(Value v, Eval(*e.args[i], scope));
+    LORAD_RETURN_IF_ERROR(ChargeText(v, 2, e.line, e.col));
     a.positional.push_back(std::move(v));
   }
   for (const auto& [k, x] : e.kwargs) {
     LORAD_ASSIGN_OR_RETURN(Value v, Eval(*x, scope));
+    LORAD_RETURN_IF_ERROR(ChargeText(v, 2, e.line, e.col));
     a.named.emplace_back(k, std::move(v));
   }
   return a;

@@ -1,8 +1,9 @@
-// The filters (x | f) and tests (x is t) chat templates use, with jinja2's
-// semantics (and transformers' tojson).
+// The filters (x | f) chat templates use, with jinja2's semantics (and
+// transformers' tojson).
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -22,15 +23,6 @@ constexpr absl::string_view kFilters[] = {
     "replace",  "reverse", "round",      "safe",  "select", "selectattr",
     "sort",     "string",  "sum",        "title", "tojson", "trim",
     "unique",   "upper"};
-constexpr absl::string_view kTests[] = {
-    "defined",     "undefined", "none",     "string",      "number",
-    "integer",     "float",     "mapping",  "iterable",    "sequence",
-    "boolean",     "true",      "false",    "equalto",     "eq",
-    "==",          "ne",        "!=",       "lt",          "<",
-    "lessthan",    "gt",        ">",        "greaterthan", "le",
-    "<=",          "ge",        ">=",       "even",        "odd",
-    "divisibleby", "in",        "callable", "sameas",      "lower",
-    "upper",       "escaped",   "filter",   "test"};
 
 template <size_t N>
 bool In(const absl::string_view (&names)[N], absl::string_view n) {
@@ -181,6 +173,25 @@ absl::StatusOr<Value> ToFloat(const Value& v, const CallArgs& a) {
   return fallback;
 }
 
+// jinja2's title filter (not str.title): a word starts after whitespace or
+// one of - ( { [ <, its first letter upper, the rest lower (ASCII).
+std::string TitleWords(const std::string& s) {
+  std::string out = s;
+  bool start = true;
+  for (char& c : out) {
+    const bool sep = std::isspace(static_cast<unsigned char>(c)) || c == '-' ||
+                     c == '(' || c == '{' || c == '[' || c == '<';
+    if (sep) {
+      start = true;
+      continue;
+    }
+    if (start && c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+    if (!start && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    start = false;
+  }
+  return out;
+}
+
 std::string Escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -254,6 +265,15 @@ absl::StatusOr<Value> Round(const Value& v, const CallArgs& a, const Expr& at) {
   if (method == "common" && v.kind() != Value::Kind::kFloat) {
     return Value::Int(v.int_value());
   }
+  if (method == "common" && prec >= 0 && prec <= 300 &&
+      std::isfinite(v.float_value())) {
+    // Python rounds the exact binary value half to even, as printf does
+    // (round(2.675, 2) is 2.67).
+    char buf[400];
+    std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(prec),
+                  v.float_value());
+    return Value::Float(std::strtod(buf, nullptr));
+  }
   const double scale = std::pow(10.0, static_cast<double>(prec));
   const double x = v.float_value() * scale;
   double r;
@@ -272,84 +292,6 @@ absl::StatusOr<Value> Round(const Value& v, const CallArgs& a, const Expr& at) {
 }  // namespace
 
 bool HasFilter(absl::string_view name) { return In(kFilters, name); }
-bool HasTest(absl::string_view name) { return In(kTests, name); }
-
-absl::StatusOr<bool> ApplyTest(Runtime& rt, absl::string_view t, const Value& v,
-                               const CallArgs& a, const Expr& at) {
-  using K = Value::Kind;
-  const Value* arg = a.Get(0, "value");
-  auto need = [&]() -> absl::Status {
-    if (arg) return absl::OkStatus();
-    return ErrorAt(at.line, at.col,
-                   absl::StrCat("test '", t, "' needs an argument"));
-  };
-  if (t == "defined") return !v.IsUndefined();
-  if (t == "undefined") return v.IsUndefined();
-  if (t == "none") return v.IsNone();
-  if (t == "string") return v.IsString();
-  if (t == "number") return v.IsNumber();
-  if (t == "integer") return v.kind() == K::kInt;
-  if (t == "float") return v.kind() == K::kFloat;
-  if (t == "boolean") return v.kind() == K::kBool;
-  if (t == "true") return v.kind() == K::kBool && v.bool_value();
-  if (t == "false") return v.kind() == K::kBool && !v.bool_value();
-  if (t == "mapping") return v.IsDict() && !v.IsNamespace();
-  if (t == "iterable" || t == "sequence") {
-    return v.IsString() || v.IsList() || v.IsUndefined() ||
-           (v.IsDict() && !v.IsNamespace());
-  }
-  if (t == "callable") return v.IsCallable();
-  if (t == "escaped") return false;
-  if (t == "lower" || t == "upper") {
-    if (!v.IsString()) return false;
-    bool cased = false;
-    for (unsigned char c : v.str()) {
-      if (std::isalpha(c)) {
-        cased = true;
-        if ((t == "lower") != (std::islower(c) != 0)) return false;
-      }
-    }
-    return cased;
-  }
-  if (t == "filter" || t == "test") {
-    if (!v.IsString()) return false;
-    return t == "filter" ? HasFilter(v.str()) : HasTest(v.str());
-  }
-  if (t == "even" || t == "odd" || t == "divisibleby") {
-    if (v.kind() != K::kInt && v.kind() != K::kBool) {
-      return ErrorAt(
-          at.line, at.col,
-          absl::StrCat("test '", t, "' needs an integer, got ", v.TypeName()));
-    }
-    if (t == "divisibleby") {
-      LORAD_RETURN_IF_ERROR(need());
-      if (arg->kind() != K::kInt || arg->int_value() == 0) {
-        return ErrorAt(at.line, at.col, "divisibleby needs a non-zero int");
-      }
-      if (arg->int_value() == -1) return true;
-      return v.int_value() % arg->int_value() == 0;
-    }
-    const bool even = v.int_value() % 2 == 0;
-    return t == "even" ? even : !even;
-  }
-  LORAD_RETURN_IF_ERROR(need());
-  if (t == "sameas") {
-    if (v.kind() != arg->kind()) return false;
-    if (v.IsNone() || v.IsUndefined()) return true;
-    if (v.kind() == K::kBool) return v.bool_value() == arg->bool_value();
-    return v.Equals(*arg) && (v.IsNumber() || v.IsString());
-  }
-  if (t == "in") return Contains(*arg, v, at);
-  std::string op(t);
-  if (t == "equalto" || t == "eq") op = "==";
-  if (t == "ne") op = "!=";
-  if (t == "lt" || t == "lessthan") op = "<";
-  if (t == "gt" || t == "greaterthan") op = ">";
-  if (t == "le") op = "<=";
-  if (t == "ge") op = ">=";
-  (void)rt;
-  return Compare(op, v, *arg, at);
-}
 
 absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
                                   const Value& v, const CallArgs& a,
@@ -363,10 +305,24 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
     if (use) return dflt ? *dflt : Value::String("");
     return v;
   }
+  if (f == "string" || f == "escape" || f == "e" || f == "trim" ||
+      f == "upper" || f == "lower" || f == "title" || f == "capitalize" ||
+      f == "replace" || f == "indent") {
+    LORAD_RETURN_IF_ERROR(rt.ChargeText(v, 2, at.line, at.col));
+  }
   if (f == "safe") return v;
+  if (f == "title") return Value::String(TitleWords(v.ToString()));
   if (f == "string") return Value::String(v.ToString());
   if (f == "escape" || f == "e") return Value::String(Escape(v.ToString()));
-  if (f == "tojson") return ToJson(v, a, at);
+  if (f == "tojson") {
+    const Value* indent = a.Get(1, "indent");
+    size_t width = 0;
+    if (indent && indent->IsString()) width = indent->str().size();
+    if (indent && indent->kind() == K::kInt) width = 64;
+    LORAD_RETURN_IF_ERROR(rt.ChargeText(
+        v, 2 + width * static_cast<size_t>(v.depth() + 1), at.line, at.col));
+    return ToJson(v, a, at);
+  }
   if (f == "int") return ToInt(v, a);
   if (f == "float") return ToFloat(v, a);
   if (f == "round") return Round(v, a, at);
@@ -477,6 +433,7 @@ absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view f,
       if (attr) {
         LORAD_ASSIGN_OR_RETURN(x, AttrPath(x, attr->ToString(), at));
       }
+      LORAD_RETURN_IF_ERROR(rt.ChargeText(x, 2, at.line, at.col));
       std::string piece = x.ToString();
       LORAD_RETURN_IF_ERROR(rt.Charge(
           piece.size() + (sep ? sep->ToString().size() : 0), at.line, at.col));

@@ -171,6 +171,8 @@ class Runtime {
   absl::Status Work(size_t units, int line, int col);
   absl::Status Charge(size_t bytes, int line, int col);
   absl::Status CheckNesting(const Value& v, int line, int col) const;
+  // Charges TextBound(v) for a list or dict about to be printed.
+  absl::Status ChargeText(const Value& v, size_t per_item, int line, int col);
   const Limits& limits() const { return limits_; }
   Scope* globals() const { return globals_; }
 
@@ -233,6 +235,11 @@ std::vector<uint32_t> CodePoints(absl::string_view s);
 std::string FromCodePoints(const uint32_t* begin, const uint32_t* end);
 void AppendUtf8(uint32_t cp, std::string* out);
 bool IsPySpace(uint32_t cp);
+// An upper bound of the bytes Value::ToString or DumpJson write for `v`,
+// each list or dict item adding `per_item` bytes (separators, indentation);
+// cap + 1 as soon as it passes `cap`. Visits each item once: a list holding
+// the same big string many times is bounded before it is ever printed.
+size_t TextBound(const Value& v, size_t per_item, size_t cap);
 // Python's repr of a float ("1.0", "1e+16", "inf").
 std::string FloatRepr(double d);
 

@@ -19,6 +19,13 @@ absl::Status TypeError(const Expr& at, absl::string_view op, const Value& a,
                               a.TypeName(), "' and '", b.TypeName(), "'"));
 }
 
+// A missing key's name for "'x' is undefined" (never a container's repr).
+std::string KeyName(const Value& key) {
+  if (key.IsString()) return key.str();
+  if (key.kind() == Value::Kind::kInt) return absl::StrCat(key.int_value());
+  return absl::StrCat("<", key.TypeName(), ">");
+}
+
 absl::StatusOr<Value> Repeat(Runtime& rt, const Value& seq, int64_t n,
                              const Expr& at) {
   if (n < 0) n = 0;
@@ -64,6 +71,8 @@ absl::Status UndefinedError(const Value& v, const Expr& at) {
 absl::StatusOr<Value> BinaryOp(Runtime& rt, absl::string_view op,
                                const Value& a, const Value& b, const Expr& at) {
   if (op == "~") {
+    LORAD_RETURN_IF_ERROR(rt.ChargeText(a, 2, at.line, at.col));
+    LORAD_RETURN_IF_ERROR(rt.ChargeText(b, 2, at.line, at.col));
     std::string s = a.ToString();
     s += b.ToString();
     LORAD_RETURN_IF_ERROR(rt.Charge(s.size(), at.line, at.col));
@@ -266,7 +275,7 @@ absl::StatusOr<Value> GetItem(const Value& obj, const Value& key,
       if (const Value* v = obj.dict().Find(key.str())) return *v;
     }
     if (key.IsString()) return GetAttr(obj, key.str(), at);
-    return Value::Undefined(key.ToString());
+    return Value::Undefined(KeyName(key));
   }
   if ((obj.IsList() || obj.IsString()) &&
       (key.kind() == Value::Kind::kInt || key.kind() == Value::Kind::kBool)) {
@@ -284,7 +293,7 @@ absl::StatusOr<Value> GetItem(const Value& obj, const Value& key,
     return Value::String(FromCodePoints(&cps[i], &cps[i] + 1));
   }
   if (key.IsString()) return GetAttr(obj, key.str(), at);
-  return Value::Undefined(key.ToString());
+  return Value::Undefined(KeyName(key));
 }
 
 absl::StatusOr<Value> GetSlice(Runtime& rt, const Value& obj,

@@ -27,9 +27,15 @@ void Value::DictData::Set(std::string key, Value v) {
   items.emplace_back(std::move(key), std::move(v));
 }
 
+const std::string& Value::EmptyString() {
+  static const std::string* empty = new std::string();
+  return *empty;
+}
+
 Value Value::Undefined(std::string name) {
   Value v;
-  v.s_ = std::move(name);
+  if (!name.empty())
+    v.s_ = std::make_shared<const std::string>(std::move(name));
   return v;
 }
 Value Value::None() {
@@ -61,7 +67,7 @@ Value Value::Float(double f) {
 Value Value::String(std::string s) {
   Value v;
   v.kind_ = Kind::kString;
-  v.s_ = std::move(s);
+  v.s_ = std::make_shared<const std::string>(std::move(s));
   return v;
 }
 Value Value::List(std::vector<Value> items, bool tuple) {
@@ -169,7 +175,7 @@ bool Value::Truthy() const {
     case Kind::kFloat:
       return f_ != 0;
     case Kind::kString:
-      return !s_.empty();
+      return !str().empty();
     case Kind::kList:
       return !list_->items.empty();
     case Kind::kDict:
@@ -235,6 +241,40 @@ std::string StrRepr(const std::string& s) {
 
 }  // namespace
 
+size_t TextBound(const Value& v, size_t per_item, size_t cap) {
+  size_t total = 0;
+  auto add = [&](size_t n) {
+    total = n > cap || total + n > cap ? cap + 1 : total + n;
+  };
+  switch (v.kind()) {
+    case Value::Kind::kString:
+      add(v.str().size() * 6 + 2);
+      break;
+    case Value::Kind::kList:
+      add(2);
+      for (const Value& x : v.items()) {
+        if (total > cap) break;
+        add(per_item);
+        add(TextBound(x, per_item, cap - std::min(total, cap)));
+      }
+      break;
+    case Value::Kind::kDict:
+      add(16);
+      for (const auto& [k, x] : v.dict().items) {
+        if (total > cap) break;
+        add(per_item + k.size() * 6 + 4);
+        add(TextBound(x, per_item, cap - std::min(total, cap)));
+      }
+      break;
+    case Value::Kind::kCallable:
+      add(64 + v.callable().Name().size());
+      break;
+    default:
+      add(32);
+  }
+  return total;
+}
+
 std::string FloatRepr(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
@@ -280,7 +320,7 @@ std::string Value::ToString() const {
     case Kind::kUndefined:
       return "";
     case Kind::kString:
-      return s_;
+      return str();
     default:
       return Repr();
   }
@@ -299,7 +339,7 @@ std::string Value::Repr() const {
     case Kind::kFloat:
       return FloatRepr(f_);
     case Kind::kString:
-      return StrRepr(s_);
+      return StrRepr(str());
     case Kind::kList: {
       std::string out = list_->tuple ? "(" : "[";
       for (size_t i = 0; i < list_->items.size(); ++i) {
@@ -337,7 +377,7 @@ bool Value::Equals(const Value& o) const {
     case Kind::kNone:
       return true;
     case Kind::kString:
-      return s_ == o.s_;
+      return s_ == o.s_ || str() == o.str();
     case Kind::kList: {
       const auto& a = list_->items;
       const auto& b = o.list_->items;

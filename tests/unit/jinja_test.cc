@@ -3,10 +3,15 @@
 // keep a hostile template from hanging or exhausting memory.
 #include "lorad/model/jinja.h"
 
+#include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "test_dir.h"
 
 namespace lorad::model::jinja {
 namespace {
@@ -34,6 +39,48 @@ std::string Err(const std::string& src, const nlohmann::ordered_json& ctx = {},
   if (r.ok()) return "";
   EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
   return std::string(r.status().message());
+}
+
+const std::string kSnippets =
+    std::string(LORAD_GOLDEN_DIR) + "/chat_templates/snippets.json";
+
+nlohmann::ordered_json LoadJson(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::ordered_json::parse(ss.str());
+}
+
+// Filters, tests, methods, operators, slices, loops and macros one at a
+// time, against jinja2 as transformers sets it up (make_snippet_goldens.py).
+TEST(JinjaTest, SnippetsRenderAsJinja2Does) {
+  nlohmann::ordered_json rows = LoadJson(kSnippets);
+  ASSERT_GT(rows.size(), 40u);
+  for (const auto& row : rows) {
+    const std::string src = row["src"];
+    auto r = Render(src);
+    if (row.contains("expected")) {
+      ASSERT_TRUE(r.ok()) << src << ": " << r.status();
+      EXPECT_EQ(*r, row["expected"].get<std::string>()) << src;
+    } else {
+      EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << src;
+    }
+  }
+}
+
+TEST(JinjaTest, SnippetGoldensAreJinja2sCurrentOutput) {
+  const std::string py = LORAD_PYTHON;
+  if (!std::filesystem::exists(py) ||
+      std::system((py + " -c 'import transformers' >/dev/null 2>&1").c_str()) !=
+          0) {
+    GTEST_SKIP() << "no transformers in " << py;
+  }
+  const std::string out = FreshTestDir("jinja") + "/snippets.json";
+  const std::string cmd = py + " " + std::string(LORAD_GOLDEN_DIR) +
+                          "/chat_templates/make_snippet_goldens.py --out " +
+                          out + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_EQ(LoadJson(out), LoadJson(kSnippets));
 }
 
 TEST(JinjaTest, WhitespaceControlAsTransformersSetsIt) {
@@ -200,6 +247,18 @@ TEST(JinjaTest, LimitsStopHostileTemplates) {
       std::string::npos);
   EXPECT_NE(Err("{{ range(200000)|unique|list|length }}").find("steps"),
             std::string::npos);
+  // Printing a list that holds one big string many times is bounded before
+  // the text is built, however it is printed.
+  for (const std::string& print :
+       {"{{ l }}", "{{ l ~ '' }}", "{{ l|tojson }}", "{{ l|string }}",
+        "{{ l|join }}", "{{ {'k': l}|tojson(indent=2) }}"}) {
+    EXPECT_NE(Err("{% set s = 'x' * 1000000 %}{% set l = [s] * 1000 %}" + print)
+                  .find("bytes of values"),
+              std::string::npos)
+        << print;
+  }
+  EXPECT_EQ(Ok("{% set l = ['x' * 1000000] * 1000 %}{{ {}[l] is defined }}"),
+            "False");
   // Long operator, filter and postfix chains build deep trees too.
   std::string sum = "{{ 1", filters = "{{ 'x'", attrs = "{{ x";
   for (int i = 0; i < 100000; ++i) {

@@ -99,7 +99,7 @@ class Value {
   int64_t int_value() const { return i_; }  // also bools (0/1)
   double float_value() const { return f_; }
   // kString: the text; kUndefined: the name it was looked up by.
-  const std::string& str() const { return s_; }
+  const std::string& str() const { return s_ ? *s_ : EmptyString(); }
   const std::vector<Value>& items() const { return list_->items; }
   const ListData& list() const { return *list_; }
   const DictData& dict() const { return *dict_; }
@@ -125,7 +125,8 @@ class Value {
   bool b_ = false;
   int64_t i_ = 0;
   double f_ = 0;
-  std::string s_;
+  static const std::string& EmptyString();
+  std::shared_ptr<const std::string> s_;  // shared: copies stay cheap
   std::shared_ptr<ListData> list_;
   std::shared_ptr<DictData> dict_;
   std::shared_ptr<const Callable> fn_;
