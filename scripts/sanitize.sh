@@ -18,10 +18,11 @@ ROOT=$(pwd)
 SCOPE=${1:-core}
 SECONDS_PER_TARGET=${2:-30}
 CORE_TESTS=(common_test bounded_json_test dataset_test telemetry_test nf4_test peft_adapter_test model_config_test
-  adapter_check_test safetensors_test tokenizer_test kernels_nf4_gemv_test
+  adapter_check_test safetensors_test tokenizer_test jinja_test chat_template_test
+  model_inspect_test kernels_nf4_gemv_test
   kernels_lora_test kernels_rmsnorm_test)
 CORE_FUZZ=(dataset_fuzz model_config_fuzz safetensors_fuzz tokenizer_fuzz
-  adapter_config_fuzz)
+  adapter_config_fuzz jinja_fuzz)
 # -O1 and line tables only: the build is what costs here, and sanitizer
 # reports still name files and lines.
 SAN="-O1 -gline-tables-only -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "jinja_internal.h"
 #include "lorad/common/status_macros.h"
+#include "utf8_append.h"
 
 namespace lorad::model::jinja {
 
@@ -585,23 +586,7 @@ std::vector<uint32_t> CodePoints(absl::string_view s) {
   return cps;
 }
 
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
+void AppendUtf8(uint32_t cp, std::string* out) { AppendCodePoint(cp, out); }
 
 std::string FromCodePoints(const uint32_t* begin, const uint32_t* end) {
   std::string out;

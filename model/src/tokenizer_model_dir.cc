@@ -24,6 +24,18 @@ using tokenizer_internal::TokenizerModel;
 
 constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581
 
+// Replace U+2581 by a space, then byte fallback and fuse: the decoder
+// transformers gives its rebuilt SentencePiece-style tokenizers.
+std::vector<DecoderStep> SentencePieceDecoder() {
+  std::vector<DecoderStep> decoder(3);
+  decoder[0].kind = DecoderStep::Kind::kReplace;
+  decoder[0].pattern = std::string(kMetaspace);
+  decoder[0].content = " ";
+  decoder[1].kind = DecoderStep::Kind::kByteFallback;
+  decoder[2].kind = DecoderStep::Kind::kFuse;
+  return decoder;
+}
+
 // The tokenizer classes whose transformers __init__ rebuilds the pipeline.
 enum class Rebuild { kNone, kLlama, kGemma };
 
@@ -114,12 +126,7 @@ void RebuildLlama(const json& config, TokenizerModel* model) {
                                                : PrependScheme::kFirst;
   metaspace.split = false;
   model->pre_tokenizer = {metaspace};
-  std::vector<DecoderStep> decoder(3);
-  decoder[0].kind = DecoderStep::Kind::kReplace;
-  decoder[0].pattern = std::string(kMetaspace);
-  decoder[0].content = " ";
-  decoder[1].kind = DecoderStep::Kind::kByteFallback;
-  decoder[2].kind = DecoderStep::Kind::kFuse;
+  std::vector<DecoderStep> decoder = SentencePieceDecoder();
   if (add_prefix_space) {
     DecoderStep strip;
     strip.kind = DecoderStep::Kind::kStrip;
@@ -152,12 +159,7 @@ void RebuildGemma(const json& config, TokenizerModel* model) {
   split.literal = " ";
   split.behavior = tokenizer_internal::SplitBehavior::kMergedWithPrevious;
   model->pre_tokenizer = {split};
-  std::vector<DecoderStep> decoder(3);
-  decoder[0].kind = DecoderStep::Kind::kReplace;
-  decoder[0].pattern = std::string(kMetaspace);
-  decoder[0].content = " ";
-  decoder[1].kind = DecoderStep::Kind::kByteFallback;
-  decoder[2].kind = DecoderStep::Kind::kFuse;
+  std::vector<DecoderStep> decoder = SentencePieceDecoder();
   model->decoder = std::move(decoder);
 }
 

@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "tokenizer_internal.h"
+#include "utf8_append.h"
 
 namespace lorad::model::tokenizer_internal {
 namespace {
@@ -146,20 +147,8 @@ std::optional<char32_t> DecodeUtf8(std::string_view text, size_t pos,
 void AppendUtf8(char32_t cp, std::string* out) {
   if (cp >= kRawByteBase) {
     out->push_back(static_cast<char>(cp - kRawByteBase));
-  } else if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    AppendCodePoint(static_cast<uint32_t>(cp), out);
   }
 }
 
