@@ -61,7 +61,14 @@ def make_model(arch, out):
     model.save_pretrained(out, safe_serialization=True)
     with torch.no_grad():
         logits = model(torch.tensor(INPUT_IDS)).logits.float().contiguous()
-    save_file({"logits": logits, "input_ids": torch.tensor(INPUT_IDS)},
+        # Greedy continuation of the first row (BOS + "Hello, worl"), as
+        # generate() stops it (on the model's EOS); 12 + 4 tokens fit the
+        # Mistral model's window.
+        prompt = torch.tensor(INPUT_IDS[:1])
+        out_ids = model.generate(prompt, attention_mask=torch.ones_like(prompt),
+                                 max_new_tokens=4, do_sample=False)
+    save_file({"logits": logits, "input_ids": torch.tensor(INPUT_IDS),
+               "greedy": out_ids[0, prompt.shape[1]:].contiguous()},
               f"{out}/logits.safetensors")
 
 
