@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 (cd build && ctest --output-on-failure -j "${LORAD_TEST_JOBS:-2}" --timeout 900)
-LORAD_FUZZ_RUNS=${LORAD_FUZZ_RUNS:-100000} bash scripts/sanitize.sh core
+LORAD_FUZZ_RUNS=${LORAD_FUZZ_RUNS:-50000} bash scripts/sanitize.sh core
