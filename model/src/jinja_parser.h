@@ -4,6 +4,7 @@
 #ifndef LORAD_MODEL_JINJA_PARSER_H_
 #define LORAD_MODEL_JINJA_PARSER_H_
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -110,6 +111,12 @@ class Parser {
   absl::Status ParseTargets(std::vector<std::string>* targets);
   absl::StatusOr<ExprPtr> ParseTupleOrExpr(bool no_cond = false);
   absl::StatusOr<ExprPtr> ParseExpr();
+  // One left-associative level of binary operators: operands parsed by
+  // `next`, joined by any of `ops` (keywords when `names`, else operator
+  // tokens).
+  absl::StatusOr<ExprPtr> ParseLeftAssoc(
+      std::initializer_list<const char*> ops, bool names,
+      absl::StatusOr<ExprPtr> (Parser::*next)());
   absl::StatusOr<ExprPtr> ParseOr();
   absl::StatusOr<ExprPtr> ParseAnd();
   absl::StatusOr<ExprPtr> ParseNot();
@@ -119,6 +126,7 @@ class Parser {
   absl::StatusOr<ExprPtr> ParseMath2();
   absl::StatusOr<ExprPtr> ParsePow();
   absl::StatusOr<ExprPtr> ParseUnary(bool with_filters = true);
+  absl::StatusOr<ExprPtr> ParseUnaryFiltered() { return ParseUnary(true); }
   absl::Status ParseCallArgs(Expr* call);
   absl::StatusOr<ExprPtr> ParsePostfix(ExprPtr e);
   absl::StatusOr<ExprPtr> ParseSubscript(ExprPtr obj, const Token& at);

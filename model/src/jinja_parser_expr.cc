@@ -52,30 +52,31 @@ absl::StatusOr<ExprPtr> Parser::ParseExpr() {
   return e;
 }
 
-absl::StatusOr<ExprPtr> Parser::ParseOr() {
-  LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseAnd());
+absl::StatusOr<ExprPtr> Parser::ParseLeftAssoc(
+    std::initializer_list<const char*> ops, bool names,
+    absl::StatusOr<ExprPtr> (Parser::*next)()) {
+  LORAD_ASSIGN_OR_RETURN(ExprPtr e, (this->*next)());
   int chain = 0;  // each round nests the tree one deeper
-  while (IsName("or")) {
+  for (;;) {
+    const char* matched = nullptr;
+    for (const char* op : ops) {
+      if (names ? IsName(op) : IsOp(op)) matched = op;
+    }
+    if (matched == nullptr) return e;
     LORAD_RETURN_IF_ERROR(Deeper(&chain));
     const Token& at = Cur();
     ++pos_;
-    LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseAnd());
-    e = Binary(at, "or", std::move(e), std::move(r));
+    LORAD_ASSIGN_OR_RETURN(ExprPtr r, (this->*next)());
+    e = Binary(at, matched, std::move(e), std::move(r));
   }
-  return e;
+}
+
+absl::StatusOr<ExprPtr> Parser::ParseOr() {
+  return ParseLeftAssoc({"or"}, true, &Parser::ParseAnd);
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseAnd() {
-  LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseNot());
-  int chain = 0;  // each round nests the tree one deeper
-  while (IsName("and")) {
-    LORAD_RETURN_IF_ERROR(Deeper(&chain));
-    const Token& at = Cur();
-    ++pos_;
-    LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseNot());
-    e = Binary(at, "and", std::move(e), std::move(r));
-  }
-  return e;
+  return ParseLeftAssoc({"and"}, true, &Parser::ParseNot);
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseNot() {
@@ -125,55 +126,19 @@ absl::StatusOr<ExprPtr> Parser::ParseCompare() {
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseMath1() {
-  LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseConcat());
-  int chain = 0;  // each round nests the tree one deeper
-  while (IsOp("+") || IsOp("-")) {
-    LORAD_RETURN_IF_ERROR(Deeper(&chain));
-    const Token& at = Cur();
-    ++pos_;
-    LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseConcat());
-    e = Binary(at, at.text, std::move(e), std::move(r));
-  }
-  return e;
+  return ParseLeftAssoc({"+", "-"}, false, &Parser::ParseConcat);
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseConcat() {
-  LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseMath2());
-  int chain = 0;  // each round nests the tree one deeper
-  while (IsOp("~")) {
-    LORAD_RETURN_IF_ERROR(Deeper(&chain));
-    const Token& at = Cur();
-    ++pos_;
-    LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseMath2());
-    e = Binary(at, "~", std::move(e), std::move(r));
-  }
-  return e;
+  return ParseLeftAssoc({"~"}, false, &Parser::ParseMath2);
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseMath2() {
-  LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParsePow());
-  int chain = 0;  // each round nests the tree one deeper
-  while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%")) {
-    LORAD_RETURN_IF_ERROR(Deeper(&chain));
-    const Token& at = Cur();
-    ++pos_;
-    LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParsePow());
-    e = Binary(at, at.text, std::move(e), std::move(r));
-  }
-  return e;
+  return ParseLeftAssoc({"*", "/", "//", "%"}, false, &Parser::ParsePow);
 }
 
 absl::StatusOr<ExprPtr> Parser::ParsePow() {
-  LORAD_ASSIGN_OR_RETURN(ExprPtr e, ParseUnary());
-  int chain = 0;  // each round nests the tree one deeper
-  while (IsOp("**")) {
-    LORAD_RETURN_IF_ERROR(Deeper(&chain));
-    const Token& at = Cur();
-    ++pos_;
-    LORAD_ASSIGN_OR_RETURN(ExprPtr r, ParseUnary());
-    e = Binary(at, "**", std::move(e), std::move(r));
-  }
-  return e;
+  return ParseLeftAssoc({"**"}, false, &Parser::ParseUnaryFiltered);
 }
 
 // As jinja2: filters and tests apply to the whole unary expression
