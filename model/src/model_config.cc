@@ -93,6 +93,31 @@ T Optional(const json& j, const char* key, T fallback) {
   }
 }
 
+// `j`'s eos_token_id (an id or a list of at most 64; absent or null: none),
+// each a token id below `vocab_size`; InvalidArgument naming `where` and
+// the entry otherwise.
+absl::StatusOr<std::vector<int64_t>> EosTokenIds(const json& j,
+                                                 int64_t vocab_size,
+                                                 const std::string& where) {
+  std::vector<int64_t> out;
+  auto it = j.find("eos_token_id");
+  if (it == j.end() || it->is_null()) return out;
+  const json one = json::array({*it});
+  const json& ids = it->is_array() ? *it : one;
+  for (size_t i = 0; i < ids.size() && i < 64; ++i) {
+    std::optional<int64_t> id = AsInt64(ids[i]);
+    if (!id.has_value() || *id < 0 || *id >= vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": eos_token_id",
+                       it->is_array() ? absl::StrCat("[", i, "]") : "",
+                       " must be a token id in [0, ", vocab_size, "), got ",
+                       ids[i].dump().substr(0, 64)));
+    }
+    out.push_back(*id);
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
@@ -244,21 +269,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
                                                      -1, -1, c.vocab_size - 1));
   LORAD_ASSIGN_OR_RETURN(c.pad_token_id, OptionalInt(j, "pad_token_id", where,
                                                      -1, -1, c.vocab_size - 1));
-  if (auto it = j.find("eos_token_id"); it != j.end() && !it->is_null()) {
-    const json one = json::array({*it});
-    const json& ids = it->is_array() ? *it : one;
-    for (size_t i = 0; i < ids.size() && i < 64; ++i) {
-      std::optional<int64_t> id = AsInt64(ids[i]);
-      if (!id.has_value() || *id < 0 || *id >= c.vocab_size) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": eos_token_id",
-                         it->is_array() ? absl::StrCat("[", i, "]") : "",
-                         " must be a token id in [0, ", c.vocab_size, "), got ",
-                         ids[i].dump().substr(0, 64)));
-      }
-      c.eos_token_ids.push_back(*id);
-    }
-  }
+  LORAD_ASSIGN_OR_RETURN(c.eos_token_ids, EosTokenIds(j, c.vocab_size, where));
   c.stop_token_ids = c.eos_token_ids;
   return c;
 }
@@ -279,20 +290,8 @@ absl::Status ReadGenerationConfig(const std::string& path,
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": not a valid JSON object"));
   }
-  auto it = parsed->find("eos_token_id");
-  if (it == parsed->end() || it->is_null()) return absl::OkStatus();
-  const json one = json::array({*it});
-  const json& ids = it->is_array() ? *it : one;
-  std::vector<int64_t> stops;
-  for (size_t i = 0; i < ids.size() && i < 64; ++i) {
-    std::optional<int64_t> id = AsInt64(ids[i]);
-    if (!id.has_value() || *id < 0 || *id >= config.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": eos_token_id must be token ids in [0, ", config.vocab_size,
-          "), got ", ids[i].dump().substr(0, 64)));
-    }
-    stops.push_back(*id);
-  }
+  LORAD_ASSIGN_OR_RETURN(std::vector<int64_t> stops,
+                         EosTokenIds(*parsed, config.vocab_size, path));
   if (!stops.empty()) config.stop_token_ids = std::move(stops);
   return absl::OkStatus();
 }
