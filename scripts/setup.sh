@@ -13,7 +13,7 @@ APT_PKGS=(build-essential cmake ninja-build pkg-config git python3 python3-venv
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev nlohmann-json3-dev libre2-dev libsqlite3-dev
   libssl-dev zlib1g-dev libgtest-dev libgmock-dev clang-format
-  prometheus libcpp-httplib-dev openssl curl clang libclang-rt-14-dev)
+  prometheus libcpp-httplib-dev libboost-dev openssl curl clang libclang-rt-14-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -185,6 +185,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   }
   daemon->address_ = WithPort(options.address, port);
   daemon->WatchHealth();
+  if (!options.http_address.empty()) {
+    LORAD_RETURN_IF_ERROR(daemon->StartHttp());
+  }
   return daemon;
 }
 
@@ -196,10 +199,13 @@ void Daemon::Shutdown() {
   if (worker_ != nullptr) worker_->SetReadinessObserver(nullptr);
   if (scheduler_ != nullptr) scheduler_->Stop();
   if (batch_runner_ != nullptr) batch_runner_->Stop();
+  // No new HTTP requests; the calls they made end with the server's.
+  http_.reset();
   if (server_ != nullptr) {
     server_->Shutdown(
         absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   }
+  openai_.reset();
   if (metrics_sampler_ != nullptr) metrics_sampler_->Stop();
   exposer_.reset();
   metrics_https_.reset();
@@ -208,12 +214,39 @@ void Daemon::Shutdown() {
 
 void Daemon::WatchHealth() {
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
-  health->SetServingStatus(kLivenessService, true);
-  worker_->SetReadinessObserver([health](bool ready) {
+  if (health != nullptr) health->SetServingStatus(kLivenessService, true);
+  worker_->SetReadinessObserver([this, health](bool ready) {
+    worker_ready_.store(ready);
+    if (health == nullptr) return;
     health->SetServingStatus("", ready);
     health->SetServingStatus(kReadinessService, ready);
   });
+}
+
+absl::Status Daemon::StartHttp() {
+  openai::ApiOptions api;
+  api.base_model = options_.base_model;
+  api.created_unix = absl::ToUnixSeconds(absl::Now());
+  api.ready = [this] { return worker_ready_.load(); };
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  openai_ = std::make_unique<openai::OpenAiApi>(server_->InProcessChannel(args),
+                                                std::move(api));
+  http::ServerOptions o;
+  o.address = options_.http_address;
+  o.threads = options_.http_threads;
+  o.max_connections = options_.http_max_connections;
+  o.tls_cert = options_.tls_cert;
+  o.tls_key = options_.tls_key;
+  o.tls_client_ca = options_.tls_client_ca;
+  LORAD_ASSIGN_OR_RETURN(
+      http_, http::HttpServer::Start(
+                 o, [api = openai_.get()](http::Request request,
+                                          std::shared_ptr<http::Reply> reply) {
+                   api->Handle(std::move(request), std::move(reply));
+                 }));
+  http_address_ = WithPort(options_.http_address, http_->port());
+  return absl::OkStatus();
 }
 
 absl::Status Daemon::ReloadAuth() { return gate_->Reload(); }

@@ -4,6 +4,7 @@
 #ifndef LORAD_SERVER_DAEMON_H_
 #define LORAD_SERVER_DAEMON_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,7 @@
 #include "auth/gatekeeper.h"
 #include "auth/ownership.h"
 #include "grpcpp/server.h"
+#include "http/http_server.h"
 #include "jobs/admission.h"
 #include "jobs/batch_journal.h"
 #include "jobs/batch_runner.h"
@@ -25,6 +27,7 @@
 #include "jobs/scheduler.h"
 #include "jobs/timer_queue.h"
 #include "lorad/common/work_queue.h"
+#include "openai/api.h"
 #include "options.h"
 #include "serving/adapter_registry.h"
 #include "store/adapter_store.h"
@@ -72,6 +75,8 @@ class Daemon {
   const std::string& address() const { return address_; }
   // Where /metrics is served (port 0 replaced), or "" when disabled.
   const std::string& metrics_address() const { return metrics_address_; }
+  // Where the OpenAI-compatible HTTP API listens (port 0 replaced), or "".
+  const std::string& http_address() const { return http_address_; }
 
   // Stops the scheduler (the running job stays RUNNING and resumes from its
   // last checkpoint at the next start), then drains the server: no new
@@ -91,6 +96,8 @@ class Daemon {
   absl::Status StartMetrics();
   absl::Status StartMetricsOverTls();
   void StartMetricsSampler();
+  // Serves the OpenAI-compatible API on options_.http_address.
+  absl::Status StartHttp();
 
   const DaemonOptions options_;
   std::string address_;
@@ -127,6 +134,11 @@ class Daemon {
   std::unique_ptr<auth::Gatekeeper> gate_;
   std::unique_ptr<grpc::Server> server_;
   std::string metrics_address_;
+  // The HTTP API calls the server in-process: destroyed before it.
+  std::unique_ptr<openai::OpenAiApi> openai_;
+  std::unique_ptr<http::HttpServer> http_;
+  std::string http_address_;
+  std::atomic<bool> worker_ready_{false};
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<MetricsSampler> metrics_sampler_;
   std::unique_ptr<TelemetryService> telemetry_;

@@ -80,6 +80,11 @@ ABSL_FLAG(int32_t, keepalive_time_ms, 120000,
 ABSL_FLAG(int32_t, keepalive_timeout_ms, 20000,
           "how long a keepalive ping may go unanswered before the "
           "connection is closed");
+ABSL_FLAG(std::string, http_address, "127.0.0.1:8000",
+          "host:port of the OpenAI-compatible HTTP API (/v1/...); empty: off");
+ABSL_FLAG(int32_t, http_threads, 2, "I/O threads of the HTTP API");
+ABSL_FLAG(int32_t, http_max_connections, 256,
+          "open HTTP connections at most; more are answered 503");
 ABSL_FLAG(bool, metrics_require_auth, false,
           "/metrics asks for HTTP basic auth (user: a token's name, "
           "password: the token); needs --auth_tokens_file");
@@ -198,6 +203,15 @@ int main(int argc, char** argv) {
   options.max_connection_idle =
       absl::Milliseconds(absl::GetFlag(FLAGS_max_connection_idle_ms));
   options.metrics_require_auth = absl::GetFlag(FLAGS_metrics_require_auth);
+  options.http_address = absl::GetFlag(FLAGS_http_address);
+  options.http_threads = absl::GetFlag(FLAGS_http_threads);
+  options.http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
+  if (options.http_threads < 1 || options.http_max_connections < 1) {
+    std::fprintf(stderr,
+                 "lorad: --http_threads and --http_max_connections must be "
+                 ">= 1\n");
+    return 2;
+  }
   if (options.max_concurrent_calls_per_token < 0 ||
       options.max_concurrent_calls < 0 || options.rate_limit_per_token < 0 ||
       options.rate_burst_per_token < 0) {
@@ -220,6 +234,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lorad: metrics on %s://%s/metrics\n",
                  options.tls_cert.empty() ? "http" : "https",
                  (*daemon)->metrics_address().c_str());
+  }
+  if (!(*daemon)->http_address().empty()) {
+    std::cout << "lorad http on " << (*daemon)->http_address() << std::endl;
+    std::fprintf(stderr, "lorad: OpenAI-compatible API on %s://%s/v1\n",
+                 options.tls_cert.empty() ? "http" : "https",
+                 (*daemon)->http_address().c_str());
   }
   std::cout << "lorad listening on " << (*daemon)->address() << std::endl;
   std::fprintf(stderr, "lorad: data in %s, worker %s\n",

@@ -74,6 +74,11 @@ struct DaemonOptions {
   // /metrics asks for HTTP basic auth: user a token's name, password the
   // token (needs auth_tokens_file).
   bool metrics_require_auth = false;
+  // The OpenAI-compatible HTTP API (host:port; "" = off), with the API's
+  // TLS settings and tokens. Its I/O threads are the only threads it uses.
+  std::string http_address = "127.0.0.1:8000";
+  int http_threads = 2;
+  int http_max_connections = 256;
 };
 
 // Paths below DaemonOptions::data_dir.

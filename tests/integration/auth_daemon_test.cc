@@ -72,8 +72,8 @@ TEST(AuthDaemonTest, RefusesANonLoopbackAddressWithoutAuth) {
   TempDir dir;
   const std::string base = absl::StrCat(
       LoradBinary(),
-      " --address=0.0.0.0:0 --metrics_address= --data_dir=", dir.path(),
-      "/data --worker_binary=/nonexistent");
+      " --address=0.0.0.0:0 --metrics_address= --http_address= --data_dir=",
+      dir.path(), "/data --worker_binary=/nonexistent");
   CommandResult refused = RunCommand(base);
   EXPECT_EQ(refused.exit_code, 1) << refused.output;
   EXPECT_NE(refused.output.find("refusing to serve 0.0.0.0:0"),

@@ -23,6 +23,7 @@ namespace lorad::testing {
 namespace {
 
 constexpr char kListening[] = "lorad listening on ";
+constexpr char kHttp[] = "lorad http on ";
 
 bool WaitExit(pid_t pid, absl::Duration timeout, int* status) {
   const absl::Time deadline = absl::Now() + timeout;
@@ -56,9 +57,9 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
     absl::Duration timeout) {
   // Metrics on a free port too, so that daemons of concurrent tests do not
   // contend for the default one; a later --metrics_address overrides it.
-  std::vector<std::string> args = {LoradBinary(), "--address=127.0.0.1:0",
-                                   "--metrics_address=127.0.0.1:0",
-                                   absl::StrCat("--data_dir=", data_dir)};
+  std::vector<std::string> args = {
+      LoradBinary(), "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+      "--http_address=127.0.0.1:0", absl::StrCat("--data_dir=", data_dir)};
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -101,6 +102,12 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
     at += std::strlen(kListening);
     address = out.substr(at, end - at);
   }
+  // "lorad http on ADDR" comes before the listening line when HTTP is on.
+  std::string http_address;
+  if (size_t h = out.find(kHttp); h != std::string::npos) {
+    h += std::strlen(kHttp);
+    http_address = out.substr(h, out.find('\n', h) - h);
+  }
   ::close(fds[0]);
   if (address.empty()) {
     ::kill(pid, SIGKILL);
@@ -109,7 +116,10 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
     return absl::UnavailableError(
         absl::StrCat("lorad did not report its address; stdout: ", out));
   }
-  return std::unique_ptr<DaemonProcess>(new DaemonProcess(pid, address));
+  auto process =
+      std::unique_ptr<DaemonProcess>(new DaemonProcess(pid, address));
+  process->http_address_ = std::move(http_address);
+  return process;
 }
 
 DaemonProcess::~DaemonProcess() {

@@ -46,6 +46,8 @@ class DaemonProcess {
   DaemonProcess& operator=(const DaemonProcess&) = delete;
 
   const std::string& address() const { return address_; }
+  // The OpenAI-compatible HTTP API's host:port ("" when off).
+  const std::string& http_address() const { return http_address_; }
   pid_t pid() const { return pid_; }
 
   // SIGKILL and reap.
@@ -59,6 +61,7 @@ class DaemonProcess {
 
   pid_t pid_;
   std::string address_;
+  std::string http_address_;
 };
 
 // True while a process with this pid exists and is not a zombie.

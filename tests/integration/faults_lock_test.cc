@@ -69,8 +69,8 @@ class FaultsLockTest : public ::testing::Test {
  protected:
   std::string data_dir() const { return dir_.path() + "/data"; }
   std::vector<std::string> Flags() const {
-    return {"--address=127.0.0.1:0",
-            "--metrics_address=", absl::StrCat("--data_dir=", data_dir()),
+    return {"--address=127.0.0.1:0", "--metrics_address=", "--http_address=",
+            absl::StrCat("--data_dir=", data_dir()),
             absl::StrCat("--worker_binary=", WorkerBinary())};
   }
 

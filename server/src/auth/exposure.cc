@@ -43,11 +43,18 @@ bool IsLoopback(absl::string_view address) {
 
 absl::Status CheckExposure(const DaemonOptions& options) {
   if (!options.auth_tokens_file.empty() ||
-      options.insecure_allow_unauthenticated || IsLoopback(options.address)) {
+      options.insecure_allow_unauthenticated) {
+    return absl::OkStatus();
+  }
+  // The HTTP API is the same API: the same rule.
+  const std::string& exposed =
+      !IsLoopback(options.address) ? options.address : options.http_address;
+  if (IsLoopback(options.address) &&
+      (options.http_address.empty() || IsLoopback(options.http_address))) {
     return absl::OkStatus();
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      "refusing to serve ", options.address,
+      "refusing to serve ", exposed,
       " (not a loopback address) without authentication: set "
       "--auth_tokens_file, or --insecure_allow_unauthenticated to serve "
       "anyone who can connect"));
