@@ -9,10 +9,12 @@ bash scripts/setup.sh
 DATA_DIR=${LORAD_DEMO_DATA_DIR:-$(mktemp -d /tmp/lorad-demo.XXXXXX)}
 PORT=${LORAD_DEMO_PORT:-50051}
 ADDR=127.0.0.1:$PORT
+HTTP=127.0.0.1:${LORAD_DEMO_HTTP_PORT:-8000}
 LOG="$DATA_DIR/lorad.log"
 mkdir -p "$DATA_DIR"
 
-build/server/lorad --address="$ADDR" --data_dir="$DATA_DIR" >"$LOG" 2>&1 &
+build/server/lorad --address="$ADDR" --http_address="$HTTP" \
+  --data_dir="$DATA_DIR" >"$LOG" 2>&1 &
 LORAD_PID=$!
 trap 'kill $LORAD_PID 2>/dev/null; wait $LORAD_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -38,4 +40,9 @@ $LORACTL generate --max-tokens 12 "$PROMPT"
 echo
 echo "== with adapter: $PROMPT"
 $LORACTL generate --adapter "$JOB" --max-tokens 12 "$PROMPT"
+echo
+
+echo "== the same adapter through the OpenAI-compatible API (http://$HTTP/v1)"
+curl -s "http://$HTTP/v1/completions" -H 'Content-Type: application/json' \
+  -d "{\"model\": \"$JOB\", \"prompt\": \"$PROMPT\", \"max_tokens\": 12, \"temperature\": 0}"
 echo

@@ -236,6 +236,7 @@ absl::Status Daemon::StartHttp() {
   o.address = options_.http_address;
   o.threads = options_.http_threads;
   o.max_connections = options_.http_max_connections;
+  o.max_body_bytes = options_.http_max_body_bytes;
   o.tls_cert = options_.tls_cert;
   o.tls_key = options_.tls_key;
   o.tls_client_ca = options_.tls_client_ca;

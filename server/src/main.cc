@@ -85,6 +85,8 @@ ABSL_FLAG(std::string, http_address, "127.0.0.1:8000",
 ABSL_FLAG(int32_t, http_threads, 2, "I/O threads of the HTTP API");
 ABSL_FLAG(int32_t, http_max_connections, 256,
           "open HTTP connections at most; more are answered 503");
+ABSL_FLAG(int64_t, http_max_body_bytes, 64 << 20,
+          "largest HTTP request body (a /v1/files upload included); more: 413");
 ABSL_FLAG(bool, metrics_require_auth, false,
           "/metrics asks for HTTP basic auth (user: a token's name, "
           "password: the token); needs --auth_tokens_file");
@@ -206,10 +208,12 @@ int main(int argc, char** argv) {
   options.http_address = absl::GetFlag(FLAGS_http_address);
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
-  if (options.http_threads < 1 || options.http_max_connections < 1) {
+  options.http_max_body_bytes = absl::GetFlag(FLAGS_http_max_body_bytes);
+  if (options.http_threads < 1 || options.http_max_connections < 1 ||
+      options.http_max_body_bytes < 1) {
     std::fprintf(stderr,
-                 "lorad: --http_threads and --http_max_connections must be "
-                 ">= 1\n");
+                 "lorad: --http_threads, --http_max_connections and "
+                 "--http_max_body_bytes must be >= 1\n");
     return 2;
   }
   if (options.max_concurrent_calls_per_token < 0 ||

@@ -79,6 +79,7 @@ struct DaemonOptions {
   std::string http_address = "127.0.0.1:8000";
   int http_threads = 2;
   int http_max_connections = 256;
+  int64_t http_max_body_bytes = 64 << 20;
 };
 
 // Paths below DaemonOptions::data_dir.

@@ -83,10 +83,11 @@ AdapterFiles MakeTinyAdapter(const AdapterSpec& spec) {
 
 grpc::Status UploadAdapter(v1::Adapters::Stub& stub, const std::string& name,
                            const AdapterFiles& files, v1::Adapter* adapter,
-                           size_t chunk_bytes) {
+                           size_t chunk_bytes, const std::string& token) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(120));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
   auto writer = stub.Upload(&context, adapter);
   v1::UploadAdapterRequest request;
   request.mutable_header()->set_name(name);

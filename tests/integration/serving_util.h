@@ -36,10 +36,11 @@ using AdapterFiles = std::map<std::string, std::string>;
 AdapterFiles MakeTinyAdapter(const AdapterSpec& spec);
 
 // Streams `files` to Adapters.Upload under `name`, in chunks of
-// `chunk_bytes`.
+// `chunk_bytes`, as the holder of API token `token` when set.
 grpc::Status UploadAdapter(v1::Adapters::Stub& stub, const std::string& name,
                            const AdapterFiles& files, v1::Adapter* adapter,
-                           size_t chunk_bytes = 700);
+                           size_t chunk_bytes = 700,
+                           const std::string& token = "");
 
 // A greedy Generate; the whole text, or the status when it failed.
 struct Generated {

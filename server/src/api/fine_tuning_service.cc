@@ -151,7 +151,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* FineTuningService::WatchJob(
           owners_, context, auth::Kind::kJob, request->job_id()))
     return hidden;
   return new WatchJobReactor(journal_, hub_, request->job_id(),
-                             request->after_seq());
+                             request->after_seq(), request->history_only());
 }
 
 }  // namespace lorad::server

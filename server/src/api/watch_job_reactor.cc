@@ -14,7 +14,8 @@ bool IsFinalStateEvent(const v1::JobEvent& event) {
 }  // namespace
 
 WatchJobReactor::WatchJobReactor(JobJournal* journal, EventHub* hub,
-                                 const std::string& job_id, int64_t after_seq)
+                                 const std::string& job_id, int64_t after_seq,
+                                 bool history_only)
     : WatchJobReactor(
           hub, after_seq,
           [&](EventHub::Callback callback) -> absl::StatusOr<Start> {
@@ -23,7 +24,7 @@ WatchJobReactor::WatchJobReactor(JobJournal* journal, EventHub* hub,
             if (!watch.ok()) return watch.status();
             Start start;
             start.history = std::move(watch->history);
-            start.final = IsFinalState(watch->job.state());
+            start.final = history_only || IsFinalState(watch->job.state());
             start.subscription_id = watch->subscription_id;
             return start;
           }) {}

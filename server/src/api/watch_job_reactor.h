@@ -28,8 +28,9 @@ namespace lorad::server {
 class WatchJobReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
   // Starts at once. `journal` and `hub` must outlive the call.
+  // With `history_only` it ends after the stored events.
   WatchJobReactor(JobJournal* journal, EventHub* hub, const std::string& job_id,
-                  int64_t after_seq);
+                  int64_t after_seq, bool history_only = false);
 
   // What a journal's Watch saw, atomically: the stored events after
   // after_seq, whether the job was already final, and the subscription that

@@ -288,6 +288,9 @@ class Session final : public SessionBase {
 
   void OnRead(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) {
+      // The client is still sending the body: read it away after the
+      // answer, or it would meet a reset before it reads the 413.
+      drain_ = true;
       return Fail(413,
                   absl::StrCat("the request body is over the limit of ",
                                server_->options.max_body_bytes, " bytes"),
@@ -367,11 +370,28 @@ class Session final : public SessionBase {
     if (done.last) {
       answering_ = false;
       auto keep = std::move(self_);
+      if (drain_) return Drain(0);
       if (!keep_alive_) return Shutdown();
       Read();
       return;
     }
     if (!queue_.empty()) WriteNext();
+  }
+
+  // Reads and drops what the client still sends (up to the body limit
+  // again, for at most 10 s), then closes.
+  void Drain(uint64_t drained) {
+    if (drained == 0) Tcp().expires_after(std::chrono::seconds(10));
+    if (drained > static_cast<uint64_t>(server_->options.max_body_bytes)) {
+      return Close();
+    }
+    scratch_.resize(16 << 10);
+    stream_.async_read_some(
+        net::buffer(scratch_),
+        [self = Self(), drained](beast::error_code ec, size_t n) {
+          if (ec) return self->Close();
+          self->Drain(drained + n);
+        });
   }
 
   void Shutdown() {
@@ -412,6 +432,8 @@ class Session final : public SessionBase {
   bool keep_alive_ = true;
   bool answering_ = false;
   bool first_request_ = true;
+  bool drain_ = false;
+  std::string scratch_;
   std::shared_ptr<Session> self_;  // while a handler answers
 };
 

@@ -44,6 +44,10 @@ class GenerateCall final
   void Start(ApiContext& api, const http::Request& http_request);
   void Cancel() { context_.TryCancel(); }
   void ReadNext() { StartRead(&response_); }
+  // Keeps OnDone (and so this object's deletion) back while an event of
+  // this call is on its way to the client.
+  void Hold() { AddHold(); }
+  void Release() { RemoveHold(); }
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 
@@ -120,13 +124,14 @@ class Completion : public std::enable_shared_from_this<Completion> {
       return;
     }
     StartEventsOnce();
+    call->Hold();
     reply_->Event(std::move(event), [call](bool ok) {
       if (ok) {
         call->ReadNext();
       } else {
-        call->Cancel();
-        call->ReadNext();  // ends at once with ok = false
+        call->Cancel();  // the client left
       }
+      call->Release();
     });
   }
 

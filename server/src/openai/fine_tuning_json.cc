@@ -1,0 +1,319 @@
+#include "openai/fine_tuning_json.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace lorad::server::openai {
+namespace {
+
+using nlohmann::json;
+
+constexpr float kDefaultLearningRate = 2e-4f;
+
+const char* StatusName(v1::JobState s) {
+  switch (s) {
+    case v1::VALIDATING:
+      return "validating_files";
+    case v1::QUEUED:
+      return "queued";
+    case v1::RUNNING:
+      return "running";
+    case v1::SUCCEEDED:
+      return "succeeded";
+    case v1::FAILED:
+      return "failed";
+    case v1::CANCELLED:
+      return "cancelled";
+    default:
+      return "queued";
+  }
+}
+
+json OrNull(int64_t v) { return v > 0 ? json(v) : json(nullptr); }
+
+// An OpenAI hyperparameter: a positive number or "auto" (0 here).
+bool ReadAuto(const json& hp, const char* key, bool integer, double* out,
+              std::string* message, std::string* param,
+              const std::string& where) {
+  auto it = hp.find(key);
+  if (it == hp.end() || it->is_null() ||
+      (it->is_string() && it->get<std::string>() == "auto")) {
+    return true;
+  }
+  if (!it->is_number() || it->get<double>() <= 0 ||
+      (integer && !it->is_number_integer())) {
+    *message = absl::StrCat(
+        "'", key, "' must be ",
+        integer ? "a positive integer" : "a positive number", " or \"auto\"");
+    *param = where + key;
+    return false;
+  }
+  *out = it->get<double>();
+  return true;
+}
+
+bool ReadHyperparameters(const json& hp, const std::string& where,
+                         v1::Hyperparameters* out, std::string* message,
+                         std::string* param) {
+  if (!hp.is_object()) {
+    *message = "'hyperparameters' must be an object";
+    *param = where;
+    return false;
+  }
+  double epochs = 0, batch = 0, multiplier = 0;
+  if (!ReadAuto(hp, "n_epochs", true, &epochs, message, param, where) ||
+      !ReadAuto(hp, "batch_size", true, &batch, message, param, where) ||
+      !ReadAuto(hp, "learning_rate_multiplier", false, &multiplier, message,
+                param, where)) {
+    return false;
+  }
+  json rest = hp;
+  for (const char* key : {"n_epochs", "batch_size", "learning_rate_multiplier"})
+    rest.erase(key);
+  // lorad's own fields, by their proto names; an unknown one is an error.
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  // Into a message of its own (parsing clears its target), then merged.
+  v1::Hyperparameters fields;
+  auto parsed = google::protobuf::util::JsonStringToMessage(rest.dump(),
+                                                            &fields, options);
+  if (!parsed.ok()) {
+    *message = absl::StrCat("'", where.substr(0, where.size() - 1),
+                            "': ", std::string(parsed.message()));
+    *param = where.substr(0, where.size() - 1);
+    return false;
+  }
+  out->MergeFrom(fields);
+  if (epochs > 0) out->set_epochs(static_cast<int32_t>(epochs));
+  if (batch > 0) out->set_batch_size(static_cast<int32_t>(batch));
+  if (multiplier > 0) {
+    const float base =
+        out->learning_rate() > 0 ? out->learning_rate() : kDefaultLearningRate;
+    out->set_learning_rate(base * static_cast<float>(multiplier));
+  }
+  return true;
+}
+
+std::string EventId(const std::string& job_id, int64_t seq) {
+  return absl::StrCat("ftevent-", job_id, "-", seq);
+}
+
+}  // namespace
+
+json JobObject(const v1::FineTuneJob& job) {
+  const v1::Hyperparameters& hp = job.hyperparameters();
+  json error = nullptr;
+  if (job.state() == v1::FAILED) {
+    error = {{"code", job.error().code()},
+             {"message", job.error().message()},
+             {"param", nullptr}};
+  }
+  const std::string adapter = job.suffix().empty() ? job.id() : job.suffix();
+  return {
+      {"id", job.id()},
+      {"object", "fine_tuning.job"},
+      {"model", job.model()},
+      {"created_at", job.created_at_unix()},
+      {"finished_at", OrNull(job.finished_at_unix())},
+      {"fine_tuned_model",
+       job.state() == v1::SUCCEEDED ? json(adapter) : json(nullptr)},
+      {"organization_id", "lorad"},
+      {"result_files", json::array()},
+      {"status", StatusName(job.state())},
+      {"validation_file", job.validation_file().empty()
+                              ? json(nullptr)
+                              : json(job.validation_file())},
+      {"training_file", job.training_file()},
+      {"hyperparameters",
+       {{"n_epochs", hp.epochs() > 0 ? json(hp.epochs()) : json("auto")},
+        {"batch_size",
+         hp.batch_size() > 0 ? json(hp.batch_size()) : json("auto")},
+        {"learning_rate_multiplier",
+         hp.learning_rate() > 0
+             ? json(hp.learning_rate() / kDefaultLearningRate)
+             : json("auto")}}},
+      {"trained_tokens", nullptr},
+      {"error", error},
+      {"user_provided_suffix",
+       job.suffix().empty() ? json(nullptr) : json(job.suffix())},
+      {"seed", hp.seed()},
+      {"estimated_finish", nullptr},
+      {"integrations", json::array()},
+      {"method", {{"type", "supervised"}}},
+      // lorad's own view of the job.
+      {"step", job.step()},
+      {"total_steps", job.total_steps()},
+  };
+}
+
+bool ReadCreateJob(const json& body, const std::string& base_model,
+                   v1::CreateFineTuneJobRequest* out, std::string* message,
+                   std::string* param) {
+  const auto str = [&](const char* key, bool required, std::string* value) {
+    auto it = body.find(key);
+    if (it == body.end() || it->is_null()) {
+      if (!required) return true;
+      *message = absl::StrCat("'", key, "' is required");
+    } else if (it->is_string() &&
+               (!required || !it->get<std::string>().empty())) {
+      *value = it->get<std::string>();
+      return true;
+    } else {
+      *message = absl::StrCat("'", key, "' must be a string");
+    }
+    *param = key;
+    return false;
+  };
+  std::string model, training, validation, suffix;
+  if (!str("model", true, &model) || !str("training_file", true, &training) ||
+      !str("validation_file", false, &validation) ||
+      !str("suffix", false, &suffix)) {
+    return false;
+  }
+  out->set_model(model == base_model ? base_model : model);
+  out->set_training_file(training);
+  out->set_validation_file(validation);
+  out->set_suffix(suffix);
+  v1::Hyperparameters* hp = out->mutable_hyperparameters();
+  if (auto it = body.find("hyperparameters");
+      it != body.end() && !it->is_null()) {
+    if (!ReadHyperparameters(*it, "hyperparameters.", hp, message, param)) {
+      return false;
+    }
+  }
+  if (auto it = body.find("method"); it != body.end() && !it->is_null()) {
+    const std::string type = it->is_object() && (*it)["type"].is_string()
+                                 ? (*it)["type"].get<std::string>()
+                                 : "";
+    if (type != "supervised") {
+      *message =
+          "'method.type' must be \"supervised\" (the only method lorad "
+          "trains)";
+      *param = "method.type";
+      return false;
+    }
+    const json& sup = (*it).value("supervised", json::object());
+    if (sup.contains("hyperparameters") &&
+        !ReadHyperparameters(sup["hyperparameters"],
+                             "method.supervised.hyperparameters.", hp, message,
+                             param)) {
+      return false;
+    }
+  }
+  if (auto it = body.find("seed"); it != body.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+      *message = "'seed' must be a non-negative integer";
+      *param = "seed";
+      return false;
+    }
+    hp->set_seed(it->get<uint64_t>());
+  }
+  if (auto it = body.find("integrations");
+      it != body.end() && it->is_array() && !it->empty()) {
+    *message = "'integrations' are not supported by lorad";
+    *param = "integrations";
+    return false;
+  }
+  return true;
+}
+
+std::vector<json> EventObjects(const std::string& job_id,
+                               const std::vector<v1::JobEvent>& events) {
+  std::vector<json> out;
+  for (const v1::JobEvent& e : events) {
+    json o = {{"object", "fine_tuning.job.event"},
+              {"id", EventId(job_id, e.seq())},
+              {"created_at", e.time_unix_ms() / 1000},
+              {"level", "info"},
+              {"type", "message"},
+              {"data", json::object()}};
+    if (e.has_step()) {
+      const v1::TrainStep& s = e.step();
+      o["type"] = "metrics";
+      o["message"] = absl::StrCat("Step ", s.step(), "/", s.total_steps(),
+                                  ": training loss=", s.loss());
+      o["data"] = {{"step", s.step()},
+                   {"total_steps", s.total_steps()},
+                   {"train_loss", s.loss()},
+                   {"learning_rate", s.learning_rate()},
+                   {"grad_norm", s.grad_norm()},
+                   {"tokens_per_second", s.tokens_per_second()},
+                   {"epoch", s.epoch()}};
+    } else if (e.has_eval()) {
+      o["type"] = "metrics";
+      o["message"] = absl::StrCat("Step ", e.eval().step(),
+                                  ": validation loss=", e.eval().eval_loss());
+      o["data"] = {{"step", e.eval().step()},
+                   {"valid_loss", e.eval().eval_loss()}};
+    } else if (e.has_state()) {
+      const bool failed = e.state().state() == v1::FAILED;
+      o["level"] = failed ? "error" : "info";
+      std::string m =
+          absl::StrCat("Job status: ", StatusName(e.state().state()));
+      if (!e.state().message().empty())
+        absl::StrAppend(&m, ": ", e.state().message());
+      if (failed) absl::StrAppend(&m, ": ", e.state().error().message());
+      o["message"] = m;
+    } else if (e.has_log()) {
+      o["message"] = e.log();
+    } else {
+      continue;
+    }
+    out.push_back(std::move(o));
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::vector<json> CheckpointObjects(const std::string& job_id,
+                                    const std::vector<v1::JobEvent>& events) {
+  constexpr absl::string_view kMark = "checkpoint saved at step ";
+  std::vector<json> out;
+  json last_step = json::object();
+  for (const v1::JobEvent& e : events) {
+    if (e.has_step()) {
+      last_step = {{"step", e.step().step()}, {"train_loss", e.step().loss()}};
+    }
+    int step = 0;
+    if (!e.has_log() || !absl::StartsWith(e.log(), kMark) ||
+        !absl::SimpleAtoi(absl::string_view(e.log()).substr(kMark.size()),
+                          &step)) {
+      continue;
+    }
+    out.push_back(
+        {{"object", "fine_tuning.job.checkpoint"},
+         {"id", absl::StrCat("ftckpt-", job_id, "-", step)},
+         {"created_at", e.time_unix_ms() / 1000},
+         {"fine_tuning_job_id", job_id},
+         {"fine_tuned_model_checkpoint", absl::StrCat(job_id, ":step-", step)},
+         {"step_number", step},
+         {"metrics", last_step}});
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+json Page(const std::vector<json>& all, const std::string& after, int limit) {
+  size_t begin = 0;
+  if (!after.empty()) {
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (all[i].value("id", "") == after) {
+        begin = i + 1;
+        break;
+      }
+    }
+  }
+  json data = json::array();
+  size_t i = begin;
+  for (; i < all.size() && data.size() < static_cast<size_t>(limit); ++i) {
+    data.push_back(all[i]);
+  }
+  return {{"object", "list"}, {"data", data}, {"has_more", i < all.size()}};
+}
+
+}  // namespace lorad::server::openai
