@@ -181,7 +181,7 @@ TEST_F(SamplingExtrasTest, GreedyTakesTheBestAllowedTokenAndStopsWhenComplete) {
   ASSERT_EQ(got.tokens.size(), kLength);
   EXPECT_EQ(log_->accepted, got.tokens);
   EXPECT_EQ(log_->remaining, (std::vector<int64_t>{10, 9, 8, 7}));
-  EXPECT_EQ(got.text, model_->tokenizer().Decode(got.tokens));
+  EXPECT_EQ(got.text, model_->tokenizer().Decode(got.tokens, true));
   // Each step: the argmax of the model's logits over the allowed ids alone.
   std::vector<int32_t> ids = Prompt(prompt);
   for (int32_t token : got.tokens) {
