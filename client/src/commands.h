@@ -37,6 +37,7 @@ int RunPlot(const ParsedArgs& args, CommandEnv& env);
 int RunModels(const ParsedArgs& args, CommandEnv& env);
 
 // The flags of chat, infer and adapters.
+const std::vector<FlagSpec>& GenerateCommandFlags();
 const std::vector<FlagSpec>& ChatFlags();
 const std::vector<FlagSpec>& InferFlags();
 const std::vector<FlagSpec>& AdaptersFlags();

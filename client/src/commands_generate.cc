@@ -2,15 +2,20 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <optional>
+#include <string>
+#include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "commands.h"
 #include "request_flags.h"
+#include "table.h"
 
 namespace lorad::client {
 namespace {
@@ -33,7 +38,70 @@ std::string UsageLine(const lorad::v1::GenerateUsage& usage,
   return line;
 }
 
+// The flags only `generate` has: logprobs and response_format.
+absl::Status ApplyGenerateExtras(const ParsedArgs& args,
+                                 lorad::v1::GenerateRequest& req) {
+  absl::StatusOr<std::optional<int32_t>> top = IntFlag(args, "logprobs", 0, 20);
+  if (!top.ok()) return top.status();
+  if (top->has_value()) {
+    req.set_logprobs(true);
+    req.set_top_logprobs(**top);
+  }
+  const std::optional<std::string> schema_file = args.Get("json-schema");
+  if (args.Switch("json-object") && schema_file.has_value()) {
+    return absl::InvalidArgumentError(
+        "--json-object and --json-schema: give one of them");
+  }
+  if (args.Switch("json-object"))
+    req.mutable_response_format()->set_type("json_object");
+  if (schema_file.has_value()) {
+    std::ifstream in(*schema_file, std::ios::binary);
+    std::string schema((std::istreambuf_iterator<char>(in)),
+                       std::istreambuf_iterator<char>());
+    if (!in.is_open() || in.bad()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--json-schema: cannot read ", *schema_file));
+    }
+    req.mutable_response_format()->set_type("json_schema");
+    req.mutable_response_format()->set_json_schema(std::move(schema));
+  }
+  return absl::OkStatus();
+}
+
+// One row per generated token: its text (escaped), id, logprob and the
+// top alternatives as "text(logprob)".
+std::string LogprobTable(const std::vector<lorad::v1::TokenLogprob>& logprobs) {
+  Table table({"TOKEN", "ID", "LOGPROB", "TOP"});
+  for (const lorad::v1::TokenLogprob& lp : logprobs) {
+    std::vector<std::string> top;
+    for (const lorad::v1::TopLogprob& t : lp.top_logprobs()) {
+      top.push_back(absl::StrFormat("\"%s\"(%.4f)", absl::CHexEscape(t.token()),
+                                    t.logprob()));
+    }
+    table.AddRow({absl::StrCat("\"", absl::CHexEscape(lp.token()), "\""),
+                  absl::StrCat(lp.token_id()),
+                  absl::StrFormat("%.4f", lp.logprob()),
+                  absl::StrJoin(top, " ")});
+  }
+  return table.Render();
+}
+
 }  // namespace
+
+const std::vector<FlagSpec>& GenerateCommandFlags() {
+  static const auto* flags = [] {
+    auto* f = new std::vector<FlagSpec>(GenerateFlags());
+    f->push_back({"logprobs", true, false, "N",
+                  "print each token's logprob and the N (0..20) most likely "
+                  "tokens after the text"});
+    f->push_back({"json-object", false, false, "",
+                  "constrain the output to a JSON object"});
+    f->push_back({"json-schema", true, false, "FILE",
+                  "constrain the output to JSON matching the schema in FILE"});
+    return f;
+  }();
+  return *flags;
+}
 
 int RunGenerate(const ParsedArgs& args, CommandEnv& env) {
   if (args.positional().empty()) {
@@ -49,6 +117,10 @@ int RunGenerate(const ParsedArgs& args, CommandEnv& env) {
   absl::StatusOr<lorad::v1::GenerateRequest> request =
       ParseGenerateRequest(args, std::move(prompt));
   if (!request.ok()) return env.out.UsageFail(request.status(), env.command);
+  if (absl::Status extras = ApplyGenerateExtras(args, *request); !extras.ok()) {
+    return env.out.UsageFail(extras, env.command);
+  }
+  std::vector<lorad::v1::TokenLogprob> logprobs;
 
   const auto start = std::chrono::steady_clock::now();
   std::optional<double> client_first_token;
@@ -68,6 +140,8 @@ int RunGenerate(const ParsedArgs& args, CommandEnv& env) {
                                .count();
     }
     tokens_received += response.token_ids_size();
+    logprobs.insert(logprobs.end(), response.logprobs().begin(),
+                    response.logprobs().end());
     if (response.has_usage()) usage = response.usage();
     if (!response.finish_reason().empty()) {
       finish_reason = response.finish_reason();
@@ -86,6 +160,13 @@ int RunGenerate(const ParsedArgs& args, CommandEnv& env) {
   if (printed && !ends_in_newline && isatty(STDOUT_FILENO)) env.out.Print("\n");
   if (!status.ok()) return env.out.Fail(env.connection.Check(status));
   if (env.out.json()) return kExitOk;
+  if (request->logprobs()) {
+    // The text's own line ended above on a terminal.
+    const bool open_line =
+        printed && !ends_in_newline && !isatty(STDOUT_FILENO);
+    env.out.Print(
+        absl::StrCat(open_line ? "\n" : "", "\n", LogprobTable(logprobs)));
+  }
 
   if (!usage.has_value()) {
     // An older server without usage: report what the client measured.

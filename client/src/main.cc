@@ -49,7 +49,7 @@ const std::vector<Command>& Commands() {
        RunWatch},
       {"cancel", "JOB", "cancel a job", {}, RunCancel},
       {"generate", "PROMPT", "generate text, optionally with an adapter",
-       GenerateFlags(), RunGenerate},
+       GenerateCommandFlags(), RunGenerate},
       {"chat", "", "chat interactively (messages from standard input)",
        ChatFlags(), RunChat},
       {"infer", "FILE.jsonl [-o OUT.jsonl]",

@@ -190,6 +190,10 @@ const std::vector<FlagSpec>& GenerateFlags() {
       {"seed", true, false, "N", "sampling seed"},
       {"stop", true, true, "S", "stop string (repeatable)"},
       {"repetition-penalty", true, false, "X", "1 = off"},
+      {"presence-penalty", true, false, "X",
+       "-2..2: lowers the logit of every token already generated (0 = off)"},
+      {"frequency-penalty", true, false, "X",
+       "-2..2: lowers a token's logit by this times its count so far"},
   };
   return *flags;
 }
@@ -210,6 +214,10 @@ absl::StatusOr<lorad::v1::GenerateRequest> ParseGenerateRequest(
   LORAD_SET_IF_GIVEN(Uint64Flag(args, "seed"), req.set_seed);
   LORAD_SET_IF_GIVEN(FloatFlag(args, "repetition-penalty", 0, 100),
                      req.set_repetition_penalty);
+  LORAD_SET_IF_GIVEN(FloatFlag(args, "presence-penalty", -2, 2),
+                     req.set_presence_penalty);
+  LORAD_SET_IF_GIVEN(FloatFlag(args, "frequency-penalty", -2, 2),
+                     req.set_frequency_penalty);
   for (std::string& stop : args.GetAll("stop")) {
     if (stop.empty()) {
       return absl::InvalidArgumentError("--stop: must not be empty");

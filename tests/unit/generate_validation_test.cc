@@ -11,6 +11,11 @@
 namespace lorad::server {
 namespace {
 
+// `depth` nested arrays inside an object.
+std::string Nested(int depth) {
+  return "{\"a\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+}
+
 void ExpectRefused(const absl::Status& s, const std::string& needle) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), needle))
@@ -103,6 +108,63 @@ TEST(GenerateValidationTest, RefusesUnknownRolesNamingTheMessage) {
   const absl::Status s = ValidateGenerateRequest(r);
   ExpectRefused(s, "messages[4].role must be one of system, user");
   EXPECT_LT(s.message().size(), 300u) << "the role is quoted whole";
+}
+
+TEST(GenerateValidationTest, OpenAiSamplingFieldsAreChecked) {
+  v1::GenerateRequest r = Good();
+  r.set_presence_penalty(-2);
+  r.set_frequency_penalty(2);
+  r.set_logprobs(true);
+  r.set_top_logprobs(kMaxTopLogprobs);
+  EXPECT_TRUE(ValidateGenerateRequest(r).ok());
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float p : {nan, inf, -inf, -2.01f, 2.5f}) {
+    r = Good();
+    r.set_presence_penalty(p);
+    ExpectRefused(ValidateGenerateRequest(r), "presence_penalty");
+    r = Good();
+    r.set_frequency_penalty(p);
+    ExpectRefused(ValidateGenerateRequest(r), "frequency_penalty");
+  }
+  r = Good();
+  r.set_logprobs(true);
+  for (int k : {-1, kMaxTopLogprobs + 1}) {
+    r.set_top_logprobs(k);
+    ExpectRefused(ValidateGenerateRequest(r), "top_logprobs must be in");
+  }
+  r = Good();
+  r.set_top_logprobs(2);
+  ExpectRefused(ValidateGenerateRequest(r, "defaults."),
+                "defaults.top_logprobs needs defaults.logprobs");
+}
+
+TEST(GenerateValidationTest, ResponseFormatIsKnownAndItsSchemaAnObject) {
+  auto with = [](const std::string& type, const std::string& schema) {
+    v1::GenerateRequest r = Good();
+    r.mutable_response_format()->set_type(type);
+    r.mutable_response_format()->set_json_schema(schema);
+    return ValidateGenerateRequest(r);
+  };
+  EXPECT_TRUE(with("", "").ok());
+  EXPECT_TRUE(with("text", "").ok());
+  EXPECT_TRUE(with("json_object", "").ok());
+  EXPECT_TRUE(
+      with("json_schema", R"({"type":"object","properties":{"a":{}}})").ok());
+  ExpectRefused(with("JSON", ""), "response_format.type must be one of");
+  ExpectRefused(with("json_schema", ""),
+                "response_format.json_schema must be a JSON object");
+  ExpectRefused(with("json_schema", "{\"a\":"),
+                "response_format.json_schema: not valid JSON");
+  ExpectRefused(with("json_schema", "\"object\""),
+                "response_format.json_schema must be a JSON object, got a "
+                "JSON string");
+  ExpectRefused(with("json_schema", Nested(64)), "nested deeper");
+  ExpectRefused(
+      with("json_schema",
+           "{\"d\": \"" + std::string(kMaxJsonSchemaBytes, 'x') + "\"}"),
+      "response_format.json_schema");
+  ExpectRefused(with("text", "{}"), "only for type json_schema");
 }
 
 TEST(NameValidationTest, OnePatternAndLength) {

@@ -135,9 +135,27 @@ class FakeInference final : public v1::Inference::Service {
   grpc::Status Generate(
       grpc::ServerContext*, const v1::GenerateRequest* request,
       grpc::ServerWriter<v1::GenerateResponse>* writer) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      received = *request;
+    }
     v1::GenerateResponse response;
+    int32_t id = 0;
     for (const char* piece : {"Hello", ", ", "world"}) {
       response.set_text(piece);
+      if (request->logprobs()) {
+        response.clear_logprobs();
+        v1::TokenLogprob* lp = response.add_logprobs();
+        lp->set_token_id(++id);
+        lp->set_token(piece);
+        lp->set_logprob(-0.5f * id);
+        for (int k = 0; k < request->top_logprobs(); ++k) {
+          v1::TopLogprob* top = lp->add_top_logprobs();
+          top->set_token_id(100 + k);
+          top->set_token(k == 0 ? "\n" : "x");
+          top->set_logprob(-0.25f * (k + 1));
+        }
+      }
       writer->Write(response);
     }
     response.Clear();
@@ -149,6 +167,9 @@ class FakeInference final : public v1::Inference::Service {
     writer->Write(response);
     return grpc::Status::OK;
   }
+
+  std::mutex mu;
+  v1::GenerateRequest received;
 };
 
 struct Result {
@@ -306,6 +327,49 @@ TEST_F(LoractlTest, GeneratePrintsTextThenUsageOnStderr) {
             std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("6.0 tokens/s"), std::string::npos) << r.err;
+}
+
+TEST_F(LoractlTest, GenerateLogprobsPrintsATableAfterTheText) {
+  Result r =
+      Run("generate --logprobs 2 --presence-penalty 0.5 --frequency-penalty -1 "
+          "--json-object Hi");
+  EXPECT_EQ(r.code, 0) << r.err;
+  {
+    std::lock_guard<std::mutex> lock(inference_.mu);
+    EXPECT_TRUE(inference_.received.logprobs());
+    EXPECT_EQ(inference_.received.top_logprobs(), 2);
+    EXPECT_FLOAT_EQ(inference_.received.presence_penalty(), 0.5f);
+    EXPECT_FLOAT_EQ(inference_.received.frequency_penalty(), -1.0f);
+    EXPECT_EQ(inference_.received.response_format().type(), "json_object");
+  }
+  EXPECT_EQ(r.out.rfind("Hello, world\n\nTOKEN", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\"Hello\"  1   -0.5000  \"\\n\"(-0.2500) "
+                       "\"x\"(-0.5000)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\"world\"  3   -1.5000"), std::string::npos) << r.out;
+}
+
+TEST_F(LoractlTest, GenerateJsonSchemaSendsTheFile) {
+  const std::string schema = (dir_ / "schema.json").string();
+  std::ofstream(schema) << R"({"type":"object"})";
+  Result r = Run("generate --json-schema " + schema + " Hi");
+  EXPECT_EQ(r.code, 0) << r.err;
+  {
+    std::lock_guard<std::mutex> lock(inference_.mu);
+    EXPECT_EQ(inference_.received.response_format().type(), "json_schema");
+    EXPECT_EQ(inference_.received.response_format().json_schema(),
+              R"({"type":"object"})");
+    EXPECT_FALSE(inference_.received.logprobs());
+  }
+  EXPECT_EQ(r.out, "Hello, world");
+  EXPECT_EQ(Run("generate --json-object --json-schema " + schema + " Hi").code,
+            2);
+  Result missing = Run("generate --json-schema " + schema + ".gone Hi");
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("--json-schema"), std::string::npos)
+      << missing.err;
+  EXPECT_EQ(Run("generate --logprobs 21 Hi").code, 2);
 }
 
 }  // namespace

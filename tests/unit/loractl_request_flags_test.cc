@@ -200,6 +200,20 @@ TEST(GenerateFlagsTest, OnlyGivenFieldsAreSet) {
   EXPECT_EQ(request->stop(1), "END");
 }
 
+TEST(GenerateFlagsTest, OpenAiPenalties) {
+  auto request = ParseGenerate(
+      {"--presence-penalty", "-1.5", "--frequency-penalty", "0.25"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_FLOAT_EQ(request->presence_penalty(), -1.5f);
+  EXPECT_FLOAT_EQ(request->frequency_penalty(), 0.25f);
+  EXPECT_TRUE(absl::StartsWith(
+      ParseGenerate({"--presence-penalty", "3"}).status().message(),
+      "--presence-penalty:"));
+  EXPECT_TRUE(absl::StartsWith(
+      ParseGenerate({"--frequency-penalty", "-2.5"}).status().message(),
+      "--frequency-penalty:"));
+}
+
 TEST(GenerateFlagsTest, BadNumbersNameTheFlag) {
   EXPECT_TRUE(
       absl::StartsWith(ParseGenerate({"--max-tokens", "0"}).status().message(),

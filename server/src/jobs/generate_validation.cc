@@ -2,10 +2,13 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "jobs/job_validation.h"
+#include "lorad/common/bounded_json.h"
 #include "lorad/common/excerpt.h"
 #include "lorad/model/chat_roles.h"
 
@@ -74,6 +77,64 @@ absl::Status CheckStops(const v1::GenerateRequest& r,
   return absl::OkStatus();
 }
 
+absl::Status CheckOpenAiSampling(const v1::GenerateRequest& r,
+                                 absl::string_view prefix) {
+  for (auto [field, v] : {std::pair{"presence_penalty", r.presence_penalty()},
+                          {"frequency_penalty", r.frequency_penalty()}}) {
+    if (!std::isfinite(v) || v < -kMaxOpenAiPenalty || v > kMaxOpenAiPenalty) {
+      return Bad(prefix, field,
+                 absl::StrCat("a finite number in [", -kMaxOpenAiPenalty, ", ",
+                              kMaxOpenAiPenalty, "] (0: off)"),
+                 Num(v));
+    }
+  }
+  if (r.top_logprobs() < 0 || r.top_logprobs() > kMaxTopLogprobs) {
+    return Bad(prefix, "top_logprobs",
+               absl::StrCat("in [0, ", kMaxTopLogprobs, "]"), r.top_logprobs());
+  }
+  if (r.top_logprobs() > 0 && !r.logprobs()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "top_logprobs needs ", prefix, "logprobs set to true"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckResponseFormat(const v1::GenerateRequest& r,
+                                 absl::string_view prefix) {
+  const v1::ResponseFormat& f = r.response_format();
+  const std::string& type = f.type();
+  if (!type.empty() && type != "text" && type != "json_object" &&
+      type != "json_schema") {
+    return Bad(prefix, "response_format.type",
+               "one of text, json_object, json_schema", QuotedExcerpt(type));
+  }
+  if (type != "json_schema") {
+    if (f.json_schema().empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "response_format.json_schema is only for type json_schema, ",
+        "got type ", QuotedExcerpt(type)));
+  }
+  const std::string& schema = f.json_schema();
+  if (schema.empty() || schema.size() > kMaxJsonSchemaBytes) {
+    return Bad(prefix, "response_format.json_schema",
+               absl::StrCat("a JSON object of 1 to ", kMaxJsonSchemaBytes,
+                            " bytes for type json_schema"),
+               absl::StrCat(schema.size(), " bytes"));
+  }
+  JsonLimits limits = kSmallJsonLimits;
+  limits.max_bytes = kMaxJsonSchemaBytes;
+  absl::StatusOr<nlohmann::json> parsed = ParseBoundedJson(schema, limits);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "response_format.json_schema: ", parsed.status().message()));
+  }
+  if (!parsed->is_object()) {
+    return Bad(prefix, "response_format.json_schema", "a JSON object",
+               absl::StrCat("a JSON ", parsed->type_name()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateGenerateRequest(const v1::GenerateRequest& r,
@@ -119,6 +180,8 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& r,
                      ", ", kMaxRepetitionPenalty, "]"),
         Num(penalty));
   }
+  if (absl::Status s = CheckOpenAiSampling(r, prefix); !s.ok()) return s;
+  if (absl::Status s = CheckResponseFormat(r, prefix); !s.ok()) return s;
   return CheckStops(r, prefix);
 }
 

@@ -27,11 +27,19 @@ inline constexpr size_t kMaxStopBytes = 256;
 // The prompt, or all the messages' contents together.
 inline constexpr size_t kMaxPromptBytes = size_t{1} << 20;
 inline constexpr int kMaxMessages = 1024;
+// OpenAI's ranges: presence_penalty and frequency_penalty in [-2, 2],
+// top_logprobs in [0, 20] (and only with logprobs).
+inline constexpr float kMaxOpenAiPenalty = 2;
+inline constexpr int32_t kMaxTopLogprobs = 20;
+// response_format.json_schema: JSON text of an object, at most this long.
+inline constexpr size_t kMaxJsonSchemaBytes = size_t{64} << 10;
 
 // OK, or InvalidArgument naming the first bad field and what it must be,
 // e.g. "temperature must be a finite number in [0, 100], got nan" or
 // "messages[2].role must be one of system, user, assistant, tool, got
-// \"root\"" (the roles of model::kChatRoles). `prefix` goes before every field
+// \"root\"" (the roles of model::kChatRoles); response_format.type must be
+// "", "text", "json_object" or "json_schema", and json_schema is required
+// for (and only for) "json_schema". `prefix` goes before every field
 // name ("defaults." for a batch header's defaults). User strings are quoted as
 // short excerpts.
 absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,

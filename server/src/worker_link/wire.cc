@@ -44,6 +44,15 @@ worker::v1::Sampling ToWorker(const v1::GenerateRequest& request) {
     out->set_role(m.role());
     out->set_content(m.content());
   }
+  s.set_presence_penalty(request.presence_penalty());
+  s.set_frequency_penalty(request.frequency_penalty());
+  s.set_logprobs(request.logprobs());
+  s.set_top_logprobs(request.top_logprobs());
+  if (request.has_response_format()) {
+    s.mutable_response_format()->set_type(request.response_format().type());
+    s.mutable_response_format()->set_json_schema(
+        request.response_format().json_schema());
+  }
   return s;
 }
 
@@ -59,6 +68,18 @@ v1::GenerateResponse ToPublic(const worker::v1::GenerateChunk& chunk) {
     u->set_time_to_first_token_seconds(
         chunk.usage().time_to_first_token_seconds());
     u->set_total_seconds(chunk.usage().total_seconds());
+  }
+  for (const worker::v1::TokenLogprob& in : chunk.logprobs()) {
+    v1::TokenLogprob* out = r.add_logprobs();
+    out->set_token_id(in.token_id());
+    out->set_token(in.token());
+    out->set_logprob(in.logprob());
+    for (const worker::v1::TopLogprob& top : in.top_logprobs()) {
+      v1::TopLogprob* t = out->add_top_logprobs();
+      t->set_token_id(top.token_id());
+      t->set_token(top.token());
+      t->set_logprob(top.logprob());
+    }
   }
   return r;
 }

@@ -92,7 +92,8 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> Engine::Submit(
   const auto start = DecodeState::Clock::now();
   absl::StatusOr<PreparedRequest> prepared;
   try {
-    prepared = PrepareRequest(*model_, chat_, request);
+    prepared =
+        PrepareRequest(*model_, chat_, request, &options_.make_constraint);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("preparing the request failed: ",
                                             e.what_without_backtrace()));

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <stdexcept>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -45,11 +47,57 @@ torch::Tensor ApplyTopKTopP(torch::Tensor logits, int64_t top_k, double top_p) {
   return logits;
 }
 
+// OpenAI's bounds for the penalties and top_logprobs.
+constexpr float kMaxPenalty = 2;
+constexpr int32_t kMaxTopLogprobs = 20;
+
+absl::Status CheckOpenAiSettings(const lorad::worker::v1::Sampling& req) {
+  for (auto [name, v] : {std::pair{"presence_penalty", req.presence_penalty()},
+                         {"frequency_penalty", req.frequency_penalty()}}) {
+    if (!std::isfinite(v) || v < -kMaxPenalty || v > kMaxPenalty) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " must be in [-2, 2], got ", v));
+    }
+  }
+  if (req.top_logprobs() < 0 || req.top_logprobs() > kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "top_logprobs must be in [0, 20], got ", req.top_logprobs()));
+  }
+  if (req.top_logprobs() > 0 && !req.logprobs()) {
+    return absl::InvalidArgumentError("top_logprobs needs logprobs");
+  }
+  return absl::OkStatus();
+}
+
+// The constraint for the request's response_format; nullptr for free text.
+absl::StatusOr<std::unique_ptr<model::TokenConstraint>> MakeConstraint(
+    const lorad::worker::v1::ResponseFormat& format,
+    const ConstraintMaker* make_constraint) {
+  const std::string& type = format.type();
+  if (type.empty() || type == "text") return nullptr;
+  if (type != "json_object" && type != "json_schema") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "response_format.type must be text, json_object or json_schema, got \"",
+        type.substr(0, 64), "\""));
+  }
+  if (make_constraint == nullptr || !*make_constraint) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "response_format ", type, " is not supported by this worker"));
+  }
+  auto made = (*make_constraint)(format);
+  if (made.ok() && *made == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("the constraint maker returned no constraint for ", type));
+  }
+  return made;
+}
+
 }  // namespace
 
 absl::StatusOr<PreparedRequest> PrepareRequest(
     const LlamaModel& model, const model::ChatTemplate& chat,
-    const lorad::worker::v1::Sampling& req) {
+    const lorad::worker::v1::Sampling& req,
+    const ConstraintMaker* make_constraint) {
   if (!std::isfinite(req.temperature()) || req.temperature() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "temperature must be a finite number >= 0, got ", req.temperature()));
@@ -70,6 +118,7 @@ absl::StatusOr<PreparedRequest> PrepareRequest(
   if (!req.prompt().empty() && req.messages_size() > 0) {
     return absl::InvalidArgumentError("give prompt or messages, not both");
   }
+  if (absl::Status s = CheckOpenAiSettings(req); !s.ok()) return s;
   PreparedRequest p;
   p.request = req;
   p.max_new_tokens = req.max_new_tokens() > 0 ? req.max_new_tokens() : 64;
@@ -109,6 +158,9 @@ absl::StatusOr<PreparedRequest> PrepareRequest(
                      p.max_new_tokens, ") exceeds the model's context of ",
                      c.max_position_embeddings));
   }
+  auto constraint = MakeConstraint(req.response_format(), make_constraint);
+  if (!constraint.ok()) return constraint.status();
+  p.constraint = *std::move(constraint);
   return p;
 }
 
@@ -118,11 +170,20 @@ DecodeState::DecodeState(const LlamaModel& model, PreparedRequest prepared,
       prepared_(std::move(prepared)),
       start_(start),
       gen_(at::make_generator<at::CPUGeneratorImpl>(prepared_.request.seed())),
+      last_(prepared_.prompt.empty() ? -1 : prepared_.prompt.back()),
       decoder_(model.tokenizer(), /*skip_special_tokens=*/true) {}
 
 DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
   const lorad::worker::v1::Sampling& req = prepared_.request;
-  torch::Tensor logits = device_logits.to(torch::kCPU, torch::kFloat32);
+  model::TokenConstraint* constraint = prepared_.constraint.get();
+  const bool openai_penalties =
+      req.presence_penalty() != 0 || req.frequency_penalty() != 0;
+  // Logits edited in place below must be this row's own copy.
+  torch::Tensor logits =
+      device_logits
+          .to(torch::kCPU, torch::kFloat32, /*non_blocking=*/false,
+              /*copy=*/openai_penalties || constraint != nullptr)
+          .contiguous();
   const float penalty = req.repetition_penalty();
   if (penalty > 0 && penalty != 1) {
     std::set<int64_t> seen(prepared_.prompt.begin(), prepared_.prompt.end());
@@ -132,6 +193,30 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
     torch::Tensor v = logits.index_select(0, idx);
     logits = logits.index_copy(0, idx,
                                torch::where(v > 0, v / penalty, v * penalty));
+  }
+  const int64_t vocab = logits.size(-1);
+  float* values = logits.data_ptr<float>();
+  if (openai_penalties) {
+    for (const auto [id, count] : counts_) {
+      values[id] -= static_cast<float>(count) * req.frequency_penalty() +
+                    req.presence_penalty();
+    }
+  }
+  if (constraint != nullptr) {
+    allowed_.assign(static_cast<size_t>(vocab), 1);
+    constraint->Mask(prepared_.max_new_tokens - generated(), allowed_);
+    bool any = false;
+    for (int64_t j = 0; j < vocab; ++j) {
+      if (allowed_[j] == 0) {
+        values[j] = -INFINITY;
+      } else {
+        any = true;
+      }
+    }
+    if (!any) {
+      throw std::runtime_error(
+          "the response_format constraint allows no next token");
+    }
   }
   Step step;
   // Below kGreedyTemperature, dividing by the temperature overflows; a
@@ -158,12 +243,27 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
   const auto& stop_ids = prepared_.stop_token_ids;
   const bool eos =
       std::find(stop_ids.begin(), stop_ids.end(), step.token) != stop_ids.end();
+  bool complete = false;
   if (!eos) {
-    generated_.push_back(static_cast<int32_t>(step.token));
-    step.chunk.add_token_ids(static_cast<int32_t>(step.token));
-    text_ += decoder_.Add(static_cast<int32_t>(step.token));
+    const int32_t token = static_cast<int32_t>(step.token);
+    if (constraint != nullptr) {
+      if (absl::Status s = constraint->Accept(token); !s.ok()) {
+        throw std::runtime_error(absl::StrCat(
+            "the response_format constraint refused the token it allowed: ",
+            s.message()));
+      }
+      complete = constraint->Complete();
+    }
+    if (req.logprobs()) {
+      FillLogprobs(logits.log_softmax(-1), token, step.chunk.add_logprobs());
+    }
+    generated_.push_back(token);
+    if (openai_penalties) ++counts_[token];
+    step.chunk.add_token_ids(token);
+    text_ += decoder_.Add(token);
+    last_ = token;
   }
-  step.done = eos || generated() >= prepared_.max_new_tokens;
+  step.done = eos || complete || generated() >= prepared_.max_new_tokens;
   // At the end, a character cut short decodes as U+FFFD (as HF does).
   if (step.done) text_ += decoder_.Finish();
   size_t ready = text_.size();
@@ -185,13 +285,55 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
     sent_ = ready;
   }
   step.has_chunk = !eos || !step.chunk.text().empty();
-  if (stopped) {
+  if (stopped || complete) {
     finish_ = "stop";
     step.done = true;
   } else if (eos) {
     finish_ = "eos";
   }
   return step;
+}
+
+std::string DecodeState::TokenText(int32_t token,
+                                   const std::string& before) const {
+  const model::Tokenizer& tokenizer = model_.tokenizer();
+  if (last_ >= 0) {
+    // After the last token, as the output text has it (a SentencePiece
+    // word's leading space, which a token decoded alone would lose).
+    const std::vector<int32_t> pair = {last_, token};
+    std::string both = tokenizer.Decode(pair, /*skip_special_tokens=*/true);
+    if (both.compare(0, before.size(), before) == 0) {
+      return both.substr(before.size());
+    }
+  }
+  return tokenizer.Decode(std::vector<int32_t>{token},
+                          /*skip_special_tokens=*/true);
+}
+
+void DecodeState::FillLogprobs(const torch::Tensor& logprobs, int32_t token,
+                               lorad::worker::v1::TokenLogprob* out) const {
+  const std::string before =
+      last_ >= 0 ? model_.tokenizer().Decode(std::vector<int32_t>{last_},
+                                             /*skip_special_tokens=*/true)
+                 : std::string();
+  const float* lp = logprobs.data_ptr<float>();
+  out->set_token_id(token);
+  out->set_token(TokenText(token, before));
+  out->set_logprob(lp[token]);
+  const int64_t k =
+      std::min<int64_t>(prepared_.request.top_logprobs(), logprobs.size(-1));
+  if (k <= 0) return;
+  auto [top, ids] = logprobs.topk(k);
+  const float* top_lp = top.data_ptr<float>();
+  const int64_t* top_ids = ids.data_ptr<int64_t>();
+  for (int64_t i = 0; i < k; ++i) {
+    // Tokens the constraint forbids cannot come: left out.
+    if (!std::isfinite(top_lp[i])) break;
+    auto* entry = out->add_top_logprobs();
+    entry->set_token_id(static_cast<int32_t>(top_ids[i]));
+    entry->set_token(TokenText(static_cast<int32_t>(top_ids[i]), before));
+    entry->set_logprob(top_lp[i]);
+  }
 }
 
 lorad::worker::v1::GenerateChunk DecodeState::Final() const {
@@ -210,10 +352,12 @@ absl::Status Generate(
     const LlamaModel& model, const AdapterSet* adapter,
     const lorad::worker::v1::Sampling& req,
     const std::function<bool(const lorad::worker::v1::GenerateChunk&)>&
-        on_chunk) {
+        on_chunk,
+    const ConstraintMaker* make_constraint) {
   const auto start = DecodeState::Clock::now();
-  auto prepared = PrepareRequest(
-      model, model::ChatTemplate::FromModelDir(model.dir()), req);
+  auto prepared =
+      PrepareRequest(model, model::ChatTemplate::FromModelDir(model.dir()), req,
+                     make_constraint);
   if (!prepared.ok()) return prepared.status();
   const int64_t capacity =
       static_cast<int64_t>(prepared->prompt.size()) + prepared->max_new_tokens;

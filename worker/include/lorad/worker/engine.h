@@ -67,6 +67,9 @@ struct EngineOptions {
   int max_queued = 1024;  // waiting beyond the batch; more: ResourceExhausted
   DeviceTurns* turns = nullptr;  // shared with training; nullptr: none
   const BatchedLoraBackend* lora_backend = nullptr;  // nullptr: LibTorch
+  // Builds response_format constraints (PrepareRequest); empty: requests
+  // with a json_object or json_schema format are refused.
+  ConstraintMaker make_constraint;
 };
 
 struct EngineStats {
