@@ -37,12 +37,14 @@ class JsonConstraint final : public TokenConstraint {
       return;
     }
     limit_ = Limit(remaining);
+    // Costs need computing only where the budget may be near: no byte adds
+    // more than max_jump to any thread's.
+    free_depth_ = (limit_ - matcher_.MaxCost(state_)) / grammar_->max_jump;
     ok_.assign(vocabulary_.size, 0);
     const TokenTrie& trie =
         first_ ? vocabulary_.first_trie : vocabulary_.middle_trie;
-    if (states_.empty()) states_.resize(1);
-    states_[0] = state_;
-    Walk(trie, 0, 0);
+    states_.resize(trie.max_length() + 1);
+    Walk(trie, 0, 0, &state_, matcher_.Cost(state_));
     for (size_t id = 0; id < allowed.size(); ++id) {
       if (static_cast<int64_t>(id) >= vocabulary_.size || !ok_[id]) {
         allowed[id] = 0;
@@ -89,23 +91,40 @@ class JsonConstraint final : public TokenConstraint {
     return std::max(remaining - 1, matcher_.Cost(state_) - 1);
   }
 
-  void Walk(const TokenTrie& trie, uint32_t index, size_t depth) {
+  // Visits the children of trie node `index` (a path of `depth` bytes
+  // that leaves `state`, which needs `cost` bytes or -1: not computed).
+  void Walk(const TokenTrie& trie, uint32_t index, size_t depth,
+            const std::vector<Thread>* state, int64_t cost) {
     const TokenTrie::Node& node = trie.node(index);
-    if (states_.size() < depth + 2) states_.resize(depth + 2);
     for (uint32_t e = node.edge_begin; e < node.edge_begin + node.edge_count;
          ++e) {
       const TokenTrie::Edge& edge = trie.edge(e);
-      std::vector<Thread>& next = states_[depth + 1];
-      next = states_[depth];
-      if (!matcher_.Step(next, edge.byte)) continue;
+      const std::vector<Thread>* next = state;
+      int64_t next_cost = cost;
+      if (!matcher_.Unchanged(*state, edge.byte)) {
+        std::vector<Thread>& buffer = states_[depth + 1];
+        buffer = *state;
+        if (!matcher_.Step(buffer, edge.byte)) continue;
+        next = &buffer;
+        next_cost = -1;
+      }
       const TokenTrie::Node& child = trie.node(edge.child);
-      if (child.token_count > 0 && matcher_.Cost(next) <= limit_) {
-        for (uint32_t t = child.token_begin;
-             t < child.token_begin + child.token_count; ++t) {
-          ok_[trie.token(t)] = 1;
+      if (child.token_count > 0) {
+        bool fits = static_cast<int64_t>(depth) < free_depth_;
+        if (!fits) {
+          if (next_cost < 0) next_cost = matcher_.Cost(*next);
+          fits = next_cost <= limit_;
+        }
+        if (fits) {
+          for (uint32_t t = child.token_begin;
+               t < child.token_begin + child.token_count; ++t) {
+            ok_[trie.token(t)] = 1;
+          }
         }
       }
-      if (child.edge_count > 0) Walk(trie, edge.child, depth + 1);
+      if (child.edge_count > 0) {
+        Walk(trie, edge.child, depth + 1, next, next_cost);
+      }
     }
   }
 
@@ -120,6 +139,7 @@ class JsonConstraint final : public TokenConstraint {
   std::vector<std::vector<Thread>> states_;
   std::vector<uint8_t> ok_;
   int64_t limit_ = 0;
+  int64_t free_depth_ = 0;  // tokens this long or shorter fit for sure
 };
 
 }  // namespace

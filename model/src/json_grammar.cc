@@ -134,6 +134,20 @@ void ComputeNodeCosts(Grammar& grammar, int32_t index) {
   }
 }
 
+void ComputeMaxJump(Grammar& grammar) {
+  // One byte adds at most a value's, a literal's or an entry's bytes (a
+  // push, a literal branch or a key chosen) and a few structural ones.
+  int64_t most = 0;
+  for (const Node& node : grammar.nodes) {
+    most = std::max({most, node.min_len, node.min_top});
+    for (const Property& p : node.properties) {
+      most = std::max(most, p.entry_cost);
+    }
+    most = std::max(most, static_cast<int64_t>(node.literal.nodes.size()));
+  }
+  grammar.max_jump = SatAdd(SatMul(most, 4), 16);
+}
+
 Grammar AnyObjectGrammar() {
   Grammar grammar;
   Node literal;
@@ -155,6 +169,7 @@ Grammar AnyObjectGrammar() {
   grammar.nodes.push_back(std::move(object));
   grammar.root = 2;
   ComputeNodeCosts(grammar, 2);
+  ComputeMaxJump(grammar);
   return grammar;
 }
 

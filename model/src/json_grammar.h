@@ -107,10 +107,16 @@ struct Grammar {
   int32_t root = -1;
   int32_t any_literal = -1;  // true / false / null, for kAny values
   int32_t any_node = -1;     // a kAny node
+  // More than one output byte can add to the bytes still needed (a mask
+  // skips computing them while the budget is that far ahead).
+  int64_t max_jump = 0;
 };
 
 // Fills costs of nodes[index] from its children's (which must be final).
 void ComputeNodeCosts(Grammar& grammar, int32_t index);
+
+// Sets grammar.max_jump from the final nodes.
+void ComputeMaxJump(Grammar& grammar);
 
 // Grammar for "json_object": any object at the top. Every grammar starts
 // from it (its any_literal and any_node serve untyped values).

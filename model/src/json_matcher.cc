@@ -30,7 +30,7 @@ enum ObjectState : uint8_t {
   kObjAfter
 };
 enum ArrayState : uint8_t { kArrOpen, kArrFirst, kArrComma, kArrAfter };
-enum StringState : uint8_t { kStrOpen, kStrBody, kStrEscape, kStrHex, kStrCont };
+enum StringState : uint8_t { kStrOpen, kStrBody /* 1: Unchanged() */, kStrEscape, kStrHex, kStrCont };
 enum NumberState : uint8_t {
   kNumStart,
   kNumMinus,
@@ -613,16 +613,24 @@ int64_t Matcher::FrameCost(const Frame& f, bool top) const {
   return kInfinity;
 }
 
+int64_t Matcher::ThreadCost(const Thread& t) const {
+  int64_t cost = 0;
+  for (size_t i = 0; i < t.frames.size(); ++i) {
+    cost = SatAdd(cost, FrameCost(t.frames[i], i == 1));
+  }
+  return cost;
+}
+
 int64_t Matcher::Cost(const std::vector<Thread>& threads) const {
   int64_t best = kInfinity;
-  for (const Thread& t : threads) {
-    int64_t cost = 0;
-    for (size_t i = 0; i < t.frames.size(); ++i) {
-      cost = SatAdd(cost, FrameCost(t.frames[i], i == 1));
-    }
-    best = std::min(best, cost);
-  }
+  for (const Thread& t : threads) best = std::min(best, ThreadCost(t));
   return best;
+}
+
+int64_t Matcher::MaxCost(const std::vector<Thread>& threads) const {
+  int64_t most = 0;
+  for (const Thread& t : threads) most = std::max(most, ThreadCost(t));
+  return most;
 }
 
 bool Matcher::Complete(const std::vector<Thread>& threads) const {

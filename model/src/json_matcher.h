@@ -65,6 +65,18 @@ class Matcher {
   // The fewest bytes that make the output complete (kInfinity: never).
   int64_t Cost(const std::vector<Thread>& threads) const;
   bool Complete(const std::vector<Thread>& threads) const;
+  // The bytes the costliest thread still needs.
+  int64_t MaxCost(const std::vector<Thread>& threads) const;
+  // Whether Step(threads, byte) would leave `threads` as they are (a plain
+  // character inside a string), so a mask may share the state.
+  bool Unchanged(const std::vector<Thread>& threads, uint8_t byte) const {
+    if (threads.size() != 1 || byte < 0x20 || byte >= 0x80 || byte == '"' ||
+        byte == '\\') {
+      return false;
+    }
+    const Frame& top = threads[0].frames.back();
+    return top.kind == FrameKind::kString && top.state == 1;  // kStrBody
+  }
 
  private:
   enum class Action { kConsumed, kWhitespace, kReject, kDone, kEnded, kAgain, kPush };
@@ -76,6 +88,7 @@ class Matcher {
   Action FeedAny(Thread& thread, uint8_t byte, int32_t* push) const;
   Frame FrameFor(int32_t node) const;
   int64_t FrameCost(const Frame& f, bool top) const;
+  int64_t ThreadCost(const Thread& t) const;
 
   const Grammar* grammar_;
   std::vector<Thread> forks_;

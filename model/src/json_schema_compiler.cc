@@ -114,6 +114,7 @@ class Compiler {
                                     " bytes, more than the ", kMaxMinBytes,
                                     " allowed"));
     }
+    ComputeMaxJump(grammar_);
     return std::move(grammar_);
   }
 

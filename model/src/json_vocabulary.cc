@@ -37,14 +37,15 @@ absl::Status Missing(uint8_t byte, std::string_view where) {
 }  // namespace
 
 TokenTrie TokenTrie::Build(const std::vector<std::string>& bytes) {
+  TokenTrie trie;
   std::vector<std::pair<std::string_view, int32_t>> sorted;
   for (size_t id = 0; id < bytes.size(); ++id) {
     if (!bytes[id].empty()) {
       sorted.emplace_back(bytes[id], static_cast<int32_t>(id));
+      trie.max_length_ = std::max(trie.max_length_, bytes[id].size());
     }
   }
   std::sort(sorted.begin(), sorted.end());
-  TokenTrie trie;
   trie.BuildNode(sorted, 0, sorted.size(), 0);
   return trie;
 }

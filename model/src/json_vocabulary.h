@@ -36,6 +36,7 @@ class TokenTrie {
   const Edge& edge(uint32_t i) const { return edges_[i]; }
   int32_t token(uint32_t i) const { return tokens_[i]; }
   size_t node_count() const { return nodes_.size(); }
+  size_t max_length() const { return max_length_; }  // of a token string
 
  private:
   uint32_t BuildNode(const std::vector<std::pair<std::string_view, int32_t>>&
@@ -45,6 +46,7 @@ class TokenTrie {
   std::vector<Node> nodes_;
   std::vector<Edge> edges_;
   std::vector<int32_t> tokens_;
+  size_t max_length_ = 0;
 };
 
 struct Vocabulary {
