@@ -41,10 +41,19 @@ class JsonConstraint final : public TokenConstraint {
     // more than max_jump to any thread's.
     free_depth_ = (limit_ - matcher_.MaxCost(state_)) / grammar_->max_jump;
     ok_.assign(vocabulary_.size, 0);
-    const TokenTrie& trie =
-        first_ ? vocabulary_.first_trie : vocabulary_.middle_trie;
-    states_.resize(trie.max_length() + 1);
-    Walk(trie, 0, 0, &state_, matcher_.Cost(state_));
+    const int64_t cost = matcher_.Cost(state_);
+    const TokenTrie* trie =
+        first_ ? &vocabulary_.first_trie : &vocabulary_.middle_trie;
+    if (!first_ && Matcher::InStringBody(state_)) {
+      // Plain bytes keep the state: such tokens fit when it does, and the
+      // others depend on their bytes from the first one that is not plain.
+      if (cost <= limit_) {
+        for (int32_t id : vocabulary_.plain_string_tokens) ok_[id] = 1;
+      }
+      trie = &vocabulary_.string_suffix_trie;
+    }
+    states_.resize(trie->max_length() + 1);
+    Walk(*trie, 0, 0, &state_, cost);
     for (size_t id = 0; id < allowed.size(); ++id) {
       if (static_cast<int64_t>(id) >= vocabulary_.size || !ok_[id]) {
         allowed[id] = 0;

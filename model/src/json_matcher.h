@@ -70,10 +70,12 @@ class Matcher {
   // Whether Step(threads, byte) would leave `threads` as they are (a plain
   // character inside a string), so a mask may share the state.
   bool Unchanged(const std::vector<Thread>& threads, uint8_t byte) const {
-    if (threads.size() != 1 || byte < 0x20 || byte >= 0x80 || byte == '"' ||
-        byte == '\\') {
-      return false;
-    }
+    return byte >= 0x20 && byte < 0x80 && byte != '"' && byte != '\\' &&
+           InStringBody(threads);
+  }
+  // One thread, inside a string, not in an escape or a character.
+  static bool InStringBody(const std::vector<Thread>& threads) {
+    if (threads.size() != 1) return false;
     const Frame& top = threads[0].frames.back();
     return top.kind == FrameKind::kString && top.state == 1;  // kStrBody
   }

@@ -126,6 +126,22 @@ absl::StatusOr<std::unique_ptr<Vocabulary>> BuildVocabulary(
       return Missing(static_cast<uint8_t>(c), "as the first token");
     }
   }
+  std::vector<std::string> suffixes(vocab->size);
+  for (int64_t id = 0; id < vocab->size; ++id) {
+    const std::string& bytes = vocab->middle[id];
+    if (bytes.empty()) continue;
+    size_t plain = 0;
+    while (plain < bytes.size() &&
+           IsPlainStringByte(static_cast<uint8_t>(bytes[plain]))) {
+      ++plain;
+    }
+    if (plain == bytes.size()) {
+      vocab->plain_string_tokens.push_back(static_cast<int32_t>(id));
+    } else {
+      suffixes[id] = bytes.substr(plain);
+    }
+  }
+  vocab->string_suffix_trie = TokenTrie::Build(suffixes);
   vocab->middle_trie = TokenTrie::Build(vocab->middle);
   vocab->first_trie = TokenTrie::Build(vocab->first);
   return vocab;

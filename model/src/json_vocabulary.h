@@ -59,7 +59,16 @@ struct Vocabulary {
   TokenTrie middle_trie;
   // Bytes that one token alone (after the first) adds.
   std::bitset<256> single_byte;
+  // Inside a string, a plain byte (printable ASCII but '"' and '\\') leaves
+  // the state as it is: the tokens of plain bytes only, and the others from
+  // their first byte that is not plain, in a trie.
+  std::vector<int32_t> plain_string_tokens;
+  TokenTrie string_suffix_trie;
 };
+
+inline bool IsPlainStringByte(uint8_t c) {
+  return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
 
 // FailedPrecondition when the vocabulary lacks a one-byte token that a
 // close may need (printable ASCII; UTF-8 continuation bytes when tokens may
