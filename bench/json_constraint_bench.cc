@@ -2,8 +2,8 @@
 // over the allowed tokens, as a model with random weights picks), for the
 // tiny byte-level tokenizer and any tokenizer.json files given, e.g. a 32k
 // byte-level BPE from tests/golden/json_constraint_peer.py:
-//   .venv/bin/python tests/golden/json_constraint_peer.py bpe /tmp/bpe.json 32000
-//   build/bench/json_constraint_bench /tmp/bpe.json
+//   .venv/bin/python tests/golden/json_constraint_peer.py bpe /tmp/bpe.json
+//   32000 build/bench/json_constraint_bench /tmp/bpe.json
 // Prints one JSON object per tokenizer and format: mean / p50 / p99 Mask
 // microseconds per token over all walks.
 #include <chrono>
@@ -59,7 +59,8 @@ void Bench(const std::string& name, const Tokenizer& tokenizer) {
         for (size_t id = 0; id < allowed.size(); ++id) {
           if (allowed[id]) ids.push_back(static_cast<int32_t>(id));
         }
-        if (ids.empty() || !(*constraint)->Accept(ids[rng() % ids.size()]).ok()) {
+        if (ids.empty() ||
+            !(*constraint)->Accept(ids[rng() % ids.size()]).ok()) {
           break;
         }
       }

@@ -76,14 +76,15 @@ class JsonConstraint final : public TokenConstraint {
     std::vector<Thread> next = state_;
     for (char c : bytes[token]) {
       if (!matcher_.Step(next, static_cast<uint8_t>(c))) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("token ", token, " does not continue the JSON output"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "token ", token, " does not continue the JSON output"));
       }
     }
     if (last_remaining_.has_value() &&
         matcher_.Cost(next) > Limit(*last_remaining_)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token ", token, " leaves too little room to finish the JSON output"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token ", token,
+                       " leaves too little room to finish the JSON output"));
     }
     state_ = std::move(next);
     first_ = false;

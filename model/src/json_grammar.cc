@@ -48,7 +48,7 @@ void LiteralTrie::ComputeCosts() {
 
 int64_t Node::AfterValueCost(int32_t next) const {
   const int64_t count = required_count[next];
-  if (count == 0) return 1;  // }
+  if (count == 0) return 1;                       // }
   return SatAdd(required_cost[next], count + 1);  // ,"k":v ... }
 }
 
@@ -83,7 +83,7 @@ void ComputeNodeCosts(Grammar& grammar, int32_t index) {
   switch (node.kind) {
     case NodeKind::kAny:
       node.min_len = node.object_only ? 2 : 1;  // {} or 0
-      node.min_top = 2;                          // {} or "0 "
+      node.min_top = 2;                         // {} or "0 "
       break;
     case NodeKind::kString:
       node.min_len = node.min_top = 2;
@@ -114,8 +114,8 @@ void ComputeNodeCosts(Grammar& grammar, int32_t index) {
             SatAdd(node.required_cost[i + 1], p.required ? p.entry_cost : 0);
         node.required_count[i] = node.required_count[i + 1] + p.required;
         node.min_entry[i] = std::min(node.min_entry[i + 1], p.entry_cost);
-        node.candidates[i] = (uint64_t{1} << i) |
-                             (p.required ? 0 : node.candidates[i + 1]);
+        node.candidates[i] =
+            (uint64_t{1} << i) | (p.required ? 0 : node.candidates[i + 1]);
       }
       node.min_len = node.min_top = SatAdd(1, node.AfterOpenCost(0));
       break;

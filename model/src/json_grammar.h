@@ -20,8 +20,8 @@ namespace lorad::model::json_internal {
 inline constexpr int kMaxWhitespaceRun = 8;   // bytes between two tokens
 inline constexpr int kMaxIntegerDigits = 15;  // also the fraction's
 inline constexpr int kMaxExponentDigits = 2;
-inline constexpr int kMaxAnyDepth = 16;       // frames, for untyped values
-inline constexpr int kMaxProperties = 64;     // per object schema
+inline constexpr int kMaxAnyDepth = 16;    // frames, for untyped values
+inline constexpr int kMaxProperties = 64;  // per object schema
 inline constexpr int64_t kMaxMinBytes = int64_t{1} << 20;
 inline constexpr int64_t kInfinity = int64_t{1} << 40;
 inline constexpr int64_t kUnbounded = int64_t{1} << 40;
@@ -35,10 +35,10 @@ inline int64_t SatMul(int64_t a, int64_t b) {
 }
 
 enum class NodeKind : uint8_t {
-  kAny,      // any JSON value
-  kObject,   // declared properties only, in declared order
+  kAny,     // any JSON value
+  kObject,  // declared properties only, in declared order
   kArray,
-  kString,   // any string
+  kString,  // any string
   kNumber,
   kInteger,
   kLiteral,  // one of a set of serialized values (enum, const, booleans)

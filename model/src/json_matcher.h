@@ -17,10 +17,10 @@ enum class FrameKind : uint8_t {
   kAnyValue,   // a value of any type; becomes the frame its first byte picks
   kAnyObject,  // an object with any keys and values
   kAnyArray,
-  kObject,     // an object schema
-  kArray,      // an array schema
+  kObject,  // an object schema
+  kArray,   // an array schema
   kString,
-  kNumber,     // integer when `flag` is set
+  kNumber,  // integer when `flag` is set
   kLiteral,
 };
 
@@ -29,8 +29,8 @@ struct Frame {
   uint8_t state = 0;
   uint8_t flag = 0;
   int32_t node = -1;
-  int32_t a = 0;  // per kind: next property, item count, digits, ...
-  int32_t b = 0;  // per kind: key byte or chosen property, ...
+  int32_t a = 0;      // per kind: next property, item count, digits, ...
+  int32_t b = 0;      // per kind: key byte or chosen property, ...
   uint64_t mask = 0;  // kObject: the keys still matching
 
   bool operator==(const Frame& o) const {
@@ -47,6 +47,57 @@ struct Thread {
     return whitespace == o.whitespace && frames == o.frames;
   }
 };
+
+// Frame states, per kind (Frame::state).
+enum RootState : uint8_t { kRootExpect, kRootInValue, kRootEnd, kRootDone };
+enum AnyObjectState : uint8_t {
+  kAoFirst,
+  kAoComma,
+  kAoColon,
+  kAoValue,
+  kAoAfter
+};
+enum AnyArrayState : uint8_t { kAaFirst, kAaComma, kAaAfter };
+enum ObjectState : uint8_t {
+  kObjOpen,
+  kObjFirst,
+  kObjComma,
+  kObjKey,
+  kObjColon,
+  kObjValue,
+  kObjAfter
+};
+enum ArrayState : uint8_t { kArrOpen, kArrFirst, kArrComma, kArrAfter };
+enum StringState : uint8_t {
+  kStrOpen,
+  kStrBody,
+  kStrEscape,
+  kStrHex,
+  kStrCont
+};
+enum NumberState : uint8_t {
+  kNumStart,
+  kNumMinus,
+  kNumZero,
+  kNumInt,
+  kNumDot,
+  kNumFrac,
+  kNumE,
+  kNumExpSign,
+  kNumExp
+};
+// The range of the next UTF-8 continuation byte (kStrCont's b).
+enum ContRange : int32_t {
+  kCont80BF,
+  kContA0BF,
+  kCont809F,
+  kCont90BF,
+  kCont808F
+};
+
+inline bool IsJsonWhitespace(uint8_t c) {
+  return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
 
 // At most this many threads are kept (the first ones); more would come
 // only from deeply nested anyOf.
@@ -77,11 +128,19 @@ class Matcher {
   static bool InStringBody(const std::vector<Thread>& threads) {
     if (threads.size() != 1) return false;
     const Frame& top = threads[0].frames.back();
-    return top.kind == FrameKind::kString && top.state == 1;  // kStrBody
+    return top.kind == FrameKind::kString && top.state == kStrBody;
   }
 
  private:
-  enum class Action { kConsumed, kWhitespace, kReject, kDone, kEnded, kAgain, kPush };
+  enum class Action {
+    kConsumed,
+    kWhitespace,
+    kReject,
+    kDone,
+    kEnded,
+    kAgain,
+    kPush
+  };
   bool StepThread(Thread& thread, uint8_t byte, std::vector<Thread>& forks);
   // Feeds `byte` to the top frame; kPush sets *push to the node to open.
   Action Feed(Thread& thread, uint8_t byte, int32_t* push) const;

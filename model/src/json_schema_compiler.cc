@@ -35,16 +35,16 @@ enum KindBit : uint32_t {
 // Keywords that only annotate, and those the subset supports.
 const absl::flat_hash_set<std::string>& Annotations() {
   static const auto* const kSet = new absl::flat_hash_set<std::string>{
-      "description", "title",    "default",  "$schema",   "format",
-      "examples",    "$id",      "$comment", "deprecated", "readOnly",
-      "writeOnly",   "$defs",    "definitions"};
+      "description", "title", "default",    "$schema",    "format",
+      "examples",    "$id",   "$comment",   "deprecated", "readOnly",
+      "writeOnly",   "$defs", "definitions"};
   return *kSet;
 }
 const absl::flat_hash_set<std::string>& Supported() {
   static const auto* const kSet = new absl::flat_hash_set<std::string>{
-      "type",     "properties", "required", "additionalProperties",
-      "items",    "minItems",   "maxItems", "enum",
-      "const",    "anyOf",      "oneOf",    "$ref"};
+      "type",  "properties", "required", "additionalProperties",
+      "items", "minItems",   "maxItems", "enum",
+      "const", "anyOf",      "oneOf",    "$ref"};
   return *kSet;
 }
 
@@ -110,9 +110,9 @@ class Compiler {
     grammar_.root = *root;
     const int64_t shortest = grammar_.nodes[*root].min_top;
     if (shortest > kMaxMinBytes) {
-      return Error("", absl::StrCat("its shortest output is ", shortest,
-                                    " bytes, more than the ", kMaxMinBytes,
-                                    " allowed"));
+      return Error(
+          "", absl::StrCat("its shortest output is ", shortest,
+                           " bytes, more than the ", kMaxMinBytes, " allowed"));
     }
     ComputeMaxJump(grammar_);
     return std::move(grammar_);
@@ -167,7 +167,8 @@ class Compiler {
       if (schema.get<bool>()) return grammar_.any_node;
       return Error(pointer, "the schema false matches nothing");
     }
-    if (!schema.is_object()) return Error(pointer, "a schema must be an object");
+    if (!schema.is_object())
+      return Error(pointer, "a schema must be an object");
     std::vector<std::string> constraining;
     for (const auto& [key, value] : schema.items()) {
       if (Annotations().contains(key)) continue;
@@ -180,9 +181,10 @@ class Compiler {
     const auto only = [&](std::string_view keyword) -> absl::Status {
       for (const std::string& other : constraining) {
         if (other != keyword) {
-          return Error(pointer + "/" + Escape(other),
-                       absl::StrCat("\"", other, "\" beside \"", std::string(keyword),
-                                    "\" is not supported"));
+          return Error(
+              pointer + "/" + Escape(other),
+              absl::StrCat("\"", other, "\" beside \"", std::string(keyword),
+                           "\" is not supported"));
         }
       }
       return absl::OkStatus();
@@ -238,8 +240,8 @@ class Compiler {
     } else {
       names.push_back(type);
     }
-    static const char* const kNames[] = {"object", "array",   "string", "number",
-                                         "integer", "boolean", "null"};
+    static const char* const kNames[] = {
+        "object", "array", "string", "number", "integer", "boolean", "null"};
     for (size_t i = 0; i < names.size(); ++i) {
       const std::string at =
           pointer + "/type" + (type.is_array() ? absl::StrCat("/", i) : "");
@@ -265,9 +267,9 @@ class Compiler {
                                const std::vector<std::string>& constraining) {
     for (const std::string& other : constraining) {
       if (other != "enum" && other != "const" && other != "type") {
-        return Error(pointer + "/" + Escape(other),
-                     absl::StrCat("\"", other,
-                                  "\" beside enum/const is not supported"));
+        return Error(
+            pointer + "/" + Escape(other),
+            absl::StrCat("\"", other, "\" beside enum/const is not supported"));
       }
     }
     if (schema.contains("enum") && schema.contains("const")) {
@@ -329,7 +331,8 @@ class Compiler {
     node.kind = NodeKind::kArray;
     absl::StatusOr<int64_t> min = Count(schema, "minItems", pointer, 0);
     if (!min.ok()) return min.status();
-    absl::StatusOr<int64_t> max = Count(schema, "maxItems", pointer, kUnbounded);
+    absl::StatusOr<int64_t> max =
+        Count(schema, "maxItems", pointer, kUnbounded);
     if (!max.ok()) return max.status();
     if (*min > *max) return Error(pointer + "/minItems", "above maxItems");
     node.min_items = *min;
@@ -348,8 +351,8 @@ class Compiler {
     return Add(std::move(node), kArrayBit);
   }
 
-  absl::StatusOr<int32_t> Object(const Json& schema,
-                                 const std::string& pointer, int depth) {
+  absl::StatusOr<int32_t> Object(const Json& schema, const std::string& pointer,
+                                 int depth) {
     if (schema.contains("additionalProperties")) {
       const Json& extra = schema["additionalProperties"];
       if (!extra.is_boolean() && !(extra.is_object() && extra.empty())) {
@@ -397,8 +400,8 @@ class Compiler {
         absl::StatusOr<int32_t> value = Compile(sub, at, depth + 1);
         if (!value.ok()) return value.status();
         p.value = *value;
-        p.required = std::find(required.begin(), required.end(), name) !=
-                     required.end();
+        p.required =
+            std::find(required.begin(), required.end(), name) != required.end();
         node.properties.push_back(std::move(p));
       }
     }
@@ -509,8 +512,7 @@ class Compiler {
       at = &(*at)[name];
     }
     active_.insert(target);
-    absl::StatusOr<int32_t> node =
-        Compile(*at, target.substr(1), depth + 1);
+    absl::StatusOr<int32_t> node = Compile(*at, target.substr(1), depth + 1);
     active_.erase(target);
     if (!node.ok()) return node.status();
     refs_[target] = *node;

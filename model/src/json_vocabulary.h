@@ -39,9 +39,9 @@ class TokenTrie {
   size_t max_length() const { return max_length_; }  // of a token string
 
  private:
-  uint32_t BuildNode(const std::vector<std::pair<std::string_view, int32_t>>&
-                         sorted,
-                     size_t lo, size_t hi, size_t depth);
+  uint32_t BuildNode(
+      const std::vector<std::pair<std::string_view, int32_t>>& sorted,
+      size_t lo, size_t hi, size_t depth);
 
   std::vector<Node> nodes_;
   std::vector<Edge> edges_;

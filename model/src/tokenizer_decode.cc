@@ -215,8 +215,7 @@ std::string Tokenizer::Impl::Decode(std::span<const int32_t> ids,
   return absl::StrJoin(tokens, "");
 }
 
-std::optional<std::string> Tokenizer::TokenBytes(int32_t id,
-                                                 bool first) const {
+std::optional<std::string> Tokenizer::TokenBytes(int32_t id, bool first) const {
   const tokenizer_internal::TokenizerModel& model = impl_->model;
   if (model.added_by_id.contains(id)) return std::nullopt;
   auto it = model.id_to_token.find(id);

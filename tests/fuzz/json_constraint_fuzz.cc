@@ -32,8 +32,8 @@ const Loaded& Load(int which) {
   Loaded& l = cache[which];
   if (!l.factory) {
     auto t = which == 0
-                 ? Tokenizer::FromJson(lorad::model::MakeByteLevelTokenizerJson(),
-                                       "tiny")
+                 ? Tokenizer::FromJson(
+                       lorad::model::MakeByteLevelTokenizerJson(), "tiny")
                  : Tokenizer::FromFile(LORAD_GOLDEN_DIR
                                        "/tokenizer/gpt2.tokenizer.json");
     if (!t.ok()) __builtin_trap();

@@ -125,9 +125,10 @@ void ExpectSchemaValid(const json& cases) {
                            std::to_string(serial++) + ".json";
   std::ofstream(path) << cases.dump();
   const std::string log = path + ".log";
-  const std::string command = python + " " + LORAD_SOURCE_DIR +
-                              "/tests/golden/json_constraint_peer.py validate " +
-                              path + " >" + log + " 2>&1";
+  const std::string command =
+      python + " " + LORAD_SOURCE_DIR +
+      "/tests/golden/json_constraint_peer.py validate " + path + " >" + log +
+      " 2>&1";
   EXPECT_EQ(std::system(command.c_str()), 0) << ReadFile(log).value_or("");
 }
 
@@ -147,15 +148,14 @@ void WalkSchemas(const Tokenizer& tokenizer, int seeds, json* cases) {
         auto constraint = (*factory)->Create("json_schema", schema);
         ASSERT_TRUE(constraint.ok()) << constraint.status();
         const Walk walk = RandomWalk(tokenizer, **constraint, budget, seed);
-        ASSERT_TRUE(walk.complete)
-            << "budget " << budget << " seed " << seed << ": "
-            << json(walk.text);
+        ASSERT_TRUE(walk.complete) << "budget " << budget << " seed " << seed
+                                   << ": " << json(walk.text);
         ASSERT_LE(static_cast<int64_t>(walk.ids.size()), budget);
         EXPECT_EQ(tokenizer.Decode(walk.ids, true), walk.text);
         const json parsed = json::parse(walk.text, nullptr, false);
         ASSERT_FALSE(parsed.is_discarded()) << json(walk.text);
-        cases->push_back({{"schema", json::parse(schema)},
-                          {"output", walk.text}});
+        cases->push_back(
+            {{"schema", json::parse(schema)}, {"output", walk.text}});
       }
     }
   }
@@ -280,7 +280,8 @@ TEST(JsonConstraintTest, UnsupportedSchemasAreRefusedWithThePointer) {
       {R"({"type":"array","minItems":-1})", "/minItems: must be a non-neg"},
       {R"({"enum":[]})", "/enum: enum must be a non-empty list"},
       {R"({"type":"string","enum":[1,2]})", "no value has the schema's type"},
-      {R"({"enum":["a"],"properties":{}})", "/properties: \"properties\" beside"},
+      {R"({"enum":["a"],"properties":{}})",
+       "/properties: \"properties\" beside"},
       {R"({"anyOf":[{"type":"string"}],"type":"string"})",
        "/type: \"type\" beside \"anyOf\""},
       {R"(false)", "matches nothing"},
