@@ -121,6 +121,7 @@ void ExpectSchemaValid(const json& cases) {
     GTEST_SKIP() << "no venv with jsonschema";
   }
   static int serial = 0;
+  std::filesystem::create_directories(testing::TempDir());
   const std::string path = testing::TempDir() + "/json_constraint_cases_" +
                            std::to_string(serial++) + ".json";
   std::ofstream(path) << cases.dump();
