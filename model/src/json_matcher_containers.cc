@@ -120,7 +120,10 @@ Matcher::Action Matcher::FeedObject(Frame& f, uint8_t c, int32_t* push) const {
       for (uint64_t m = f.mask; m != 0; m &= m - 1) {
         const int j = __builtin_ctzll(m);
         const std::string& key = node.properties[j].key_json;
-        if (static_cast<uint8_t>(key[f.b]) == c) kept |= uint64_t{1} << j;
+        if (static_cast<size_t>(f.b) < key.size() &&
+            static_cast<uint8_t>(key[f.b]) == c) {
+          kept |= uint64_t{1} << j;
+        }
       }
       if (kept == 0) return Action::kReject;
       f.mask = kept;
