@@ -162,6 +162,67 @@ void WalkSchemas(const Tokenizer& tokenizer, int seeds, json* cases) {
   }
 }
 
+// Whether `text` is well-formed UTF-8 (what Decode leaves as it is).
+bool IsValidUtf8(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<uint8_t>(text[i]);
+    const size_t n = c < 0x80                 ? 1
+                     : c >= 0xC2 && c <= 0xDF ? 2
+                     : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4
+                                              : 0;
+    if (n == 0 || i + n > text.size()) return false;
+    const auto c1 = static_cast<uint8_t>(n > 1 ? text[i + 1] : 0x80);
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) ||
+        (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F)) {
+      return false;
+    }
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<uint8_t>(text[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+// Tokenizer::TokenBytes against Decode: pairs of tokens decode to the first
+// one's `first` bytes and the second one's others.
+void ExpectTokenBytesMatchDecode(const Tokenizer& tokenizer) {
+  std::mt19937_64 rng(7);
+  const auto vocab = static_cast<int32_t>(tokenizer.vocab_size());
+  int checked = 0;
+  for (int i = 0; i < 20000 && checked < 3000; ++i) {
+    const std::vector<int32_t> ids = {static_cast<int32_t>(rng() % vocab),
+                                      static_cast<int32_t>(rng() % vocab)};
+    const auto first = tokenizer.TokenBytes(ids[0], true);
+    const auto second = tokenizer.TokenBytes(ids[1], false);
+    if (!first.has_value() || !second.has_value()) continue;  // added
+    const std::string text = *first + *second;
+    if (!IsValidUtf8(text)) continue;  // Decode repairs those
+    EXPECT_EQ(tokenizer.Decode(ids, true), text) << ids[0] << " " << ids[1];
+    ++checked;
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+TEST(JsonConstraintTest, TokenBytesMatchDecode) {
+  ExpectTokenBytesMatchDecode(*Load(MakeByteLevelTokenizerJson()));
+  for (const char* name : {"gpt2", "llama3", "qwen2"}) {
+    SCOPED_TRACE(name);
+    ExpectTokenBytesMatchDecode(*Golden(name));
+  }
+  LORAD_REQUIRE_PEER();
+  for (const char* kind :
+       {"llama2", "metaspace_first", "metaspace_always_split",
+        "metaspace_never", "gemma", "unigram"}) {
+    SCOPED_TRACE(kind);
+    auto tokenizer = Tokenizer::FromFile(tokenizer_peer::Peer().dir + "/" +
+                                         kind + "/tokenizer.json");
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    ExpectTokenBytesMatchDecode(**tokenizer);
+  }
+}
+
 TEST(JsonConstraintTest, JsonObjectWalksParseAsObjectsOnTheTinyTokenizer) {
   auto tokenizer = Load(MakeByteLevelTokenizerJson());
   ASSERT_NE(tokenizer, nullptr);
