@@ -22,7 +22,7 @@ CORE_TESTS=(common_test bounded_json_test dataset_test telemetry_test nf4_test p
   model_inspect_test kernels_nf4_gemv_test
   kernels_lora_test kernels_rmsnorm_test)
 CORE_FUZZ=(dataset_fuzz model_config_fuzz safetensors_fuzz tokenizer_fuzz
-  adapter_config_fuzz jinja_fuzz)
+  adapter_config_fuzz jinja_fuzz json_constraint_fuzz)
 # -O1 and line tables only: the build is what costs here, and sanitizer
 # reports still name files and lines.
 SAN="-O1 -gline-tables-only -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"

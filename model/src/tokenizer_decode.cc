@@ -215,6 +215,71 @@ std::string Tokenizer::Impl::Decode(std::span<const int32_t> ids,
   return absl::StrJoin(tokens, "");
 }
 
+std::optional<std::string> Tokenizer::TokenBytes(int32_t id, bool first) const {
+  const tokenizer_internal::TokenizerModel& model = impl_->model;
+  if (model.added_by_id.contains(id)) return std::nullopt;
+  auto it = model.id_to_token.find(id);
+  if (it == model.id_to_token.end()) return std::nullopt;
+  auto same = model.added_by_content.find(it->second);
+  if (same != model.added_by_content.end() &&
+      model.added[same->second].special) {
+    return std::nullopt;
+  }
+  std::string token = it->second;
+  if (!model.decoder.has_value()) return first ? token : " " + token;
+  // After ByteLevel or Fuse the tokens are one string: a later Strip or
+  // Metaspace sees the whole text, whose start is the first token's.
+  bool fused = false;
+  for (const DecoderStep& step : *model.decoder) {
+    switch (step.kind) {
+      case DecoderStep::Kind::kByteLevel: {
+        std::string bytes;
+        bool all_bytes = true;
+        for (size_t pos = 0; pos < token.size() && all_bytes;) {
+          size_t length;
+          std::optional<char32_t> cp = DecodeUtf8(token, pos, &length);
+          std::optional<uint8_t> byte =
+              cp.has_value() ? tokenizer_internal::UnicodeToByte(*cp)
+                             : std::nullopt;
+          all_bytes = byte.has_value();
+          if (all_bytes) bytes.push_back(static_cast<char>(*byte));
+          pos += length;
+        }
+        if (all_bytes) token = std::move(bytes);
+        fused = true;
+        break;
+      }
+      case DecoderStep::Kind::kByteFallback:
+        if (std::optional<uint8_t> byte = ByteToken(token)) {
+          token = std::string(1, static_cast<char>(*byte));
+        }
+        break;
+      case DecoderStep::Kind::kFuse:
+        fused = true;
+        break;
+      case DecoderStep::Kind::kReplace:
+        token = ReplaceAll(token, step.pattern, step.content);
+        break;
+      case DecoderStep::Kind::kStrip:
+        if (!fused) {
+          token = Strip(token, step);
+        } else if (first) {
+          DecoderStep front = step;
+          front.stop = 0;
+          token = Strip(token, front);
+        }
+        break;
+      case DecoderStep::Kind::kMetaspace: {
+        const bool drop =
+            (first || fused) && step.prepend_scheme != PrependScheme::kNever;
+        token = ReplaceAll(token, step.pattern, drop ? "" : " ");
+        break;
+      }
+    }
+  }
+  return token;
+}
+
 StreamDecoder::StreamDecoder(const Tokenizer& tokenizer,
                              bool skip_special_tokens)
     : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {}

@@ -117,6 +117,15 @@ class Tokenizer {
   // Whether `id` is an added token marked special.
   bool IsSpecial(int32_t id) const;
 
+  // The bytes vocabulary token `id` adds to Decode(ids, true) when it is
+  // ids[0] (`first`) or comes after other tokens (not first), before the
+  // U+FFFD repair: a byte-level or "<0xNN>" token may hold part of a UTF-8
+  // character. They differ where the decoder treats the first token apart
+  // (Metaspace drops its "\u2581", Strip cuts the text's first space).
+  // nullopt for added tokens (special or not) and unknown ids. Exact for
+  // every supported decoder when the whole decode is valid UTF-8.
+  std::optional<std::string> TokenBytes(int32_t id, bool first) const;
+
  private:
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
