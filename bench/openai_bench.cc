@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>  // before Asio (Boost 1.74 uses std::exchange unincluded)
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -82,9 +83,11 @@ void GrpcOnce(lorad::testing::Client& client, Tally* tally) {
 // counted from the usage chunk.
 bool HttpOnce(tcp::socket& socket, const std::string& host, bool json_mode,
               Tally* tally) {
-  json body = {{"model", "tiny"},       {"prompt", kPrompt},
+  json body = {{"model", "tiny"},
+               {"prompt", kPrompt},
                {"max_tokens", absl::GetFlag(FLAGS_max_tokens)},
-               {"temperature", 0},      {"stream", true},
+               {"temperature", 0},
+               {"stream", true},
                {"stream_options", {{"include_usage", true}}}};
   if (json_mode) body["response_format"] = {{"type", "json_object"}};
   bhttp::request<bhttp::string_body> req(bhttp::verb::post, "/v1/completions",
@@ -206,13 +209,14 @@ int main(int argc, char** argv) {
       {"summary", "openai_bench"},
       {"http_over_grpc_tokens_per_second",
        sum("http", "tokens_per_second") / sum("grpc", "tokens_per_second")},
-      {"http_over_grpc_ttft_p50", sum("http", "ttft_p50_ms") /
-                                      sum("grpc", "ttft_p50_ms")},
+      {"http_over_grpc_ttft_p50",
+       sum("http", "ttft_p50_ms") / sum("grpc", "ttft_p50_ms")},
       {"json_over_plain_tokens_per_second",
        sum("http_json", "tokens_per_second") /
            sum("http", "tokens_per_second")},
-      {"goals", {{"http_over_grpc_tokens_per_second", ">= 0.95"},
-                 {"json_over_plain_tokens_per_second", ">= 0.9"}}}};
+      {"goals",
+       {{"http_over_grpc_tokens_per_second", ">= 0.95"},
+        {"json_over_plain_tokens_per_second", ">= 0.9"}}}};
   std::cout << summary.dump() << std::endl;
   return 0;
 }

@@ -150,6 +150,19 @@ TEST_F(OpenAiApiTest, BadRequestsGetTheApisErrorStatusesAndTheDaemonServes) {
       << out["422"];
 }
 
+TEST_F(OpenAiApiTest, JsonModeAlwaysParsesAndSchemasAreAlwaysMatched) {
+  nlohmann::json out = RunScenario({"json", base_url_, kAdmin});
+  ASSERT_TRUE(out.is_object());
+  EXPECT_EQ(out["objects"], 50);
+  EXPECT_EQ(out["schemas"], 20);
+}
+
+TEST_F(OpenAiApiTest, LogprobsAndPenaltiesInBothShapes) {
+  nlohmann::json out = RunScenario({"logprobs", base_url_, kAdmin});
+  ASSERT_TRUE(out.is_object());
+  EXPECT_FALSE(out["tokens"].empty());
+}
+
 TEST_F(OpenAiApiTest, CurlStreamsServerSentEventsEndingInDone) {
   CommandResult r = RunCommand(
       absl::StrCat("curl -sN --max-time 120 -H 'Authorization: Bearer ", kAdmin,

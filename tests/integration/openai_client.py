@@ -197,6 +197,100 @@ def finetune(base_url, token, train_file):
             "text": reply.choices[0].message.content, "409": e.body["message"]}
 
 
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "color": {"enum": ["red", "green", "blue"]},
+        "size": {"type": "object",
+                 "properties": {"w": {"type": "integer"},
+                                "h": {"type": "number"}},
+                 "required": ["w", "h"]},
+        "tags": {"type": "array", "items": {"type": "string"},
+                 "maxItems": 3},
+        "ok": {"type": "boolean"},
+    },
+    "required": ["name", "color", "size", "tags", "ok"],
+    "additionalProperties": False,
+}
+
+
+def json_mode(base_url, token):
+    import jsonschema
+    c = client(base_url, token)
+    results, errors = [], []
+
+    def one(i, schema):
+        try:
+            fmt = ({"type": "json_schema", "json_schema": {
+                "name": "thing", "schema": SCHEMA, "strict": True}}
+                if schema else {"type": "json_object"})
+            r = c.chat.completions.create(
+                model="tiny", temperature=1, seed=i, max_tokens=120,
+                messages=[{"role": "user", "content": f"Item {i} as JSON"}],
+                response_format=fmt)
+            text = r.choices[0].message.content
+            assert r.choices[0].finish_reason == "stop", (i, text)
+            value = json.loads(text)
+            assert isinstance(value, dict), (i, text)
+            if schema:
+                jsonschema.validate(value, SCHEMA)
+            results.append((schema, r.usage.completion_tokens))
+        except Exception as e:  # reported below
+            errors.append(f"{'schema' if schema else 'object'} {i}: {e!r}")
+
+    for schema, count in ((False, 50), (True, 20)):
+        for start in range(0, count, 10):
+            threads = [threading.Thread(target=one, args=(i, schema))
+                       for i in range(start, min(count, start + 10))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    assert not errors, errors
+    e = expect(400, lambda: c.chat.completions.create(
+        model="tiny", messages=MESSAGES, response_format={
+            "type": "json_schema", "json_schema": {"name": "x", "schema": {
+                "type": "string", "pattern": "a+"}}}))
+    assert "pattern" in e.body["message"], e.body
+    return {"objects": sum(1 for s, _ in results if not s),
+            "schemas": sum(1 for s, _ in results if s),
+            "refused": e.body["message"]}
+
+
+def logprobs(base_url, token):
+    c = client(base_url, token)
+    r = c.chat.completions.create(model="tiny", messages=MESSAGES,
+                                  temperature=0, max_tokens=6, logprobs=True,
+                                  top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens, content
+    for entry in content:
+        tops = [t.logprob for t in entry.top_logprobs]
+        assert len(tops) == 3 and tops == sorted(tops, reverse=True), tops
+        assert entry.logprob <= 0 and abs(entry.logprob - tops[0]) < 1e-6
+        assert entry.top_logprobs[0].token == entry.token  # greedy
+    # A token may end inside a character: its bytes, joined, are the text.
+    joined = b"".join(bytes(e.bytes) for e in content)
+    assert joined.decode("utf-8", "replace") == r.choices[0].message.content
+    comp = c.completions.create(model="tiny", prompt="Adapters are",
+                                max_tokens=5, temperature=0, logprobs=2)
+    lp = comp.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == 5, lp
+    assert all(len(t) <= 2 for t in lp.top_logprobs), lp
+    assert lp.text_offset[0] == 0
+    # Penalties are accepted and change a greedy answer's tokens or not, but
+    # never fail; out of range they are a 400 naming the field.
+    c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0,
+                              max_tokens=4, presence_penalty=1.5,
+                              frequency_penalty=0.5)
+    e = expect(400, lambda: c.chat.completions.create(
+        model="tiny", messages=MESSAGES, frequency_penalty=3))
+    assert e.body["param"] == "frequency_penalty", e.body
+    return {"tokens": [e.token for e in content],
+            "logprobs": [e.logprob for e in content]}
+
+
 def ratelimit(base_url, token):
     status = None
     for _ in range(20):
@@ -218,6 +312,10 @@ def main():
         out = errors(base_url, token, sys.argv[4], sys.argv[5])
     elif cmd == "finetune":
         out = finetune(base_url, token, sys.argv[4])
+    elif cmd == "json":
+        out = json_mode(base_url, token)
+    elif cmd == "logprobs":
+        out = logprobs(base_url, token)
     elif cmd == "ratelimit":
         out = ratelimit(base_url, token)
     else:

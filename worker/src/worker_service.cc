@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lorad/model/json_constraint.h"
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/device_memory.h"
 
@@ -308,6 +309,23 @@ absl::StatusOr<WorkerServiceImpl::Served*> WorkerServiceImpl::GetServed(
   EngineOptions engine;
   engine.max_batch = options_.max_batch;
   engine.turns = &turns_;
+  // JSON mode: one factory per model (its vocabulary's bytes in tries),
+  // built now; a vocabulary it cannot serve refuses JSON requests only.
+  auto factory =
+      model::JsonConstraintFactory::Create(served->model->tokenizer());
+  std::shared_ptr<const model::JsonConstraintFactory> json;
+  absl::Status json_status = factory.status();
+  if (factory.ok()) json = std::move(*factory);
+  engine.make_constraint =
+      [json, json_status](const lorad::worker::v1::ResponseFormat& format)
+      -> absl::StatusOr<std::unique_ptr<model::TokenConstraint>> {
+    if (json == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "response_format ", format.type(),
+          " is not available for this model: ", json_status.message()));
+    }
+    return json->Create(format.type(), format.json_schema());
+  };
   served->engine = std::make_unique<Engine>(served->model.get(), engine);
   Served* ptr = served.get();
   models_[key] = std::move(served);

@@ -295,27 +295,19 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
 }
 
 std::string DecodeState::TokenText(int32_t token,
-                                   const std::string& before) const {
-  const model::Tokenizer& tokenizer = model_.tokenizer();
-  if (last_ >= 0) {
-    // After the last token, as the output text has it (a SentencePiece
-    // word's leading space, which a token decoded alone would lose).
-    const std::vector<int32_t> pair = {last_, token};
-    std::string both = tokenizer.Decode(pair, /*skip_special_tokens=*/true);
-    if (both.compare(0, before.size(), before) == 0) {
-      return both.substr(before.size());
-    }
-  }
-  return tokenizer.Decode(std::vector<int32_t>{token},
-                          /*skip_special_tokens=*/true);
+                                   const std::string& /*before*/) const {
+  // The bytes the token adds to the output (the first token's as a first
+  // token: a SentencePiece word's space dropped), raw even when the token
+  // ends inside a UTF-8 character, as the API's "bytes" wants them.
+  // Special tokens add nothing.
+  return model_.tokenizer()
+      .TokenBytes(token, /*first=*/generated_.empty())
+      .value_or("");
 }
 
 void DecodeState::FillLogprobs(const torch::Tensor& logprobs, int32_t token,
                                lorad::worker::v1::TokenLogprob* out) const {
-  const std::string before =
-      last_ >= 0 ? model_.tokenizer().Decode(std::vector<int32_t>{last_},
-                                             /*skip_special_tokens=*/true)
-                 : std::string();
+  const std::string before;
   const float* lp = logprobs.data_ptr<float>();
   out->set_token_id(token);
   out->set_token(TokenText(token, before));
