@@ -8,17 +8,19 @@
 //   openai_bench [--clients=8] [--seconds=20] [--rounds=2] [--max_tokens=32]
 #include <algorithm>
 #include <atomic>
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <chrono>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <utility>  // before Asio (Boost 1.74 uses std::exchange unincluded)
+#include <utility>
 #include <vector>
+
+// After <utility>: Boost 1.74's Asio uses std::exchange without including it.
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -130,13 +132,20 @@ bool HttpOnce(tcp::socket& socket, const std::string& host, bool json_mode,
   return parser.get().keep_alive();
 }
 
+// Modes: grpc, http (plain), http_json (every client in JSON mode) and
+// http_mixed (odd clients JSON, even plain; `tally` counts the plain ones
+// only, to compare with http: what JSON rows cost the rows beside them).
 json Round(const std::string& mode, const lorad::testing::DaemonProcess& d) {
   Tally tally;
+  Tally json_rows;
   const auto start = Clock::now();
   const auto end = start + std::chrono::seconds(absl::GetFlag(FLAGS_seconds));
   std::vector<std::thread> threads;
   for (int i = 0; i < absl::GetFlag(FLAGS_clients); ++i) {
-    threads.emplace_back([&] {
+    const bool json_client =
+        mode == "http_json" || (mode == "http_mixed" && i % 2 == 1);
+    Tally* counted = mode == "http_mixed" && json_client ? &json_rows : &tally;
+    threads.emplace_back([&, json_client, counted] {
       if (mode == "grpc") {
         lorad::testing::Client client(d.address());
         while (Clock::now() < end) GrpcOnce(client, &tally);
@@ -154,11 +163,11 @@ json Round(const std::string& mode, const lorad::testing::DaemonProcess& d) {
             resolver.resolve(addr.substr(0, colon), addr.substr(colon + 1), ec),
             ec);
         if (ec) {
-          tally.Add(false, 0, -1);
+          counted->Add(false, 0, -1);
           continue;
         }
         while (Clock::now() < end &&
-               HttpOnce(socket, addr, mode == "http_json", &tally)) {
+               HttpOnce(socket, addr, json_client, counted)) {
         }
       }
     });
@@ -172,7 +181,8 @@ json Round(const std::string& mode, const lorad::testing::DaemonProcess& d) {
           {"failures", tally.failures},
           {"tokens_per_second", tally.tokens / wall},
           {"ttft_p50_ms", lorad::bench::Percentile(tally.ttft, 0.5) * 1e3},
-          {"ttft_p99_ms", lorad::bench::Percentile(tally.ttft, 0.99) * 1e3}};
+          {"ttft_p99_ms", lorad::bench::Percentile(tally.ttft, 0.99) * 1e3},
+          {"json_rows_tokens_per_second", json_rows.tokens / wall}};
 }
 
 }  // namespace
@@ -193,7 +203,7 @@ int main(int argc, char** argv) {
   GrpcOnce(warm, &ignored);  // the worker loads the model
   std::map<std::string, std::vector<json>> runs;
   for (int r = 0; r < absl::GetFlag(FLAGS_rounds); ++r) {
-    for (const std::string mode : {"grpc", "http", "http_json"}) {
+    for (const std::string mode : {"grpc", "http", "http_json", "http_mixed"}) {
       json row = Round(mode, **daemon);
       row["round"] = r;
       std::cout << row.dump() << std::endl;

@@ -152,5 +152,49 @@ TEST(TlsTest, ServerOnlyTlsWithTokens) {
   EXPECT_NE(RunCommand(curl + "-u rita:tok-r " + plain).output, "200");
 }
 
+// The OpenAI-compatible HTTP API is served with the same certificate and
+// the same client-certificate rule; with no worker, readiness and
+// generation answer 503 with Retry-After.
+TEST(TlsTest, HttpApiSharesTheCertificatesAndSays503WithoutAWorker) {
+  if (RunCommand("openssl version").exit_code != 0) {
+    GTEST_SKIP() << "no openssl CLI";
+  }
+  TempDir dir;
+  MakeCertificates(dir.path());
+  const std::string& d = dir.path();
+  auto daemon = StartLogged(
+      d + "/data",
+      {"--worker_binary=/nonexistent", "--tls_cert=" + d + "/server.pem",
+       "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem"},
+      d + "/lorad.log");
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::string url = "https://" + (*daemon)->http_address();
+  const std::string with_cert =
+      absl::StrCat("curl -s -i --max-time 60 --cacert ", d, "/ca.pem --cert ",
+                   d, "/client.pem --key ", d, "/client.key ");
+  CommandResult health = RunCommand(with_cert + url + "/health");
+  EXPECT_EQ(health.exit_code, 0) << health.output;
+  EXPECT_NE(health.output.find("200"), std::string::npos) << health.output;
+  CommandResult no_cert = RunCommand(absl::StrCat(
+      "curl -s --max-time 60 --cacert ", d, "/ca.pem ", url, "/health"));
+  EXPECT_NE(no_cert.exit_code, 0) << no_cert.output;
+  CommandResult plain = RunCommand(absl::StrCat(
+      "curl -s --max-time 60 http://", (*daemon)->http_address(), "/health"));
+  EXPECT_EQ(plain.output.find("\"ok\""), std::string::npos) << plain.output;
+
+  CommandResult ready = RunCommand(with_cert + url + "/ready");
+  EXPECT_NE(ready.output.find("HTTP/1.1 503"), std::string::npos)
+      << ready.output;
+  CommandResult chat =
+      RunCommand(with_cert + url +
+                 "/v1/chat/completions -d '{\"model\":\"tiny\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}'");
+  EXPECT_NE(chat.output.find("HTTP/1.1 503"), std::string::npos) << chat.output;
+  EXPECT_NE(chat.output.find("Retry-After:"), std::string::npos) << chat.output;
+  EXPECT_NE(chat.output.find("\"type\":\"service_unavailable_error\""),
+            std::string::npos)
+      << chat.output;
+}
+
 }  // namespace
 }  // namespace lorad::testing

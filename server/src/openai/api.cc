@@ -1,6 +1,8 @@
 #include "openai/api.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "lorad/common/bounded_json.h"
 
 namespace lorad::server::openai {
 
@@ -41,6 +43,23 @@ http::Response Json(int status, const std::string& body) {
   r.status = status;
   r.body = body;
   return r;
+}
+
+std::optional<nlohmann::json> ParseBody(const http::Request& request,
+                                        http::Response* error) {
+  // Schemas nest; bodies may be as large as the server lets them be.
+  constexpr JsonLimits kLimits{size_t{64} << 20, 64, int64_t{1} << 21};
+  auto body = ParseBoundedJson(request.body, kLimits);
+  if (!body.ok()) {
+    *error =
+        Error(400, absl::StrCat("the request body: ", body.status().message()));
+    return std::nullopt;
+  }
+  if (!body->is_object()) {
+    *error = Error(400, "the request body must be a JSON object");
+    return std::nullopt;
+  }
+  return *std::move(body);
 }
 
 void OpenAiApi::Handle(http::Request request,

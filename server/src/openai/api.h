@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -110,6 +112,10 @@ class OpenAiApi {
 
 // JSON helpers shared by the routes.
 http::Response Json(int status, const std::string& body);
+// A request body as a JSON object, checked against bounds (depth, values)
+// before it is built; nullopt with the 400 to answer in `error`.
+std::optional<nlohmann::json> ParseBody(const http::Request& request,
+                                        http::Response* error);
 
 }  // namespace lorad::server::openai
 

@@ -330,13 +330,14 @@ void GenerateCall::OnDone(const grpc::Status& status) {
 
 void HandleCompletions(ApiContext& api, const http::Request& request,
                        std::shared_ptr<http::Reply> reply, bool chat) {
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) {
-    reply->Send(Error(400, "the request body is not valid JSON"));
+  http::Response error;
+  std::optional<json> body = ParseBody(request, &error);
+  if (!body.has_value()) {
+    reply->Send(std::move(error));
     return;
   }
   GenerationPlan plan;
-  if (auto bad = ParseGeneration(body, chat, api.options().base_model,
+  if (auto bad = ParseGeneration(*body, chat, api.options().base_model,
                                  api.options().max_choices, &plan)) {
     reply->Send(*std::move(bad));
     return;

@@ -73,14 +73,15 @@ void SendJob(const std::shared_ptr<http::Reply>& reply,
 
 void Create(ApiContext& api, const http::Request& request,
             std::shared_ptr<http::Reply> reply) {
-  json body = json::parse(request.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
-    reply->Send(Error(400, "the request body must be a JSON object"));
+  http::Response error;
+  std::optional<json> body = ParseBody(request, &error);
+  if (!body.has_value()) {
+    reply->Send(std::move(error));
     return;
   }
   v1::CreateFineTuneJobRequest create;
   std::string message, param;
-  if (!ReadCreateJob(body, api.options().base_model, &create, &message,
+  if (!ReadCreateJob(*body, api.options().base_model, &create, &message,
                      &param)) {
     reply->Send(Error(400, message, param));
     return;
