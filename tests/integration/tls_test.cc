@@ -154,7 +154,7 @@ TEST(TlsTest, ServerOnlyTlsWithTokens) {
 
 // The OpenAI-compatible HTTP API is served with the same certificate and
 // the same client-certificate rule; with no worker, readiness and
-// generation answer 503 with Retry-After.
+// generation (the worker cannot start) answer 503 with Retry-After.
 TEST(TlsTest, HttpApiSharesTheCertificatesAndSays503WithoutAWorker) {
   if (RunCommand("openssl version").exit_code != 0) {
     GTEST_SKIP() << "no openssl CLI";
@@ -162,9 +162,10 @@ TEST(TlsTest, HttpApiSharesTheCertificatesAndSays503WithoutAWorker) {
   TempDir dir;
   MakeCertificates(dir.path());
   const std::string& d = dir.path();
+  // A worker that exits at once: lorad serves, the worker never gets ready.
   auto daemon = StartLogged(
       d + "/data",
-      {"--worker_binary=/nonexistent", "--tls_cert=" + d + "/server.pem",
+      {"--worker_binary=/bin/false", "--tls_cert=" + d + "/server.pem",
        "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem"},
       d + "/lorad.log");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
