@@ -91,7 +91,19 @@ bool HttpOnce(tcp::socket& socket, const std::string& host, bool json_mode,
                {"temperature", 0},
                {"stream", true},
                {"stream_options", {{"include_usage", true}}}};
-  if (json_mode) body["response_format"] = {{"type", "json_object"}};
+  // JSON mode with a schema whose string a random model fills until the
+  // constraint steers it closed near max_tokens: answers as long as the
+  // plain ones, so tokens/s compares decoding, not request overhead.
+  if (json_mode) {
+    body["response_format"] = {
+        {"type", "json_schema"},
+        {"json_schema",
+         {{"name", "answer"},
+          {"schema",
+           {{"type", "object"},
+            {"properties", {{"text", {{"type", "string"}}}}},
+            {"required", {"text"}}}}}}};
+  }
   bhttp::request<bhttp::string_body> req(bhttp::verb::post, "/v1/completions",
                                          11);
   req.set(bhttp::field::host, host);
@@ -113,7 +125,7 @@ bool HttpOnce(tcp::socket& socket, const std::string& host, bool json_mode,
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof(chunk);
-    bhttp::read(socket, buffer, parser, ec);
+    bhttp::read_some(socket, buffer, parser, ec);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) return false;
     const size_t got = sizeof(chunk) - parser.get().body().size;
@@ -182,6 +194,10 @@ json Round(const std::string& mode, const lorad::testing::DaemonProcess& d) {
           {"tokens_per_second", tally.tokens / wall},
           {"ttft_p50_ms", lorad::bench::Percentile(tally.ttft, 0.5) * 1e3},
           {"ttft_p99_ms", lorad::bench::Percentile(tally.ttft, 0.99) * 1e3},
+          {"tokens_per_request", tally.requests > 0
+                                     ? static_cast<double>(tally.tokens) /
+                                           static_cast<double>(tally.requests)
+                                     : 0.0},
           {"json_rows_tokens_per_second", json_rows.tokens / wall}};
 }
 
@@ -224,6 +240,9 @@ int main(int argc, char** argv) {
       {"json_over_plain_tokens_per_second",
        sum("http_json", "tokens_per_second") /
            sum("http", "tokens_per_second")},
+      {"plain_beside_json_over_plain_alone_tokens_per_second",
+       sum("http_mixed", "tokens_per_second") /
+           (sum("http", "tokens_per_second") / 2)},
       {"goals",
        {{"http_over_grpc_tokens_per_second", ">= 0.95"},
         {"json_over_plain_tokens_per_second", ">= 0.9"}}}};

@@ -467,6 +467,10 @@ void HttpServer::Impl::Accept() {
       net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted) return;
         if (!ec) {
+          // Events are small writes that must leave at once (no Nagle
+          // wait for the previous one's ACK).
+          beast::error_code nec;
+          socket.set_option(tcp::no_delay(true), nec);
           if (connections.fetch_add(1) >= options.max_connections) {
             // Over the bound: a short 503 written synchronously on this
             // I/O thread (a few bytes into an empty socket buffer).
