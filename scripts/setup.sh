@@ -30,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
   PY=python3
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c 'import torch, transformers, peft, safetensors, tokenizers, bitsandbytes, trl, jsonschema' 2>/dev/null; then
+if ! .venv/bin/python -c 'import torch, transformers, peft, safetensors, tokenizers, bitsandbytes, trl, jsonschema, openai' 2>/dev/null; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r scripts/requirements.txt
 fi
