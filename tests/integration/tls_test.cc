@@ -51,6 +51,18 @@ grpc::Status List(const std::string& address,
   return stub->List(AuthContext("", absl::Seconds(20)).get(), {}, &response);
 }
 
+// lorad with MakeCertificates' server certificate, requiring client
+// certificates signed by its CA, data and log under `dir`.
+absl::StatusOr<std::unique_ptr<DaemonProcess>> StartMutualTls(
+    const std::string& dir, const std::string& worker) {
+  return StartLogged(
+      dir + "/data",
+      {"--worker_binary=" + worker, "--tls_cert=" + dir + "/server.pem",
+       "--tls_key=" + dir + "/server.key",
+       "--tls_client_ca=" + dir + "/ca.pem"},
+      dir + "/lorad.log");
+}
+
 TEST(TlsTest, MutualTlsAcceptsOnlyClientsWithACertificate) {
   if (RunCommand("openssl version").exit_code != 0) {
     GTEST_SKIP() << "no openssl CLI";
@@ -58,11 +70,7 @@ TEST(TlsTest, MutualTlsAcceptsOnlyClientsWithACertificate) {
   TempDir dir;
   MakeCertificates(dir.path());
   const std::string& d = dir.path();
-  auto daemon = StartLogged(
-      d + "/data",
-      {"--worker_binary=/nonexistent", "--tls_cert=" + d + "/server.pem",
-       "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem"},
-      d + "/lorad.log");
+  auto daemon = StartMutualTls(d, "/nonexistent");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const std::string address = (*daemon)->address();
 
@@ -163,11 +171,7 @@ TEST(TlsTest, HttpApiSharesTheCertificatesAndSays503WithoutAWorker) {
   MakeCertificates(dir.path());
   const std::string& d = dir.path();
   // A worker that exits at once: lorad serves, the worker never gets ready.
-  auto daemon = StartLogged(
-      d + "/data",
-      {"--worker_binary=/bin/false", "--tls_cert=" + d + "/server.pem",
-       "--tls_key=" + d + "/server.key", "--tls_client_ca=" + d + "/ca.pem"},
-      d + "/lorad.log");
+  auto daemon = StartMutualTls(d, "/bin/false");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const std::string url = "https://" + (*daemon)->http_address();
   const std::string with_cert =
