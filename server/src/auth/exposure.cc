@@ -47,10 +47,13 @@ absl::Status CheckExposure(const DaemonOptions& options) {
     return absl::OkStatus();
   }
   // The HTTP API is the same API: the same rule.
-  const std::string& exposed =
-      !IsLoopback(options.address) ? options.address : options.http_address;
-  if (IsLoopback(options.address) &&
-      (options.http_address.empty() || IsLoopback(options.http_address))) {
+  std::string exposed;
+  if (!IsLoopback(options.address)) {
+    exposed = options.address;
+  } else if (!options.http_address.empty() &&
+             !IsLoopback(options.http_address)) {
+    exposed = options.http_address;
+  } else {
     return absl::OkStatus();
   }
   return absl::FailedPreconditionError(absl::StrCat(

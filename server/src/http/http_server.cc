@@ -331,7 +331,6 @@ class Session final : public SessionBase {
     auto ep = Tcp().socket().remote_endpoint(pec);
     if (!pec) req.peer = absl::StrCat(ep.address().to_string(), ":", ep.port());
     keep_alive_ = msg.keep_alive();
-    answering_ = true;
     // Nothing else holds the connection while the handler works.
     self_ = Self();
     auto reply = std::make_shared<ReplyImpl>(server_->shared, weak_from_this(),
@@ -343,7 +342,6 @@ class Session final : public SessionBase {
   // closes (its input can no longer be trusted).
   void Fail(int status, absl::string_view message, absl::string_view type) {
     keep_alive_ = false;
-    answering_ = true;
     bhttp::response<bhttp::empty_body> h;
     h.version(11);
     h.result(static_cast<unsigned>(status));
@@ -368,7 +366,6 @@ class Session final : public SessionBase {
     if (done.written) done.written(!ec);
     if (ec) return Close();
     if (done.last) {
-      answering_ = false;
       auto keep = std::move(self_);
       if (drain_) return Drain(0);
       if (!keep_alive_) return Shutdown();
@@ -430,7 +427,6 @@ class Session final : public SessionBase {
   bool writing_ = false;
   bool closed_ = false;
   bool keep_alive_ = true;
-  bool answering_ = false;
   bool first_request_ = true;
   bool drain_ = false;
   std::string scratch_;

@@ -87,7 +87,7 @@ void OpenAiApi::Handle(http::Request request,
                              path == "/v1/chat/completions");
   }
   if (path == "/v1/files" || absl::StartsWith(path, "/v1/files/")) {
-    return HandleFiles(api_, request, std::move(reply));
+    return HandleFiles(api_, std::move(request), std::move(reply));
   }
   if (path == "/v1/fine_tuning/jobs" ||
       absl::StartsWith(path, "/v1/fine_tuning/jobs/")) {

@@ -94,7 +94,8 @@ void HandleModels(ApiContext& api, const http::Request& request,
                   std::shared_ptr<http::Reply> reply);
 void HandleCompletions(ApiContext& api, const http::Request& request,
                        std::shared_ptr<http::Reply> reply, bool chat);
-void HandleFiles(ApiContext& api, const http::Request& request,
+// Takes the request over: an upload's body is streamed from it.
+void HandleFiles(ApiContext& api, http::Request request,
                  std::shared_ptr<http::Reply> reply);
 void HandleFineTuning(ApiContext& api, const http::Request& request,
                       std::shared_ptr<http::Reply> reply);

@@ -175,9 +175,10 @@ class Completion : public std::enable_shared_from_this<Completion> {
     if (start) reply_->StartEvents();
   }
 
+  // For the whole answer only: a streamed one sends them per event.
   void AppendLogprobs(Choice& c, const v1::GenerateResponse& m)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!plan_.logprobs) return;
+    if (!plan_.logprobs || plan_.stream) return;
     if (plan_.chat) {
       for (json& entry : ChatLogprobs(m))
         c.logprobs.push_back(std::move(entry));

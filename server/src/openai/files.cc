@@ -27,18 +27,18 @@ json FileObject(const v1::Dataset& d) {
 class UploadCall final
     : public grpc::ClientWriteReactor<v1::UploadDatasetRequest> {
  public:
-  UploadCall(ApiContext& api, const http::Request& request,
+  // Sends request.body[offset, offset + size), taking the body over.
+  UploadCall(ApiContext& api, http::Request request,
              std::shared_ptr<http::Reply> reply, std::string filename,
-             absl::string_view data)
+             size_t offset, size_t size)
       : api_(api),
         reply_(std::move(reply)),
-        body_(request.body),  // keeps `data` valid
-        offset_(static_cast<size_t>(data.data() - request.body.data())),
-        end_(offset_ + data.size()) {
+        body_(std::move(request.body)),
+        offset_(offset),
+        end_(offset + size) {
     ApiContext::Authorize(request, &context_);
     message_.mutable_header()->set_filename(std::move(filename));
-    message_.mutable_header()->set_size_bytes(
-        static_cast<int64_t>(data.size()));
+    message_.mutable_header()->set_size_bytes(static_cast<int64_t>(size));
   }
 
   void Start() {
@@ -86,7 +86,7 @@ class UploadCall final
   v1::Dataset dataset_;
 };
 
-void Upload(ApiContext& api, const http::Request& request,
+void Upload(ApiContext& api, http::Request request,
             std::shared_ptr<http::Reply> reply) {
   auto parts = ParseMultipart(request.Header("Content-Type"), request.body);
   if (!parts.ok()) {
@@ -112,17 +112,20 @@ void Upload(ApiContext& api, const http::Request& request,
   }
   std::string filename =
       file->filename.empty() ? "upload.jsonl" : file->filename;
-  (new UploadCall(api, request, std::move(reply), std::move(filename),
-                  file->data))
+  const size_t offset =
+      static_cast<size_t>(file->data.data() - request.body.data());
+  const size_t size = file->data.size();
+  (new UploadCall(api, std::move(request), std::move(reply),
+                  std::move(filename), offset, size))
       ->Start();
 }
 
 }  // namespace
 
-void HandleFiles(ApiContext& api, const http::Request& request,
+void HandleFiles(ApiContext& api, http::Request request,
                  std::shared_ptr<http::Reply> reply) {
   if (request.path == "/v1/files" && request.method == "POST") {
-    return Upload(api, request, std::move(reply));
+    return Upload(api, std::move(request), std::move(reply));
   }
   if (request.method != "GET") {
     reply->Send(Error(405, "use GET or POST for " + request.path));

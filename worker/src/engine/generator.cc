@@ -170,7 +170,6 @@ DecodeState::DecodeState(const LlamaModel& model, PreparedRequest prepared,
       prepared_(std::move(prepared)),
       start_(start),
       gen_(at::make_generator<at::CPUGeneratorImpl>(prepared_.request.seed())),
-      last_(prepared_.prompt.empty() ? -1 : prepared_.prompt.back()),
       decoder_(model.tokenizer(), /*skip_special_tokens=*/true) {}
 
 DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
@@ -261,7 +260,6 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
     if (openai_penalties) ++counts_[token];
     step.chunk.add_token_ids(token);
     text_ += decoder_.Add(token);
-    last_ = token;
   }
   step.done = eos || complete || generated() >= prepared_.max_new_tokens;
   // At the end, a character cut short decodes as U+FFFD (as HF does).
@@ -294,12 +292,9 @@ DecodeState::Step DecodeState::Next(const torch::Tensor& device_logits) {
   return step;
 }
 
-std::string DecodeState::TokenText(int32_t token,
-                                   const std::string& /*before*/) const {
-  // The bytes the token adds to the output (the first token's as a first
-  // token: a SentencePiece word's space dropped), raw even when the token
-  // ends inside a UTF-8 character, as the API's "bytes" wants them.
-  // Special tokens add nothing.
+std::string DecodeState::TokenBytes(int32_t token) const {
+  // The output is decoded apart from the prompt, so the first generated
+  // token adds its first-token bytes (a SentencePiece word's space dropped).
   return model_.tokenizer()
       .TokenBytes(token, /*first=*/generated_.empty())
       .value_or("");
@@ -307,10 +302,9 @@ std::string DecodeState::TokenText(int32_t token,
 
 void DecodeState::FillLogprobs(const torch::Tensor& logprobs, int32_t token,
                                lorad::worker::v1::TokenLogprob* out) const {
-  const std::string before;
   const float* lp = logprobs.data_ptr<float>();
   out->set_token_id(token);
-  out->set_token(TokenText(token, before));
+  out->set_token(TokenBytes(token));
   out->set_logprob(lp[token]);
   const int64_t k =
       std::min<int64_t>(prepared_.request.top_logprobs(), logprobs.size(-1));
@@ -323,7 +317,7 @@ void DecodeState::FillLogprobs(const torch::Tensor& logprobs, int32_t token,
     if (!std::isfinite(top_lp[i])) break;
     auto* entry = out->add_top_logprobs();
     entry->set_token_id(static_cast<int32_t>(top_ids[i]));
-    entry->set_token(TokenText(static_cast<int32_t>(top_ids[i]), before));
+    entry->set_token(TokenBytes(static_cast<int32_t>(top_ids[i])));
     entry->set_logprob(top_lp[i]);
   }
 }

@@ -93,14 +93,13 @@ class DecodeState {
   Clock::time_point start_;
   at::Generator gen_;
   std::vector<int32_t> generated_;
-  int32_t last_ = -1;  // the last token fed to the model
   // Fills `out` (a TokenLogprob) for `token` from `logprobs` (log_softmax
   // of the step's final logits).
   void FillLogprobs(const torch::Tensor& logprobs, int32_t token,
                     lorad::worker::v1::TokenLogprob* out) const;
-  // `token`'s text as it would follow the last token fed to the model
-  // (`before` is that token decoded alone).
-  std::string TokenText(int32_t token, const std::string& before) const;
+  // The bytes `token` adds to the output: raw even when it ends inside a
+  // UTF-8 character (the API's "bytes"); "" for special tokens.
+  std::string TokenBytes(int32_t token) const;
 
   // Times each id was generated (kept only with presence/frequency).
   std::unordered_map<int32_t, int32_t> counts_;
