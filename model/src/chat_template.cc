@@ -183,18 +183,9 @@ absl::StatusOr<ChatTemplate> ChatTemplate::Load(const std::string& dir) {
   return t;
 }
 
-ChatTemplate ChatTemplate::FromModelDir(const std::string& dir) {
-  auto t = Load(dir);
-  if (t.ok()) return *std::move(t);
-  ChatTemplate broken;
-  broken.load_status = t.status();
-  return broken;
-}
-
 absl::StatusOr<std::string> RenderChatMessages(
     const ChatTemplate& tmpl, const nlohmann::ordered_json& messages,
     const ChatRenderOptions& options) {
-  LORAD_RETURN_IF_ERROR(tmpl.load_status);
   if (!messages.is_array() || messages.empty()) {
     return absl::InvalidArgumentError("messages is empty");
   }

@@ -48,6 +48,10 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(
     const std::string p = absl::StrCat("model.layers.", i, ".");
     out.push_back({p + "input_layernorm.weight", {c.hidden_size}});
     out.push_back({p + "post_attention_layernorm.weight", {c.hidden_size}});
+    if (c.gemma) {
+      out.push_back({p + "pre_feedforward_layernorm.weight", {c.hidden_size}});
+      out.push_back({p + "post_feedforward_layernorm.weight", {c.hidden_size}});
+    }
     if (c.qk_norm) {
       out.push_back({p + "self_attn.q_norm.weight", {c.head_dim}});
       out.push_back({p + "self_attn.k_norm.weight", {c.head_dim}});
@@ -173,6 +177,19 @@ json InspectModelDir(const std::string& dir) {
       m["sliding_window"] = c.sliding_window;
       m["declared_context"] = c.declared_max_position_embeddings;
     }
+    if (!c.sliding_layers.empty()) {
+      int64_t sliding = 0;
+      for (bool b : c.sliding_layers) sliding += b ? 1 : 0;
+      m["sliding_layers"] = sliding;
+    }
+    m["activation"] = c.activation;
+    if (c.attn_logit_softcapping > 0) {
+      m["attn_logit_softcapping"] = c.attn_logit_softcapping;
+    }
+    if (c.final_logit_softcapping > 0) {
+      m["final_logit_softcapping"] = c.final_logit_softcapping;
+    }
+    if (c.local_rope_theta > 0) m["local_rope_theta"] = c.local_rope_theta;
     m["rope_theta"] = c.rope_theta;
     m["rope_scaling"] =
         c.rope_scaling.type.empty() ? "none" : c.rope_scaling.type;
@@ -251,13 +268,29 @@ std::string FormatInspection(const json& report) {
              m["attention_heads"].get<int64_t>(), m["kv_heads"].get<int64_t>(),
              m["head_dim"].get<int64_t>()));
     std::string context = absl::StrCat(m["context"].get<int64_t>(), " tokens");
-    if (m.contains("sliding_window")) {
+    if (m.contains("sliding_layers")) {
+      absl::StrAppend(&context, "; ", m["sliding_layers"].get<int64_t>(),
+                      " layers attend within a window of ",
+                      m["sliding_window"].get<int64_t>());
+    } else if (m.contains("sliding_window")) {
       absl::StrAppend(&context, " (sliding window; the model declares ",
                       m["declared_context"].get<int64_t>(), ")");
     }
     line("context", context);
-    line("rope", absl::StrCat("theta ", m["rope_theta"].dump(), ", scaling ",
-                              m["rope_scaling"].get<std::string>()));
+    std::string rope =
+        absl::StrCat("theta ", m["rope_theta"].dump(), ", scaling ",
+                     m["rope_scaling"].get<std::string>());
+    if (m.contains("local_rope_theta")) {
+      absl::StrAppend(&rope, "; sliding layers theta ",
+                      m["local_rope_theta"].dump());
+    }
+    line("rope", rope);
+    std::string mlp = m["activation"].get<std::string>();
+    for (const char* cap :
+         {"attn_logit_softcapping", "final_logit_softcapping"}) {
+      if (m.contains(cap)) absl::StrAppend(&mlp, ", ", cap, " ", m[cap].dump());
+    }
+    line("activation", mlp);
     line("parameters",
          absl::StrFormat("%.3g (NF4 base %.1f MiB)",
                          static_cast<double>(m["parameters"].get<int64_t>()),

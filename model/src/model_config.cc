@@ -17,7 +17,7 @@ using nlohmann::json;
 
 constexpr char kSupported[] =
     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
-    "Qwen3ForCausalLM";
+    "Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM (text)";
 
 // The largest value any size field may hold. Far above any real model
 // (vocabularies are < 2^20, hidden sizes < 2^16) and small enough that the
@@ -118,6 +118,145 @@ absl::StatusOr<std::vector<int64_t>> EosTokenIds(const json& j,
   return out;
 }
 
+// A float field that may be absent (`fallback`) or null (0: off), as
+// Gemma's soft-capping fields are; an error naming it when negative or not
+// a number.
+absl::StatusOr<double> CapField(const json& j, const char* key,
+                                const std::string& where, double fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if (it->is_null()) return 0.0;
+  if (!it->is_number() || it->get<double>() < 0 ||
+      !std::isfinite(it->get<double>())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": field \"", key,
+                     "\" must be a non-negative number or null, got ",
+                     it->dump().substr(0, 64)));
+  }
+  return it->get<double>();
+}
+
+// Reads one RoPE description ({rope_theta, rope_type|type, factor, ...})
+// into `theta` and `scaling`; InvalidArgument for a type lorad lacks.
+absl::Status ReadRope(const json& rs, const std::string& where,
+                      int64_t max_positions, double& theta,
+                      RopeScaling& scaling) {
+  theta = Optional<double>(rs, "rope_theta", theta);
+  scaling.type = Optional<std::string>(rs, "rope_type",
+                                       Optional<std::string>(rs, "type", ""));
+  if (scaling.type == "default") scaling.type.clear();
+  scaling.factor = Optional<double>(rs, "factor", 1.0);
+  scaling.low_freq_factor = Optional<double>(rs, "low_freq_factor", 1);
+  scaling.high_freq_factor = Optional<double>(rs, "high_freq_factor", 4);
+  LORAD_ASSIGN_OR_RETURN(scaling.original_max_position_embeddings,
+                         OptionalInt(rs, "original_max_position_embeddings",
+                                     where, max_positions, 1, INT32_MAX));
+  const std::string& t = scaling.type;
+  if (!t.empty() && t != "linear" && t != "dynamic" && t != "llama3") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": unsupported rope_scaling type \"", t,
+                     "\" (linear, dynamic and llama3 are)"));
+  }
+  return absl::OkStatus();
+}
+
+// The Gemma 2 / Gemma 3 fields of `c` (architecture already known).
+absl::Status ReadGemma(const json& j, const std::string& where,
+                       ModelConfig& c) {
+  const bool gemma3 = c.architecture == "Gemma3ForCausalLM";
+  c.gemma = true;
+  c.qk_norm = gemma3;
+  c.activation = Optional<std::string>(
+      j, "hidden_activation",
+      Optional<std::string>(j, "hidden_act", "gelu_pytorch_tanh"));
+  if (c.activation != "gelu_pytorch_tanh" && c.activation != "gelu") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": hidden_activation \"", c.activation.substr(0, 64),
+        "\" is not supported (Gemma runs gelu_pytorch_tanh or gelu)"));
+  }
+  if (Optional<bool>(j, "use_bidirectional_attention", false)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where,
+                     ": use_bidirectional_attention is set; lorad runs "
+                     "causal decoders only"));
+  }
+  c.query_pre_attn_scalar = Optional<double>(j, "query_pre_attn_scalar", 256);
+  if (!(c.query_pre_attn_scalar > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": field \"query_pre_attn_scalar\" must be positive"));
+  }
+  LORAD_ASSIGN_OR_RETURN(
+      c.attn_logit_softcapping,
+      CapField(j, "attn_logit_softcapping", where, gemma3 ? 0.0 : 50.0));
+  LORAD_ASSIGN_OR_RETURN(
+      c.final_logit_softcapping,
+      CapField(j, "final_logit_softcapping", where, gemma3 ? 0.0 : 30.0));
+  LORAD_ASSIGN_OR_RETURN(
+      c.sliding_window,
+      OptionalInt(j, "sliding_window", where, 4096, 1, INT32_MAX));
+  // layer_types when written (transformers >= 4.53), else the family's
+  // pattern: Gemma 2 alternates from a sliding first layer; Gemma 3 makes
+  // every sliding_window_pattern-th layer global.
+  c.sliding_layers.assign(c.num_hidden_layers, false);
+  if (auto it = j.find("layer_types"); it != j.end() && !it->is_null()) {
+    if (!it->is_array() ||
+        static_cast<int64_t>(it->size()) != c.num_hidden_layers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": layer_types must list one type per layer (",
+                       c.num_hidden_layers, ")"));
+    }
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      const json& t = (*it)[i];
+      const std::string type = t.is_string() ? t.get<std::string>() : "";
+      if (type != "sliding_attention" && type != "full_attention") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": layer_types[", i, "] must be \"sliding_attention\" or ",
+            "\"full_attention\", got ", t.dump().substr(0, 64)));
+      }
+      c.sliding_layers[i] = type == "sliding_attention";
+    }
+  } else {
+    int64_t pattern = 2;
+    if (gemma3) {
+      const char* key = j.contains("sliding_window_pattern")
+                            ? "sliding_window_pattern"
+                            : "_sliding_window_pattern";
+      LORAD_ASSIGN_OR_RETURN(pattern,
+                             OptionalInt(j, key, where, 6, 1, kMaxLayers));
+    }
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      c.sliding_layers[i] = (i + 1) % pattern != 0;
+    }
+  }
+  if (!gemma3) return absl::OkStatus();
+  // Gemma 3's two RoPEs: transformers 5 writes rope_parameters keyed by
+  // layer type; older files write rope_theta + rope_scaling for the global
+  // layers and rope_local_base_freq for the sliding ones.
+  c.local_rope_theta = Optional<double>(j, "rope_local_base_freq", 10000.0);
+  auto rp = j.find("rope_parameters");
+  if (rp != j.end() && rp->is_object() && rp->contains("full_attention")) {
+    const json& full = (*rp)["full_attention"];
+    if (full.is_object()) {
+      LORAD_RETURN_IF_ERROR(ReadRope(full, where, c.max_position_embeddings,
+                                     c.rope_theta, c.rope_scaling));
+    }
+    if (auto local = rp->find("sliding_attention");
+        local != rp->end() && local->is_object()) {
+      RopeScaling local_scaling;
+      LORAD_RETURN_IF_ERROR(ReadRope(*local, where, c.max_position_embeddings,
+                                     c.local_rope_theta, local_scaling));
+      if (!local_scaling.type.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": rope_parameters.sliding_attention.rope_type \"",
+            local_scaling.type,
+            "\" is not supported (sliding layers rotate "
+            "unscaled)"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
@@ -144,11 +283,15 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
     if (c.model_type == "mistral") c.architecture = "MistralForCausalLM";
     if (c.model_type == "qwen2") c.architecture = "Qwen2ForCausalLM";
     if (c.model_type == "qwen3") c.architecture = "Qwen3ForCausalLM";
+    if (c.model_type == "gemma2") c.architecture = "Gemma2ForCausalLM";
+    if (c.model_type == "gemma3_text") c.architecture = "Gemma3ForCausalLM";
   }
+  const bool gemma = c.architecture == "Gemma2ForCausalLM" ||
+                     c.architecture == "Gemma3ForCausalLM";
   if (c.architecture != "LlamaForCausalLM" &&
       c.architecture != "MistralForCausalLM" &&
       c.architecture != "Qwen2ForCausalLM" &&
-      c.architecture != "Qwen3ForCausalLM") {
+      c.architecture != "Qwen3ForCausalLM" && !gemma) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": unsupported architecture \"",
                      c.architecture.empty() ? c.model_type : c.architecture,
@@ -185,26 +328,10 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   // "rope_parameters" object holding rope_theta and the scaling fields.
   auto rope = j.find("rope_parameters");
   if (rope == j.end() || !rope->is_object()) rope = j.find("rope_scaling");
-  if (rope != j.end() && rope->is_object()) {
-    const json& rs = *rope;
-    c.rope_theta = Optional<double>(rs, "rope_theta", c.rope_theta);
-    c.rope_scaling.type = Optional<std::string>(
-        rs, "rope_type", Optional<std::string>(rs, "type", ""));
-    if (c.rope_scaling.type == "default") c.rope_scaling.type.clear();
-    c.rope_scaling.factor = Optional<double>(rs, "factor", 1.0);
-    c.rope_scaling.low_freq_factor = Optional<double>(rs, "low_freq_factor", 1);
-    c.rope_scaling.high_freq_factor =
-        Optional<double>(rs, "high_freq_factor", 4);
-    LORAD_ASSIGN_OR_RETURN(
-        c.rope_scaling.original_max_position_embeddings,
-        OptionalInt(rs, "original_max_position_embeddings", where,
-                    c.max_position_embeddings, 1, INT32_MAX));
-    const std::string& t = c.rope_scaling.type;
-    if (!t.empty() && t != "linear" && t != "dynamic" && t != "llama3") {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": unsupported rope_scaling type \"", t,
-                       "\" (linear, dynamic and llama3 are)"));
-    }
+  if (rope != j.end() && rope->is_object() &&
+      !rope->contains("full_attention")) {
+    LORAD_RETURN_IF_ERROR(ReadRope(*rope, where, c.max_position_embeddings,
+                                   c.rope_theta, c.rope_scaling));
   }
   if (c.model_type == "qwen2" || c.architecture == "Qwen2ForCausalLM") {
     c.qkv_bias = true;
@@ -213,10 +340,12 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   }
   c.qk_norm = c.architecture == "Qwen3ForCausalLM";
   c.mlp_bias = Optional<bool>(j, "mlp_bias", false);
-  c.tie_word_embeddings = Optional<bool>(j, "tie_word_embeddings", false);
+  c.tie_word_embeddings = Optional<bool>(j, "tie_word_embeddings", gemma);
+  if (gemma) LORAD_RETURN_IF_ERROR(ReadGemma(j, where, c));
   // What lorad cannot run is refused here, naming the field, rather than
   // run wrongly.
   for (const char* key : {"hidden_act", "hidden_activation"}) {
+    if (gemma) break;  // ReadGemma checked the activation
     auto it = j.find(key);
     if (it != j.end() && it->is_string() && it->get<std::string>() != "silu") {
       return absl::InvalidArgumentError(
@@ -241,7 +370,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
   const bool qwen = c.architecture == "Qwen2ForCausalLM" ||
                     c.architecture == "Qwen3ForCausalLM";
   const bool slides = !qwen || Optional<bool>(j, "use_sliding_window", false);
-  if (slides) {
+  if (slides && !gemma) {
     LORAD_ASSIGN_OR_RETURN(
         c.sliding_window,
         OptionalInt(j, "sliding_window", where, 0, 0, INT32_MAX));
@@ -350,7 +479,9 @@ int64_t ModelConfig::NumBlockLinearParameters() const {
 
 int64_t ModelConfig::NumParameters() const {
   int64_t embed = vocab_size * hidden_size;
-  int64_t norms = num_hidden_layers * 2 * hidden_size + hidden_size;
+  int64_t norms =
+      num_hidden_layers * (gemma ? 4 : 2) * hidden_size + hidden_size;
+  if (qk_norm) norms += num_hidden_layers * 2 * head_dim;
   return NumBlockLinearParameters() + norms + embed +
          (tie_word_embeddings ? 0 : embed);
 }

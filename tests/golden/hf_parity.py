@@ -1,9 +1,11 @@
 """Reference outputs from HF transformers and PEFT for lorad's parity tests.
 
   make-model ARCH OUT   write a small random ARCH (llama | qwen2 | qwen3 |
-                        mistral) model to OUT
-                        (config.json + model.safetensors, fp32) and the logits
-                        of INPUT_IDS to OUT/logits.safetensors
+                        mistral | gemma2 | gemma3) model to OUT
+                        (config.json + model.safetensors, fp32) and, to
+                        OUT/logits.safetensors, the logits of INPUT_IDS in
+                        fp32 and with bitsandbytes' NF4 (double-quantized)
+                        block linears, and a greedy continuation
   peft-logits MODEL ADAPTER OUT
                         load MODEL with the PEFT adapter ADAPTER and write
                         its logits of INPUT_IDS to OUT
@@ -49,6 +51,29 @@ def make_model(arch, out):
                                          sliding_window=16,
                                          tie_word_embeddings=False)
         model = transformers.MistralForCausalLM(cfg)
+    elif arch == "gemma2":
+        # A window of 4 inside 12-token rows, so the sliding layer truly
+        # slides; caps low enough that tanh bends the scores and logits.
+        cfg = transformers.Gemma2Config(
+            **common, head_dim=16, query_pre_attn_scalar=24,
+            attn_logit_softcapping=1.0, final_logit_softcapping=0.5,
+            sliding_window=4,
+            layer_types=["sliding_attention", "full_attention"],
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+        model = transformers.Gemma2ForCausalLM(cfg)
+    elif arch == "gemma3":
+        # Per-head q/k norms, a local RoPE base for the sliding layer and a
+        # linearly scaled global one, as in Gemma 3 4B and up.
+        cfg = transformers.Gemma3TextConfig(
+            **common, head_dim=24, query_pre_attn_scalar=32,
+            sliding_window=4,
+            layer_types=["sliding_attention", "full_attention"],
+            rope_parameters={
+                "full_attention": {"rope_type": "linear", "factor": 4.0,
+                                   "rope_theta": 1000000.0},
+                "sliding_attention": {"rope_type": "default",
+                                      "rope_theta": 10000.0}})
+        model = transformers.Gemma3ForCausalLM(cfg)
     else:
         raise SystemExit(f"unknown arch {arch}")
     # Random init of HF leaves norms at 1 and biases at 0; perturb them so
@@ -57,6 +82,10 @@ def make_model(arch, out):
         for name, p in model.named_parameters():
             if name.endswith("norm.weight") or name.endswith(".bias"):
                 p.add_(torch.randn_like(p) * 0.1)
+            # Larger attention scores, so Gemma 2's soft-capping matters.
+            if arch == "gemma2" and (name.endswith("q_proj.weight") or
+                                     name.endswith("k_proj.weight")):
+                p.mul_(8.0)
     model = model.float().eval()
     model.save_pretrained(out, safe_serialization=True)
     with torch.no_grad():
@@ -68,8 +97,24 @@ def make_model(arch, out):
         out_ids = model.generate(prompt, attention_mask=torch.ones_like(prompt),
                                  max_new_tokens=4, do_sample=False)
     save_file({"logits": logits, "input_ids": torch.tensor(INPUT_IDS),
-               "greedy": out_ids[0, prompt.shape[1]:].contiguous()},
+               "greedy": out_ids[0, prompt.shape[1]:].contiguous(),
+               "nf4_logits": nf4_logits(out)},
               f"{out}/logits.safetensors")
+
+
+def nf4_logits(model_dir):
+    """The logits of INPUT_IDS with the block linears quantized by
+    bitsandbytes inside transformers (QLoRA's NF4 + double quantization,
+    fp32 compute), on the CPU."""
+    import transformers
+    q = transformers.BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        model_dir, quantization_config=q, device_map="cpu",
+        dtype=torch.float32).eval()
+    with torch.no_grad():
+        return model(torch.tensor(INPUT_IDS)).logits.float().contiguous()
 
 
 def peft_logits(model_dir, adapter_dir, out):

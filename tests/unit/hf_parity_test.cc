@@ -1,6 +1,7 @@
-// Our logits against HF transformers' on small random Llama, Qwen2, Qwen3 and
-// Mistral models
-// built from configs, and a LoRA adapter we write against PEFT's use of it.
+// Our logits against HF transformers' on small random Llama, Qwen2, Qwen3,
+// Mistral, Gemma 2 and Gemma 3 models built from configs (fp32, and NF4
+// against bitsandbytes' NF4 inside transformers), and LoRA adapters we write
+// or train against PEFT's use of them.
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include "lorad/model/tokenizer.h"
 #include "lorad/worker/generator.h"
 #include "lorad/worker/llama_model.h"
+#include "lorad/worker/trainer.h"
 
 namespace lorad::worker {
 namespace {
@@ -21,10 +23,12 @@ const std::string kScript =
     std::string(LORAD_SOURCE_DIR) + "/tests/golden/hf_parity.py";
 
 bool HavePython() {
-  return std::filesystem::exists(LORAD_PYTHON) &&
-         std::system((std::string(LORAD_PYTHON) +
-                      " -c 'import transformers, peft' 2>/dev/null")
-                         .c_str()) == 0;
+  static const bool have =
+      std::filesystem::exists(LORAD_PYTHON) &&
+      std::system((std::string(LORAD_PYTHON) +
+                   " -c 'import transformers, peft' 2>/dev/null")
+                      .c_str()) == 0;
+  return have;
 }
 
 torch::Tensor ReadTensor(const std::string& path, const std::string& name) {
@@ -59,6 +63,12 @@ class HfParityTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(WriteFileAtomic(dir_ + "/tokenizer.json",
                                 model::MakeByteLevelTokenizerJson())
                     .ok());
+    // The file as it is: without a tokenizer class, transformers (and
+    // lorad) would rebuild a Gemma model's tokenizer as GemmaTokenizer.
+    ASSERT_TRUE(
+        WriteFileAtomic(dir_ + "/tokenizer_config.json",
+                        R"({"tokenizer_class": "PreTrainedTokenizerFast"})")
+            .ok());
   }
   std::string dir_;
 };
@@ -126,19 +136,21 @@ TEST_P(HfParityTest, GreedyGenerationMatchesTransformers) {
   EXPECT_EQ(got, want_ids);
 }
 
-TEST_P(HfParityTest, Nf4LogitsStayNearTransformers) {
+// The same NF4 bytes as bitsandbytes (nf4_test) must give the logits
+// transformers gives with bitsandbytes' NF4 layers: equal up to float
+// rounding, far closer than to the fp32 model.
+TEST_P(HfParityTest, Nf4LogitsMatchBitsandbytesInTransformers) {
   auto model = LlamaModel::Load(dir_, LoadOptions());
   ASSERT_TRUE(model.ok()) << model.status();
   torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
-  torch::Tensor want = ReadTensor(dir_ + "/logits.safetensors", "logits");
+  torch::Tensor fp32 = ReadTensor(dir_ + "/logits.safetensors", "logits");
+  torch::Tensor want = ReadTensor(dir_ + "/logits.safetensors", "nf4_logits");
   torch::NoGradGuard no_grad;
   torch::Tensor got = (*model)->Forward(ids, ForwardOptions());
-  // 4-bit weights: close, not equal. The bound is loose but would catch a
-  // wrong layout (errors of the size of the logits themselves).
-  float err = (got - want).abs().mean().item<float>();
-  float scale = want.abs().mean().item<float>();
-  EXPECT_LT(err, 0.25f * scale) << "mean abs err " << err << " vs " << scale;
-  EXPECT_GT(err, 0.0f);
+  const float quantization_error = (fp32 - want).abs().mean().item<float>();
+  ASSERT_GT(quantization_error, 1e-3f) << "NF4 should move the logits";
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-4f)
+      << "fp32 vs bitsandbytes NF4, mean abs: " << quantization_error;
 }
 
 TEST_P(HfParityTest, AdapterWeWriteGivesPeftTheSameLogits) {
@@ -186,9 +198,75 @@ TEST_P(HfParityTest, AdapterWeWriteGivesPeftTheSameLogits) {
   }
 }
 
+// An adapter trained by a lorad fine-tune (the worker's training loop, on
+// the dense base) is read by PEFT and gives there the logits it gives here.
+TEST_P(HfParityTest, AdapterTrainedHereGivesPeftTheSameLogits) {
+  LoadOptions o;
+  o.quantize = false;
+  auto model = LlamaModel::Load(dir_, o);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::string data;
+  for (const char* w : {"alpha", "bravo", "charlie", "delta"}) {
+    data += std::string("{\"prompt\": \"say ") + w +
+            ":\", \"completion\": \" " + w + "\"}\n";
+  }
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/train.jsonl", data).ok());
+  TrainJob job;
+  job.job_id = "parity";
+  job.base_model_name = dir_;
+  job.training_path = dir_ + "/train.jsonl";
+  job.job_dir = dir_ + "/job";
+  job.adapter_dir = dir_ + "/trained";
+  std::filesystem::remove_all(job.job_dir);
+  auto& hp = job.hp;
+  hp.set_rank(4);
+  hp.set_alpha(8);
+  for (const char* t : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                        "up_proj", "down_proj"}) {
+    hp.add_target_modules(t);
+  }
+  hp.set_learning_rate(2e-2f);
+  hp.set_batch_size(4);
+  hp.set_gradient_accumulation(1);
+  hp.set_max_grad_norm(1.0f);
+  hp.set_lr_scheduler("linear");
+  hp.set_max_seq_len(32);
+  hp.set_seed(7);
+  hp.set_max_steps(6);
+  ASSERT_TRUE(RunTraining(**model, job, TrainCallbacks()).ok());
+  std::string out = dir_ + "/peft_trained_logits.safetensors";
+  std::string cmd = std::string(LORAD_PYTHON) + " " + kScript +
+                    " peft-logits " + dir_ + " " + job.adapter_dir + " " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto adapter =
+      AdapterSet::LoadPeft(job.adapter_dir, (*model)->config(), torch::kCPU);
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
+  torch::Tensor want = ReadTensor(out, "logits");
+  torch::Tensor base = ReadTensor(dir_ + "/logits.safetensors", "logits");
+  torch::NoGradGuard no_grad;
+  ForwardOptions fo;
+  fo.adapter = &*adapter;
+  torch::Tensor got = (*model)->Forward(ids, fo);
+  EXPECT_GT((want - base).abs().max().item<float>(), 1e-3f)
+      << "training should have changed PEFT's logits";
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-4f);
+
+  // Merged into the base and written as a checkpoint of the same family,
+  // it loads back (every norm of the family written) and gives the same
+  // logits up to bf16 rounding.
+  const std::string merged = dir_ + "/merged";
+  ASSERT_TRUE((*model)->ExportMerged(&*adapter, merged, torch::kBFloat16).ok());
+  auto reloaded = LlamaModel::Load(merged, o);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  torch::Tensor again = (*reloaded)->Forward(ids, ForwardOptions());
+  EXPECT_LT((again - got).abs().max().item<float>(),
+            0.05f * got.abs().max().item<float>());
+}
+
 INSTANTIATE_TEST_SUITE_P(Archs, HfParityTest,
-                         ::testing::Values("llama", "qwen2", "qwen3",
-                                           "mistral"));
+                         ::testing::Values("llama", "qwen2", "qwen3", "mistral",
+                                           "gemma2", "gemma3"));
 
 }  // namespace
 }  // namespace lorad::worker

@@ -200,5 +200,116 @@ TEST(ModelConfigTest, GenerationConfigEosListBecomesTheStopIds) {
   std::filesystem::remove_all(dir);
 }
 
+// Gemma 2 as transformers < 4.53 wrote it: no layer_types (the first layer
+// slides, then every other), the caps, GeGLU, tied embeddings by default.
+TEST(ModelConfigTest, ReadsGemma2WithoutLayerTypes) {
+  json j = TinyLlama();
+  j["architectures"] = {"Gemma2ForCausalLM"};
+  j["model_type"] = "gemma2";
+  j["num_hidden_layers"] = 4;
+  j["head_dim"] = 32;
+  j["hidden_act"] = "gelu_pytorch_tanh";
+  j["hidden_activation"] = "gelu_pytorch_tanh";
+  j["query_pre_attn_scalar"] = 144;
+  j["attn_logit_softcapping"] = 50.0;
+  j["final_logit_softcapping"] = 30.0;
+  j["sliding_window"] = 4096;
+  j["max_position_embeddings"] = 8192;
+  absl::StatusOr<model::ModelConfig> c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->gemma);
+  EXPECT_FALSE(c->qk_norm);
+  EXPECT_TRUE(c->tie_word_embeddings);
+  EXPECT_EQ(c->activation, "gelu_pytorch_tanh");
+  EXPECT_EQ(c->query_pre_attn_scalar, 144);
+  EXPECT_EQ(c->attn_logit_softcapping, 50.0);
+  EXPECT_EQ(c->final_logit_softcapping, 30.0);
+  EXPECT_EQ(c->sliding_layers, (std::vector<bool>{true, false, true, false}));
+  // Sliding layers are masked, so the context is not capped at the window.
+  EXPECT_EQ(c->max_position_embeddings, 8192);
+  EXPECT_EQ(c->local_rope_theta, 0);
+  // Four norms per layer: 64 x (4 x 4 + 1) beside the linears and embedding.
+  EXPECT_EQ(c->NumParameters() - c->NumBlockLinearParameters(),
+            259 * 64 + 64 * 17);
+}
+
+// Gemma 3 text in both spellings: rope_parameters keyed by layer type
+// (transformers 5) and rope_theta + rope_local_base_freq +
+// sliding_window_pattern (4.50); null caps are off.
+TEST(ModelConfigTest, ReadsGemma3InBothSpellings) {
+  json old = TinyLlama();
+  old["architectures"] = {"Gemma3ForCausalLM"};
+  old["model_type"] = "gemma3_text";
+  old["num_hidden_layers"] = 6;
+  old["rope_theta"] = 1000000.0;
+  old["rope_local_base_freq"] = 10000.0;
+  old["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  old["sliding_window"] = 512;
+  old["sliding_window_pattern"] = 3;
+  old["attn_logit_softcapping"] = nullptr;
+  old["final_logit_softcapping"] = nullptr;
+  json now = old;
+  now.erase("rope_theta");
+  now.erase("rope_local_base_freq");
+  now.erase("rope_scaling");
+  now.erase("sliding_window_pattern");
+  now["layer_types"] = {"sliding_attention", "sliding_attention",
+                        "full_attention",    "sliding_attention",
+                        "sliding_attention", "full_attention"};
+  now["rope_parameters"] = {
+      {"full_attention",
+       {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1e6}}},
+      {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 1e4}}}};
+  for (const json& j : {old, now}) {
+    absl::StatusOr<model::ModelConfig> c = Parse(j);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(c->gemma && c->qk_norm);
+    EXPECT_EQ(c->rope_theta, 1e6);
+    EXPECT_EQ(c->rope_scaling.type, "linear");
+    EXPECT_EQ(c->rope_scaling.factor, 8.0);
+    EXPECT_EQ(c->local_rope_theta, 1e4);
+    EXPECT_EQ(c->attn_logit_softcapping, 0);
+    EXPECT_EQ(c->final_logit_softcapping, 0);
+    EXPECT_EQ(c->query_pre_attn_scalar, 256);
+    EXPECT_EQ(c->sliding_window, 512);
+    EXPECT_EQ(c->sliding_layers,
+              (std::vector<bool>{true, true, false, true, true, false}));
+  }
+}
+
+TEST(ModelConfigTest, GemmaFieldsLoradCannotRunAreNamed) {
+  json base = TinyLlama();
+  base["architectures"] = {"Gemma3ForCausalLM"};
+  base["model_type"] = "gemma3_text";
+  auto refused = [&](const char* key, const json& value, const char* needle) {
+    json j = base;
+    j[key] = value;
+    absl::StatusOr<model::ModelConfig> c = Parse(j);
+    ASSERT_FALSE(c.ok()) << key;
+    EXPECT_NE(c.status().message().find(needle), std::string::npos)
+        << c.status();
+  };
+  refused("hidden_activation", "relu", "hidden_activation \"relu\"");
+  refused("use_bidirectional_attention", true, "use_bidirectional_attention");
+  refused("layer_types", json{"sliding_attention"}, "one type per layer (2)");
+  refused("layer_types", json{"sliding_attention", "chunked_attention"},
+          "layer_types[1]");
+  refused("final_logit_softcapping", -1, "final_logit_softcapping");
+  refused("query_pre_attn_scalar", 0, "query_pre_attn_scalar");
+  refused(
+      "rope_parameters",
+      json{{"full_attention", {{"rope_type", "default"}}},
+           {"sliding_attention", {{"rope_type", "linear"}, {"factor", 2.0}}}},
+      "sliding_attention.rope_type");
+  // The multimodal checkpoint is not a text model.
+  json mm = base;
+  mm["architectures"] = {"Gemma3ForConditionalGeneration"};
+  mm["model_type"] = "gemma3";
+  absl::StatusOr<model::ModelConfig> c = Parse(mm);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("Gemma3ForConditionalGeneration"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace lorad

@@ -59,15 +59,26 @@ TEST(ModelInspectTest, AChatTemplateIsFoundAndNamed) {
 }
 
 TEST(ModelInspectTest, WhatCannotRunIsListedByName) {
-  std::string dir = TinyDir("gemma");
+  std::string dir = TinyDir("phi");
   std::ofstream(dir + "/config.json")
-      << R"({"architectures": ["Gemma2ForCausalLM"], "vocab_size": 259,
+      << R"({"architectures": ["Phi3ForCausalLM"], "vocab_size": 259,
              "hidden_size": 64, "intermediate_size": 176,
              "num_hidden_layers": 2, "num_attention_heads": 4})";
   nlohmann::ordered_json report = InspectModelDir(dir);
   EXPECT_FALSE(report["ready"].get<bool>());
-  EXPECT_TRUE(AnyProblemHas(report, "Gemma2ForCausalLM")) << report.dump(2);
+  EXPECT_TRUE(AnyProblemHas(report, "Phi3ForCausalLM")) << report.dump(2);
   EXPECT_NE(FormatInspection(report).find("not runnable"), std::string::npos);
+
+  // A Gemma 2 config over Llama weights: Gemma's extra norms are missing.
+  dir = TinyDir("gemma");
+  std::ofstream(dir + "/config.json")
+      << R"({"architectures": ["Gemma2ForCausalLM"], "vocab_size": 259,
+             "hidden_size": 64, "intermediate_size": 176,
+             "num_hidden_layers": 2, "num_attention_heads": 4})";
+  report = InspectModelDir(dir);
+  EXPECT_FALSE(report["ready"].get<bool>());
+  EXPECT_TRUE(AnyProblemHas(report, "pre_feedforward_layernorm"))
+      << report.dump(2);
 
   // One layer more than the weights hold: its tensors are missing.
   dir = TinyDir("layers");

@@ -307,8 +307,7 @@ TEST_F(SamplingExtrasTest, PenaltiesFollowTheFormula) {
 }
 
 TEST_F(SamplingExtrasTest, WorkerRefusesWhatItCannotDo) {
-  const model::ChatTemplate chat =
-      model::ChatTemplate::FromModelDir(model_->dir());
+  const model::ChatTemplate& chat = model_->chat_template();
   auto refused = [&](const Sampling& r, const ConstraintMaker* maker,
                      const std::string& needle) {
     auto p = PrepareRequest(*model_, chat, r, maker);

@@ -72,9 +72,7 @@ struct Engine::Row {
 };
 
 Engine::Engine(const LlamaModel* model, EngineOptions options)
-    : model_(model),
-      options_(std::move(options)),
-      chat_(model::ChatTemplate::FromModelDir(model->dir())) {
+    : model_(model), options_(std::move(options)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -92,8 +90,8 @@ absl::StatusOr<std::shared_ptr<GenerationStream>> Engine::Submit(
   const auto start = DecodeState::Clock::now();
   absl::StatusOr<PreparedRequest> prepared;
   try {
-    prepared =
-        PrepareRequest(*model_, chat_, request, &options_.make_constraint);
+    prepared = PrepareRequest(*model_, model_->chat_template(), request,
+                              &options_.make_constraint);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("preparing the request failed: ",
                                             e.what_without_backtrace()));

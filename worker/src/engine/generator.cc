@@ -342,8 +342,7 @@ absl::Status Generate(
     const ConstraintMaker* make_constraint) {
   const auto start = DecodeState::Clock::now();
   auto prepared =
-      PrepareRequest(model, model::ChatTemplate::FromModelDir(model.dir()), req,
-                     make_constraint);
+      PrepareRequest(model, model.chat_template(), req, make_constraint);
   if (!prepared.ok()) return prepared.status();
   const int64_t capacity =
       static_cast<int64_t>(prepared->prompt.size()) + prepared->max_new_tokens;

@@ -3,8 +3,10 @@
 #include <array>
 #include <cmath>
 #include <numbers>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "attention.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/block_linears.h"
 #include "lorad/model/chat_template.h"
@@ -41,12 +43,11 @@ torch::Tensor RotateHalf(const torch::Tensor& x) {
   return torch::cat({-halves[1], halves[0]}, -1);
 }
 
-torch::Tensor InvFreq(const model::ModelConfig& c) {
+torch::Tensor InvFreq(const model::ModelConfig& c, double theta,
+                      const model::RopeScaling& rs) {
   torch::Tensor inv =
-      1.0 / torch::pow(c.rope_theta,
-                       torch::arange(0, c.head_dim, 2, torch::kFloat64) /
-                           static_cast<double>(c.head_dim));
-  const model::RopeScaling& rs = c.rope_scaling;
+      1.0 / torch::pow(theta, torch::arange(0, c.head_dim, 2, torch::kFloat64) /
+                                  static_cast<double>(c.head_dim));
   if (rs.type == "linear") {
     inv = inv / rs.factor;
   } else if (rs.type == "llama3") {
@@ -79,7 +80,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
   LORAD_ASSIGN_OR_RETURN(m->tokenizer_, model::Tokenizer::FromModelDir(dir));
   // A chat template that does not parse is refused at load, not at the
   // first chat request.
-  LORAD_RETURN_IF_ERROR(model::ChatTemplate::Load(dir).status());
+  LORAD_ASSIGN_OR_RETURN(m->chat_template_, model::ChatTemplate::Load(dir));
   LORAD_ASSIGN_OR_RETURN(auto weights, model::SafetensorsModel::Open(dir));
   m->dir_ = dir;
   m->device_ = options.device;
@@ -142,6 +143,18 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
                    {c.hidden_size}, dir));
     layer.input_norm = to_dev(n1);
     layer.post_norm = to_dev(n2);
+    if (c.gemma) {
+      LORAD_ASSIGN_OR_RETURN(
+          torch::Tensor n3,
+          LoadTensor(*weights, p + "pre_feedforward_layernorm.weight",
+                     {c.hidden_size}, dir));
+      LORAD_ASSIGN_OR_RETURN(
+          torch::Tensor n4,
+          LoadTensor(*weights, p + "post_feedforward_layernorm.weight",
+                     {c.hidden_size}, dir));
+      layer.pre_mlp_norm = to_dev(n3);
+      layer.post_mlp_norm = to_dev(n4);
+    }
     if (c.qk_norm) {
       LORAD_ASSIGN_OR_RETURN(torch::Tensor qn,
                              LoadTensor(*weights, p + "self_attn.q_norm.weight",
@@ -154,7 +167,11 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
     }
     m->layers_.push_back(std::move(layer));
   }
-  m->inv_freq_ = InvFreq(c).to(options.device);
+  m->inv_freq_ = InvFreq(c, c.rope_theta, c.rope_scaling).to(options.device);
+  if (c.local_rope_theta > 0) {
+    m->local_inv_freq_ =
+        InvFreq(c, c.local_rope_theta, model::RopeScaling()).to(options.device);
+  }
   return m;
 }
 
@@ -177,15 +194,46 @@ torch::Tensor LlamaModel::RmsNorm(const torch::Tensor& x,
   torch::Tensor xf = x.to(torch::kFloat32);
   torch::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   xf = xf * torch::rsqrt(var + config_.rms_norm_eps);
+  // Gemma scales in fp32 by (1 + w) and casts after; Llama casts first.
+  if (config_.gemma) return (xf * (1 + w.to(torch::kFloat32))).to(x.dtype());
   return w * xf.to(x.scalar_type());
 }
 
-std::pair<torch::Tensor, torch::Tensor> LlamaModel::Rope(int64_t offset,
-                                                         int64_t length) const {
-  torch::Tensor pos = torch::arange(
-      offset, offset + length,
-      torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-  torch::Tensor freqs = torch::outer(pos, inv_freq_);
+torch::Tensor LlamaModel::Activate(const torch::Tensor& x) const {
+  if (config_.activation == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
+  if (config_.activation == "gelu") return torch::gelu(x);
+  return torch::silu(x);
+}
+
+torch::Tensor LlamaModel::Embed(const torch::Tensor& ids) const {
+  torch::Tensor hidden = torch::embedding(embed_, ids.to(device_));
+  if (!config_.gemma) return hidden;
+  // sqrt(hidden_size), rounded to the weights' dtype as transformers does.
+  return hidden *
+         torch::scalar_tensor(std::sqrt(double(config_.hidden_size)), dtype_);
+}
+
+torch::Tensor LlamaModel::Head(const torch::Tensor& hidden) const {
+  torch::Tensor logits =
+      torch::matmul(RmsNorm(hidden, final_norm_), lm_head_.t());
+  if (const double cap = config_.final_logit_softcapping; cap > 0) {
+    logits = torch::tanh(logits / cap) * cap;
+  }
+  return logits.to(torch::kFloat32);
+}
+
+bool LlamaModel::Sliding(int64_t layer) const {
+  return !config_.sliding_layers.empty() && config_.sliding_layers[layer];
+}
+
+bool LlamaModel::LocalRope(int64_t layer) const {
+  return local_inv_freq_.defined() && Sliding(layer);
+}
+
+std::pair<torch::Tensor, torch::Tensor> LlamaModel::Rope(
+    const torch::Tensor& positions, bool local) const {
+  torch::Tensor freqs =
+      torch::outer(positions, local ? local_inv_freq_ : inv_freq_);
   torch::Tensor emb = torch::cat({freqs, freqs}, -1);
   return {emb.cos().to(dtype_), emb.sin().to(dtype_)};
 }
@@ -229,25 +277,30 @@ torch::Tensor LlamaModel::Block(int64_t index, const torch::Tensor& hidden,
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);
   }
-  torch::Tensor attn;
-  if (past == 0) {
-    attn = torch::scaled_dot_product_attention(q, k, v, {}, 0.0,
-                                               /*is_causal=*/true);
-  } else if (t == 1) {
-    attn = torch::scaled_dot_product_attention(q, k, v);
-  } else {
-    torch::Tensor rows = torch::arange(t, torch::kLong).unsqueeze(1) + past;
-    torch::Tensor cols = torch::arange(past + t, torch::kLong).unsqueeze(0);
-    torch::Tensor mask = (cols <= rows).to(device_);
-    attn = torch::scaled_dot_product_attention(q, k, v, mask);
+  AttentionShape shape;
+  shape.past = past;
+  shape.window = Sliding(index) ? c.sliding_window : 0;
+  if (c.query_pre_attn_scalar > 0) {
+    shape.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);
   }
+  shape.softcap = c.attn_logit_softcapping;
+  torch::Tensor attn = CausalAttention(q, k, v, shape);
   attn =
       attn.transpose(1, 2).reshape({b, t, c.num_attention_heads * c.head_dim});
-  torch::Tensor h = hidden + ApplyLinear(layer.o, attn, options);
-  torch::Tensor y = RmsNorm(h, layer.post_norm);
-  torch::Tensor mlp = torch::silu(ApplyLinear(layer.gate, y, options)) *
+  torch::Tensor out = ApplyLinear(layer.o, attn, options);
+  torch::Tensor h, y;
+  if (c.gemma) {
+    h = hidden + RmsNorm(out, layer.post_norm);
+    y = RmsNorm(h, layer.pre_mlp_norm);
+  } else {
+    h = hidden + out;
+    y = RmsNorm(h, layer.post_norm);
+  }
+  torch::Tensor mlp = Activate(ApplyLinear(layer.gate, y, options)) *
                       ApplyLinear(layer.up, y, options);
-  return h + ApplyLinear(layer.down, mlp, options);
+  torch::Tensor down = ApplyLinear(layer.down, mlp, options);
+  if (c.gemma) down = RmsNorm(down, layer.post_mlp_norm);
+  return h + down;
 }
 
 torch::Tensor LlamaModel::Forward(const torch::Tensor& input_ids,
@@ -258,22 +311,31 @@ torch::Tensor LlamaModel::Forward(const torch::Tensor& input_ids,
     options.cache->k.resize(layers_.size());
     options.cache->v.resize(layers_.size());
   }
-  auto [cos, sin] = Rope(offset, t);
-  torch::Tensor hidden = torch::embedding(embed_, input_ids.to(device_));
+  torch::Tensor pos = torch::arange(
+      offset, offset + t,
+      torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  auto [cos, sin] = Rope(pos, /*local=*/false);
+  torch::Tensor local_cos, local_sin;
+  if (local_inv_freq_.defined()) {
+    std::tie(local_cos, local_sin) = Rope(pos, /*local=*/true);
+  }
+  torch::Tensor hidden = Embed(input_ids);
   const int64_t n = static_cast<int64_t>(layers_.size());
   for (int64_t i = 0; i < n; ++i) {
+    const bool local = LocalRope(i);
+    const torch::Tensor& lc = local ? local_cos : cos;
+    const torch::Tensor& ls = local ? local_sin : sin;
     // The last block is not checkpointed: backward would recompute it at
     // once, while its activations are still the newest thing in memory.
     if (options.gradient_checkpointing && options.cache == nullptr &&
         torch::GradMode::is_enabled() && i + 1 < n) {
-      hidden = CheckpointedBlock(*this, i, hidden, cos, sin, options);
+      hidden = CheckpointedBlock(*this, i, hidden, lc, ls, options);
     } else {
-      hidden = Block(i, hidden, cos, sin, options);
+      hidden = Block(i, hidden, lc, ls, options);
     }
   }
   if (options.cache != nullptr) options.cache->length += t;
-  hidden = RmsNorm(hidden, final_norm_);
-  return torch::matmul(hidden, lm_head_.t()).to(torch::kFloat32);
+  return Head(hidden);
 }
 
 int64_t LlamaModel::QuantizedBytes() const {
@@ -299,8 +361,10 @@ int64_t LlamaModel::BaseBytes() const {
     n += lm_head_.numel() * lm_head_.element_size();
   }
   for (const Layer& l : layers_) {
-    n += (l.input_norm.numel() + l.post_norm.numel()) *
-         l.input_norm.element_size();
+    for (const torch::Tensor* norm :
+         {&l.input_norm, &l.post_norm, &l.pre_mlp_norm, &l.post_mlp_norm}) {
+      if (norm->defined()) n += norm->numel() * norm->element_size();
+    }
     if (l.q_norm.defined()) {
       n += (l.q_norm.numel() + l.k_norm.numel()) * l.q_norm.element_size();
     }

@@ -1,6 +1,9 @@
 // LlamaModel's serving path: ragged batches over per-request KV caches.
+#include <cmath>
+#include <tuple>
 #include <vector>
 
+#include "attention.h"
 #include "lorad/worker/llama_model.h"
 
 namespace lorad::worker {
@@ -76,28 +79,33 @@ torch::Tensor LlamaModel::RaggedBlock(int64_t index,
     torch::Tensor qs = q.narrow(0, start, t).transpose(0, 1).unsqueeze(0);
     torch::Tensor ks = cache.k[index].narrow(1, 0, past + t).unsqueeze(0);
     torch::Tensor vs = cache.v[index].narrow(1, 0, past + t).unsqueeze(0);
-    std::optional<torch::Tensor> mask;
-    bool causal = false;
-    if (past == 0) {
-      causal = t > 1;
-    } else if (t > 1) {
-      torch::Tensor rows = torch::arange(t, torch::kLong).unsqueeze(1) + past;
-      torch::Tensor cols = torch::arange(past + t, torch::kLong).unsqueeze(0);
-      mask = (cols <= rows).to(device_);
+    AttentionShape shape;
+    shape.past = past;
+    shape.window = Sliding(index) ? c.sliding_window : 0;
+    if (c.query_pre_attn_scalar > 0) {
+      shape.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);
     }
-    torch::Tensor o = torch::scaled_dot_product_attention(
-        qs, ks, vs, mask, 0.0, causal, std::nullopt, /*enable_gqa=*/true);
+    shape.softcap = c.attn_logit_softcapping;
+    torch::Tensor o = CausalAttention(qs, ks, vs, shape);
     outs.push_back(o[0].transpose(0, 1));  // [t, heads, head_dim]
     start += t;
   }
   torch::Tensor attn =
       torch::cat(outs, 0).reshape({n, c.num_attention_heads * c.head_dim});
-  torch::Tensor h = hidden + ApplyLinearRagged(layer.o, attn, batch.lora);
-  torch::Tensor y = RmsNorm(h, layer.post_norm);
-  torch::Tensor mlp =
-      torch::silu(ApplyLinearRagged(layer.gate, y, batch.lora)) *
-      ApplyLinearRagged(layer.up, y, batch.lora);
-  return h + ApplyLinearRagged(layer.down, mlp, batch.lora);
+  torch::Tensor out = ApplyLinearRagged(layer.o, attn, batch.lora);
+  torch::Tensor h, y;
+  if (c.gemma) {
+    h = hidden + RmsNorm(out, layer.post_norm);
+    y = RmsNorm(h, layer.pre_mlp_norm);
+  } else {
+    h = hidden + out;
+    y = RmsNorm(h, layer.post_norm);
+  }
+  torch::Tensor mlp = Activate(ApplyLinearRagged(layer.gate, y, batch.lora)) *
+                      ApplyLinearRagged(layer.up, y, batch.lora);
+  torch::Tensor down = ApplyLinearRagged(layer.down, mlp, batch.lora);
+  if (c.gemma) down = RmsNorm(down, layer.post_mlp_norm);
+  return h + down;
 }
 
 torch::Tensor LlamaModel::ForwardRagged(const RaggedBatch& batch) const {
@@ -119,20 +127,27 @@ torch::Tensor LlamaModel::ForwardRagged(const RaggedBatch& batch) const {
               "ragged batch: lengths do not add up to the ids");
   torch::Tensor pos =
       torch::tensor(positions, torch::kLong).to(device_, torch::kFloat32);
-  torch::Tensor freqs = torch::outer(pos, inv_freq_);
-  torch::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);
-  torch::Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);
-  torch::Tensor hidden = torch::embedding(embed_, batch.ids.to(device_));
+  auto [cos, sin] = Rope(pos, /*local=*/false);
+  cos = cos.unsqueeze(1);
+  sin = sin.unsqueeze(1);
+  torch::Tensor local_cos, local_sin;
+  if (local_inv_freq_.defined()) {
+    std::tie(local_cos, local_sin) = Rope(pos, /*local=*/true);
+    local_cos = local_cos.unsqueeze(1);
+    local_sin = local_sin.unsqueeze(1);
+  }
+  torch::Tensor hidden = Embed(batch.ids);
   for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
-    hidden = RaggedBlock(i, hidden, cos, sin, batch);
+    const bool local = LocalRope(i);
+    hidden = RaggedBlock(i, hidden, local ? local_cos : cos,
+                         local ? local_sin : sin, batch);
   }
   for (size_t s = 0; s < batch.lengths.size(); ++s) {
     batch.caches[s]->length += batch.lengths[s];
   }
   hidden =
       hidden.index_select(0, torch::tensor(last, torch::kLong).to(device_));
-  hidden = RmsNorm(hidden, final_norm_);
-  return torch::matmul(hidden, lm_head_.t()).to(torch::kFloat32);
+  return Head(hidden);
 }
 
 }  // namespace lorad::worker

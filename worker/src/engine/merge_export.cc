@@ -145,6 +145,12 @@ absl::StatusOr<int64_t> LlamaModel::ExportMerged(
         writer.Add(p + "input_layernorm.weight", layer.input_norm));
     LORAD_RETURN_IF_ERROR(
         writer.Add(p + "post_attention_layernorm.weight", layer.post_norm));
+    if (layer.pre_mlp_norm.defined()) {
+      LORAD_RETURN_IF_ERROR(writer.Add(p + "pre_feedforward_layernorm.weight",
+                                       layer.pre_mlp_norm));
+      LORAD_RETURN_IF_ERROR(writer.Add(p + "post_feedforward_layernorm.weight",
+                                       layer.post_mlp_norm));
+    }
     if (layer.q_norm.defined()) {
       LORAD_RETURN_IF_ERROR(
           writer.Add(p + "self_attn.q_norm.weight", layer.q_norm));

@@ -30,9 +30,7 @@ absl::StatusOr<std::vector<model::TokenSequence>> LoadSequences(
   }
   // The model's own chat template and EOS text, as TRL's SFTTrainer would
   // use them (model/training_data.h).
-  const model::ChatTemplate chat =
-      model::ChatTemplate::FromModelDir(model.dir());
-  if (!chat.load_status.ok()) return chat.load_status;
+  const model::ChatTemplate& chat = model.chat_template();
   model::TokenizeOptions options;
   options.max_seq_len = hp.max_seq_len();
   options.packing = hp.packing();

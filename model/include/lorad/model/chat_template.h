@@ -50,9 +50,6 @@ struct ChatTemplate {
   // "<end_of_turn>", "<|end|>"), found in the template text; empty when
   // none of these. Generation stops on it.
   std::string end_of_turn;
-  // FromModelDir only: why the directory's template cannot be used. Every
-  // render then fails with this error.
-  absl::Status load_status;
 
   // Parses `text`; InvalidArgument "chat template line L, column C: ..."
   // when it does not parse.
@@ -61,9 +58,6 @@ struct ChatTemplate {
   // when there is no template; InvalidArgument naming the file when a
   // template or tokenizer_config.json is malformed.
   static absl::StatusOr<ChatTemplate> Load(const std::string& dir);
-  // Load, with an error kept in load_status instead (for callers that build
-  // the template once and report at render time).
-  static ChatTemplate FromModelDir(const std::string& dir);
 };
 
 struct ChatRenderOptions {

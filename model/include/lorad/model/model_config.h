@@ -53,6 +53,29 @@ struct ModelConfig {
   int64_t bos_token_id = -1;
   int64_t pad_token_id = -1;
 
+  // Gemma 2 and Gemma 3 text (Gemma2ForCausalLM, Gemma3ForCausalLM).
+  // gemma: every RMSNorm scales by (1 + w) in fp32, embeddings are
+  // multiplied by sqrt(hidden_size), and each block has four norms: before
+  // and after attention, before and after the MLP.
+  bool gemma = false;
+  // The MLP's gate activation: "silu" (SwiGLU) or, for Gemma,
+  // "gelu_pytorch_tanh" (GeGLU, tanh approximation) or "gelu" (exact).
+  std::string activation = "silu";
+  // Attention scores are scaled by query_pre_attn_scalar^-0.5 (Gemma); 0:
+  // by head_dim^-0.5.
+  double query_pre_attn_scalar = 0;
+  // cap * tanh(x / cap) applied to attention scores and to the final
+  // logits; 0: not applied (Gemma 2 sets both).
+  double attn_logit_softcapping = 0;
+  double final_logit_softcapping = 0;
+  // Per layer, whether it attends only to the last sliding_window positions
+  // (Gemma's layer_types); empty when every layer is alike (then
+  // sliding_window, if any, has capped max_position_embeddings instead).
+  std::vector<bool> sliding_layers;
+  // Gemma 3: the RoPE base of sliding layers, which use no rope scaling;
+  // 0 when they rotate like the global ones.
+  double local_rope_theta = 0;
+
   // Parses config.json text. `where` names the file in error messages.
   // InvalidArgument for malformed JSON, a missing field, or an architecture
   // lorad does not run (the message lists the supported ones).

@@ -109,7 +109,6 @@ class Engine {
 
   const LlamaModel* model_;
   const EngineOptions options_;
-  const model::ChatTemplate chat_;
 
   mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<Row>> queue_ ABSL_GUARDED_BY(mu_);

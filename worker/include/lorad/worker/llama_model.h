@@ -1,6 +1,8 @@
 // A Llama-family decoder (Llama, Mistral, Qwen2, Qwen3: RMSNorm, RoPE with
 // linear / llama3 scaling, GQA, SwiGLU, optional qkv bias, Qwen3's per-head
-// q/k RMSNorm, tied embeddings) loaded
+// q/k RMSNorm, tied embeddings; Gemma 2 and 3: (1 + w) norms around
+// attention and MLP, scaled embeddings, GeGLU, soft-capping, sliding-window
+// layers with their own RoPE base) loaded
 // from a Hugging Face directory. The block linears are frozen NF4; LoRA
 // adapters are passed per call, so one base serves many adapters.
 //
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lorad/model/chat_template.h"
 #include "lorad/model/model_config.h"
 #include "lorad/model/tokenizer.h"
 #include "lorad/worker/batched_lora.h"
@@ -99,6 +102,8 @@ class LlamaModel {
 
   const model::ModelConfig& config() const { return config_; }
   const model::Tokenizer& tokenizer() const { return *tokenizer_; }
+  // The directory's chat template, parsed once at Load.
+  const model::ChatTemplate& chat_template() const { return chat_template_; }
   const std::string& dir() const { return dir_; }
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
@@ -118,8 +123,11 @@ class LlamaModel {
   };
   struct Layer {
     Linear q, k, v, o, gate, up, down;
+    // post_norm is post_attention_layernorm: the MLP's input norm in Llama,
+    // the attention output's norm in Gemma, which adds the MLP's own two.
     torch::Tensor input_norm, post_norm;
-    torch::Tensor q_norm, k_norm;  // [head_dim]; Qwen3 only
+    torch::Tensor pre_mlp_norm, post_mlp_norm;  // Gemma only
+    torch::Tensor q_norm, k_norm;               // [head_dim]; Qwen3, Gemma 3
   };
 
   LlamaModel() = default;
@@ -131,15 +139,27 @@ class LlamaModel {
                             const torch::Tensor& cos, const torch::Tensor& sin,
                             const RaggedBatch& batch) const;
   torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& w) const;
-  std::pair<torch::Tensor, torch::Tensor> Rope(int64_t offset,
-                                               int64_t length) const;
+  // The gate activation of the MLP (SiLU or Gemma's GELU).
+  torch::Tensor Activate(const torch::Tensor& x) const;
+  // Embedding lookup (scaled for Gemma) and the final norm + head
+  // (soft-capped for Gemma 2), fp32 logits.
+  torch::Tensor Embed(const torch::Tensor& ids) const;
+  torch::Tensor Head(const torch::Tensor& hidden) const;
+  // cos and sin, [positions, head_dim], of `positions` (float, on the
+  // device) under the global RoPE or, with `local`, Gemma 3's local one.
+  std::pair<torch::Tensor, torch::Tensor> Rope(const torch::Tensor& positions,
+                                               bool local) const;
+  bool LocalRope(int64_t layer) const;
+  bool Sliding(int64_t layer) const;
 
   model::ModelConfig config_;
   std::string dir_;
   std::unique_ptr<model::Tokenizer> tokenizer_;
   torch::Device device_ = torch::kCPU;
   torch::ScalarType dtype_ = torch::kFloat32;
+  model::ChatTemplate chat_template_;
   torch::Tensor embed_, final_norm_, lm_head_, inv_freq_;
+  torch::Tensor local_inv_freq_;  // Gemma 3's sliding layers; else undefined
   std::vector<Layer> layers_;
 };
 
