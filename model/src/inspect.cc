@@ -173,11 +173,8 @@ json InspectModelDir(const std::string& dir) {
     m["head_dim"] = c.head_dim;
     m["vocab_size"] = c.vocab_size;
     m["context"] = c.max_position_embeddings;
-    if (c.sliding_window > 0) {
-      m["sliding_window"] = c.sliding_window;
-      m["declared_context"] = c.declared_max_position_embeddings;
-    }
     if (!c.sliding_layers.empty()) {
+      m["sliding_window"] = c.sliding_window;
       int64_t sliding = 0;
       for (bool b : c.sliding_layers) sliding += b ? 1 : 0;
       m["sliding_layers"] = sliding;
@@ -270,11 +267,9 @@ std::string FormatInspection(const json& report) {
     std::string context = absl::StrCat(m["context"].get<int64_t>(), " tokens");
     if (m.contains("sliding_layers")) {
       absl::StrAppend(&context, "; ", m["sliding_layers"].get<int64_t>(),
+                      " of ", m["layers"].get<int64_t>(),
                       " layers attend within a window of ",
                       m["sliding_window"].get<int64_t>());
-    } else if (m.contains("sliding_window")) {
-      absl::StrAppend(&context, " (sliding window; the model declares ",
-                      m["declared_context"].get<int64_t>(), ")");
     }
     line("context", context);
     std::string rope =

@@ -1,6 +1,8 @@
 #include "lorad/model/model_config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <type_traits>
 
@@ -160,6 +162,63 @@ absl::Status ReadRope(const json& rs, const std::string& where,
   return absl::OkStatus();
 }
 
+// c.sliding_layers from layer_types ("sliding_attention" or
+// "full_attention" per layer), or from `pattern` when the file has none.
+absl::Status ReadLayerTypes(const json& j, const std::string& where,
+                            const std::function<bool(int64_t)>& pattern,
+                            ModelConfig& c) {
+  c.sliding_layers.assign(c.num_hidden_layers, false);
+  auto it = j.find("layer_types");
+  if (it == j.end() || it->is_null()) {
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      c.sliding_layers[i] = pattern(i);
+    }
+    return absl::OkStatus();
+  }
+  if (!it->is_array() ||
+      static_cast<int64_t>(it->size()) != c.num_hidden_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": layer_types must list one type per layer (",
+                     c.num_hidden_layers, ")"));
+  }
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const json& t = (*it)[i];
+    const std::string type = t.is_string() ? t.get<std::string>() : "";
+    if (type != "sliding_attention" && type != "full_attention") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": layer_types[", i, "] must be \"sliding_attention\" or ",
+          "\"full_attention\", got ", t.dump().substr(0, 64)));
+    }
+    c.sliding_layers[i] = type == "sliding_attention";
+  }
+  return absl::OkStatus();
+}
+
+// The sliding window of Mistral (every layer) and of Qwen2/Qwen3 with
+// use_sliding_window (layers from max_window_layers on, or layer_types);
+// Llama has none.
+absl::Status ReadSlidingWindow(const json& j, const std::string& where,
+                               ModelConfig& c) {
+  const bool mistral = c.architecture == "MistralForCausalLM";
+  const bool qwen = c.architecture == "Qwen2ForCausalLM" ||
+                    c.architecture == "Qwen3ForCausalLM";
+  if (!mistral && !(qwen && Optional<bool>(j, "use_sliding_window", false))) {
+    return absl::OkStatus();
+  }
+  LORAD_ASSIGN_OR_RETURN(c.sliding_window, OptionalInt(j, "sliding_window",
+                                                       where, 0, 0, INT32_MAX));
+  if (c.sliding_window == 0) return absl::OkStatus();
+  if (mistral) {
+    // transformers' Mistral slides in every layer, whatever layer_types say.
+    c.sliding_layers.assign(c.num_hidden_layers, true);
+    return absl::OkStatus();
+  }
+  LORAD_ASSIGN_OR_RETURN(int64_t first, OptionalInt(j, "max_window_layers",
+                                                    where, 28, 0, kMaxLayers));
+  return ReadLayerTypes(
+      j, where, [first](int64_t i) { return i >= first; }, c);
+}
+
 // The Gemma 2 / Gemma 3 fields of `c` (architecture already known).
 absl::Status ReadGemma(const json& j, const std::string& where,
                        ModelConfig& c) {
@@ -197,37 +256,16 @@ absl::Status ReadGemma(const json& j, const std::string& where,
   // layer_types when written (transformers >= 4.53), else the family's
   // pattern: Gemma 2 alternates from a sliding first layer; Gemma 3 makes
   // every sliding_window_pattern-th layer global.
-  c.sliding_layers.assign(c.num_hidden_layers, false);
-  if (auto it = j.find("layer_types"); it != j.end() && !it->is_null()) {
-    if (!it->is_array() ||
-        static_cast<int64_t>(it->size()) != c.num_hidden_layers) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": layer_types must list one type per layer (",
-                       c.num_hidden_layers, ")"));
-    }
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-      const json& t = (*it)[i];
-      const std::string type = t.is_string() ? t.get<std::string>() : "";
-      if (type != "sliding_attention" && type != "full_attention") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": layer_types[", i, "] must be \"sliding_attention\" or ",
-            "\"full_attention\", got ", t.dump().substr(0, 64)));
-      }
-      c.sliding_layers[i] = type == "sliding_attention";
-    }
-  } else {
-    int64_t pattern = 2;
-    if (gemma3) {
-      const char* key = j.contains("sliding_window_pattern")
-                            ? "sliding_window_pattern"
-                            : "_sliding_window_pattern";
-      LORAD_ASSIGN_OR_RETURN(pattern,
-                             OptionalInt(j, key, where, 6, 1, kMaxLayers));
-    }
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-      c.sliding_layers[i] = (i + 1) % pattern != 0;
-    }
+  int64_t pattern = 2;
+  if (gemma3) {
+    const char* key = j.contains("sliding_window_pattern")
+                          ? "sliding_window_pattern"
+                          : "_sliding_window_pattern";
+    LORAD_ASSIGN_OR_RETURN(pattern,
+                           OptionalInt(j, key, where, 6, 1, kMaxLayers));
   }
+  LORAD_RETURN_IF_ERROR(ReadLayerTypes(
+      j, where, [pattern](int64_t i) { return (i + 1) % pattern != 0; }, c));
   if (!gemma3) return absl::OkStatus();
   // Gemma 3's two RoPEs: transformers 5 writes rope_parameters keyed by
   // layer type; older files write rope_theta + rope_scaling for the global
@@ -364,19 +402,11 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(std::string_view text,
         ") marks a pre-quantized checkpoint; lorad loads bf16, fp16 or fp32 "
         "weights and quantizes them to NF4 itself"));
   }
-  c.declared_max_position_embeddings = c.max_position_embeddings;
-  // Mistral always slides when sliding_window is set; Qwen2 only with
-  // use_sliding_window.
-  const bool qwen = c.architecture == "Qwen2ForCausalLM" ||
-                    c.architecture == "Qwen3ForCausalLM";
-  const bool slides = !qwen || Optional<bool>(j, "use_sliding_window", false);
-  if (slides && !gemma) {
-    LORAD_ASSIGN_OR_RETURN(
-        c.sliding_window,
-        OptionalInt(j, "sliding_window", where, 0, 0, INT32_MAX));
-    if (c.sliding_window > 0 && c.sliding_window < c.max_position_embeddings) {
-      c.max_position_embeddings = c.sliding_window;
-    }
+  if (!gemma) LORAD_RETURN_IF_ERROR(ReadSlidingWindow(j, where, c));
+  if (std::find(c.sliding_layers.begin(), c.sliding_layers.end(), true) ==
+      c.sliding_layers.end()) {
+    c.sliding_layers.clear();  // no layer slides: the window means nothing
+    c.sliding_window = 0;
   }
   // Every count below is a product of these sizes; refuse a shape whose
   // parameter count would not fit comfortably in int64 (10^15 parameters is
@@ -451,9 +481,7 @@ std::string ModelConfig::ToJson() const {
   j["num_attention_heads"] = num_attention_heads;
   j["num_key_value_heads"] = num_key_value_heads;
   j["head_dim"] = head_dim;
-  j["max_position_embeddings"] = declared_max_position_embeddings > 0
-                                     ? declared_max_position_embeddings
-                                     : max_position_embeddings;
+  j["max_position_embeddings"] = max_position_embeddings;
   if (sliding_window > 0) j["sliding_window"] = sliding_window;
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_theta"] = rope_theta;

@@ -168,6 +168,19 @@ void RebuildGemma(const json& config, TokenizerModel* model) {
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromModelDir(
     const std::string& dir) {
   const std::string path = dir + "/tokenizer.json";
+  if (!std::filesystem::exists(path)) {
+    // Only the slow tokenizer's files: transformers converts them when it
+    // loads the directory; lorad reads the converted file.
+    for (const char* slow : {"tokenizer.model", "tekken.json"}) {
+      if (std::filesystem::exists(absl::StrCat(dir, "/", slow))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            dir, " has ", slow,
+            " but no tokenizer.json; lorad reads tokenizer.json. Write it "
+            "with transformers: AutoTokenizer.from_pretrained(DIR)"
+            ".save_pretrained(DIR)"));
+      }
+    }
+  }
   LORAD_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   absl::StatusOr<json> root =
       ParseBoundedJson(text, tokenizer_internal::kTokenizerJsonLimits);

@@ -151,9 +151,9 @@ TEST(ModelConfigTest, WhatLoradCannotRunIsRefusedNamingTheField) {
       << c.status();
 }
 
-// Global attention is exact while a sequence fits the window, so the usable
-// context of a sliding-window model is capped at its window.
-TEST(ModelConfigTest, SlidingWindowCapsTheContext) {
+// Which layers slide, as transformers decides it; the context is the
+// model's own (sliding layers are masked, not capped).
+TEST(ModelConfigTest, SlidingWindowLayersFollowTransformers) {
   json j = TinyLlama();
   j["architectures"] = {"MistralForCausalLM"};
   j["model_type"] = "mistral";
@@ -162,19 +162,33 @@ TEST(ModelConfigTest, SlidingWindowCapsTheContext) {
   absl::StatusOr<model::ModelConfig> c = Parse(j);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->sliding_window, 4096);
-  EXPECT_EQ(c->max_position_embeddings, 4096);
-  EXPECT_EQ(c->declared_max_position_embeddings, 32768);
-  // Qwen2 declares a window it does not use unless use_sliding_window.
+  EXPECT_EQ(c->sliding_layers, (std::vector<bool>{true, true}));
+  EXPECT_EQ(c->max_position_embeddings, 32768);
+  // Qwen2 declares a window it does not use unless use_sliding_window, and
+  // then only from max_window_layers on.
   j["architectures"] = {"Qwen2ForCausalLM"};
   j["model_type"] = "qwen2";
   c = Parse(j);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->sliding_window, 0);
-  EXPECT_EQ(c->max_position_embeddings, 32768);
+  EXPECT_TRUE(c->sliding_layers.empty());
   j["use_sliding_window"] = true;
+  j["max_window_layers"] = 1;
   c = Parse(j);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->max_position_embeddings, 4096);
+  EXPECT_EQ(c->sliding_layers, (std::vector<bool>{false, true}));
+  EXPECT_EQ(c->max_position_embeddings, 32768);
+  j["max_window_layers"] = 28;  // past the last layer: none slides
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sliding_window, 0);
+  EXPECT_TRUE(c->sliding_layers.empty());
+  // Llama has no sliding window, whatever the file says.
+  j = TinyLlama();
+  j["sliding_window"] = 16;
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sliding_window, 0);
 }
 
 TEST(ModelConfigTest, GenerationConfigEosListBecomesTheStopIds) {

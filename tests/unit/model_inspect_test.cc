@@ -69,6 +69,17 @@ TEST(ModelInspectTest, WhatCannotRunIsListedByName) {
   EXPECT_TRUE(AnyProblemHas(report, "Phi3ForCausalLM")) << report.dump(2);
   EXPECT_NE(FormatInspection(report).find("not runnable"), std::string::npos);
 
+  // Only the slow tokenizer's file: the message says how to write the one
+  // lorad reads.
+  dir = TinyDir("slow_tokenizer");
+  std::filesystem::rename(dir + "/tokenizer.json", dir + "/tokenizer.model");
+  report = InspectModelDir(dir);
+  EXPECT_FALSE(report["ready"].get<bool>());
+  EXPECT_TRUE(
+      AnyProblemHas(report, "has tokenizer.model but no tokenizer.json"))
+      << report.dump(2);
+  EXPECT_TRUE(AnyProblemHas(report, "save_pretrained")) << report.dump(2);
+
   // A Gemma 2 config over Llama weights: Gemma's extra norms are missing.
   dir = TinyDir("gemma");
   std::ofstream(dir + "/config.json")

@@ -43,13 +43,9 @@ struct ModelConfig {
   // id or a list; Llama 3.x instruct models list several) when FromDir finds
   // one, else eos_token_ids.
   std::vector<int64_t> stop_token_ids;
-  // The attention window of sliding-window models (Mistral, Qwen2 with
-  // use_sliding_window); 0 when attention is global. lorad attends globally,
-  // which is exact while a sequence fits the window, so FromJson caps
-  // max_position_embeddings at it and keeps the model's own value in
-  // declared_max_position_embeddings.
+  // The attention window of the layers that slide (see sliding_layers):
+  // Mistral, Qwen2/Qwen3 with use_sliding_window, Gemma; 0 when none does.
   int64_t sliding_window = 0;
-  int64_t declared_max_position_embeddings = 0;
   int64_t bos_token_id = -1;
   int64_t pad_token_id = -1;
 
@@ -69,8 +65,7 @@ struct ModelConfig {
   double attn_logit_softcapping = 0;
   double final_logit_softcapping = 0;
   // Per layer, whether it attends only to the last sliding_window positions
-  // (Gemma's layer_types); empty when every layer is alike (then
-  // sliding_window, if any, has capped max_position_embeddings instead).
+  // (transformers' layer_types); empty when no layer slides.
   std::vector<bool> sliding_layers;
   // Gemma 3: the RoPE base of sliding layers, which use no rope scaling;
   // 0 when they rotate like the global ones.
