@@ -1,8 +1,8 @@
-// Token offsets: which bytes of the input each token stands for, tracked
-// through the normalizer and pre-tokenizer as HF tokenizers' alignments
-// are (every byte of a string derived from the input maps to the whole
-// input character it came from), and the ByteLevel / Roberta
-// post-processors' trim_offsets.
+// The normalizer steps (Normalize, ReplaceAll), and token offsets: which
+// bytes of the input each token stands for, tracked through the normalizer
+// and pre-tokenizer as HF tokenizers' alignments are (every byte of a
+// string derived from the input maps to the whole input character it came
+// from), and the ByteLevel / Roberta post-processors' trim_offsets.
 #include <algorithm>
 
 #include "tokenizer_internal.h"
@@ -34,6 +34,44 @@ std::pair<size_t, size_t> Covering(const Align& align, size_t begin,
 }
 
 }  // namespace
+
+std::string ReplaceAll(std::string_view text, std::string_view pattern,
+                       std::string_view content) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  for (size_t found = text.find(pattern); found != std::string_view::npos;
+       found = text.find(pattern, pos)) {
+    out.append(text.substr(pos, found - pos));
+    out.append(content);
+    pos = found + pattern.size();
+  }
+  out.append(text.substr(pos));
+  return out;
+}
+
+std::string Normalize(const std::vector<NormalizerStep>& steps,
+                      std::string text, Align* align) {
+  for (const NormalizerStep& step : steps) {
+    switch (step.kind) {
+      case NormalizerStep::Kind::kNfc:
+        text = align != nullptr ? NormalizeNfcAligned(text, align)
+                                : NormalizeNfc(text);
+        break;
+      case NormalizerStep::Kind::kPrepend:
+        if (text.empty()) break;
+        text.insert(0, step.text);
+        if (align != nullptr) AlignPrepend(align, step.text.size());
+        break;
+      case NormalizerStep::Kind::kReplace:
+        text = align != nullptr
+                   ? ReplaceAllAligned(text, step.text, step.content, align)
+                   : ReplaceAll(text, step.text, step.content);
+        break;
+    }
+  }
+  return text;
+}
 
 Align CharAlign(std::string_view text, size_t begin, size_t end) {
   Align align;

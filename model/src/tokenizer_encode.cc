@@ -1,5 +1,6 @@
-// Encode: added-token matching (raw, then normalized), normalization,
-// pre-tokenization and BPE merging (with byte fallback and a per-word cache).
+// Encode: added-token matching (raw, then normalized), normalization
+// (tokenizer_align.cc), pre-tokenization and BPE merging (with byte
+// fallback and a per-word cache), with token offsets when asked.
 #include <algorithm>
 #include <array>
 #include <queue>
@@ -9,44 +10,6 @@
 
 namespace lorad::model {
 namespace tokenizer_internal {
-
-std::string ReplaceAll(std::string_view text, std::string_view pattern,
-                       std::string_view content) {
-  std::string out;
-  out.reserve(text.size());
-  size_t pos = 0;
-  for (size_t found = text.find(pattern); found != std::string_view::npos;
-       found = text.find(pattern, pos)) {
-    out.append(text.substr(pos, found - pos));
-    out.append(content);
-    pos = found + pattern.size();
-  }
-  out.append(text.substr(pos));
-  return out;
-}
-
-std::string Normalize(const std::vector<NormalizerStep>& steps,
-                      std::string text, Align* align) {
-  for (const NormalizerStep& step : steps) {
-    switch (step.kind) {
-      case NormalizerStep::Kind::kNfc:
-        text = align != nullptr ? NormalizeNfcAligned(text, align)
-                                : NormalizeNfc(text);
-        break;
-      case NormalizerStep::Kind::kPrepend:
-        if (text.empty()) break;
-        text.insert(0, step.text);
-        if (align != nullptr) AlignPrepend(align, step.text.size());
-        break;
-      case NormalizerStep::Kind::kReplace:
-        text = align != nullptr
-                   ? ReplaceAllAligned(text, step.text, step.content, align)
-                   : ReplaceAll(text, step.text, step.content);
-        break;
-    }
-  }
-  return text;
-}
 
 void IndexAddedTokens(TokenizerModel* model) {
   model->added_by_content.clear();
