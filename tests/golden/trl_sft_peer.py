@@ -59,7 +59,7 @@ ROWS = {
                       {"role": "assistant",
                        "content": "Très bien, merci ! ✓ 日本"},
                       {"role": "user", "content": "Encore une fois"},
-                      {"role": "assistant", "content": "Ça roule 😀👍"}]},
+                      {"role": "assistant", "content": "Hello world, ça roule 😀👍"}]},
     ],
 }
 
