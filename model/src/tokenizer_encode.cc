@@ -464,27 +464,44 @@ std::vector<int32_t> Tokenizer::Impl::Bpe(
 void Tokenizer::Impl::TokenizeWord(
     const std::string& word, std::vector<int32_t>* ids,
     std::vector<std::pair<size_t, size_t>>* spans) const {
-  if (spans != nullptr) {
-    const std::vector<int32_t> word_ids =
-        model.kind == tokenizer_internal::TokenizerModel::Kind::kUnigram
-            ? Unigram(word, spans)
-            : Bpe(word, spans);
-    ids->insert(ids->end(), word_ids.begin(), word_ids.end());
-    return;
-  }
+  const size_t first = ids->size();
   const bool cacheable = word.size() <= kMaxCachedWordBytes;
+  bool cached = false;
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = cache_.find(word);
     if (it != cache_.end()) {
       ids->insert(ids->end(), it->second.begin(), it->second.end());
-      return;
+      cached = true;
     }
   }
+  if (cached && spans != nullptr) {
+    // Each token is its vocabulary string, in order: unless there is an
+    // unknown or byte-fallback token, whose span the model alone knows.
+    const size_t mark = spans->size();
+    size_t at = 0;
+    for (size_t k = first; k < ids->size(); ++k) {
+      auto it = model.id_to_token.find((*ids)[k]);
+      const bool plain = it != model.id_to_token.end() &&
+                         (*ids)[k] != model.unk_id.value_or(-1) &&
+                         !(model.byte_fallback && it->second.size() == 6 &&
+                           it->second.starts_with("<0x"));
+      if (!plain || at + it->second.size() > word.size()) break;
+      spans->emplace_back(at, at + it->second.size());
+      at += it->second.size();
+    }
+    if (at == word.size() && spans->size() - mark == ids->size() - first) {
+      return;
+    }
+    spans->resize(mark);
+    ids->resize(first);
+    cached = false;
+  }
+  if (cached) return;
   std::vector<int32_t> word_ids =
       model.kind == tokenizer_internal::TokenizerModel::Kind::kUnigram
-          ? Unigram(word)
-          : Bpe(word);
+          ? Unigram(word, spans)
+          : Bpe(word, spans);
   ids->insert(ids->end(), word_ids.begin(), word_ids.end());
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);

@@ -316,7 +316,7 @@ struct Tokenizer::Impl {
       const tokenizer_internal::Align* align = nullptr,
       std::vector<tokenizer_internal::Align>* word_aligns = nullptr) const;
   // With `spans`, also the bytes [first, second) of `word` each id stands
-  // for (uncached).
+  // for (from the cached ids when they are all plain vocabulary tokens).
   void TokenizeWord(
       const std::string& word, std::vector<int32_t>* ids,
       std::vector<std::pair<size_t, size_t>>* spans = nullptr) const;

@@ -75,6 +75,10 @@ TEST_P(OffsetsTest, MatchHuggingFace) {
       want.emplace_back(o[0].get<size_t>(), o[1].get<size_t>());
     }
     EXPECT_EQ(offsets, want);
+    // Again, from the per-word cache Encode filled.
+    std::vector<std::pair<size_t, size_t>> again;
+    EXPECT_EQ((*tokenizer)->EncodeWithOffsets(text, &again), ids);
+    EXPECT_EQ(again, want);
   }
 }
 
