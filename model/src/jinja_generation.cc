@@ -1,4 +1,5 @@
-// {% generation %} blocks: rendered in place, and, when a render asks for
+// {% generation %} blocks: rendered in place (in a scope of their own, as
+// jinja2 renders the body as a caller macro), and, when a render asks for
 // them, their spans as transformers' AssistantTracker reports them.
 //
 // transformers renders the block's body as a caller macro (into a buffer of
@@ -32,12 +33,15 @@ size_t CountCodePoints(std::string_view s) {
 
 absl::Status Runtime::ExecGeneration(const Node& n, Scope& scope,
                                      std::string* out) {
-  if (marks_ == nullptr) return Exec(n.body, scope, out);
+  // The body is a caller macro in jinja2: what it sets stays inside.
+  Scope inner;
+  inner.parent = &scope;
+  if (marks_ == nullptr) return Exec(n.body, inner, out);
   const size_t start = frozen_root_.value_or(root_->size());
   const bool freezes = out == root_ && !frozen_root_.has_value();
   if (freezes) frozen_root_ = start;
   const size_t before = out->size();
-  absl::Status s = Exec(n.body, scope, out);
+  absl::Status s = Exec(n.body, inner, out);
   if (freezes) frozen_root_.reset();
   LORAD_RETURN_IF_ERROR(s);
   marks_->emplace_back(start,

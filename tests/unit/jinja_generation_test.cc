@@ -140,6 +140,14 @@ TEST(JinjaGenerationTest, SpansMatchTransformers) {
       "{% set tail %}T{% generation %}ü{% endgeneration %}{% endset %}"
       "{{ tail }}{% generation %}Ж{% generation %}ж{% endgeneration %}"
       "{% endgeneration %}",
+      // What a block sets stays in it (jinja2 renders it as a caller
+      // macro); a namespace changes; loop variables are seen.
+      "{% set x = 1 %}{% set ns = namespace(a=1) %}"
+      "{% for m in messages %}{% generation %}{% set x = loop.index %}"
+      "{% set ns.a = ns.a + x %}{% set y = 3 %}{{ x }}{{ y }}"
+      "{% endgeneration %}{% endfor %}|{{ x }}{{ y }}{{ ns.a }}"
+      "{% generation %}{% set x = 9 %}{% set z = 4 %}[{{ x }}]"
+      "{% endgeneration %}{{ x }}{{ z }}",
   };
   json cases = json::array();
   for (const std::string& t : templates) {
