@@ -44,6 +44,9 @@ absl::Status Runtime::ExecGeneration(const Node& n, Scope& scope,
   absl::Status s = Exec(n.body, inner, out);
   if (freezes) frozen_root_.reset();
   LORAD_RETURN_IF_ERROR(s);
+  // The mark, and later its span, count against the render's allocations.
+  LORAD_RETURN_IF_ERROR(
+      Charge(2 * sizeof(std::pair<size_t, size_t>), n.line, n.col));
   marks_->emplace_back(start,
                        CountCodePoints(std::string_view(*out).substr(before)));
   return absl::OkStatus();
@@ -52,18 +55,38 @@ absl::Status Runtime::ExecGeneration(const Node& n, Scope& scope,
 std::vector<std::pair<size_t, size_t>> GenerationSpans(
     const std::string& out,
     const std::vector<std::pair<size_t, size_t>>& marks) {
-  std::vector<std::pair<size_t, size_t>> spans;
-  spans.reserve(marks.size());
-  for (const auto& [start, code_points] : marks) {
-    // Each block's code points were charged as output when rendered, so
-    // these walks are bounded by the render's limits.
-    size_t end = std::min(start, out.size());
-    for (size_t k = 0; k < code_points && end < out.size(); ++k) {
-      ++end;
-      while (end < out.size() && IsContinuation(out[end])) ++end;
-    }
-    spans.emplace_back(std::min(start, out.size()), end);
+  // Two passes over the output, answering the marks in order (nested
+  // blocks may repeat the same text, so no mark walks it on its own): the
+  // code point index of each start, then the byte offset of each end.
+  const size_t m = marks.size();
+  std::vector<size_t> order(m);
+  for (size_t i = 0; i < m; ++i) order[i] = i;
+  std::vector<size_t> begin(m), end_cp(m), end(m);
+  for (size_t i = 0; i < m; ++i)
+    begin[i] = std::min(marks[i].first, out.size());
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return begin[a] < begin[b]; });
+  size_t byte = 0, cp = 0;
+  for (size_t i : order) {
+    for (; byte < begin[i]; ++byte) cp += IsContinuation(out[byte]) ? 0 : 1;
+    end_cp[i] = cp + std::min(marks[i].second, out.size());
   }
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return end_cp[a] < end_cp[b]; });
+  // `byte` is where code point `cp` starts (or the end of the output).
+  byte = 0;
+  cp = 0;
+  for (size_t i : order) {
+    while (cp < end_cp[i] && byte < out.size()) {
+      ++byte;
+      while (byte < out.size() && IsContinuation(out[byte])) ++byte;
+      ++cp;
+    }
+    end[i] = byte;
+  }
+  std::vector<std::pair<size_t, size_t>> spans;
+  spans.reserve(m);
+  for (size_t i = 0; i < m; ++i) spans.emplace_back(begin[i], end[i]);
   return spans;
 }
 

@@ -99,6 +99,15 @@ TEST(JinjaGenerationTest, NestedBlocksStartWhereTransformersSees) {
   // The inner block ("yz", two characters) from where the outer one
   // starts: "éy"; the outer one: "éyz".
   EXPECT_EQ(spans, (Spans{{1, 4}, {1, 5}}));
+  // A block whose text never reaches the output: six characters from where
+  // the output began, clipped to it (transformers' span runs past the end).
+  text = Render(
+      "{% macro m() %}{% generation %}abcdef{% endgeneration %}{% endmacro %}"
+      "{% set x = m() %}xy",
+      kChat, &spans);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "xy");
+  EXPECT_EQ(spans, (Spans{{0, 2}}));
 }
 
 std::string Read(const std::string& path) {
