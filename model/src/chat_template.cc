@@ -189,6 +189,7 @@ absl::StatusOr<std::string> RenderChatMessages(
   if (!messages.is_array() || messages.empty()) {
     return absl::InvalidArgumentError("messages is empty");
   }
+  if (options.generation_spans != nullptr) options.generation_spans->clear();
   if (!tmpl.jinja) return RenderPlain(messages, options.add_generation_prompt);
   std::vector<jinja::Value> msgs;
   for (const nlohmann::ordered_json& m : messages) {
@@ -209,7 +210,8 @@ absl::StatusOr<std::string> RenderChatMessages(
       context.mutable_dict().Set(it.key(), jinja::Value::FromJson(*it));
     }
   }
-  auto out = tmpl.jinja->Render(context);
+  auto out =
+      tmpl.jinja->Render(context, jinja::Limits(), options.generation_spans);
   if (!out.ok()) {
     return Prefixed(out.status(),
                     tmpl.origin.empty()

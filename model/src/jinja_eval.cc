@@ -222,8 +222,8 @@ absl::Status Runtime::ExecNode(const Node& n, Scope& scope, std::string* out) {
     case Node::Kind::kContinue:
       flow_ = Flow::kContinue;
       return absl::OkStatus();
-    case Node::Kind::kScope:
-      return Exec(n.body, scope, out);
+    case Node::Kind::kGeneration:
+      return ExecGeneration(n, scope, out);
   }
   return absl::OkStatus();
 }
@@ -558,8 +558,9 @@ absl::StatusOr<std::unique_ptr<Template>> Template::Parse(
   return std::unique_ptr<Template>(new Template(std::move(parsed)));
 }
 
-absl::StatusOr<std::string> Template::Render(const Value& context,
-                                             const Limits& limits) const {
+absl::StatusOr<std::string> Template::Render(
+    const Value& context, const Limits& limits,
+    std::vector<std::pair<size_t, size_t>>* generation_spans) const {
   Scope builtins;
   AddGlobals(&builtins);
   Scope globals;
@@ -571,7 +572,15 @@ absl::StatusOr<std::string> Template::Render(const Value& context,
   }
   Runtime rt(limits, &globals);
   std::string out;
+  std::vector<std::pair<size_t, size_t>> marks;
+  if (generation_spans != nullptr) {
+    generation_spans->clear();
+    rt.TrackGeneration(&out, &marks);
+  }
   LORAD_RETURN_IF_ERROR(rt.Exec(parsed_->body, globals, &out));
+  if (generation_spans != nullptr) {
+    *generation_spans = GenerationSpans(out, marks);
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -103,7 +104,7 @@ struct Node {
     kMacro,     // name(params = defaults): body
     kBreak,
     kContinue,
-    kScope,  // a block that just renders its body ({% generation %})
+    kGeneration,  // {% generation %}body{% endgeneration %}
   };
   Kind kind;
   int line = 1;
@@ -122,6 +123,7 @@ struct Node {
 
 struct ParsedTemplate {
   Body body;
+  bool has_generation = false;  // a {% generation %} block anywhere
 };
 
 absl::StatusOr<std::unique_ptr<ParsedTemplate>> ParseTokens(
@@ -179,11 +181,22 @@ class Runtime {
   // Call depth for macros (kept with the evaluation depth).
   int depth = 0;
 
+  // Records where {% generation %} blocks put their output (jinja_
+  // generation.cc): `root` is the string the template body renders into;
+  // each finished block appends (the bytes of `root` transformers' tracker
+  // sees as already rendered, the code points the block rendered).
+  void TrackGeneration(const std::string* root,
+                       std::vector<std::pair<size_t, size_t>>* marks) {
+    root_ = root;
+    marks_ = marks;
+  }
+
  private:
   enum class Flow { kNormal, kBreak, kContinue };
   absl::Status ExecNode(const Node& n, Scope& scope, std::string* out);
   absl::Status ExecFor(const Node& n, Scope& scope, std::string* out);
   absl::Status ExecSet(const Node& n, Scope& scope, std::string* out);
+  absl::Status ExecGeneration(const Node& n, Scope& scope, std::string* out);
   absl::Status Emit(absl::string_view s, std::string* out, const Node& n);
   absl::StatusOr<Value> EvalInner(const Expr& e, Scope& scope);
   absl::StatusOr<Value> EvalCall(const Expr& e, Scope& scope);
@@ -194,7 +207,18 @@ class Runtime {
   int64_t steps_ = 0;
   size_t allocated_ = 0;
   Flow flow_ = Flow::kNormal;
+  const std::string* root_ = nullptr;
+  std::vector<std::pair<size_t, size_t>>* marks_ = nullptr;
+  // While a generation block renders straight into root_: root_'s size
+  // when it began (transformers sees none of its output yet).
+  std::optional<size_t> frozen_root_;
 };
+
+// The byte spans of `out` that the marks Runtime::TrackGeneration recorded
+// stand for (Template::Render's generation_spans).
+std::vector<std::pair<size_t, size_t>> GenerationSpans(
+    const std::string& out,
+    const std::vector<std::pair<size_t, size_t>>& marks);
 
 // Built-ins. Errors name `at`.
 absl::StatusOr<Value> ApplyFilter(Runtime& rt, absl::string_view name,

@@ -15,6 +15,7 @@ absl::StatusOr<std::unique_ptr<ParsedTemplate>> Parser::Run() {
   auto t = std::make_unique<ParsedTemplate>();
   std::string end;
   LORAD_RETURN_IF_ERROR(ParseBody({}, &t->body, &end));
+  t->has_generation = has_generation_;
   return t;
 }
 
@@ -164,7 +165,8 @@ absl::StatusOr<NodePtr> Parser::ParseStatement() {
     }
     n->kind = tag == "break" ? Node::Kind::kBreak : Node::Kind::kContinue;
   } else if (tag == "generation") {
-    n->kind = Node::Kind::kScope;
+    n->kind = Node::Kind::kGeneration;
+    has_generation_ = true;
     LORAD_RETURN_IF_ERROR(ExpectBlockEnd());
     LORAD_RETURN_IF_ERROR(ParseBody({"endgeneration"}, &n->body, &end));
   } else {

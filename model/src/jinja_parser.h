@@ -137,6 +137,7 @@ class Parser {
   size_t pos_ = 0;
   int depth_ = 0;
   int loops_ = 0;
+  bool has_generation_ = false;
 };
 
 }  // namespace lorad::model::jinja

@@ -85,6 +85,12 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
   return impl_->Encode(text);
 }
 
+std::vector<int32_t> Tokenizer::EncodeWithOffsets(
+    std::string_view text,
+    std::vector<std::pair<size_t, size_t>>* offsets) const {
+  return impl_->Encode(text, offsets);
+}
+
 std::vector<int32_t> Tokenizer::EncodeWithSpecialTokens(
     std::string_view text) const {
   const TokenizerModel& model = impl_->model;

@@ -1,5 +1,6 @@
-// Encode: added-token matching (raw, then normalized), normalization,
-// pre-tokenization and BPE merging (with byte fallback and a per-word cache).
+// Encode: added-token matching (raw, then normalized), normalization
+// (tokenizer_align.cc), pre-tokenization and BPE merging (with byte
+// fallback and a per-word cache), with token offsets when asked.
 #include <algorithm>
 #include <array>
 #include <queue>
@@ -9,39 +10,6 @@
 
 namespace lorad::model {
 namespace tokenizer_internal {
-
-std::string ReplaceAll(std::string_view text, std::string_view pattern,
-                       std::string_view content) {
-  std::string out;
-  out.reserve(text.size());
-  size_t pos = 0;
-  for (size_t found = text.find(pattern); found != std::string_view::npos;
-       found = text.find(pattern, pos)) {
-    out.append(text.substr(pos, found - pos));
-    out.append(content);
-    pos = found + pattern.size();
-  }
-  out.append(text.substr(pos));
-  return out;
-}
-
-std::string Normalize(const std::vector<NormalizerStep>& steps,
-                      std::string text) {
-  for (const NormalizerStep& step : steps) {
-    switch (step.kind) {
-      case NormalizerStep::Kind::kNfc:
-        text = NormalizeNfc(text);
-        break;
-      case NormalizerStep::Kind::kPrepend:
-        if (!text.empty()) text.insert(0, step.text);
-        break;
-      case NormalizerStep::Kind::kReplace:
-        text = ReplaceAll(text, step.text, step.content);
-        break;
-    }
-  }
-  return text;
-}
 
 void IndexAddedTokens(TokenizerModel* model) {
   model->added_by_content.clear();
@@ -278,7 +246,7 @@ std::vector<Tokenizer::Impl::Segment> Tokenizer::Impl::SplitOnAddedTokens(
       segments.push_back({text.substr(segment_start, start - segment_start),
                           std::nullopt, segment_start});
     }
-    segments.push_back({std::string_view(), found->id, start});
+    segments.push_back({std::string_view(), found->id, start, stop - start});
     segment_start = stop;
   }
   if (segment_start < text.size()) {
@@ -288,14 +256,22 @@ std::vector<Tokenizer::Impl::Segment> Tokenizer::Impl::SplitOnAddedTokens(
   return segments;
 }
 
-std::vector<std::string> Tokenizer::Impl::PreTokenize(std::string text,
-                                                      bool at_start) const {
+std::vector<std::string> Tokenizer::Impl::PreTokenize(
+    std::string text, bool at_start, const tokenizer_internal::Align* align,
+    std::vector<tokenizer_internal::Align>* word_aligns) const {
+  using tokenizer_internal::Align;
   struct Piece {
     std::string text;
     bool at_start;
+    Align align;  // when tracked
+  };
+  const bool track = align != nullptr;
+  const auto slice = [&](const Piece& piece, size_t start, size_t end) {
+    return track ? Align(piece.align.begin() + start, piece.align.begin() + end)
+                 : Align();
   };
   std::vector<Piece> pieces;
-  pieces.push_back({std::move(text), at_start});
+  pieces.push_back({std::move(text), at_start, track ? *align : Align()});
   for (const PreTokenizerStep& step : model.pre_tokenizer) {
     std::vector<Piece> next;
     const auto split = [&](const Piece& piece, const auto& spans,
@@ -303,7 +279,8 @@ std::vector<std::string> Tokenizer::Impl::PreTokenize(std::string text,
       for (const auto& [start, end] :
            SplitByMatches(piece.text, spans, behavior)) {
         next.push_back({piece.text.substr(start, end - start),
-                        piece.at_start && start == 0});
+                        piece.at_start && start == 0,
+                        slice(piece, start, end)});
       }
     };
     for (Piece& piece : pieces) {
@@ -316,14 +293,22 @@ std::vector<std::string> Tokenizer::Impl::PreTokenize(std::string text,
                 step.behavior);
           break;
         case PreTokenizerStep::Kind::kMetaspace: {
-          std::string replaced = ReplaceAll(piece.text, " ", step.replacement);
+          std::string replaced =
+              track ? tokenizer_internal::ReplaceAllAligned(
+                          piece.text, " ", step.replacement, &piece.align)
+                    : ReplaceAll(piece.text, " ", step.replacement);
           const bool prepend =
               step.prepend_scheme == PrependScheme::kAlways ||
               (step.prepend_scheme == PrependScheme::kFirst && piece.at_start);
           if (prepend && !replaced.starts_with(step.replacement)) {
             replaced.insert(0, step.replacement);
+            if (track) {
+              tokenizer_internal::AlignPrepend(&piece.align,
+                                               step.replacement.size());
+            }
           }
-          Piece whole{std::move(replaced), piece.at_start};
+          Piece whole{std::move(replaced), piece.at_start,
+                      std::move(piece.align)};
           if (step.split) {
             split(whole, FindLiteral(whole.text, step.replacement),
                   SplitBehavior::kMergedWithNext);
@@ -336,16 +321,28 @@ std::vector<std::string> Tokenizer::Impl::PreTokenize(std::string text,
           std::string& chunk = piece.text;
           if (step.add_prefix_space && !chunk.starts_with(' ')) {
             chunk.insert(chunk.begin(), ' ');
+            if (track) tokenizer_internal::AlignPrepend(&piece.align, 1);
           }
+          // Each byte becomes a character standing for what the byte did.
+          const auto to_byte_level = [&](size_t start, size_t end) {
+            Piece out{
+                ToByteLevel(std::string_view(chunk).substr(start, end - start)),
+                piece.at_start && start == 0, Align()};
+            for (size_t i = start; track && i < end; ++i) {
+              out.align.insert(
+                  out.align.end(),
+                  ByteStrings()[static_cast<unsigned char>(chunk[i])].size(),
+                  piece.align[i]);
+            }
+            next.push_back(std::move(out));
+          };
           if (!step.use_regex) {
-            next.push_back({ToByteLevel(chunk), piece.at_start});
+            to_byte_level(0, chunk.size());
             break;
           }
           for (const auto& [start, end] : tokenizer_internal::ScanMatches(
                    tokenizer_internal::SplitPattern::kGpt2, chunk)) {
-            next.push_back({ToByteLevel(std::string_view(chunk).substr(
-                                start, end - start)),
-                            piece.at_start && start == 0});
+            to_byte_level(start, end);
           }
           break;
         }
@@ -355,27 +352,37 @@ std::vector<std::string> Tokenizer::Impl::PreTokenize(std::string text,
   }
   std::vector<std::string> words;
   words.reserve(pieces.size());
-  for (Piece& piece : pieces) words.push_back(std::move(piece.text));
+  for (Piece& piece : pieces) {
+    words.push_back(std::move(piece.text));
+    if (track) word_aligns->push_back(std::move(piece.align));
+  }
   return words;
 }
 
-std::vector<int32_t> Tokenizer::Impl::Bpe(std::string_view word) const {
+std::vector<int32_t> Tokenizer::Impl::Bpe(
+    std::string_view word,
+    std::vector<std::pair<size_t, size_t>>* spans) const {
   if (model.ignore_merges) {
     auto it = model.vocab.find(tokenizer_internal::AsAbsl(word));
-    if (it != model.vocab.end()) return {it->second};
+    if (it != model.vocab.end()) {
+      if (spans != nullptr) spans->emplace_back(0, word.size());
+      return {it->second};
+    }
   }
   struct Symbol {
     int32_t id;
     int32_t prev;
     int32_t next;
     bool alive;
+    size_t length;  // bytes of the word
   };
   std::vector<Symbol> symbols;
-  const auto add = [&](int32_t id) {
+  const auto add = [&](int32_t id, size_t length) {
     const int32_t index = static_cast<int32_t>(symbols.size());
-    symbols.push_back({id, index - 1, -1, true});
+    symbols.push_back({id, index - 1, -1, true, length});
     if (index > 0) symbols[index - 1].next = index;
   };
+  size_t unk_length = 0;  // of the pending unknown run
   // As HF: an unknown character becomes its "<0xNN>" byte tokens when
   // byte_fallback has them all, else unk_token (runs fused under fuse_unk).
   // A pending unk is written before the next known character, but after
@@ -388,23 +395,30 @@ std::vector<int32_t> Tokenizer::Impl::Bpe(std::string_view word) const {
     pos += length;
     auto it = model.vocab.find(tokenizer_internal::AsAbsl(piece));
     if (it != model.vocab.end()) {
-      if (unk_pending) add(*model.unk_id);
+      if (unk_pending) add(*model.unk_id, unk_length);
       unk_pending = false;
-      add(it->second);
+      add(it->second, length);
       continue;
     }
     if (model.byte_fallback &&
         std::all_of(piece.begin(), piece.end(), [&](char c) {
           return model.byte_ids[static_cast<unsigned char>(c)] >= 0;
         })) {
-      for (char c : piece) add(model.byte_ids[static_cast<unsigned char>(c)]);
+      for (char c : piece) {
+        add(model.byte_ids[static_cast<unsigned char>(c)], 1);
+      }
       continue;
     }
     if (!model.unk_id.has_value()) continue;
-    if (unk_pending && !model.fuse_unk) add(*model.unk_id);
+    if (unk_pending && !model.fuse_unk) {
+      add(*model.unk_id, unk_length);
+      unk_length = 0;
+    }
+    if (!unk_pending) unk_length = 0;
     unk_pending = true;
+    unk_length += length;
   }
-  if (unk_pending) add(*model.unk_id);
+  if (unk_pending) add(*model.unk_id, unk_length);
 
   // (rank, position of the left symbol, merged id); lowest rank first, then
   // leftmost, as HF does.
@@ -431,33 +445,63 @@ std::vector<int32_t> Tokenizer::Impl::Bpe(std::string_view word) const {
     Symbol& right = symbols[symbol.next];
     right.alive = false;
     symbol.id = new_id;
+    symbol.length += right.length;
     symbol.next = right.next;
     if (symbol.next >= 0) symbols[symbol.next].prev = left;
     if (symbol.prev >= 0) push_pair(symbol.prev);
     push_pair(left);
   }
   std::vector<int32_t> ids;
+  size_t at = 0;
   for (int32_t i = symbols.empty() ? -1 : 0; i >= 0; i = symbols[i].next) {
     ids.push_back(symbols[i].id);
+    if (spans != nullptr) spans->emplace_back(at, at + symbols[i].length);
+    at += symbols[i].length;
   }
   return ids;
 }
 
-void Tokenizer::Impl::TokenizeWord(const std::string& word,
-                                   std::vector<int32_t>* ids) const {
+void Tokenizer::Impl::TokenizeWord(
+    const std::string& word, std::vector<int32_t>* ids,
+    std::vector<std::pair<size_t, size_t>>* spans) const {
+  const size_t first = ids->size();
   const bool cacheable = word.size() <= kMaxCachedWordBytes;
+  bool cached = false;
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = cache_.find(word);
     if (it != cache_.end()) {
       ids->insert(ids->end(), it->second.begin(), it->second.end());
-      return;
+      cached = true;
     }
   }
+  if (cached && spans != nullptr) {
+    // Each token is its vocabulary string, in order: unless there is an
+    // unknown or byte-fallback token, whose span the model alone knows.
+    const size_t mark = spans->size();
+    size_t at = 0;
+    for (size_t k = first; k < ids->size(); ++k) {
+      auto it = model.id_to_token.find((*ids)[k]);
+      const bool plain = it != model.id_to_token.end() &&
+                         (*ids)[k] != model.unk_id.value_or(-1) &&
+                         !(model.byte_fallback && it->second.size() == 6 &&
+                           it->second.starts_with("<0x"));
+      if (!plain || at + it->second.size() > word.size()) break;
+      spans->emplace_back(at, at + it->second.size());
+      at += it->second.size();
+    }
+    if (at == word.size() && spans->size() - mark == ids->size() - first) {
+      return;
+    }
+    spans->resize(mark);
+    ids->resize(first);
+    cached = false;
+  }
+  if (cached) return;
   std::vector<int32_t> word_ids =
       model.kind == tokenizer_internal::TokenizerModel::Kind::kUnigram
-          ? Unigram(word)
-          : Bpe(word);
+          ? Unigram(word, spans)
+          : Bpe(word, spans);
   ids->insert(ids->end(), word_ids.begin(), word_ids.end());
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);
@@ -466,29 +510,80 @@ void Tokenizer::Impl::TokenizeWord(const std::string& word,
   }
 }
 
-std::vector<int32_t> Tokenizer::Impl::Encode(std::string_view text) const {
+std::vector<int32_t> Tokenizer::Impl::Encode(
+    std::string_view text,
+    std::vector<std::pair<size_t, size_t>>* offsets) const {
+  using tokenizer_internal::Align;
+  using tokenizer_internal::SpanOf;
+  const bool track = offsets != nullptr;
+  if (track) offsets->clear();
   std::vector<int32_t> ids;
+  std::vector<Align> word_aligns;
+  std::vector<std::pair<size_t, size_t>> spans;
+  // For trim_offsets: the text of each token as HF sees it (an added
+  // token's is what it matched).
+  const bool trim = track && model.trim_offsets;
+  std::vector<std::string> token_text;
   for (const Segment& raw : SplitOnAddedTokens(model.raw_matcher, text)) {
     if (raw.added_id.has_value()) {
       ids.push_back(*raw.added_id);
+      if (track) offsets->emplace_back(raw.offset, raw.offset + raw.length);
+      if (trim) token_text.emplace_back(text.substr(raw.offset, raw.length));
       continue;
     }
-    const std::string normalized =
-        tokenizer_internal::Normalize(model.normalizer, std::string(raw.text));
+    Align align;
+    if (track) {
+      align = tokenizer_internal::CharAlign(text, raw.offset,
+                                            raw.offset + raw.text.size());
+    }
+    const std::string normalized = tokenizer_internal::Normalize(
+        model.normalizer, std::string(raw.text), track ? &align : nullptr);
     for (const Segment& segment :
          SplitOnAddedTokens(model.normalized_matcher, normalized)) {
       if (segment.added_id.has_value()) {
         ids.push_back(*segment.added_id);
+        if (track) {
+          offsets->push_back(
+              SpanOf(align, segment.offset, segment.offset + segment.length));
+        }
+        if (trim) {
+          token_text.push_back(
+              normalized.substr(segment.offset, segment.length));
+        }
         continue;
       }
       if (segment.text.empty()) continue;
       const bool at_start = raw.offset == 0 && segment.offset == 0;
-      for (const std::string& word :
-           PreTokenize(std::string(segment.text), at_start)) {
-        TokenizeWord(word, &ids);
+      if (!track) {
+        for (const std::string& word :
+             PreTokenize(std::string(segment.text), at_start)) {
+          TokenizeWord(word, &ids);
+        }
+        continue;
+      }
+      const Align segment_align(
+          align.begin() + segment.offset,
+          align.begin() + segment.offset + segment.text.size());
+      word_aligns.clear();
+      const std::vector<std::string> words = PreTokenize(
+          std::string(segment.text), at_start, &segment_align, &word_aligns);
+      for (size_t w = 0; w < words.size(); ++w) {
+        spans.clear();
+        TokenizeWord(words[w], &ids, &spans);
+        const size_t first = ids.size() - spans.size();
+        for (size_t k = 0; k < spans.size(); ++k) {
+          offsets->push_back(
+              SpanOf(word_aligns[w], spans[k].first, spans[k].second));
+          if (trim) {
+            auto it = model.id_to_token.find(ids[first + k]);
+            token_text.push_back(it == model.id_to_token.end() ? std::string()
+                                                               : it->second);
+          }
+        }
       }
     }
   }
+  if (trim) tokenizer_internal::TrimOffsets(model, text, token_text, offsets);
   return ids;
 }
 

@@ -215,15 +215,52 @@ struct TokenizerModel {
   // The post-processor for one sequence: ids put before and after it.
   std::vector<int32_t> prefix_ids;
   std::vector<int32_t> suffix_ids;
+  // A ByteLevel or Roberta post-processor with trim_offsets (and its
+  // add_prefix_space): token offsets lose leading and trailing spaces.
+  bool trim_offsets = false;
+  bool trim_add_prefix_space = false;
 };
 
 // `text` with every non-overlapping `pattern`, left to right, replaced.
 std::string ReplaceAll(std::string_view text, std::string_view pattern,
                        std::string_view content);
 
-// Applies the normalizer steps in order.
+// ---- Offsets (tokenizer_align.cc). ----
+
+// Per byte of a string derived from the input text: the bytes [first,
+// second) of the input it stands for, the whole input character it came
+// from (HF's NormalizedString alignments, in bytes).
+using Align = std::vector<std::pair<size_t, size_t>>;
+// The alignment of text[begin, end) itself: each byte to its character.
+Align CharAlign(std::string_view text, size_t begin, size_t end);
+// `count` bytes inserted at the front, standing for what the first byte
+// does (HF's prepend).
+void AlignPrepend(Align* align, size_t count);
+// ReplaceAll, updating `align` (text's) to the result's: the content put
+// in stands for the bytes it replaced.
+std::string ReplaceAllAligned(std::string_view text, std::string_view pattern,
+                              std::string_view content, Align* align);
+// NormalizeNfc, updating `align`: unchanged text keeps it; else the output
+// of each character cluster (a starter and its marks) stands for the whole
+// cluster.
+std::string NormalizeNfcAligned(std::string_view text, Align* align);
+// The input bytes that bytes [begin, end) of an aligned string stand for.
+std::pair<size_t, size_t> SpanOf(const Align& align, size_t begin, size_t end);
+// The post-processor's trim_offsets applied to token offsets (into
+// `text`), as HF does: spaces at either end of each token's text (a
+// vocabulary token's string, or what an added token matched) come off
+// its span (HF counts characters; these are bytes).
+void TrimOffsets(const TokenizerModel& model, std::string_view text,
+                 const std::vector<std::string>& token_text,
+                 std::vector<std::pair<size_t, size_t>>* offsets);
+// Whether a post_processor object trims offsets, and its add_prefix_space.
+void ReadTrimOffsets(const nlohmann::json& j, bool* trim,
+                     bool* add_prefix_space);
+
+// Applies the normalizer steps in order; with `align` (text's alignment),
+// updates it to the result's.
 std::string Normalize(const std::vector<NormalizerStep>& steps,
-                      std::string text);
+                      std::string text, Align* align = nullptr);
 
 // Fills match_text, the matchers and the lookup maps of `model->added` (after
 // the normalizer is known).
@@ -255,7 +292,10 @@ namespace lorad::model {
 struct Tokenizer::Impl {
   tokenizer_internal::TokenizerModel model;
 
-  std::vector<int32_t> Encode(std::string_view text) const;
+  // With `offsets`, also each token's bytes [first, second) of `text`.
+  std::vector<int32_t> Encode(
+      std::string_view text,
+      std::vector<std::pair<size_t, size_t>>* offsets = nullptr) const;
   std::string Decode(std::span<const int32_t> ids,
                      bool skip_special_tokens) const;
 
@@ -263,16 +303,29 @@ struct Tokenizer::Impl {
   struct Segment {
     std::string_view text;
     std::optional<int32_t> added_id;
-    size_t offset;  // of `text` in the string that was split
+    size_t offset;      // of `text` (or the added token) in the string split
+    size_t length = 0;  // added tokens: the bytes matched, stripped spaces too
   };
   std::vector<Segment> SplitOnAddedTokens(
       const tokenizer_internal::AddedTokenMatcher& matcher,
       std::string_view text) const;
   // `at_start`: the text starts the input (Metaspace's prepend "first").
-  std::vector<std::string> PreTokenize(std::string text, bool at_start) const;
-  void TokenizeWord(const std::string& word, std::vector<int32_t>* ids) const;
-  std::vector<int32_t> Bpe(std::string_view word) const;
-  std::vector<int32_t> Unigram(std::string_view word) const;
+  // With `align` (text's alignment), each word's goes to *word_aligns.
+  std::vector<std::string> PreTokenize(
+      std::string text, bool at_start,
+      const tokenizer_internal::Align* align = nullptr,
+      std::vector<tokenizer_internal::Align>* word_aligns = nullptr) const;
+  // With `spans`, also the bytes [first, second) of `word` each id stands
+  // for (from the cached ids when they are all plain vocabulary tokens).
+  void TokenizeWord(
+      const std::string& word, std::vector<int32_t>* ids,
+      std::vector<std::pair<size_t, size_t>>* spans = nullptr) const;
+  std::vector<int32_t> Bpe(
+      std::string_view word,
+      std::vector<std::pair<size_t, size_t>>* spans = nullptr) const;
+  std::vector<int32_t> Unigram(
+      std::string_view word,
+      std::vector<std::pair<size_t, size_t>>* spans = nullptr) const;
 
   // BPE results per pre-tokenized word. Guarded by cache_mu_.
   mutable std::mutex cache_mu_;

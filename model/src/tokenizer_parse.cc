@@ -54,6 +54,8 @@ class Parser {
     if (auto it = root.find("post_processor"); it != root.end()) {
       LORAD_RETURN_IF_ERROR(ParsePostProcessor(*it, where_, &model_->prefix_ids,
                                                &model_->suffix_ids));
+      ReadTrimOffsets(*it, &model_->trim_offsets,
+                      &model_->trim_add_prefix_space);
     }
     IndexAddedTokens(model_);
     return absl::OkStatus();

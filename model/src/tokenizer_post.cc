@@ -86,6 +86,28 @@ absl::Status ParseTemplate(const json& j, const std::string& where,
 
 }  // namespace
 
+void ReadTrimOffsets(const json& j, bool* trim, bool* add_prefix_space) {
+  if (!j.is_object()) return;
+  const std::string type = j.value("type", "");
+  if (type == "Sequence") {
+    auto list = j.find("processors");
+    if (list == j.end() || !list->is_array()) return;
+    for (const json& item : *list)
+      ReadTrimOffsets(item, trim, add_prefix_space);
+    return;
+  }
+  if (type != "ByteLevel" && type != "RobertaProcessing") return;
+  // Both default to true in HF tokenizers.
+  const auto flag = [&](const char* key) {
+    auto it = j.find(key);
+    return it == j.end() || !it->is_boolean() || it->get<bool>();
+  };
+  if (flag("trim_offsets")) {
+    *trim = true;
+    *add_prefix_space = flag("add_prefix_space");
+  }
+}
+
 absl::Status ParsePostProcessor(const json& j, std::string_view where_view,
                                 std::vector<int32_t>* prefix,
                                 std::vector<int32_t>* suffix) {

@@ -9,7 +9,9 @@
 
 namespace lorad::model {
 
-std::vector<int32_t> Tokenizer::Impl::Unigram(std::string_view word) const {
+std::vector<int32_t> Tokenizer::Impl::Unigram(
+    std::string_view word,
+    std::vector<std::pair<size_t, size_t>>* spans) const {
   struct Node {
     double score = 0;
     size_t start = 0;
@@ -83,6 +85,7 @@ std::vector<int32_t> Tokenizer::Impl::Unigram(std::string_view word) const {
     auto found = model.vocab.find(tokenizer_internal::AsAbsl(text));
     if (found != model.vocab.end()) {
       ids.push_back(found->second);
+      if (spans != nullptr) spans->emplace_back(it->start, it->end);
       continue;
     }
     if (model.byte_fallback &&
@@ -92,9 +95,16 @@ std::vector<int32_t> Tokenizer::Impl::Unigram(std::string_view word) const {
       for (char c : text) {
         ids.push_back(model.byte_ids[static_cast<unsigned char>(c)]);
       }
+      // As HF: each byte token stands for the whole unknown run.
+      if (spans != nullptr) {
+        spans->insert(spans->end(), text.size(), {it->start, it->end});
+      }
       continue;
     }
-    if (model.unk_id.has_value()) ids.push_back(*model.unk_id);
+    if (model.unk_id.has_value()) {
+      ids.push_back(*model.unk_id);
+      if (spans != nullptr) spans->emplace_back(it->start, it->end);
+    }
   }
   return ids;
 }

@@ -46,11 +46,12 @@ absl::Status LineError(const Example& ex, const absl::Status& status) {
       absl::StrCat("line ", ex.line, ": ", status.message()));
 }
 
-// The chat template over messages [0, end), as transformers' message list.
-absl::StatusOr<std::vector<int32_t>> RenderIds(const Example& ex, size_t end,
-                                               bool add_generation_prompt,
-                                               const ChatTemplate& chat,
-                                               const Tokenizer& tokenizer) {
+// The chat template over messages [0, end), as transformers' message list;
+// with `generation_spans`, also where its {% generation %} blocks rendered.
+absl::StatusOr<std::string> Render(
+    const Example& ex, size_t end, bool add_generation_prompt,
+    const ChatTemplate& chat,
+    std::vector<std::pair<size_t, size_t>>* generation_spans = nullptr) {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   for (size_t i = 0; i < end; ++i) {
     messages.push_back(
@@ -58,16 +59,65 @@ absl::StatusOr<std::vector<int32_t>> RenderIds(const Example& ex, size_t end,
   }
   ChatRenderOptions options;
   options.add_generation_prompt = add_generation_prompt;
+  options.generation_spans = generation_spans;
   absl::StatusOr<std::string> text =
       RenderChatMessages(chat, messages, options);
   if (!text.ok()) return LineError(ex, text.status());
-  return tokenizer.Encode(*text);
+  return text;
+}
+
+absl::StatusOr<std::vector<int32_t>> RenderIds(const Example& ex, size_t end,
+                                               bool add_generation_prompt,
+                                               const ChatTemplate& chat,
+                                               const Tokenizer& tokenizer) {
+  LORAD_ASSIGN_OR_RETURN(std::string text,
+                         Render(ex, end, add_generation_prompt, chat));
+  return tokenizer.Encode(text);
+}
+
+// TRL's assistant_only_loss: transformers' assistant_masks, made in one pass
+// over the tokens (both lists are in order): a token is learned when its
+// offsets overlap the current span. Offsets and spans are bytes on
+// character boundaries, so comparing them compares transformers' character
+// offsets.
+absl::StatusOr<TokenSequence> TokenizeChatWithGenerationBlocks(
+    const Example& ex, const Tokenizer& tokenizer, const ChatTemplate& chat) {
+  std::vector<std::pair<size_t, size_t>> spans;
+  LORAD_ASSIGN_OR_RETURN(std::string text,
+                         Render(ex, ex.messages.size(), false, chat, &spans));
+  std::vector<std::pair<size_t, size_t>> offsets;
+  const std::vector<int32_t> ids = tokenizer.EncodeWithOffsets(text, &offsets);
+  TokenSequence seq;
+  Append(seq, ids, false);
+  size_t span = 0;
+  bool any = false;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    while (span < spans.size() && offsets[k].first >= spans[span].second) {
+      ++span;
+    }
+    if (span == spans.size()) break;
+    if (offsets[k].second > spans[span].first) {
+      seq.labels[k] = ids[k];
+      any = true;
+    }
+  }
+  if (!any) {
+    return LineError(
+        ex, absl::InvalidArgumentError(
+                "the chat template's {% generation %} blocks mark no token of "
+                "this conversation, so it has nothing to learn (TRL refuses "
+                "such a row with assistant_only_loss too)"));
+  }
+  return seq;
 }
 
 absl::StatusOr<TokenSequence> TokenizeChat(const Example& ex,
                                            const Tokenizer& tokenizer,
                                            const TokenizeOptions& options) {
   const ChatTemplate& chat = *options.chat;
+  if (!options.train_on_prompt && chat.jinja->has_generation()) {
+    return TokenizeChatWithGenerationBlocks(ex, tokenizer, chat);
+  }
   LORAD_ASSIGN_OR_RETURN(
       std::vector<int32_t> ids,
       RenderIds(ex, ex.messages.size(), false, chat, tokenizer));

@@ -2,10 +2,14 @@
 // (outside input). Every input is parsed as a template and, when it parses,
 // rendered against a conversation with tools, under small limits so that
 // runaway templates end quickly with an error. Neither may crash, hang or
-// trip a sanitizer.
+// trip a sanitizer. Rendered again asking for the {% generation %} spans,
+// those must lie inside the text (which is not compared: strftime_now).
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "lorad/model/jinja.h"
 
@@ -47,5 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_alloc_bytes = size_t{16} << 20;
   limits.max_range = 10'000;
   (void)(*t)->Render(Context(), limits);
+  std::vector<std::pair<size_t, size_t>> spans;
+  absl::StatusOr<std::string> text = (*t)->Render(Context(), limits, &spans);
+  for (const auto& [begin, end] : spans) {
+    if (!text.ok() || begin > end || end > text->size()) __builtin_trap();
+  }
   return 0;
 }

@@ -1,16 +1,31 @@
 // Fuzzes the tokenizer: tokenizer.json parsing (outside input: any model
 // directory; a file that loads is then used on a varied text, with special
-// tokens and streaming decode) and encode/decode of arbitrary bytes (every
-// prompt and dataset). The first byte picks which.
+// tokens, offsets and streaming decode) and encode (with offsets) / decode
+// of arbitrary bytes (every prompt and dataset). The first byte picks which.
+// Offsets must be the ids Encode gives, each a span of the text.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "lorad/model/tokenizer.h"
 
 namespace {
+
+void CheckOffsets(const lorad::model::Tokenizer& tok, std::string_view text,
+                  const std::vector<int32_t>& ids) {
+  std::vector<std::pair<size_t, size_t>> offsets;
+  if (tok.EncodeWithOffsets(text, &offsets) != ids ||
+      offsets.size() != ids.size()) {
+    __builtin_trap();
+  }
+  for (const auto& [begin, end] : offsets) {
+    if (begin > end || end > text.size()) __builtin_trap();
+  }
+}
 
 const lorad::model::Tokenizer* Loaded(int which) {
   static const char* kFiles[] = {
@@ -40,6 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string text =
         "Hello  w\xC3\xB6rld\t<s>\xE6\x97\xA5\xF0\x9F\x98\x80 <tool>\n";
     std::vector<int32_t> ids = tok.EncodeWithSpecialTokens(text);
+    CheckOffsets(tok, text, tok.Encode(text));
     (void)tok.Decode(ids, /*skip_special_tokens=*/true);
     lorad::model::StreamDecoder stream(tok, /*skip_special_tokens=*/false);
     for (int32_t id : ids) (void)stream.Add(id);
@@ -48,6 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const lorad::model::Tokenizer* tok = Loaded(mode);
   std::vector<int32_t> ids = tok->Encode(rest);
+  CheckOffsets(*tok, rest, ids);
   std::string back = tok->Decode(ids, /*skip_special_tokens=*/false);
   (void)back;
   return 0;

@@ -6,19 +6,27 @@
 
 Writes model directories as transformers saves them (tokenizer.json,
 tokenizer_config.json with a chat template and eos_token, config.json of a
-tiny random Llama) in three shapes:
+tiny random Llama) in five shapes:
 
   chatml   byte-level BPE, no BOS, the Qwen2.5 ChatML template, EOS <|im_end|>
   llama3   byte-level BPE, BOS from the post-processor, the Llama 3.1
            template (which writes bos_token itself), EOS <|eot_id|>
   llama2   SentencePiece-style BPE with byte fallback, BOS from the
            post-processor, the Llama 2 [INST] template, EOS </s>
+  chatml_gen
+           chatml's tokenizer (NFC normalizer) with a template of
+           {% generation %} blocks, chat_templates/chatml_generation.jinja
+  llama2_gen
+           llama2's tokenizer with chat_templates/llama2_generation.jinja,
+           whose blocks start inside a token ("▁Hi")
 
 and, for each, the rows of OUT_DIR/rows_{text,prompt,chat}.jsonl as TRL's
 SFTTrainer prepares them (its own dataset preparation, on a trainer built
 over the tiny model): OUT_DIR/NAME/expected.json
-  {"text": [{input_ids, labels}], "prompt": [...], "chat": [...]}
-with TRL's labels (the id where the loss applies, else -100).
+  {"text": [{input_ids, labels}], "prompt": [...], "chat": [...],
+   "chat_assistant_only": [...] or {"error": why TRL refused}}
+with TRL's labels (the id where the loss applies, else -100);
+chat_assistant_only is the chat rows with assistant_only_loss=True.
 """
 
 import json
@@ -46,6 +54,12 @@ ROWS = {
                       {"role": "assistant", "content": "Forty-two."}]},
         {"messages": [{"role": "user", "content": "Café 你好"},
                       {"role": "assistant", "content": "こんにちは 😀"}]},
+        {"messages": [{"role": "system", "content": "Réponds en français 🇫🇷"},
+                      {"role": "user", "content": "Wie geht's? Cafe\u0301"},
+                      {"role": "assistant",
+                       "content": "Très bien, merci ! ✓ 日本"},
+                      {"role": "user", "content": "Encore une fois"},
+                      {"role": "assistant", "content": "Hello world, ça roule 😀👍"}]},
     ],
 }
 
@@ -88,7 +102,18 @@ def write_dir(out_dir, source, name):
     path = os.path.join(out_dir, name)
     os.makedirs(path, exist_ok=True)
     templates = os.path.join(source, "tests/golden/chat_templates")
-    if name == "chatml":
+    if name == "chatml_gen":
+        tok_json = byte_level_dir(path, source, "qwen2",
+                                  ["<|im_start|>", "<|im_end|>"], None)
+        template, config = "chatml_generation.jinja", {
+            "eos_token": "<|im_end|>", "pad_token": "<|end_of_text|>",
+            "bos_token": None, "model_type": "qwen2"}
+    elif name == "llama2_gen":
+        tok_json = spm_dir(path, source)
+        template, config = "llama2_generation.jinja", {
+            "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+            "legacy": False, "model_type": "llama"}
+    elif name == "chatml":
         tok_json = byte_level_dir(path, source, "qwen2",
                                   ["<|im_start|>", "<|im_end|>"], None)
         template, config = "qwen2.5.jinja", {
@@ -126,7 +151,7 @@ def write_dir(out_dir, source, name):
     return path
 
 
-def trl_rows(path, rows):
+def trl_rows(path, rows, assistant_only_loss=False):
     import datasets
     import transformers
     import trl
@@ -136,7 +161,8 @@ def trl_rows(path, rows):
         transformers.AutoConfig.from_pretrained(path, local_files_only=True))
     args = trl.SFTConfig(output_dir=os.path.join(path, "trl"),
                          report_to="none", max_length=None,
-                         dataset_num_proc=None, use_cpu=True)
+                         dataset_num_proc=None, use_cpu=True,
+                         assistant_only_loss=assistant_only_loss)
     trainer = trl.SFTTrainer(model=model, args=args,
                              train_dataset=datasets.Dataset.from_list(rows),
                              processing_class=tokenizer)
@@ -151,9 +177,14 @@ def main():
         with open(os.path.join(out_dir, f"rows_{kind}.jsonl"), "w") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    for name in ("chatml", "llama3", "llama2"):
+    for name in ("chatml", "llama3", "llama2", "chatml_gen", "llama2_gen"):
         path = write_dir(out_dir, source, name)
         expected = {kind: trl_rows(path, rows) for kind, rows in ROWS.items()}
+        try:
+            expected["chat_assistant_only"] = trl_rows(path, ROWS["chat"],
+                                                       True)
+        except (ValueError, RuntimeError) as e:
+            expected["chat_assistant_only"] = {"error": str(e)}
         with open(os.path.join(path, "expected.json"), "w") as f:
             json.dump(expected, f)
 

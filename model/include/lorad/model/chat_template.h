@@ -68,6 +68,10 @@ struct ChatRenderOptions {
   // An object of further template variables (e.g. enable_thinking,
   // date_string); they override special tokens of the same name.
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+  // When set, receives the byte spans of the rendered text that the
+  // template's {% generation %} blocks produced, as transformers reports
+  // them (jinja::Template::Render); left empty for the plain form.
+  std::vector<std::pair<size_t, size_t>>* generation_spans = nullptr;
 };
 
 // The prompt text for `turns` with add_generation_prompt. InvalidArgument

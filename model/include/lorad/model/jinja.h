@@ -176,8 +176,25 @@ class Template {
   // Renders with `context` (a dict of global names; callers add nothing
   // else: range, namespace, dict, raise_exception and strftime_now are
   // built in).
-  absl::StatusOr<std::string> Render(const Value& context,
-                                     const Limits& limits = Limits()) const;
+  //
+  // With `generation_spans`, also where the output of {% generation %}
+  // blocks lies, as transformers' apply_chat_template(...,
+  // return_assistant_tokens_mask=True) finds it: one [begin, end) byte span
+  // of the returned text per block executed, in the order the blocks
+  // finish (an inner block before the one around it). transformers' tracker
+  // starts a span at the length of the text the template has rendered at
+  // its top level before the block, and gives it the block's length in
+  // code points: for a block rendered straight into the output (in the
+  // template body, an if or a for) that is exactly the block's text; for
+  // one inside a macro, a {% set %} block or another generation block it
+  // is where the enclosing top-level output begins, as in transformers
+  // (the span is clipped to the text). Costs nothing when null.
+  absl::StatusOr<std::string> Render(
+      const Value& context, const Limits& limits = Limits(),
+      std::vector<std::pair<size_t, size_t>>* generation_spans = nullptr) const;
+
+  // Whether the template has a {% generation %} block (reached or not).
+  bool has_generation() const;
 
  private:
   explicit Template(std::unique_ptr<ParsedTemplate> parsed);

@@ -43,6 +43,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -87,6 +88,21 @@ class Tokenizer {
   // rest is normalized, pre-tokenized and split by the model. Bytes that are
   // not valid UTF-8 are tokenized as single bytes (HF cannot receive them).
   std::vector<int32_t> Encode(std::string_view text) const;
+
+  // Encode, and for each id the bytes [first, second) of `text` it stands
+  // for: HF tokenizers' encoding offsets (transformers' char offsets) in
+  // bytes. Offsets cover whole characters: a byte-level or "<0xNN>" token
+  // holding part of a character has that character's span (so pieces of
+  // one character share it); a character the normalizer or pre-tokenizer
+  // puts in (Prepend, Metaspace's or ByteLevel's prefix) has the span of
+  // the character it was put before, a replacement (Replace, Metaspace)
+  // that of what it replaced; an added token that of its match, stripped
+  // spaces included; a ByteLevel or Roberta post-processor with
+  // trim_offsets then trims spaces off them as HF does. Where NFC composes
+  // characters, the composed one has the span of its first part, as in HF.
+  std::vector<int32_t> EncodeWithOffsets(
+      std::string_view text,
+      std::vector<std::pair<size_t, size_t>>* offsets) const;
 
   // Like HF tokenizers' encode(text) with add_special_tokens=True, and
   // transformers' tokenizer(text)["input_ids"] for a tokenizer loaded with

@@ -15,10 +15,27 @@
 //                      generation prompt, tokenized without special tokens
 //                      (apply_chat_template(tokenize=True)); with
 //                      train_on_prompt the loss is on every token (TRL's
-//                      default), else on the assistant turns only: for
-//                      each, the tokens between the conversation before it
-//                      rendered with a generation prompt and the
-//                      conversation through it.
+//                      default), else on the assistant turns only:
+//                      - a template with {% generation %} blocks: exactly
+//                        TRL's assistant_only_loss=True, i.e. transformers'
+//                        assistant_masks: the tokens whose span of the text
+//                        (Tokenizer::EncodeWithOffsets) overlaps a span the
+//                        blocks rendered (jinja::Template::Render), so a
+//                        token that starts before a block and ends inside
+//                        it is learned. A row where the blocks mark no
+//                        token is an error, as TRL raises one.
+//                      - a template without them: for each assistant turn,
+//                        the tokens between the conversation before it
+//                        rendered with a generation prompt and the
+//                        conversation through it (the turn's text and its
+//                        end-of-turn token). TRL instead swaps in its own
+//                        training copy of the templates it knows (Qwen 2.5
+//                        and 3, Llama 3.x, Gemma, Phi-3, ...) and refuses
+//                        any other; lorad ships no such copies, so where
+//                        TRL has one the two can differ by a few tokens per
+//                        turn (with Qwen 2.5 TRL also learns the newline
+//                        after "<|im_start|>assistant"). A model directory
+//                        whose template has the blocks gets TRL's mask.
 //   chat, no template  the fixed "<|role|>\n" segments of common/dataset.h
 //                      after the tokenizer's prefix ids, then eos.
 // Tokenizer's "with special tokens" means its post-processor (BOS for most
