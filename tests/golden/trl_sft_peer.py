@@ -88,10 +88,13 @@ def byte_level_dir(path, source, golden, added, post):
     return tok_json
 
 
-def spm_dir(path, source):
+def spm_dir(path, source, kind="llama2", turn_tokens=()):
+    from tokenizers import AddedToken
     sys.path.insert(0, os.path.join(source, "tests/golden"))
     import tokenizer_spm_peer
-    tok = tokenizer_spm_peer.build("llama2")
+    tok = tokenizer_spm_peer.build(kind)
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True)
+                            for t in turn_tokens])
     tok_json = json.loads(tok.to_str())
     with open(os.path.join(path, "tokenizer.json"), "w") as f:
         json.dump(tok_json, f, ensure_ascii=False)
@@ -113,6 +116,14 @@ def write_dir(out_dir, source, name):
         template, config = "llama2_generation.jinja", {
             "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
             "legacy": False, "model_type": "llama"}
+    elif name == "gemma":
+        # Gemma's SentencePiece-style tokenizer (BOS from its post-processor)
+        # with its turn tokens, and Gemma 3's template.
+        tok_json = spm_dir(path, source, "gemma",
+                           ["<start_of_turn>", "<end_of_turn>"])
+        template, config = "gemma3.jinja", {
+            "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
+            "unk_token": "<unk>", "model_type": "llama"}
     elif name == "chatml":
         tok_json = byte_level_dir(path, source, "qwen2",
                                   ["<|im_start|>", "<|im_end|>"], None)
@@ -177,7 +188,8 @@ def main():
         with open(os.path.join(out_dir, f"rows_{kind}.jsonl"), "w") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    for name in ("chatml", "llama3", "llama2", "chatml_gen", "llama2_gen"):
+    for name in ("chatml", "llama3", "llama2", "chatml_gen", "llama2_gen",
+                 "gemma"):
         path = write_dir(out_dir, source, name)
         expected = {kind: trl_rows(path, rows) for kind, rows in ROWS.items()}
         try:

@@ -216,7 +216,8 @@ TEST_P(TrlParityTest, ChatRowsMatchTrlWithAssistantOnlyLoss) {
 
 INSTANTIATE_TEST_SUITE_P(Dirs, TrlParityTest,
                          ::testing::Values("chatml", "llama3", "llama2",
-                                           "chatml_gen", "llama2_gen"));
+                                           "chatml_gen", "llama2_gen",
+                                           "gemma"));
 
 }  // namespace
 }  // namespace lorad::model
