@@ -27,7 +27,7 @@ import torch
 
 SHAPES = [[77, 131], [4096], [20, 30], [64]]
 STEPS = 8
-HP = {"lr": 1e-2, "betas": [0.9, 0.995], "eps": 1e-8, "weight_decay": 0.05}
+HP = {"lr": 1e-2, "betas": [0.9, 0.995], "eps": 1e-4, "weight_decay": 0.05}
 NO_GRAD = [[3, 2]]  # [param, step]
 
 
