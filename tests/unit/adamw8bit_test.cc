@@ -15,7 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
+#include "lorad/model/tiny_model.h"
+#include "lorad/worker/lora.h"
 #include "nlohmann/json.hpp"
+#include "test_dir.h"
+#include "train_checkpoint.h"
 
 namespace lorad::worker {
 namespace {
@@ -234,6 +238,41 @@ TEST(AdamW8bitTest, SaveLoadRestoresExactStateAndContinuesIdentically) {
   }
 }
 
+AdapterSet MakeAdapter(uint64_t seed) {
+  LoraOptions lo;
+  lo.rank = 64;  // 64x64 matrices: at bitsandbytes' 8-bit threshold
+  lo.target_modules = {"q_proj", "v_proj"};
+  auto adapter = AdapterSet::CreateForTraining(model::TinyModelConfig(), lo,
+                                               seed, torch::kCPU);
+  EXPECT_TRUE(adapter.ok()) << adapter.status();
+  return *std::move(adapter);
+}
+
+// Through the trainer's checkpoint files, as a torch::optim::Optimizer&.
+TEST(AdamW8bitTest, TrainCheckpointRoundTripsTheState) {
+  const std::string dir = FreshTestDir("adamw8bit_test");
+  AdapterSet adapter = MakeAdapter(1);
+  std::vector<torch::Tensor> params = adapter.Parameters();
+  AdamW8bit opt(params, AdamW8bitOptions(1e-3));
+  Train(opt, params, 2, 21);
+  ASSERT_TRUE(SaveCheckpoint(dir, adapter, opt, CheckpointState{2, 0}).ok());
+
+  AdapterSet restored = MakeAdapter(2);
+  std::vector<torch::Tensor> copies = restored.Parameters();
+  AdamW8bit restored_opt(copies, AdamW8bitOptions(1e-3));
+  auto loaded = LoadCheckpoint(dir, restored, restored_opt);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->state.step, 2);
+  int quantized = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("param ", i));
+    EXPECT_TRUE(torch::equal(params[i], copies[i]));
+    ExpectSameState(StateOf(opt, params[i]), StateOf(restored_opt, copies[i]));
+    quantized += StateOf(opt, params[i]).quantized();
+  }
+  EXPECT_GT(quantized, 0);
+}
+
 TEST(AdamW8bitTest, StateOfAnotherShapeIsRefusedOnStep) {
   std::vector<torch::Tensor> params = Params(7);
   AdamW8bit opt(params);
@@ -290,6 +329,25 @@ TEST(AdamW8bitTest, FitsALinearRegression) {
   const double last = loss().item<double>();
   EXPECT_TRUE(StateOf(opt, w).quantized());
   EXPECT_LT(last, first * 1e-2) << "first " << first << " last " << last;
+}
+
+// A bfloat16 parameter is updated in float and written back rounded.
+TEST(AdamW8bitTest, Bfloat16ParametersStepThroughFloat) {
+  torch::manual_seed(9);
+  torch::Tensor half = torch::randn({64, 80}, torch::kBFloat16);
+  std::vector<torch::Tensor> low = {half.clone().requires_grad_(true)};
+  std::vector<torch::Tensor> high = {
+      half.to(torch::kFloat).requires_grad_(true)};
+  AdamW8bit low_opt(low), high_opt(high);
+  const torch::Tensor grad = torch::randn({64, 80}, torch::kBFloat16);
+  low[0].mutable_grad() = grad;
+  high[0].mutable_grad() = grad.to(torch::kFloat);
+  low_opt.step();
+  high_opt.step();
+  EXPECT_EQ(low[0].scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(low[0], high[0].to(torch::kBFloat16)));
+  EXPECT_FALSE(torch::equal(low[0], half));
+  ExpectSameState(StateOf(low_opt, low[0]), StateOf(high_opt, high[0]));
 }
 
 TEST(AdamW8bitTest, InvalidOptionsThrow) {
