@@ -32,8 +32,10 @@ class EventPrinter {
         PrintStep(event);
         break;
       case lorad::v1::JobEvent::kEval:
-        Line(absl::StrFormat("eval step %d: eval loss %.4f",
-                             event.eval().step(), event.eval().eval_loss()));
+        Line(absl::StrFormat(
+            "eval step %d: eval loss %.4f%s", event.eval().step(),
+            event.eval().eval_loss(),
+            event.eval().best() ? " (best so far: adapter kept)" : ""));
         break;
       case lorad::v1::JobEvent::kState:
         Line(RenderStateChange(event.state()));

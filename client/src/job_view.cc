@@ -42,11 +42,26 @@ std::string Hyperparameters(const lorad::v1::Hyperparameters& hp) {
   };
   if (hp.packing()) parts.push_back("packing");
   if (hp.gradient_checkpointing()) parts.push_back("gradient_checkpointing");
+  if (!hp.optimizer().empty()) {
+    parts.push_back(absl::StrCat("optimizer ", hp.optimizer()));
+  }
+  if (hp.early_stopping_patience() > 0) {
+    parts.push_back(absl::StrFormat("early_stopping_patience %d",
+                                    hp.early_stopping_patience()));
+  }
   if (hp.train_on_prompt()) parts.push_back("train_on_prompt");
   if (!hp.compute_dtype().empty()) {
     parts.push_back(absl::StrCat("dtype ", hp.compute_dtype()));
   }
   return absl::StrJoin(parts, ", ");
+}
+
+// Which evaluation's adapter the job kept (early stopping), "-" if none.
+std::string BestEval(const FineTuneJob& job) {
+  if (job.best_step() <= 0) return "-";
+  return absl::StrFormat("step %d, eval loss %.4f (its adapter kept%s)",
+                         job.best_step(), job.best_eval_loss(),
+                         job.stopped_early() ? "; stopped early" : "");
 }
 
 std::string TargetModules(const lorad::v1::Hyperparameters& hp) {
@@ -133,6 +148,7 @@ std::string RenderJobDetails(const FineTuneJob& job) {
       {"step", StepOfTotal(job)},
       {"loss", Loss(job.last_loss(), job.step() > 0)},
       {"eval loss", Loss(job.last_eval_loss(), job.last_eval_loss() != 0)},
+      {"best", BestEval(job)},
       {"attempts", absl::StrCat(job.attempts())},
       {"adapter", OrDash(job.adapter_path())},
       {"hyperparameters", Hyperparameters(job.hyperparameters())},
@@ -173,6 +189,7 @@ std::string RenderJobSummary(const FineTuneJob& job) {
   if (job.last_eval_loss() != 0) {
     rows.push_back({"eval loss", Loss(job.last_eval_loss(), true)});
   }
+  if (job.best_step() > 0) rows.push_back({"best", BestEval(job)});
   if (!job.adapter_path().empty()) {
     rows.push_back({"adapter", job.adapter_path()});
   }

@@ -60,7 +60,13 @@ const std::vector<FlagSpec>& FineTuneFlags() {
       {"compute-dtype", true, false, "NAME", "auto | float32 | bfloat16"},
       {"packing", false, false, "", "pack examples to --max-seq-len"},
       {"gradient-checkpointing", false, false, "",
-       "recompute each block in backward"},
+       "recompute each block in backward (default: on unless the job fits "
+       "without it)"},
+      {"no-gradient-checkpointing", false, false, "", "never recompute blocks"},
+      {"optimizer", true, false, "NAME", "adamw | adamw_8bit"},
+      {"early-stopping-patience", true, false, "N",
+       "stop after N evaluations without a lower eval loss; keep the best "
+       "adapter"},
       {"train-on-prompt", false, false, "", "loss on prompt tokens too"},
       {"seed", true, false, "N", "random seed (42)"},
       {"eval-every", true, false, "N", "eval every N steps; 0 = at the end"},
@@ -157,7 +163,24 @@ absl::StatusOr<FineTuneOptions> ParseFineTuneOptions(const ParsedArgs& args) {
     }
   }
   hp.set_packing(args.Switch("packing"));
-  hp.set_gradient_checkpointing(args.Switch("gradient-checkpointing"));
+  if (args.Switch("gradient-checkpointing") &&
+      args.Switch("no-gradient-checkpointing")) {
+    return absl::InvalidArgumentError(
+        "--gradient-checkpointing and --no-gradient-checkpointing exclude "
+        "each other");
+  }
+  // Neither: unset, and the server chooses from its memory estimate.
+  if (args.Switch("gradient-checkpointing")) {
+    hp.set_gradient_checkpointing(true);
+  } else if (args.Switch("no-gradient-checkpointing")) {
+    hp.set_gradient_checkpointing(false);
+  }
+  LORAD_RETURN_IF_ERROR(CheckOneOf(args, "optimizer", {"adamw", "adamw_8bit"}));
+  if (std::optional<std::string> s = args.Get("optimizer")) {
+    hp.set_optimizer(*s);
+  }
+  LORAD_SET_IF_GIVEN(IntFlag(args, "early-stopping-patience", 0, kIntMax),
+                     hp.set_early_stopping_patience);
   hp.set_train_on_prompt(args.Switch("train-on-prompt"));
   if (hp.ByteSizeLong() > 0) *req.mutable_hyperparameters() = std::move(hp);
 

@@ -28,6 +28,28 @@ int64_t NumLoraParameters(const ModelConfig& c, const TrainingShape& t) {
   return per_layer * c.num_hidden_layers;
 }
 
+namespace {
+
+// AdamW's state for the adapter: two fp32 moments per parameter, or with
+// the 8-bit optimizer two bytes plus two fp32 absmax per 256-element block
+// for each tensor (A is rank x in, B out x rank) big enough to be quantized.
+int64_t OptimizerBytes(const ModelConfig& c, const TrainingShape& t) {
+  auto tensor = [&t](int64_t n) -> int64_t {
+    if (!t.optimizer_8bit || n < kMin8BitStateElements) return n * 8;
+    return n * 2 + (n + 255) / 256 * 8;
+  };
+  int64_t per_layer = 0;
+  for (const BlockLinear& l : BlockLinears(c)) {
+    if (std::find(t.target_modules.begin(), t.target_modules.end(), l.name) !=
+        t.target_modules.end()) {
+      per_layer += tensor(t.rank * l.in) + tensor(l.out * t.rank);
+    }
+  }
+  return per_layer * c.num_hidden_layers;
+}
+
+}  // namespace
+
 int64_t BaseModelBytes(const ModelConfig& c, int64_t compute_bytes) {
   const int64_t embed = c.vocab_size * c.hidden_size;
   const int64_t norms = (2 * c.num_hidden_layers + 1) * c.hidden_size;
@@ -49,7 +71,7 @@ MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
   const int64_t lora = NumLoraParameters(c, t);
   m.adapter = lora * 4;
   m.gradients = lora * 4;
-  m.optimizer = lora * 8;
+  m.optimizer = OptimizerBytes(c, t);
 
   const int64_t tokens = t.batch_size * t.seq_len;
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,

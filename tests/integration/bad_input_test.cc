@@ -185,12 +185,23 @@ TEST_F(BadInputTest, CreateJobRefusesAJobThatCannotFit) {
   grpc::Status status = Create(request, &job);
   ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << Describe(status);
+  // Gradient checkpointing was left unset, so the daemon chose it (the job
+  // does not fit without it) and does not suggest it again.
   for (const char* needle :
        {"fine-tune job needs about ", " GiB", " has room for ", " short",
-        "What would fit: ", "max_seq_len ", "gradient_checkpointing on"}) {
+        "What would fit: ", "max_seq_len "}) {
     EXPECT_TRUE(absl::StrContains(status.error_message(), needle))
         << "want \"" << needle << "\" in: " << status.error_message();
   }
+  EXPECT_FALSE(absl::StrContains(status.error_message(), "checkpointing on"))
+      << status.error_message();
+  // Turned off by the request, it is kept off and suggested.
+  request.mutable_hyperparameters()->set_gradient_checkpointing(false);
+  status = Create(request, &job);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(
+      absl::StrContains(status.error_message(), "gradient_checkpointing on"))
+      << status.error_message();
   EXPECT_TRUE(ListJobs().empty()) << "a refused job was stored";
   status = Create(ValidRequest(ds), &job);
   ASSERT_TRUE(status.ok()) << Describe(status);

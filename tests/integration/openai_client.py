@@ -164,7 +164,11 @@ def finetune(base_url, token, train_file):
                          "learning_rate_multiplier": 2},
         extra_body={"method": {"type": "supervised", "supervised": {
             "hyperparameters": {"max_steps": 4, "rank": 4,
-                                "checkpoint_every": 2}}}})
+                                "checkpoint_every": 2,
+                                "optimizer": "adamw_8bit",
+                                "early_stopping_patience": 2,
+                                "eval_every": 1,
+                                "validation_split": 0.25}}}})
     assert job.object == "fine_tuning.job", job
     assert job.id in [j.id for j in c.fine_tuning.jobs.list(limit=50)]
     deadline = time.time() + 600
@@ -188,6 +192,20 @@ def finetune(base_url, token, train_file):
     assert steps and steps == sorted(steps, reverse=True), steps
     assert all(0 < s <= 4 for s in steps), steps
     e = expect(409, lambda: c.fine_tuning.jobs.cancel(job.id))
+    # lorad's own fields: the options as run, and the evaluation whose
+    # adapter was kept.
+    status, _, own = raw("GET", base_url + "/fine_tuning/jobs/" + job.id,
+                         token)
+    assert status == 200, (status, own)
+    assert own["optimizer"] == "adamw_8bit", own
+    assert own["early_stopping_patience"] == 2, own
+    assert own["gradient_checkpointing"] is False, own  # auto: tiny fits
+    assert 1 <= own["best_step"] <= 4 and own["best_eval_loss"] > 0, own
+    bad = expect(400, lambda: c.fine_tuning.jobs.create(
+        model="tiny", training_file=up.id,
+        extra_body={"method": {"type": "supervised", "supervised": {
+            "hyperparameters": {"optimizer": "sgd"}}}}))
+    assert "optimizer" in bad.body["message"], bad.body
     reply = c.chat.completions.create(model=job.fine_tuned_model,
                                       messages=MESSAGES, max_tokens=8,
                                       temperature=0)

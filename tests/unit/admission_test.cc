@@ -218,6 +218,87 @@ TEST(AdmissionTest, PromptTokensAreALowerBound) {
   EXPECT_EQ(DemandOf(s).max_new_tokens, 7);
 }
 
+// Left unset, gradient checkpointing is on exactly when the estimate
+// without it does not fit the room (and when the room is unknown); a value
+// the request set is kept.
+TEST(AdmissionTest, GradientCheckpointingIsChosenFromTheEstimateWhenUnset) {
+  const model::ModelConfig c = model::TinyModelConfig();
+  v1::Hyperparameters hp = Defaults();
+  ASSERT_FALSE(hp.has_gradient_checkpointing());
+  hp.set_batch_size(64);
+  hp.set_max_seq_len(4096);
+  const DeviceRoom probe = CpuRoom(8 * kGiB, 0);
+  v1::Hyperparameters off = hp, on = hp;
+  off.set_gradient_checkpointing(false);
+  on.set_gradient_checkpointing(true);
+  const int64_t without = Estimate(off, probe), with = Estimate(on, probe);
+  ASSERT_LT(with, without);
+
+  v1::Hyperparameters chosen = hp;
+  std::string note =
+      ChooseGradientCheckpointing(c, CpuRoom((with + without) / 2, 0), chosen);
+  EXPECT_TRUE(chosen.has_gradient_checkpointing());
+  EXPECT_TRUE(chosen.gradient_checkpointing()) << note;
+  EXPECT_TRUE(absl::StrContains(note, "gradient checkpointing on (auto"))
+      << note;
+  EXPECT_TRUE(absl::StrContains(note, FormatBytes(without))) << note;
+  EXPECT_TRUE(AdmitFineTune(c, chosen, CpuRoom((with + without) / 2, 0)).ok());
+
+  chosen = hp;
+  note = ChooseGradientCheckpointing(c, CpuRoom(without, 0), chosen);
+  EXPECT_FALSE(chosen.gradient_checkpointing()) << note;
+  EXPECT_TRUE(absl::StrContains(note, "gradient checkpointing off (auto"))
+      << note;
+
+  chosen = hp;
+  note = ChooseGradientCheckpointing(c, DeviceRoom(), chosen);
+  EXPECT_TRUE(chosen.gradient_checkpointing()) << note;
+
+  chosen = off;  // set by the request: kept, even where it does not fit
+  EXPECT_EQ(ChooseGradientCheckpointing(c, CpuRoom(with, 0), chosen), "");
+  EXPECT_FALSE(chosen.gradient_checkpointing());
+}
+
+// The 8-bit optimizer's state: 2 bytes per parameter plus an fp32 absmax
+// pair per 256 for tensors of at least 4096 elements, 8 bytes below.
+TEST(AdmissionTest, EightBitOptimizerStateInTheEstimate) {
+  const model::ModelConfig c = model::TinyModelConfig();
+  model::TrainingShape s;
+  s.rank = 64;  // A of q_proj: 64 x hidden 64 = 4096 elements
+  s.target_modules = {"q_proj"};
+  const int64_t full = model::EstimateTrainingMemory(c, s).optimizer;
+  s.optimizer_8bit = true;
+  const int64_t eight = model::EstimateTrainingMemory(c, s).optimizer;
+  const int64_t params = c.num_hidden_layers * 2 * 64 * c.hidden_size;
+  EXPECT_EQ(full, params * 8);
+  EXPECT_EQ(eight, params * 2 + c.num_hidden_layers * 2 * (4096 / 256) * 8);
+  s.rank = 8;  // 512-element tensors keep 32-bit state
+  EXPECT_EQ(model::EstimateTrainingMemory(c, s).optimizer,
+            c.num_hidden_layers * 2 * 8 * c.hidden_size * 8);
+}
+
+TEST(JobValidationTest, OptimizerAndEarlyStoppingAreChecked) {
+  auto refused = [](v1::Hyperparameters hp, const std::string& needle) {
+    absl::Status s = FillDefaultsAndValidate(true, hp);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << needle;
+    EXPECT_TRUE(absl::StrContains(s.message(), needle)) << s;
+  };
+  v1::Hyperparameters hp = Defaults();
+  EXPECT_EQ(hp.optimizer(), "adamw");
+  hp.set_optimizer("sgd");
+  refused(hp, "hyperparameters.optimizer must be one of");
+  hp = Defaults();
+  hp.set_early_stopping_patience(2);
+  refused(hp, "early_stopping_patience must be 0 unless eval_every > 0");
+  hp.set_eval_every(5);
+  EXPECT_TRUE(FillDefaultsAndValidate(true, hp).ok());
+  hp.set_early_stopping_patience(-1);
+  refused(hp, "early_stopping_patience must be in [0, ");
+  hp = Defaults();
+  hp.set_optimizer("adamw_8bit");
+  EXPECT_TRUE(FillDefaultsAndValidate(true, hp).ok());
+}
+
 TEST(AdmissionTest, ChecksRequestsAgainstTheRoomNow) {
   const model::ModelConfig c = model::TinyModelConfig();
   DeviceRoom room = CpuRoom(8 * kGiB, 0);

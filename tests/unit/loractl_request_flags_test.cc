@@ -94,7 +94,11 @@ TEST(FineTuneFlagsTest, EveryFlagReachesItsField) {
                                 "0.01",
                                 "--compute-dtype",
                                 "bfloat16",
-                                "--train-on-prompt"});
+                                "--train-on-prompt",
+                                "--optimizer",
+                                "adamw_8bit",
+                                "--early-stopping-patience",
+                                "3"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->validation, "ds-1");
   const auto& req = options->request;
@@ -126,6 +130,27 @@ TEST(FineTuneFlagsTest, EveryFlagReachesItsField) {
   EXPECT_FLOAT_EQ(hp.max_grad_norm(), 0.5f);
   EXPECT_FLOAT_EQ(hp.weight_decay(), 0.01f);
   EXPECT_EQ(hp.compute_dtype(), "bfloat16");
+  EXPECT_EQ(hp.optimizer(), "adamw_8bit");
+  EXPECT_EQ(hp.early_stopping_patience(), 3);
+}
+
+// Gradient checkpointing has three states on the wire: on, off, and unset
+// (the server chooses from its memory estimate).
+TEST(FineTuneFlagsTest, GradientCheckpointingOnOffOrLeftToTheServer) {
+  auto unset = ParseFineTune({"--train", "t", "--rank", "4"});
+  ASSERT_TRUE(unset.ok());
+  EXPECT_FALSE(unset->request.hyperparameters().has_gradient_checkpointing());
+  auto off = ParseFineTune({"--train", "t", "--no-gradient-checkpointing"});
+  ASSERT_TRUE(off.ok());
+  EXPECT_TRUE(off->request.hyperparameters().has_gradient_checkpointing());
+  EXPECT_FALSE(off->request.hyperparameters().gradient_checkpointing());
+  auto both = ParseFineTune({"--train", "t", "--gradient-checkpointing",
+                             "--no-gradient-checkpointing"});
+  ASSERT_FALSE(both.ok());
+  EXPECT_TRUE(absl::StrContains(both.status().message(), "exclude"));
+  auto bad = ParseFineTune({"--train", "t", "--optimizer", "sgd"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "--optimizer"));
 }
 
 TEST(FineTuneFlagsTest, OneFlagSetsOneField) {

@@ -2,12 +2,16 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
+#include "lorad/model/block_linears.h"
+#include "lorad/model/memory_estimate.h"
 #include "lorad/model/safetensors.h"
 #include "lorad/model/tiny_model.h"
+#include "lorad/worker/adamw8bit.h"
 
 namespace lorad::worker {
 namespace {
@@ -144,6 +148,105 @@ TEST_F(TrainerTest, BadDatasetIsInvalidArgumentNamingTheLine) {
   absl::Status st = RunTraining(*model_, job, {});
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("line 2"), absl::string_view::npos) << st;
+}
+
+// Early stopping: a validation set that contradicts the training data gets
+// worse as the adapter learns, so patience runs out; the adapter on disk is
+// the best evaluation's, the same bytes a run stopped at that step writes.
+TEST_F(TrainerTest, EarlyStoppingKeepsTheBestEvaluationsAdapter) {
+  std::string contrary;
+  const char* pairs[][2] = {{"red", "kiwi"},     {"yellow", "peach"},
+                            {"green", "grape"},  {"purple", "apple"},
+                            {"orange", "berry"}, {"blue", "lime"}};
+  for (auto& p : pairs) {
+    contrary += std::string("{\"prompt\": \"color ") + p[0] +
+                " ->\", \"completion\": \" " + p[1] + "\"}\n";
+  }
+  ASSERT_TRUE(WriteFileAtomic(root_ + "/contrary.jsonl", contrary).ok());
+  TrainJob job = Job("early");
+  job.validation_path = root_ + "/contrary.jsonl";
+  job.hp.set_lr_scheduler("constant");
+  job.hp.set_dropout(0);
+  job.hp.set_eval_every(1);
+  job.hp.set_early_stopping_patience(3);
+  job.hp.set_max_steps(60);
+  std::vector<std::pair<int, float>> evals;
+  int best_flagged = 0, last_step = 0;
+  lorad::worker::v1::TrainFinished finished;
+  TrainCallbacks cb;
+  cb.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
+    if (e.has_eval()) {
+      evals.push_back({e.eval().step(), e.eval().eval_loss()});
+      if (e.eval().best()) best_flagged = e.eval().step();
+    }
+    if (e.has_step()) last_step = e.step().step();
+    if (e.has_finished()) finished = e.finished();
+  };
+  ASSERT_TRUE(RunTraining(*model_, job, cb).ok());
+  ASSERT_TRUE(finished.stopped_early()) << "ran " << last_step << " steps";
+  ASSERT_LT(last_step, 60);
+  ASSERT_GT(finished.best_step(), 0);
+  EXPECT_EQ(best_flagged, finished.best_step());
+  // The best is the lowest eval loss, and exactly `patience` evaluations
+  // came after it, none lower.
+  float lowest = evals.front().second;
+  for (const auto& [step, loss] : evals) lowest = std::min(lowest, loss);
+  EXPECT_EQ(finished.best_eval_loss(), lowest);
+  EXPECT_EQ(evals.back().first, last_step);
+  EXPECT_EQ(last_step - finished.best_step(), 3);
+
+  TrainJob plain = Job("plain");
+  plain.hp = job.hp;
+  plain.hp.set_early_stopping_patience(0);
+  plain.hp.set_eval_every(0);
+  plain.hp.set_max_steps(finished.best_step());
+  ASSERT_TRUE(RunTraining(*model_, plain, {}).ok());
+  auto a = ReadFile(job.adapter_dir + "/adapter_model.safetensors");
+  auto b = ReadFile(plain.adapter_dir + "/adapter_model.safetensors");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(*a == *b) << "the kept adapter is not step "
+                        << finished.best_step() << "'s";
+}
+
+// adamw_8bit trains (rank 64 makes every q/k/v/o tensor 8-bit) and its
+// state shows in the memory estimate.
+TEST_F(TrainerTest, EightBitAdamWTrains) {
+  std::vector<float> losses;
+  int64_t optimizer_bytes = 0;
+  TrainCallbacks cb;
+  cb.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
+    if (e.has_step()) losses.push_back(e.step().loss());
+    if (e.has_started()) {
+      optimizer_bytes = e.started().memory_estimate().optimizer_bytes();
+    }
+  };
+  TrainJob job = Job("eight");
+  job.hp.set_optimizer("adamw_8bit");
+  job.hp.set_rank(64);
+  job.hp.clear_target_modules();
+  for (const char* t : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
+    job.hp.add_target_modules(t);
+  }
+  job.hp.set_max_steps(30);
+  ASSERT_TRUE(RunTraining(*model_, job, cb).ok());
+  ASSERT_EQ(losses.size(), 30u);
+  EXPECT_LT(losses.back(), 0.5f * losses.front());
+  // The estimate counts what the optimizer will hold, tensor by tensor.
+  int64_t held = 0;
+  for (const model::BlockLinear& l : model::BlockLinears(model_->config())) {
+    if (l.name == "gate_proj" || l.name == "up_proj" || l.name == "down_proj") {
+      continue;
+    }
+    held += AdamW8bit::StateBytesFor(64 * l.in) +
+            AdamW8bit::StateBytesFor(l.out * 64);
+  }
+  EXPECT_EQ(optimizer_bytes, held * model_->config().num_hidden_layers);
+  model::TrainingShape s;
+  s.rank = 64;
+  s.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  const int64_t full =
+      model::EstimateTrainingMemory(model_->config(), s).optimizer;
+  EXPECT_LT(optimizer_bytes * 2, full);
 }
 
 }  // namespace

@@ -38,16 +38,18 @@ absl::StatusOr<v1::FineTuneJob> Create(
   job.set_suffix(req.suffix());
   job.set_created_at_unix(absl::ToUnixSeconds(absl::Now()));
   LORAD_RETURN_IF_ERROR(ValidateJob(datasets, req.has_hyperparameters(), job));
+  std::string note;
   if (admission != nullptr) {
-    LORAD_RETURN_IF_ERROR(admission->CheckFineTune(job));
+    LORAD_RETURN_IF_ERROR(admission->CheckFineTune(job, &note));
   }
   job.set_state(v1::VALIDATING);
   LORAD_RETURN_IF_ERROR(journal.Create(job, "validating"));
-  return journal.Update(
-      job.id(), [](v1::FineTuneJob& job, std::vector<v1::JobEvent>& events) {
-        TransitionTo(job, v1::QUEUED, "queued", events);
-        return absl::OkStatus();
-      });
+  return journal.Update(job.id(), [&note](v1::FineTuneJob& job,
+                                          std::vector<v1::JobEvent>& events) {
+    if (!note.empty()) events.emplace_back().set_log(note);
+    TransitionTo(job, v1::QUEUED, "queued", events);
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ model::TrainingShape ShapeOf(const v1::Hyperparameters& hp,
   shape.seq_len = hp.max_seq_len();
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = compute_bytes;
+  shape.optimizer_8bit = hp.optimizer() == "adamw_8bit";
   return shape;
 }
 
@@ -82,6 +83,25 @@ int64_t ComputeBytes(const std::string& compute_dtype, const DeviceRoom& room) {
   if (compute_dtype == "float32") return 4;
   if (compute_dtype == "bfloat16") return 2;
   return room.is_cuda() ? 2 : 4;
+}
+
+std::string ChooseGradientCheckpointing(const model::ModelConfig& config,
+                                        const DeviceRoom& room,
+                                        v1::Hyperparameters& hp) {
+  if (hp.has_gradient_checkpointing()) return "";
+  if (!room.known()) {
+    hp.set_gradient_checkpointing(true);
+    return "gradient checkpointing on (auto: the device's room is unknown)";
+  }
+  model::TrainingShape shape =
+      ShapeOf(hp, ComputeBytes(hp.compute_dtype(), room));
+  shape.gradient_checkpointing = false;
+  const int64_t without = model::EstimateTrainingMemory(config, shape).total;
+  const bool fits = without <= room.room_bytes();
+  hp.set_gradient_checkpointing(!fits);
+  return absl::StrCat("gradient checkpointing ", fits ? "off" : "on",
+                      " (auto: without it the job needs ", FormatBytes(without),
+                      "; ", DescribeRoom(room), ")");
 }
 
 absl::Status AdmitFineTune(const model::ModelConfig& config,
@@ -256,10 +276,15 @@ absl::Status AdmitGeneration(const model::ModelConfig& config,
 Admission::Admission(std::function<DeviceRoom()> room, Options options)
     : room_(std::move(room)), options_(options) {}
 
-absl::Status Admission::CheckFineTune(const v1::FineTuneJob& job) const {
+absl::Status Admission::CheckFineTune(v1::FineTuneJob& job,
+                                      std::string* note) const {
   LORAD_ASSIGN_OR_RETURN(const model::ModelConfig config,
                          model::ModelConfigOf(job.model()));
-  return AdmitFineTune(config, job.hyperparameters(), room_());
+  const DeviceRoom room = room_();
+  std::string chosen =
+      ChooseGradientCheckpointing(config, room, *job.mutable_hyperparameters());
+  if (note != nullptr) *note = std::move(chosen);
+  return AdmitFineTune(config, job.hyperparameters(), room);
 }
 
 absl::Status Admission::CheckGenerate(

@@ -42,6 +42,13 @@ absl::Status AdmitFineTune(const model::ModelConfig& config,
                            const v1::Hyperparameters& hp,
                            const DeviceRoom& room);
 
+// Sets hp.gradient_checkpointing when the request left it unset: off when
+// the estimate without it fits `room`, on otherwise (and when the room is
+// not known). Returns what was decided and why, "" when hp had it set.
+std::string ChooseGradientCheckpointing(const model::ModelConfig& config,
+                                        const DeviceRoom& room,
+                                        v1::Hyperparameters& hp);
+
 // One generation's demand on the KV cache: the worker reserves room for
 // prompt + max_new_tokens positions when the request starts.
 struct GenerationDemand {
@@ -77,9 +84,12 @@ class Admission {
   // `room` gives the device's room now (TelemetryCollector::Room).
   Admission(std::function<DeviceRoom()> room, Options options);
 
-  // A fine-tune job after ValidateJob (its model exists, defaults filled).
-  // The model's config errors pass through (NotFound / InvalidArgument).
-  absl::Status CheckFineTune(const v1::FineTuneJob& job) const;
+  // A fine-tune job after ValidateJob (its model exists, defaults filled):
+  // chooses gradient checkpointing when unset (`note` says how), then checks
+  // the job fits. The model's config errors pass through (NotFound /
+  // InvalidArgument).
+  absl::Status CheckFineTune(v1::FineTuneJob& job,
+                             std::string* note = nullptr) const;
 
   // One resolved Generate request.
   absl::Status CheckGenerate(const worker::v1::GenerateRequest& request) const;

@@ -21,6 +21,7 @@ namespace {
 
 constexpr const char* kSchedulers[] = {"cosine", "linear", "constant"};
 constexpr const char* kComputeDtypes[] = {"auto", "float32", "bfloat16"};
+constexpr const char* kOptimizers[] = {"adamw", "adamw_8bit"};
 
 template <typename T>
 absl::Status Invalid(absl::string_view field, const T& value,
@@ -44,10 +45,10 @@ std::string Quoted(const Names& allowed) {
 
 void FillDefaults(bool present, v1::Hyperparameters& hp) {
   if (!present) {
-    hp.set_rank(8);
-    hp.set_learning_rate(2e-4f);
-    hp.set_dropout(0.05f);
-    hp.set_max_grad_norm(1.0f);
+    hp.set_rank(kDefaultRank);
+    hp.set_learning_rate(kDefaultLearningRate);
+    hp.set_dropout(kDefaultDropout);
+    hp.set_max_grad_norm(kDefaultMaxGradNorm);
   }
   if (hp.alpha() == 0) hp.set_alpha(16);
   if (hp.target_modules().empty()) {
@@ -61,6 +62,7 @@ void FillDefaults(bool present, v1::Hyperparameters& hp) {
   if (hp.seed() == 0) hp.set_seed(42);
   if (hp.checkpoint_every() == 0) hp.set_checkpoint_every(50);
   if (hp.compute_dtype().empty()) hp.set_compute_dtype("auto");
+  if (hp.optimizer().empty()) hp.set_optimizer("adamw");
 }
 
 std::string Num(float v) {
@@ -184,6 +186,20 @@ absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp) {
     return Invalid("compute_dtype", QuotedExcerpt(hp.compute_dtype()),
                    absl::StrCat("one of ", Quoted(kComputeDtypes)));
   }
+  if (!OneOf(hp.optimizer(), kOptimizers)) {
+    return Invalid("optimizer", QuotedExcerpt(hp.optimizer()),
+                   absl::StrCat("one of ", Quoted(kOptimizers)));
+  }
+  if (hp.early_stopping_patience() < 0 ||
+      hp.early_stopping_patience() > kMaxSteps) {
+    return Invalid("early_stopping_patience", hp.early_stopping_patience(),
+                   absl::StrCat("in [0, ", kMaxSteps, "]"));
+  }
+  if (hp.early_stopping_patience() > 0 && hp.eval_every() == 0) {
+    return Invalid("early_stopping_patience", hp.early_stopping_patience(),
+                   "0 unless eval_every > 0 (early stopping compares "
+                   "evaluations)");
+  }
   return absl::OkStatus();
 }
 
@@ -241,8 +257,16 @@ absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
     }
     LORAD_RETURN_IF_ERROR(dataset.status());
   }
-  return FillDefaultsAndValidate(hyperparameters_present,
-                                 *job.mutable_hyperparameters());
+  LORAD_RETURN_IF_ERROR(FillDefaultsAndValidate(
+      hyperparameters_present, *job.mutable_hyperparameters()));
+  const v1::Hyperparameters& hp = job.hyperparameters();
+  if (hp.early_stopping_patience() > 0 && job.validation_file().empty() &&
+      hp.validation_split() == 0) {
+    return Invalid("early_stopping_patience", hp.early_stopping_patience(),
+                   "0 without validation data (give validation_file or "
+                   "validation_split)");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace lorad::server

@@ -35,6 +35,13 @@ inline constexpr float kMaxWeightDecay = 10;
 // A model path on the server.
 inline constexpr size_t kMaxModelPathBytes = 4096;
 
+// The defaults a request without hyperparameters gets for the fields whose
+// zero means something once hyperparameters are given (see below).
+inline constexpr int32_t kDefaultRank = 8;
+inline constexpr float kDefaultLearningRate = 2e-4f;
+inline constexpr float kDefaultDropout = 0.05f;
+inline constexpr float kDefaultMaxGradNorm = 1.0f;
+
 // Fills the defaults of `hp` and checks every field. `present` says whether
 // the request carried hyperparameters at all: without them every field takes
 // its default (rank 8, alpha 16, dropout 0.05, all seven projections, lr 2e-4,

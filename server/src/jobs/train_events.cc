@@ -67,9 +67,16 @@ bool ApplyTrainEvent(const worker::v1::TrainEvent& event, v1::FineTuneJob& job,
       job.set_adapter_path(done.adapter_dir());
       job.set_peak_memory_bytes(done.peak_memory_bytes());
       if (done.final_loss() != 0) job.set_last_loss(done.final_loss());
-      TransitionTo(job, v1::SUCCEEDED,
-                   absl::StrCat("adapter written to ", done.adapter_dir()),
-                   events);
+      job.set_best_step(done.best_step());
+      job.set_best_eval_loss(done.best_eval_loss());
+      job.set_stopped_early(done.stopped_early());
+      std::string how = absl::StrCat("adapter written to ", done.adapter_dir());
+      if (done.best_step() > 0) {
+        absl::StrAppend(&how, " (the best eval loss, ", done.best_eval_loss(),
+                        ", at step ", done.best_step(),
+                        done.stopped_early() ? "; stopped early" : "", ")");
+      }
+      TransitionTo(job, v1::SUCCEEDED, how, events);
       finished = true;
       break;
     }

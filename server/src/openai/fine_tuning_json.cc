@@ -7,13 +7,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "jobs/job_validation.h"
 
 namespace lorad::server::openai {
 namespace {
 
 using nlohmann::json;
-
-constexpr float kDefaultLearningRate = 2e-4f;
 
 const char* StatusName(v1::JobState s) {
   switch (s) {
@@ -148,6 +147,14 @@ json JobObject(const v1::FineTuneJob& job) {
       // lorad's own view of the job.
       {"step", job.step()},
       {"total_steps", job.total_steps()},
+      {"optimizer", hp.optimizer()},
+      {"gradient_checkpointing", hp.gradient_checkpointing()},
+      {"early_stopping_patience", hp.early_stopping_patience()},
+      {"best_step",
+       job.best_step() > 0 ? json(job.best_step()) : json(nullptr)},
+      {"best_eval_loss",
+       job.best_step() > 0 ? json(job.best_eval_loss()) : json(nullptr)},
+      {"stopped_early", job.stopped_early()},
   };
 }
 
@@ -204,6 +211,31 @@ bool ReadCreateJob(const json& body, const std::string& base_model,
                              param)) {
       return false;
     }
+  }
+  // OpenAI's clients give a few hyperparameters, if any: the fields whose
+  // zero lorad takes literally once hyperparameters are present get their
+  // defaults unless the body names them.
+  if (out->has_hyperparameters()) {
+    auto named = [&body](const char* key) {
+      const json* objects[] = {&body, nullptr};
+      if (auto m = body.find("method"); m != body.end() && m->is_object()) {
+        if (auto s = m->find("supervised"); s != m->end() && s->is_object()) {
+          objects[1] = &*s;
+        }
+      }
+      for (const json* o : objects) {
+        if (o == nullptr) continue;
+        auto h = o->find("hyperparameters");
+        if (h != o->end() && h->is_object() && h->contains(key)) return true;
+      }
+      return false;
+    };
+    if (!named("rank")) hp->set_rank(kDefaultRank);
+    if (hp->learning_rate() == 0 && !named("learning_rate")) {
+      hp->set_learning_rate(kDefaultLearningRate);
+    }
+    if (!named("dropout")) hp->set_dropout(kDefaultDropout);
+    if (!named("max_grad_norm")) hp->set_max_grad_norm(kDefaultMaxGradNorm);
   }
   if (auto it = body.find("seed"); it != body.end() && !it->is_null()) {
     if (!it->is_number_integer() || it->get<int64_t>() < 0) {

@@ -26,6 +26,8 @@ worker::v1::TrainConfig ToWorker(const v1::Hyperparameters& hp) {
   c.set_validation_split(hp.validation_split());
   c.set_compute_dtype(hp.compute_dtype());
   c.set_train_on_prompt(hp.train_on_prompt());
+  c.set_optimizer(hp.optimizer());
+  c.set_early_stopping_patience(hp.early_stopping_patience());
   return c;
 }
 
@@ -130,6 +132,7 @@ v1::EvalResult ToPublic(const worker::v1::EvalResult& eval) {
   v1::EvalResult e;
   e.set_step(eval.step());
   e.set_eval_loss(eval.eval_loss());
+  e.set_best(eval.best());
   return e;
 }
 

@@ -51,6 +51,10 @@ absl::StatusOr<std::string> Serialise(const AdapterSet& adapter,
     archive.write("step", torch::tensor(state.step, torch::kLong));
     archive.write("tokens_seen",
                   torch::tensor(state.tokens_seen, torch::kLong));
+    archive.write("best_step", torch::tensor(state.best_step, torch::kLong));
+    archive.write("best_eval_loss", torch::tensor(state.best_eval_loss));
+    archive.write("evals_since_best",
+                  torch::tensor(state.evals_since_best, torch::kLong));
     for (const auto& [key, w] : adapter.weights()) {
       archive.write(key + ".lora_A", w.a.detach().cpu(), /*is_buffer=*/true);
       archive.write(key + ".lora_B", w.b.detach().cpu(), /*is_buffer=*/true);
@@ -103,6 +107,18 @@ absl::StatusOr<CheckpointState> Restore(const std::string& path,
     state.step = t.item<int64_t>();
     archive.read("tokens_seen", t);
     state.tokens_seen = t.item<int64_t>();
+    // Absent in checkpoints written before early stopping existed. (Each
+    // read needs a fresh tensor: reading into one of another dtype fails.)
+    torch::Tensor best_step, best_loss, since_best;
+    if (archive.try_read("best_step", best_step)) {
+      state.best_step = best_step.item<int64_t>();
+    }
+    if (archive.try_read("best_eval_loss", best_loss)) {
+      state.best_eval_loss = best_loss.item<float>();
+    }
+    if (archive.try_read("evals_since_best", since_best)) {
+      state.evals_since_best = since_best.item<int64_t>();
+    }
     torch::NoGradGuard no_grad;
     for (const auto& [key, w] : adapter.weights()) {
       torch::Tensor a, b;

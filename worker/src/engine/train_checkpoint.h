@@ -14,6 +14,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,11 @@ namespace lorad::worker {
 struct CheckpointState {
   int64_t step = 0;  // optimizer steps completed
   int64_t tokens_seen = 0;
+  // Early stopping: the step and eval loss of the best evaluation so far
+  // (0 / +inf: none) and the evaluations since it.
+  int64_t best_step = 0;
+  float best_eval_loss = std::numeric_limits<float>::infinity();
+  int64_t evals_since_best = 0;
 };
 
 // Writes the checkpoint for `state.step` into `dir` atomically, then removes

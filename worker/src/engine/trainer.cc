@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "lorad/common/dataset.h"
@@ -10,12 +11,30 @@
 #include "lorad/common/status_macros.h"
 #include "lorad/model/memory_estimate.h"
 #include "lorad/model/training_data.h"
+#include "lorad/worker/adamw8bit.h"
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/lr_schedule.h"
 #include "train_checkpoint.h"
 
 namespace lorad::worker {
 namespace {
+
+// The optimizer hp.optimizer names (the server validated it): torch's AdamW
+// with fp32 moments, or the 8-bit block-wise AdamW.
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
+    const lorad::worker::v1::TrainConfig& hp,
+    const std::vector<torch::Tensor>& params) {
+  if (hp.optimizer() == "adamw_8bit") {
+    AdamW8bitOptions o(hp.learning_rate());
+    o.betas({0.9, 0.999}).eps(1e-8).weight_decay(hp.weight_decay());
+    return std::make_unique<AdamW8bit>(params, o);
+  }
+  return std::make_unique<torch::optim::AdamW>(
+      params, torch::optim::AdamWOptions(hp.learning_rate())
+                  .betas({0.9, 0.999})
+                  .eps(1e-8)
+                  .weight_decay(hp.weight_decay()));
+}
 
 using lorad::worker::v1::TrainEvent;
 
@@ -179,11 +198,9 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   LORAD_ASSIGN_OR_RETURN(
       AdapterSet adapter,
       AdapterSet::CreateForTraining(model.config(), lora, hp.seed(), device));
-  torch::optim::AdamW optimizer(adapter.Parameters(),
-                                torch::optim::AdamWOptions(hp.learning_rate())
-                                    .betas({0.9, 0.999})
-                                    .eps(1e-8)
-                                    .weight_decay(hp.weight_decay()));
+  std::unique_ptr<torch::optim::Optimizer> optimizer_owner =
+      MakeOptimizer(hp, adapter.Parameters());
+  torch::optim::Optimizer& optimizer = *optimizer_owner;
 
   torch::manual_seed(hp.seed());
   LORAD_RETURN_IF_ERROR(MakeDirs(job.job_dir));
@@ -211,6 +228,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   shape.seq_len = longest;
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = model.dtype() == torch::kFloat32 ? 4 : 2;
+  shape.optimizer_8bit = hp.optimizer() == "adamw_8bit";
   model::MemoryEstimateBytes est =
       model::EstimateTrainingMemory(model.config(), shape);
   {
@@ -244,6 +262,15 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   train_options.gradient_checkpointing = hp.gradient_checkpointing();
   const std::vector<torch::Tensor> params = adapter.Parameters();
   float last_loss = 0;
+  const int64_t patience = hp.early_stopping_patience();
+  if (patience > 0 && eval.empty()) {
+    return absl::InvalidArgumentError(
+        "early_stopping_patience needs validation data: the validation file "
+        "or split gave no sequences");
+  }
+  bool stop_early = false;
+  // Evaluates; with early stopping, writes the adapter when the eval loss
+  // is the lowest so far and decides whether patience ran out.
   auto eval_and_emit = [&](int64_t step) -> absl::Status {
     if (eval.empty()) return absl::OkStatus();
     LORAD_ASSIGN_OR_RETURN(
@@ -252,6 +279,18 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     TrainEvent e;
     e.mutable_eval()->set_step(static_cast<int32_t>(step));
     e.mutable_eval()->set_eval_loss(loss);
+    if (patience > 0) {
+      if (loss < state.best_eval_loss) {
+        state.best_eval_loss = loss;
+        state.best_step = step;
+        state.evals_since_best = 0;
+        LORAD_RETURN_IF_ERROR(
+            adapter.SavePeft(job.adapter_dir, job.base_model_name));
+        e.mutable_eval()->set_best(true);
+      } else {
+        stop_early = ++state.evals_since_best >= patience;
+      }
+    }
     emit(e);
     return absl::OkStatus();
   };
@@ -262,9 +301,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     auto t0 = std::chrono::steady_clock::now();
     const double lr = LearningRateAt(hp.lr_scheduler(), hp.learning_rate(),
                                      step, hp.warmup_steps(), total_steps);
-    for (auto& group : optimizer.param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    }
+    for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
     optimizer.zero_grad();
     double loss_sum = 0;
     int64_t step_tokens = 0;
@@ -338,6 +375,15 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     if (hp.eval_every() > 0 && state.step % hp.eval_every() == 0 &&
         state.step < total_steps) {
       LORAD_RETURN_IF_ERROR(eval_and_emit(state.step));
+      if (stop_early) {
+        TrainEvent log;
+        log.set_log(absl::StrCat(
+            "early stopping at step ", state.step, ": ", patience,
+            " evaluations without a lower eval loss than ",
+            state.best_eval_loss, " (step ", state.best_step, ")"));
+        emit(log);
+        break;
+      }
     }
     if (hp.checkpoint_every() > 0 && state.step % hp.checkpoint_every() == 0 &&
         state.step < total_steps) {
@@ -350,12 +396,22 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       emit(c);
     }
   }
-  LORAD_RETURN_IF_ERROR(eval_and_emit(total_steps));
-  LORAD_RETURN_IF_ERROR(adapter.SavePeft(job.adapter_dir, job.base_model_name));
+  if (!stop_early) LORAD_RETURN_IF_ERROR(eval_and_emit(state.step));
+  // With early stopping the adapter on disk is the best evaluation's.
+  if (patience == 0 || state.best_step == 0) {
+    LORAD_RETURN_IF_ERROR(
+        adapter.SavePeft(job.adapter_dir, job.base_model_name));
+  }
   TrainEvent done;
-  done.mutable_finished()->set_adapter_dir(job.adapter_dir);
-  done.mutable_finished()->set_peak_memory_bytes(PeakMemoryBytes(device));
-  done.mutable_finished()->set_final_loss(last_loss);
+  auto* finished = done.mutable_finished();
+  finished->set_adapter_dir(job.adapter_dir);
+  finished->set_peak_memory_bytes(PeakMemoryBytes(device));
+  finished->set_final_loss(last_loss);
+  if (patience > 0) {
+    finished->set_best_step(static_cast<int32_t>(state.best_step));
+    finished->set_best_eval_loss(state.best_eval_loss);
+    finished->set_stopped_early(stop_early);
+  }
   emit(done);
   return absl::OkStatus();
 }

@@ -24,13 +24,18 @@ struct TrainingShape {
   int64_t seq_len = 512;
   bool gradient_checkpointing = false;
   int64_t compute_bytes = 4;  // 4 for fp32, 2 for bf16
+  // adamw_8bit: tensors of at least kMin8BitStateElements keep their two
+  // moments in 8 bits with an fp32 absmax per 256 (bitsandbytes' layout).
+  bool optimizer_8bit = false;
 };
+
+inline constexpr int64_t kMin8BitStateElements = 4096;
 
 struct MemoryEstimateBytes {
   int64_t base = 0;       // NF4 block linears + 16/32-bit embeddings, norms
   int64_t adapter = 0;    // LoRA A and B (fp32)
   int64_t gradients = 0;  // one fp32 gradient per adapter parameter
-  int64_t optimizer = 0;  // AdamW's two fp32 moments per adapter parameter
+  int64_t optimizer = 0;  // AdamW's two moments per adapter parameter
   int64_t activations_no_checkpoint = 0;
   int64_t activations_checkpoint = 0;
   int64_t activations = 0;  // the one that applies to this job
