@@ -48,6 +48,16 @@ torch::Tensor ReadTensor(const std::string& path, const std::string& name) {
   return out;
 }
 
+// PEFT's logits of the parity inputs for the model in `dir` with the
+// adapter in `adapter_dir`.
+torch::Tensor PeftLogits(const std::string& dir, const std::string& adapter_dir,
+                         const std::string& out) {
+  std::string cmd = std::string(LORAD_PYTHON) + " " + kScript +
+                    " peft-logits " + dir + " " + adapter_dir + " " + out;
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  return ReadTensor(out, "logits");
+}
+
 class HfParityTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -170,12 +180,9 @@ TEST_P(HfParityTest, AdapterWeWriteGivesPeftTheSameLogits) {
     for (const auto& [k, w] : adapter->weights()) w.b.normal_(0, 0.1);
   }
   ASSERT_TRUE(adapter->SavePeft(dir_ + "/adapter", dir_).ok());
-  std::string out = dir_ + "/peft_logits.safetensors";
-  std::string cmd = std::string(LORAD_PYTHON) + " " + kScript +
-                    " peft-logits " + dir_ + " " + dir_ + "/adapter " + out;
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  torch::Tensor want =
+      PeftLogits(dir_, dir_ + "/adapter", dir_ + "/peft_logits.safetensors");
   torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
-  torch::Tensor want = ReadTensor(out, "logits");
   torch::Tensor base = ReadTensor(dir_ + "/logits.safetensors", "logits");
   torch::NoGradGuard no_grad;
   ForwardOptions fo;
@@ -234,15 +241,12 @@ TEST_P(HfParityTest, AdapterTrainedHereGivesPeftTheSameLogits) {
   hp.set_seed(7);
   hp.set_max_steps(6);
   ASSERT_TRUE(RunTraining(**model, job, TrainCallbacks()).ok());
-  std::string out = dir_ + "/peft_trained_logits.safetensors";
-  std::string cmd = std::string(LORAD_PYTHON) + " " + kScript +
-                    " peft-logits " + dir_ + " " + job.adapter_dir + " " + out;
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  torch::Tensor want = PeftLogits(dir_, job.adapter_dir,
+                                  dir_ + "/peft_trained_logits.safetensors");
   auto adapter =
       AdapterSet::LoadPeft(job.adapter_dir, (*model)->config(), torch::kCPU);
   ASSERT_TRUE(adapter.ok()) << adapter.status();
   torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
-  torch::Tensor want = ReadTensor(out, "logits");
   torch::Tensor base = ReadTensor(dir_ + "/logits.safetensors", "logits");
   torch::NoGradGuard no_grad;
   ForwardOptions fo;

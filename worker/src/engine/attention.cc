@@ -6,6 +6,18 @@
 
 namespace lorad::worker {
 
+AttentionShape LayerAttention(const model::ModelConfig& config, bool sliding,
+                              int64_t past) {
+  AttentionShape shape;
+  shape.past = past;
+  shape.window = sliding ? config.sliding_window : 0;
+  if (config.query_pre_attn_scalar > 0) {
+    shape.scale = 1.0 / std::sqrt(config.query_pre_attn_scalar);
+  }
+  shape.softcap = config.attn_logit_softcapping;
+  return shape;
+}
+
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v,
                               const AttentionShape& shape) {

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "lorad/model/model_config.h"
+
 namespace lorad::worker {
 
 struct AttentionShape {
@@ -16,6 +18,11 @@ struct AttentionShape {
   double scale = 0;    // score scale; 0: head_dim^-0.5
   double softcap = 0;  // > 0: scores = softcap * tanh(scores / softcap)
 };
+
+// The attention of `config`'s layers after `past` cached positions: the
+// window when the layer slides, Gemma's query scale and soft-cap.
+AttentionShape LayerAttention(const model::ModelConfig& config, bool sliding,
+                              int64_t past);
 
 // q [b, heads, t, d] holds the queries of positions past .. past+t-1; k and
 // v [b, kv_heads, past+t, d] the keys and values of positions 0 .. past+t-1

@@ -277,14 +277,8 @@ torch::Tensor LlamaModel::Block(int64_t index, const torch::Tensor& hidden,
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);
   }
-  AttentionShape shape;
-  shape.past = past;
-  shape.window = Sliding(index) ? c.sliding_window : 0;
-  if (c.query_pre_attn_scalar > 0) {
-    shape.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);
-  }
-  shape.softcap = c.attn_logit_softcapping;
-  torch::Tensor attn = CausalAttention(q, k, v, shape);
+  torch::Tensor attn =
+      CausalAttention(q, k, v, LayerAttention(c, Sliding(index), past));
   attn =
       attn.transpose(1, 2).reshape({b, t, c.num_attention_heads * c.head_dim});
   torch::Tensor out = ApplyLinear(layer.o, attn, options);

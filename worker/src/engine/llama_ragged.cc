@@ -1,5 +1,4 @@
 // LlamaModel's serving path: ragged batches over per-request KV caches.
-#include <cmath>
 #include <tuple>
 #include <vector>
 
@@ -79,14 +78,8 @@ torch::Tensor LlamaModel::RaggedBlock(int64_t index,
     torch::Tensor qs = q.narrow(0, start, t).transpose(0, 1).unsqueeze(0);
     torch::Tensor ks = cache.k[index].narrow(1, 0, past + t).unsqueeze(0);
     torch::Tensor vs = cache.v[index].narrow(1, 0, past + t).unsqueeze(0);
-    AttentionShape shape;
-    shape.past = past;
-    shape.window = Sliding(index) ? c.sliding_window : 0;
-    if (c.query_pre_attn_scalar > 0) {
-      shape.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);
-    }
-    shape.softcap = c.attn_logit_softcapping;
-    torch::Tensor o = CausalAttention(qs, ks, vs, shape);
+    torch::Tensor o =
+        CausalAttention(qs, ks, vs, LayerAttention(c, Sliding(index), past));
     outs.push_back(o[0].transpose(0, 1));  // [t, heads, head_dim]
     start += t;
   }
