@@ -80,6 +80,26 @@ class HfParityTest : public ::testing::TestWithParam<std::string> {
                         R"({"tokenizer_class": "PreTrainedTokenizerFast"})")
             .ok());
   }
+  // PEFT's logits for the model with the adapter written at `adapter_dir`
+  // differ from the base's (the adapter does something) and equal ours
+  // with `adapter`; returns ours.
+  torch::Tensor ExpectPeftAgrees(const LlamaModel& model,
+                                 const AdapterSet& adapter,
+                                 const std::string& adapter_dir) {
+    torch::Tensor want =
+        PeftLogits(dir_, adapter_dir, adapter_dir + "_peft.safetensors");
+    torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
+    torch::Tensor base = ReadTensor(dir_ + "/logits.safetensors", "logits");
+    torch::NoGradGuard no_grad;
+    ForwardOptions fo;
+    fo.adapter = &adapter;
+    torch::Tensor got = model.Forward(ids, fo);
+    EXPECT_GT((want - base).abs().max().item<float>(), 1e-3f)
+        << "the adapter should change PEFT's logits";
+    EXPECT_LT((got - want).abs().max().item<float>(), 1e-4f);
+    return got;
+  }
+
   std::string dir_;
 };
 
@@ -180,17 +200,7 @@ TEST_P(HfParityTest, AdapterWeWriteGivesPeftTheSameLogits) {
     for (const auto& [k, w] : adapter->weights()) w.b.normal_(0, 0.1);
   }
   ASSERT_TRUE(adapter->SavePeft(dir_ + "/adapter", dir_).ok());
-  torch::Tensor want =
-      PeftLogits(dir_, dir_ + "/adapter", dir_ + "/peft_logits.safetensors");
-  torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
-  torch::Tensor base = ReadTensor(dir_ + "/logits.safetensors", "logits");
-  torch::NoGradGuard no_grad;
-  ForwardOptions fo;
-  fo.adapter = &*adapter;
-  torch::Tensor got = (*model)->Forward(ids, fo);
-  EXPECT_GT((want - base).abs().max().item<float>(), 1e-3f)
-      << "the adapter should change PEFT's logits";
-  EXPECT_LT((got - want).abs().max().item<float>(), 1e-4f);
+  ExpectPeftAgrees(**model, *adapter, dir_ + "/adapter");
 
   // And what we wrote reads back to the same tensors.
   auto reread =
@@ -241,20 +251,13 @@ TEST_P(HfParityTest, AdapterTrainedHereGivesPeftTheSameLogits) {
   hp.set_seed(7);
   hp.set_max_steps(6);
   ASSERT_TRUE(RunTraining(**model, job, TrainCallbacks()).ok());
-  torch::Tensor want = PeftLogits(dir_, job.adapter_dir,
-                                  dir_ + "/peft_trained_logits.safetensors");
   auto adapter =
       AdapterSet::LoadPeft(job.adapter_dir, (*model)->config(), torch::kCPU);
   ASSERT_TRUE(adapter.ok()) << adapter.status();
+  const torch::Tensor got =
+      ExpectPeftAgrees(**model, *adapter, job.adapter_dir);
   torch::Tensor ids = ReadTensor(dir_ + "/logits.safetensors", "input_ids");
-  torch::Tensor base = ReadTensor(dir_ + "/logits.safetensors", "logits");
   torch::NoGradGuard no_grad;
-  ForwardOptions fo;
-  fo.adapter = &*adapter;
-  torch::Tensor got = (*model)->Forward(ids, fo);
-  EXPECT_GT((want - base).abs().max().item<float>(), 1e-3f)
-      << "training should have changed PEFT's logits";
-  EXPECT_LT((got - want).abs().max().item<float>(), 1e-4f);
 
   // Merged into the base and written as a checkpoint of the same family,
   // it loads back (every norm of the family written) and gives the same

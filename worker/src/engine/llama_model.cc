@@ -281,19 +281,28 @@ torch::Tensor LlamaModel::Block(int64_t index, const torch::Tensor& hidden,
       CausalAttention(q, k, v, LayerAttention(c, Sliding(index), past));
   attn =
       attn.transpose(1, 2).reshape({b, t, c.num_attention_heads * c.head_dim});
-  torch::Tensor out = ApplyLinear(layer.o, attn, options);
+  return AfterAttention(layer, hidden, ApplyLinear(layer.o, attn, options),
+                        [&](const Linear& l, const torch::Tensor& x) {
+                          return ApplyLinear(l, x, options);
+                        });
+}
+
+torch::Tensor LlamaModel::AfterAttention(
+    const Layer& layer, const torch::Tensor& hidden,
+    const torch::Tensor& attn_out,
+    const std::function<torch::Tensor(const Linear&, const torch::Tensor&)>&
+        linear) const {
   torch::Tensor h, y;
-  if (c.gemma) {
-    h = hidden + RmsNorm(out, layer.post_norm);
+  if (config_.gemma) {
+    h = hidden + RmsNorm(attn_out, layer.post_norm);
     y = RmsNorm(h, layer.pre_mlp_norm);
   } else {
-    h = hidden + out;
+    h = hidden + attn_out;
     y = RmsNorm(h, layer.post_norm);
   }
-  torch::Tensor mlp = Activate(ApplyLinear(layer.gate, y, options)) *
-                      ApplyLinear(layer.up, y, options);
-  torch::Tensor down = ApplyLinear(layer.down, mlp, options);
-  if (c.gemma) down = RmsNorm(down, layer.post_mlp_norm);
+  torch::Tensor mlp = Activate(linear(layer.gate, y)) * linear(layer.up, y);
+  torch::Tensor down = linear(layer.down, mlp);
+  if (config_.gemma) down = RmsNorm(down, layer.post_mlp_norm);
   return h + down;
 }
 

@@ -85,20 +85,11 @@ torch::Tensor LlamaModel::RaggedBlock(int64_t index,
   }
   torch::Tensor attn =
       torch::cat(outs, 0).reshape({n, c.num_attention_heads * c.head_dim});
-  torch::Tensor out = ApplyLinearRagged(layer.o, attn, batch.lora);
-  torch::Tensor h, y;
-  if (c.gemma) {
-    h = hidden + RmsNorm(out, layer.post_norm);
-    y = RmsNorm(h, layer.pre_mlp_norm);
-  } else {
-    h = hidden + out;
-    y = RmsNorm(h, layer.post_norm);
-  }
-  torch::Tensor mlp = Activate(ApplyLinearRagged(layer.gate, y, batch.lora)) *
-                      ApplyLinearRagged(layer.up, y, batch.lora);
-  torch::Tensor down = ApplyLinearRagged(layer.down, mlp, batch.lora);
-  if (c.gemma) down = RmsNorm(down, layer.post_mlp_norm);
-  return h + down;
+  return AfterAttention(layer, hidden,
+                        ApplyLinearRagged(layer.o, attn, batch.lora),
+                        [&](const Linear& l, const torch::Tensor& x) {
+                          return ApplyLinearRagged(l, x, batch.lora);
+                        });
 }
 
 torch::Tensor LlamaModel::ForwardRagged(const RaggedBatch& batch) const {

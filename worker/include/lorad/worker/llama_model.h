@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -138,6 +139,14 @@ class LlamaModel {
   torch::Tensor RaggedBlock(int64_t layer, const torch::Tensor& hidden,
                             const torch::Tensor& cos, const torch::Tensor& sin,
                             const RaggedBatch& batch) const;
+  // The rest of a block once attention's output projection gave
+  // `attn_out`: the residual adds, the norms and the MLP, with `linear`
+  // applying one of the layer's linears (per call or ragged LoRA).
+  torch::Tensor AfterAttention(
+      const Layer& layer, const torch::Tensor& hidden,
+      const torch::Tensor& attn_out,
+      const std::function<torch::Tensor(const Linear&, const torch::Tensor&)>&
+          linear) const;
   torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& w) const;
   // The gate activation of the MLP (SiLU or Gemma's GELU).
   torch::Tensor Activate(const torch::Tensor& x) const;
