@@ -21,7 +21,11 @@ namespace {
 
 constexpr const char* kSchedulers[] = {"cosine", "linear", "constant"};
 constexpr const char* kComputeDtypes[] = {"auto", "float32", "bfloat16"};
-constexpr const char* kOptimizers[] = {"adamw", "adamw_8bit"};
+constexpr const char* kOptimizers[] = {"adamw", "adamw_8bit", "paged_adamw",
+                                       "paged_adamw_8bit"};
+constexpr const char* kMethods[] = {"sft", "dpo"};
+constexpr const char* kDpoLossTypes[] = {"sigmoid", "ipo"};
+constexpr const char* kQuantizations[] = {"nf4", "int8"};
 
 template <typename T>
 absl::Status Invalid(absl::string_view field, const T& value,
@@ -63,6 +67,12 @@ void FillDefaults(bool present, v1::Hyperparameters& hp) {
   if (hp.checkpoint_every() == 0) hp.set_checkpoint_every(50);
   if (hp.compute_dtype().empty()) hp.set_compute_dtype("auto");
   if (hp.optimizer().empty()) hp.set_optimizer("adamw");
+  if (hp.method().empty()) hp.set_method("sft");
+  if (hp.method() == "dpo") {
+    if (hp.dpo_beta() == 0) hp.set_dpo_beta(kDefaultDpoBeta);
+    if (hp.dpo_loss_type().empty()) hp.set_dpo_loss_type("sigmoid");
+  }
+  if (hp.quantization().empty()) hp.set_quantization("nf4");
 }
 
 std::string Num(float v) {
@@ -199,6 +209,36 @@ absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp) {
     return Invalid("early_stopping_patience", hp.early_stopping_patience(),
                    "0 unless eval_every > 0 (early stopping compares "
                    "evaluations)");
+  }
+  if (!OneOf(hp.method(), kMethods)) {
+    return Invalid("method", QuotedExcerpt(hp.method()),
+                   absl::StrCat("one of ", Quoted(kMethods)));
+  }
+  if (hp.method() != "dpo" && hp.dpo_beta() != 0) {
+    return Invalid("dpo_beta", Num(hp.dpo_beta()),
+                   "unset unless method is dpo");
+  }
+  if (hp.method() != "dpo" && !hp.dpo_loss_type().empty()) {
+    return Invalid("dpo_loss_type", QuotedExcerpt(hp.dpo_loss_type()),
+                   "unset unless method is dpo");
+  }
+  if (hp.method() == "dpo") {
+    if (!FiniteIn(hp.dpo_beta(), 0, kMaxDpoBeta) || hp.dpo_beta() == 0) {
+      return Invalid("dpo_beta", Num(hp.dpo_beta()),
+                     absl::StrCat("a finite number in (0, ", kMaxDpoBeta, "]"));
+    }
+    if (!OneOf(hp.dpo_loss_type(), kDpoLossTypes)) {
+      return Invalid("dpo_loss_type", QuotedExcerpt(hp.dpo_loss_type()),
+                     absl::StrCat("one of ", Quoted(kDpoLossTypes)));
+    }
+    if (hp.packing()) {
+      return Invalid("packing", "true",
+                     "false with method dpo (each pair is its own sequence)");
+    }
+  }
+  if (!OneOf(hp.quantization(), kQuantizations)) {
+    return Invalid("quantization", QuotedExcerpt(hp.quantization()),
+                   absl::StrCat("one of ", Quoted(kQuantizations)));
   }
   return absl::OkStatus();
 }

@@ -41,12 +41,18 @@ inline constexpr int32_t kDefaultRank = 8;
 inline constexpr float kDefaultLearningRate = 2e-4f;
 inline constexpr float kDefaultDropout = 0.05f;
 inline constexpr float kDefaultMaxGradNorm = 1.0f;
+// DPO's beta when method is dpo and none is given (TRL's default), and its
+// bound.
+inline constexpr float kDefaultDpoBeta = 0.1f;
+inline constexpr float kMaxDpoBeta = 100;
 
 // Fills the defaults of `hp` and checks every field. `present` says whether
 // the request carried hyperparameters at all: without them every field takes
 // its default (rank 8, alpha 16, dropout 0.05, all seven projections, lr 2e-4,
 // 1 epoch, batch 4, accumulation 1, max_grad_norm 1.0, cosine, max_seq_len
-// 512, seed 42, checkpoint_every 50, compute_dtype auto). With them, rank and
+// 512, seed 42, checkpoint_every 50, compute_dtype auto, optimizer adamw,
+// method sft, quantization nf4; with method dpo, dpo_beta 0.1 and
+// dpo_loss_type sigmoid). With them, rank and
 // learning_rate must be given, dropout 0 and max_grad_norm 0 mean "off", and
 // other zero/empty fields take their defaults.
 // InvalidArgument naming the field and the value otherwise.

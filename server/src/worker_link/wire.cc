@@ -28,6 +28,10 @@ worker::v1::TrainConfig ToWorker(const v1::Hyperparameters& hp) {
   c.set_train_on_prompt(hp.train_on_prompt());
   c.set_optimizer(hp.optimizer());
   c.set_early_stopping_patience(hp.early_stopping_patience());
+  c.set_method(hp.method());
+  c.set_dpo_beta(hp.dpo_beta());
+  c.set_dpo_loss_type(hp.dpo_loss_type());
+  c.set_quantization(hp.quantization());
   return c;
 }
 
