@@ -72,6 +72,7 @@ MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
   m.adapter = lora * 4;
   m.gradients = lora * 4;
   m.optimizer = OptimizerBytes(c, t);
+  m.pageable = t.optimizer_paged ? m.optimizer : 0;
 
   const int64_t tokens = t.batch_size * t.seq_len;
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,

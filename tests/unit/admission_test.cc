@@ -277,6 +277,45 @@ TEST(AdmissionTest, EightBitOptimizerStateInTheEstimate) {
             c.num_hidden_layers * 2 * 8 * c.hidden_size * 8);
 }
 
+// A paged optimizer's state may move to host memory: the device needs the
+// estimate without it, and a job that is short by less than its optimizer
+// state is told so.
+TEST(AdmissionTest, PagedOptimizerStateNeedNotFitTheDevice) {
+  const model::ModelConfig c = model::TinyModelConfig();
+  v1::Hyperparameters hp = Defaults();
+  hp.set_gradient_checkpointing(true);
+  hp.set_batch_size(1);
+  hp.set_max_seq_len(64);
+  hp.set_rank(64);
+  const DeviceRoom probe = CpuRoom(64 * kGiB, 0);
+  model::TrainingShape s;
+  s.rank = 64;
+  s.target_modules.assign(hp.target_modules().begin(),
+                          hp.target_modules().end());
+  s.batch_size = 1;
+  s.seq_len = 64;
+  s.gradient_checkpointing = true;
+  s.compute_bytes = ComputeBytes(hp.compute_dtype(), probe);
+  const model::MemoryEstimateBytes full = model::EstimateTrainingMemory(c, s);
+  ASSERT_EQ(full.pageable, 0);
+  s.optimizer_paged = true;
+  const model::MemoryEstimateBytes paged = model::EstimateTrainingMemory(c, s);
+  EXPECT_EQ(paged.pageable, paged.optimizer);
+  EXPECT_EQ(paged.total, full.total);
+  // Room for all but half the optimizer state.
+  const DeviceRoom room = CpuRoom(full.total - full.optimizer / 2, 0);
+  absl::Status refused = AdmitFineTune(c, hp, room);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_TRUE(absl::StrContains(
+      refused.message(),
+      "optimizer paged_adamw_8bit (its state may move to host memory"))
+      << refused;
+  hp.set_optimizer("paged_adamw");
+  EXPECT_TRUE(AdmitFineTune(c, hp, room).ok());
+  hp.set_optimizer("paged_adamw_8bit");
+  EXPECT_TRUE(AdmitFineTune(c, hp, room).ok());
+}
+
 TEST(JobValidationTest, OptimizerAndEarlyStoppingAreChecked) {
   auto refused = [](v1::Hyperparameters hp, const std::string& needle) {
     absl::Status s = FillDefaultsAndValidate(true, hp);
@@ -297,6 +336,10 @@ TEST(JobValidationTest, OptimizerAndEarlyStoppingAreChecked) {
   hp = Defaults();
   hp.set_optimizer("adamw_8bit");
   EXPECT_TRUE(FillDefaultsAndValidate(true, hp).ok());
+  for (const char* paged : {"paged_adamw", "paged_adamw_8bit"}) {
+    hp.set_optimizer(paged);
+    EXPECT_TRUE(FillDefaultsAndValidate(true, hp).ok()) << paged;
+  }
 }
 
 TEST(AdmissionTest, ChecksRequestsAgainstTheRoomNow) {

@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "lorad/worker/device_memory.h"
 #include "worker_service.h"
 
 ABSL_FLAG(std::string, socket, "", "Unix socket path to listen on.");
@@ -49,6 +50,7 @@ constexpr int kShutdownSeconds = 8;
 
 int main(int argc, char** argv) {
   EnsurePassiveOpenMpWait(argv);
+  lorad::worker::ReturnLargeHostBlocks();
   // SIGTERM and SIGINT are taken by one thread (below), so every thread
   // started from here on blocks them.
   sigset_t stop_signals;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -60,8 +61,16 @@ model::TrainingShape ShapeOf(const v1::Hyperparameters& hp,
   shape.seq_len = hp.max_seq_len();
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = compute_bytes;
-  shape.optimizer_8bit = hp.optimizer() == "adamw_8bit";
+  shape.optimizer_8bit =
+      hp.optimizer() == "adamw_8bit" || hp.optimizer() == "paged_adamw_8bit";
+  shape.optimizer_paged = absl::StartsWith(hp.optimizer(), "paged_");
   return shape;
+}
+
+// What the device must hold: all of it but the state a paged optimizer
+// lets move to host memory.
+int64_t DeviceNeed(const model::MemoryEstimateBytes& e) {
+  return e.total - e.pageable;
 }
 
 std::string Estimated(int64_t bytes) {
@@ -96,7 +105,8 @@ std::string ChooseGradientCheckpointing(const model::ModelConfig& config,
   model::TrainingShape shape =
       ShapeOf(hp, ComputeBytes(hp.compute_dtype(), room));
   shape.gradient_checkpointing = false;
-  const int64_t without = model::EstimateTrainingMemory(config, shape).total;
+  const int64_t without =
+      DeviceNeed(model::EstimateTrainingMemory(config, shape));
   const bool fits = without <= room.room_bytes();
   hp.set_gradient_checkpointing(!fits);
   return absl::StrCat("gradient checkpointing ", fits ? "off" : "on",
@@ -111,14 +121,14 @@ absl::Status AdmitFineTune(const model::ModelConfig& config,
   const model::TrainingShape shape =
       ShapeOf(hp, ComputeBytes(hp.compute_dtype(), room));
   auto total = [&](const model::TrainingShape& s) {
-    return model::EstimateTrainingMemory(config, s).total;
+    return DeviceNeed(model::EstimateTrainingMemory(config, s));
   };
   auto fits = [&](const model::TrainingShape& s) {
     return total(s) <= room.room_bytes();
   };
   const model::MemoryEstimateBytes e =
       model::EstimateTrainingMemory(config, shape);
-  if (e.total <= room.room_bytes()) return absl::OkStatus();
+  if (DeviceNeed(e) <= room.room_bytes()) return absl::OkStatus();
 
   std::vector<std::string> remedies;
   bool any_fits = false;
@@ -175,6 +185,17 @@ absl::Status AdmitFineTune(const model::ModelConfig& config,
           ")"));
     }
   }
+  if (!shape.optimizer_paged) {
+    const model::TrainingShape s = with([](auto& s) {
+      s.optimizer_paged = true;
+      s.optimizer_8bit = true;
+    });
+    any_fits |= fits(s);
+    remedies.push_back(absl::StrCat("optimizer paged_adamw_8bit",
+                                    fits(s) ? "" : " alone is not enough",
+                                    " (its state may move to host memory; ",
+                                    Estimated(total(s)), " on the device)"));
+  }
   if (!any_fits) {
     auto smallest = [&](int64_t l) {
       return with([l](auto& s) {
@@ -198,14 +219,18 @@ absl::Status AdmitFineTune(const model::ModelConfig& config,
     }
   }
   return Refuse(
-      absl::StrCat("fine-tune job needs about ", FormatBytes(e.total),
-                   " (base model ", FormatBytes(e.base), ", adapter ",
-                   FormatBytes(e.adapter), ", gradients ",
-                   FormatBytes(e.gradients), ", optimizer ",
-                   FormatBytes(e.optimizer), ", activations ",
-                   FormatBytes(e.activations), " for batch_size ",
-                   shape.batch_size, " x max_seq_len ", shape.seq_len, ")"),
-      e.total, room, remedies);
+      absl::StrCat(
+          "fine-tune job needs about ", FormatBytes(e.total), " (base model ",
+          FormatBytes(e.base), ", adapter ", FormatBytes(e.adapter),
+          ", gradients ", FormatBytes(e.gradients), ", optimizer ",
+          FormatBytes(e.optimizer), ", activations ",
+          FormatBytes(e.activations), " for batch_size ", shape.batch_size,
+          " x max_seq_len ", shape.seq_len,
+          e.pageable > 0 ? absl::StrCat("; ", FormatBytes(e.pageable),
+                                        " of it may page to host memory")
+                         : "",
+          ")"),
+      DeviceNeed(e), room, remedies);
 }
 
 int64_t PromptTokensAtLeast(const worker::v1::Sampling& sampling) {

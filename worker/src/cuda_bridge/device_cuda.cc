@@ -147,4 +147,40 @@ absl::Status RmsNorm(const at::Tensor& x, const at::Tensor& w, float eps,
       "RmsNorm");
 }
 
+absl::StatusOr<at::Tensor> ManagedCopy(const at::Tensor& src,
+                                       int device_index) {
+  const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device_index));
+  const size_t bytes = static_cast<size_t>(src.numel()) * src.element_size();
+  void* data = nullptr;
+  cudaError_t err =
+      cudaMallocManaged(&data, bytes == 0 ? 1 : bytes, cudaMemAttachGlobal);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky-free error state
+    return Launched(err, "cudaMallocManaged");
+  }
+  at::Tensor out = at::from_blob(
+      data, src.sizes(), [](void* p) { (void)cudaFree(p); },
+      at::TensorOptions()
+          .dtype(src.dtype())
+          .device(at::Device(at::kCUDA,
+                             static_cast<c10::DeviceIndex>(device_index))));
+  out.copy_(src);
+  return out;
+}
+
+bool IsManaged(const at::Tensor& t) {
+  if (!t.defined() || !t.is_cuda() || t.data_ptr() == nullptr) return false;
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, t.data_ptr()) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeManaged;
+}
+
+int DeviceCount() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
 }  // namespace lorad::cuda_bridge::device

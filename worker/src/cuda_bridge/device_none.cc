@@ -37,4 +37,10 @@ absl::Status RmsNorm(const at::Tensor&, const at::Tensor&, float, at::Tensor&) {
   return NotBuilt("RmsNorm");
 }
 
+absl::StatusOr<at::Tensor> ManagedCopy(const at::Tensor&, int) {
+  return NotBuilt("ManagedCopy");
+}
+bool IsManaged(const at::Tensor&) { return false; }
+int DeviceCount() { return 0; }
+
 }  // namespace lorad::cuda_bridge::device

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "lorad/cuda_bridge/kernels.h"
 
 namespace lorad::cuda_bridge::device {
@@ -30,6 +31,10 @@ absl::Status Sgmv(at::Tensor& y, const at::Tensor& x,
                   const std::vector<int32_t>& seg_adapters);
 absl::Status RmsNorm(const at::Tensor& x, const at::Tensor& w, float eps,
                      at::Tensor& y);
+// managed_memory.h; `src` is contiguous, `device_index` is a visible device.
+absl::StatusOr<at::Tensor> ManagedCopy(const at::Tensor& src, int device_index);
+bool IsManaged(const at::Tensor& t);
+int DeviceCount();
 
 }  // namespace lorad::cuda_bridge::device
 

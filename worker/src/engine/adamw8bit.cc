@@ -230,6 +230,36 @@ int64_t AdamW8bit::StateBytes() const {
   return total;
 }
 
+AdamW8bit::StateMap::iterator AdamW8bit::CreateStateFor(const torch::Tensor& p,
+                                                        int64_t min_8bit_size) {
+  const int64_t numel = p.numel();
+  auto st = std::make_unique<AdamW8bitParamState>();
+  if (numel >= min_8bit_size) {
+    const auto bytes = torch::TensorOptions(p.device()).dtype(torch::kUInt8);
+    const auto floats = torch::TensorOptions(p.device()).dtype(torch::kFloat);
+    st->state1(torch::zeros(p.sizes(), bytes));
+    st->state2(torch::zeros(p.sizes(), bytes));
+    st->absmax1(torch::zeros({Blocks(numel)}, floats));
+    st->absmax2(torch::zeros({Blocks(numel)}, floats));
+  } else {
+    const auto floats = p.options().dtype(torch::kFloat);
+    st->exp_avg(torch::zeros(p.sizes(), floats));
+    st->exp_avg_sq(torch::zeros(p.sizes(), floats));
+  }
+  return state_.emplace(p.unsafeGetTensorImpl(), std::move(st)).first;
+}
+
+void AdamW8bit::CreateState() {
+  for (auto& group : param_groups_) {
+    const auto& o = static_cast<const AdamW8bitOptions&>(group.options());
+    for (auto& p : group.params()) {
+      if (state_.find(p.unsafeGetTensorImpl()) == state_.end()) {
+        CreateStateFor(p, o.min_8bit_size());
+      }
+    }
+  }
+}
+
 torch::Tensor AdamW8bit::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   torch::Tensor loss;
@@ -245,24 +275,7 @@ torch::Tensor AdamW8bit::step(LossClosure closure) {
       if (!p.grad().defined()) continue;
       const int64_t numel = p.numel();
       auto it = state_.find(p.unsafeGetTensorImpl());
-      if (it == state_.end()) {
-        auto st = std::make_unique<AdamW8bitParamState>();
-        if (numel >= o.min_8bit_size()) {
-          const auto bytes =
-              torch::TensorOptions(p.device()).dtype(torch::kUInt8);
-          const auto floats =
-              torch::TensorOptions(p.device()).dtype(torch::kFloat);
-          st->state1(torch::zeros(p.sizes(), bytes));
-          st->state2(torch::zeros(p.sizes(), bytes));
-          st->absmax1(torch::zeros({Blocks(numel)}, floats));
-          st->absmax2(torch::zeros({Blocks(numel)}, floats));
-        } else {
-          const auto floats = p.options().dtype(torch::kFloat);
-          st->exp_avg(torch::zeros(p.sizes(), floats));
-          st->exp_avg_sq(torch::zeros(p.sizes(), floats));
-        }
-        it = state_.emplace(p.unsafeGetTensorImpl(), std::move(st)).first;
-      }
+      if (it == state_.end()) it = CreateStateFor(p, o.min_8bit_size());
       auto& st = static_cast<AdamW8bitParamState&>(*it->second);
       FitState(st, p.device(), numel);
       st.step(st.step() + 1);

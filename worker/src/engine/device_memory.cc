@@ -1,5 +1,9 @@
 #include "lorad/worker/device_memory.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -78,6 +82,13 @@ lorad::worker::v1::MemoryUsage CurrentMemoryUsage(const torch::Device& device) {
   m.set_peak_bytes(std::max(PeakRssBytes(), m.rss_bytes()));
   m.set_total_bytes(MemTotalBytes());
   return m;
+}
+
+void ReturnLargeHostBlocks() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, kReturnedHostBlockBytes);
+  mallopt(M_TRIM_THRESHOLD, 4 * kReturnedHostBlockBytes);
+#endif
 }
 
 int64_t PeakMemoryBytes(const torch::Device& device) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lorad/common/dataset.h"
 #include "lorad/common/files.h"
@@ -14,17 +15,26 @@
 #include "lorad/worker/adamw8bit.h"
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/lr_schedule.h"
+#include "lorad/worker/paged_optimizer.h"
 #include "train_checkpoint.h"
 
 namespace lorad::worker {
 namespace {
 
+bool EightBit(const lorad::worker::v1::TrainConfig& hp) {
+  return hp.optimizer() == "adamw_8bit" || hp.optimizer() == "paged_adamw_8bit";
+}
+bool Paged(const lorad::worker::v1::TrainConfig& hp) {
+  return absl::StartsWith(hp.optimizer(), "paged_");
+}
+
 // The optimizer hp.optimizer names (the server validated it): torch's AdamW
-// with fp32 moments, or the 8-bit block-wise AdamW.
+// with fp32 moments, or the 8-bit block-wise AdamW; either paged
+// (paged_optimizer.h) once created or resumed.
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
     const lorad::worker::v1::TrainConfig& hp,
     const std::vector<torch::Tensor>& params) {
-  if (hp.optimizer() == "adamw_8bit") {
+  if (EightBit(hp)) {
     AdamW8bitOptions o(hp.learning_rate());
     o.betas({0.9, 0.999}).eps(1e-8).weight_decay(hp.weight_decay());
     return std::make_unique<AdamW8bit>(params, o);
@@ -216,6 +226,12 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   } else if (!absl::IsNotFound(resumed.status())) {
     return resumed.status();
   }
+  if (Paged(hp)) {
+    LORAD_ASSIGN_OR_RETURN(PagedState paged, PageOptimizerState(optimizer));
+    TrainEvent e;
+    e.set_log(paged.note);
+    emit(e);
+  }
 
   model::TrainingShape shape;
   shape.rank = hp.rank();
@@ -228,7 +244,8 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   shape.seq_len = longest;
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = model.dtype() == torch::kFloat32 ? 4 : 2;
-  shape.optimizer_8bit = hp.optimizer() == "adamw_8bit";
+  shape.optimizer_8bit = EightBit(hp);
+  shape.optimizer_paged = Paged(hp);
   model::MemoryEstimateBytes est =
       model::EstimateTrainingMemory(model.config(), shape);
   {
@@ -251,6 +268,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     const int64_t resident = std::max<int64_t>(
         0, CurrentMemoryUsage(device).used_bytes() - model.BaseBytes());
     m->set_resident_bytes(resident);
+    m->set_pageable_bytes(est.pageable);
     m->set_total_bytes(resident + model.BaseBytes() + est.adapter +
                        est.optimizer + est.gradients + est.activations);
     emit(e);

@@ -27,6 +27,9 @@ struct TrainingShape {
   // adamw_8bit: tensors of at least kMin8BitStateElements keep their two
   // moments in 8 bits with an fp32 absmax per 256 (bitsandbytes' layout).
   bool optimizer_8bit = false;
+  // paged_adamw / paged_adamw_8bit: the optimizer state may move to host
+  // memory under device-memory pressure.
+  bool optimizer_paged = false;
 };
 
 inline constexpr int64_t kMin8BitStateElements = 4096;
@@ -36,6 +39,10 @@ struct MemoryEstimateBytes {
   int64_t adapter = 0;    // LoRA A and B (fp32)
   int64_t gradients = 0;  // one fp32 gradient per adapter parameter
   int64_t optimizer = 0;  // AdamW's two moments per adapter parameter
+  // Of `optimizer`, what a paged optimizer may move to host memory. `total`
+  // counts it (the peak with everything on the device); the device needs
+  // at least total - pageable.
+  int64_t pageable = 0;
   int64_t activations_no_checkpoint = 0;
   int64_t activations_checkpoint = 0;
   int64_t activations = 0;  // the one that applies to this job

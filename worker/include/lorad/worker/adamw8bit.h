@@ -95,6 +95,11 @@ class AdamW8bit : public torch::optim::Optimizer {
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 
+  // Creates the (zero) state of every parameter that has none yet, as its
+  // first step would; the update is unchanged. Lets a caller place the state
+  // (paged_optimizer.h) before the first step.
+  void CreateState();
+
   // Bytes of optimizer state held now (zero before the first step).
   int64_t StateBytes() const;
   // Bytes the state of a parameter of `numel` elements will take.
@@ -111,6 +116,9 @@ class AdamW8bit : public torch::optim::Optimizer {
     torch::Tensor signed_lut, unsigned_lut;  // uint8 [65536]
   };
   const Tables& TablesOn(const torch::Device& device);
+  using StateMap = decltype(state_);
+  StateMap::iterator CreateStateFor(const torch::Tensor& p,
+                                    int64_t min_8bit_size);
 
   std::vector<Tables> tables_;  // one per device met
 };

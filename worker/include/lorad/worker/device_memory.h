@@ -17,6 +17,16 @@ lorad::worker::v1::MemoryUsage CurrentMemoryUsage(const torch::Device& device);
 // Peak since the last reset (CUDA) or since the process started (CPU).
 int64_t PeakMemoryBytes(const torch::Device& device);
 
+// Host allocations of at least kReturnedHostBlockBytes get their own
+// mapping, given back to the system when freed (glibc's mmap threshold,
+// fixed instead of growing with the largest block freed so far). Without
+// it, freed activations stay in the heap and the process's RSS keeps a
+// training job's high-water mark plus fragments, so the peak RSS on the CPU
+// overshot the memory estimate by up to 80% (memory_peak_test). Call once at
+// start, before other threads allocate; a no-op off glibc.
+inline constexpr int kReturnedHostBlockBytes = 4 << 20;
+void ReturnLargeHostBlocks();
+
 }  // namespace lorad::worker
 
 #endif  // LORAD_WORKER_DEVICE_MEMORY_H_
