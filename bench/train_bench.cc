@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "bench_models.h"
 #include "lorad/model/tiny_model.h"
+#include "lorad/worker/device_memory.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/trainer.h"
 #include "nlohmann/json.hpp"
@@ -44,6 +45,9 @@ ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: default).");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda[:N].");
 ABSL_FLAG(std::string, compute_dtype, "float32", "float32 or bfloat16.");
 ABSL_FLAG(bool, write_model_only, false, "Write the model directory, exit.");
+ABSL_FLAG(bool, return_large_host_blocks, true,
+          "Give large freed host blocks back at once, as lorad-worker does "
+          "(false: glibc's growing mmap threshold).");
 
 namespace {
 
@@ -68,6 +72,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "train_bench --model=tiny|llama-100m|DIR --data=FILE.jsonl");
   absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_return_large_host_blocks)) {
+    lorad::worker::ReturnLargeHostBlocks();
+  }
   try {
     return Run();
   } catch (const c10::Error& e) {
@@ -196,6 +203,8 @@ int Run() {
       {"rank", absl::GetFlag(FLAGS_rank)},
       {"gradient_checkpointing", absl::GetFlag(FLAGS_gradient_checkpointing)},
       {"threads", torch::get_num_threads()},
+      {"return_large_host_blocks",
+       absl::GetFlag(FLAGS_return_large_host_blocks)},
       {"load_seconds", load_seconds},
       {"tokens_per_second", seconds > 0 ? tokens / seconds : 0.0},
       {"first_loss", losses.empty() ? 0.0f : losses.front()},
