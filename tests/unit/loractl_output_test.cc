@@ -70,7 +70,7 @@ TEST(JobViewTest, JobsTableShowsDpoAndInt8) {
   auto* old = list.add_jobs();  // stored before jobs had a method
   old->set_id("ft-old");
   auto* nf4 = list.add_jobs();
-  nf4->set_id("ft-nf4");
+  nf4->set_id("ft-std");
   nf4->mutable_hyperparameters()->set_method("sft");
   nf4->mutable_hyperparameters()->set_quantization("nf4");
   std::string table = RenderJobsTable(list);
