@@ -152,7 +152,8 @@ TEST_F(TrainingOptionsTest, BadValuesAreRefusedNamingTheFieldOverGrpc) {
 
 TEST_F(TrainingOptionsTest, LoractlChecksItsFlagsAndShowsTheServersRefusal) {
   const std::string base =
-      absl::StrCat("finetune ", sft_data_.id(), " --no-follow --max-steps 2 ");
+      absl::StrCat("finetune ", sft_data_.id(),
+                   " --no-follow --max-steps 2 --rank 8 --lr 1e-2 ");
   const std::vector<std::pair<std::string, std::string>> bad_flags = {
       {"--method ppo", "--method: expected one of sft, dpo"},
       {"--method dpo --dpo-beta 0", "--dpo-beta: must be above 0"},

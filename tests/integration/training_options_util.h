@@ -60,21 +60,6 @@ inline std::string Row(const std::string& text, const std::string& key) {
   return text.substr(value, end == std::string::npos ? end : end - value);
 }
 
-// The value of the "KEY  value" row `key` of `loractl get`'s output, "" when
-// there is none.
-inline std::string Row(const std::string& text, const std::string& key) {
-  size_t at = text.rfind("\n" + key + "  ");
-  if (at == std::string::npos) {
-    if (text.rfind(key + "  ", 0) != 0) return "";
-    at = 0;
-  } else {
-    at += 1;
-  }
-  size_t value = text.find_first_not_of(' ', at + key.size());
-  size_t end = text.find('\n', value);
-  return text.substr(value, end == std::string::npos ? end : end - value);
-}
-
 // An HTTP reply of the OpenAI-compatible API.
 struct HttpReply {
   int status = 0;
