@@ -8,6 +8,7 @@
 // `dpo` branch): without them the upload or the job fails, and so does this
 // test.
 #include <cmath>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -243,6 +244,45 @@ TEST_F(DpoJobTest, OpenAiDpoMethodWithIpoRunsToTheEnd) {
   ASSERT_EQ(got.status, 200) << got.raw;
   EXPECT_EQ(got.body["status"], "succeeded") << got.raw;
   EXPECT_EQ(got.body["fine_tuned_model"], "oa-dpo") << got.raw;
+}
+
+// The `openai` SDK's own `method` argument, with API tokens: a bad beta and
+// SFT on pairs refused (400 naming the field), a DPO job run to the end, its
+// method read back in the SDK's types and DPO's numbers in its events.
+TEST(DpoOpenAiSdkTest, SdkRunsADpoJobThroughItsMethodArgument) {
+  if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
+  constexpr char kToken[] = "tok-admin-0123456789";
+  TempDir dir;
+  WriteTokensFile(dir.path() + "/tokens", {{kToken, "alice admin"}});
+  auto daemon =
+      StartLogged(dir.path() + "/data",
+                  {absl::StrCat("--worker_binary=", WorkerBinary()),
+                   absl::StrCat("--auth_tokens_file=", dir.path(), "/tokens")},
+                  dir.path() + "/lorad.log");
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::string pairs = dir.path() + "/pairs.jsonl";
+  std::ofstream(pairs) << PreferenceJsonl(8);
+  CommandResult r = RunCommand(absl::StrCat(
+      LORAD_PYTHON, " ", LORAD_SOURCE_DIR,
+      "/tests/integration/openai_dpo_client.py http://",
+      (*daemon)->http_address(), "/v1 ", kToken, " ", pairs, " 2>&1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string last = r.output;
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  last = last.substr(
+      last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+  json out = json::parse(last, nullptr, false);
+  ASSERT_TRUE(out.is_object()) << r.output;
+  EXPECT_EQ(out["beta"], 0.25);
+  EXPECT_TRUE(absl::StrContains(out["bad"].get<std::string>(), "beta")) << out;
+  // Two steps, each with DPO's numbers.
+  ASSERT_EQ(out["metrics"].size(), 2u) << out;
+  for (const json& m : out["metrics"]) {
+    EXPECT_TRUE(Near(m["reward_margin"].get<double>(),
+                     m["rewards_chosen"].get<double>() -
+                         m["rewards_rejected"].get<double>()))
+        << m;
+  }
 }
 
 }  // namespace
