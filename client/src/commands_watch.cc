@@ -2,7 +2,6 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "chart.h"
 #include "commands.h"
 #include "format.h"
@@ -32,10 +31,7 @@ class EventPrinter {
         PrintStep(event);
         break;
       case lorad::v1::JobEvent::kEval:
-        Line(absl::StrFormat(
-            "eval step %d: eval loss %.4f%s", event.eval().step(),
-            event.eval().eval_loss(),
-            event.eval().best() ? " (best so far: adapter kept)" : ""));
+        Line(RenderEvalLine(event.eval()));
         break;
       case lorad::v1::JobEvent::kState:
         Line(RenderStateChange(event.state()));

@@ -56,6 +56,25 @@ std::string Hyperparameters(const lorad::v1::Hyperparameters& hp) {
   return absl::StrJoin(parts, ", ");
 }
 
+// "sft", "dpo beta 0.1 sigmoid", with ", int8" for an LLM.int8 base (nf4,
+// the default, is not shown).
+std::string Method(const lorad::v1::Hyperparameters& hp) {
+  std::string text = hp.method().empty() ? "sft" : hp.method();
+  if (hp.method() == "dpo") {
+    absl::StrAppendFormat(&text, " beta %g %s", hp.dpo_beta(),
+                          OrDash(hp.dpo_loss_type()));
+  }
+  if (hp.quantization() == "int8") absl::StrAppend(&text, ", int8");
+  return text;
+}
+
+// `loractl get`'s method row: "dpo (beta 0.1, loss sigmoid)" or "sft".
+std::string MethodDetails(const lorad::v1::Hyperparameters& hp) {
+  if (hp.method() != "dpo") return hp.method().empty() ? "sft" : hp.method();
+  return absl::StrFormat("dpo (beta %g, loss %s)", hp.dpo_beta(),
+                         OrDash(hp.dpo_loss_type()));
+}
+
 // Which evaluation's adapter the job kept (early stopping), "-" if none.
 std::string BestEval(const FineTuneJob& job) {
   if (job.best_step() <= 0) return "-";
@@ -78,7 +97,11 @@ std::string EstimateBreakdown(const lorad::v1::MemoryEstimate& m) {
       HumanBytes(m.gradient_bytes()), ", activations ",
       HumanBytes(m.activation_bytes()), "; activations without/with ",
       "checkpointing ", HumanBytes(m.activation_bytes_no_checkpoint()), "/",
-      HumanBytes(m.activation_bytes_checkpoint()), ")");
+      HumanBytes(m.activation_bytes_checkpoint()),
+      m.pageable_bytes() > 0 ? absl::StrCat("; pageable optimizer state ",
+                                            HumanBytes(m.pageable_bytes()))
+                             : "",
+      ")");
 }
 
 std::string KeyValues(
@@ -101,11 +124,12 @@ std::string ErrorText(const lorad::v1::JobError& error) {
 }  // namespace
 
 std::string RenderJobsTable(const lorad::v1::ListFineTuneJobsResponse& jobs) {
-  Table table(
-      {"ID", "STATE", "MODEL", "STEP/TOTAL", "LOSS", "CREATED", "ADAPTER"});
+  Table table({"ID", "STATE", "MODEL", "METHOD", "STEP/TOTAL", "LOSS",
+               "CREATED", "ADAPTER"});
   for (const FineTuneJob& job : jobs.jobs()) {
     table.AddRow({job.id(), JobStateName(job.state()), OrDash(job.model()),
-                  StepOfTotal(job), Loss(job.last_loss(), job.step() > 0),
+                  Method(job.hyperparameters()), StepOfTotal(job),
+                  Loss(job.last_loss(), job.step() > 0),
                   FormatUnixTime(job.created_at_unix()),
                   OrDash(job.adapter_path())});
   }
@@ -151,9 +175,13 @@ std::string RenderJobDetails(const FineTuneJob& job) {
       {"best", BestEval(job)},
       {"attempts", absl::StrCat(job.attempts())},
       {"adapter", OrDash(job.adapter_path())},
+      {"method", MethodDetails(job.hyperparameters())},
       {"hyperparameters", Hyperparameters(job.hyperparameters())},
       {"target modules", TargetModules(job.hyperparameters())},
   };
+  if (job.hyperparameters().quantization() == "int8") {
+    rows.push_back({"quantization", "int8 (LLM.int8 base)"});
+  }
   if (job.has_memory_estimate()) {
     rows.push_back(
         {"memory estimate", EstimateBreakdown(job.memory_estimate())});

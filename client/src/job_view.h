@@ -8,15 +8,16 @@
 
 namespace lorad::client {
 
-// The `loractl jobs` table: ID, STATE, MODEL, STEP/TOTAL, LOSS, CREATED,
-// ADAPTER.
+// The `loractl jobs` table: ID, STATE, MODEL, METHOD ("sft", "dpo beta 0.1
+// sigmoid"; ", int8" for an int8 base), STEP/TOTAL, LOSS, CREATED, ADAPTER.
 std::string RenderJobsTable(const lorad::v1::ListFineTuneJobsResponse& jobs);
 
 // The `loractl datasets` table.
 std::string RenderDatasetsTable(const lorad::v1::ListDatasetsResponse& list);
 
 // `loractl get`: every field worth reading, one "key  value" per line,
-// including the memory estimate beside the measured peak.
+// including the method (DPO's beta and loss type), the quantization when
+// not the default nf4, and the memory estimate beside the measured peak.
 std::string RenderJobDetails(const lorad::v1::FineTuneJob& job);
 
 // The few lines printed when a watched job ends: final state, adapter path,

@@ -65,12 +65,29 @@ std::string RenderTrainLine(const lorad::v1::TrainStep& step,
   } else {
     absl::StrAppendFormat(&line, "step %d", step.step());
   }
-  absl::StrAppendFormat(&line, " loss %.4f lr %.1e grad %.2f tok/s %.0f",
-                        step.loss(), step.learning_rate(), step.grad_norm(),
+  absl::StrAppendFormat(&line, " loss %.4f", step.loss());
+  if (step.has_dpo()) absl::StrAppend(&line, " ", RenderDpoMetrics(step.dpo()));
+  absl::StrAppendFormat(&line, " lr %.1e grad %.2f tok/s %.0f",
+                        step.learning_rate(), step.grad_norm(),
                         step.tokens_per_second());
   absl::StrAppend(&line, " ETA ", FormatDuration(eta_seconds.value_or(-1.0)));
   if (memory_bytes > 0)
     absl::StrAppend(&line, " mem ", HumanBytes(memory_bytes));
+  return line;
+}
+
+std::string RenderDpoMetrics(const lorad::v1::DpoMetrics& dpo) {
+  return absl::StrFormat(
+      "rewards chosen %.3f rejected %.3f margin %.3f acc %.2f",
+      dpo.rewards_chosen(), dpo.rewards_rejected(), dpo.reward_margin(),
+      dpo.reward_accuracy());
+}
+
+std::string RenderEvalLine(const lorad::v1::EvalResult& eval) {
+  std::string line = absl::StrFormat("eval step %d: eval loss %.4f",
+                                     eval.step(), eval.eval_loss());
+  if (eval.has_dpo()) absl::StrAppend(&line, " ", RenderDpoMetrics(eval.dpo()));
+  if (eval.best()) absl::StrAppend(&line, " (best so far: adapter kept)");
   return line;
 }
 

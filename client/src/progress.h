@@ -50,11 +50,20 @@ int64_t DisplayedMemoryBytes(const lorad::v1::MemoryUsage& memory);
 
 // One status line, e.g.
 // "[#####-----] step 12/100 loss 2.3456 lr 1.9e-04 grad 0.81 tok/s 1234
-//  ETA 00:01:23 mem 1.2 GiB" (one line). `bar_width` 0 leaves out the bar;
+//  ETA 00:01:23 mem 1.2 GiB" (one line); a DPO step has its numbers
+// (RenderDpoMetrics) after the loss. `bar_width` 0 leaves out the bar;
 // `memory_bytes` 0 leaves out "mem".
 std::string RenderTrainLine(const lorad::v1::TrainStep& step,
                             std::optional<double> eta_seconds,
                             int64_t memory_bytes, int bar_width);
+
+// DPO's numbers of a step or an evaluation: "rewards chosen 0.123 rejected
+// -0.045 margin 0.168 acc 0.75".
+std::string RenderDpoMetrics(const lorad::v1::DpoMetrics& dpo);
+
+// The line of an evaluation, e.g. "eval step 20: eval loss 1.2345", with
+// DPO's numbers when it has them and a note when its adapter was kept.
+std::string RenderEvalLine(const lorad::v1::EvalResult& eval);
 
 // `line` cut to at most `width` - 1 columns so that it never wraps (a
 // wrapped line cannot be redrawn with '\r'). `width` <= 1 leaves it whole.

@@ -63,7 +63,17 @@ const std::vector<FlagSpec>& FineTuneFlags() {
        "recompute each block in backward (default: on unless the job fits "
        "without it)"},
       {"no-gradient-checkpointing", false, false, "", "never recompute blocks"},
-      {"optimizer", true, false, "NAME", "adamw | adamw_8bit"},
+      {"optimizer", true, false, "NAME",
+       "adamw | adamw_8bit | paged_adamw | paged_adamw_8bit (paged: state "
+       "moves to host memory under device-memory pressure)"},
+      {"method", true, false, "NAME",
+       "sft (default) | dpo (preference pairs: {\"prompt\",\"chosen\","
+       "\"rejected\"} lines)"},
+      {"dpo-beta", true, false, "X", "DPO's beta, in (0, 100] (0.1)"},
+      {"dpo-loss-type", true, false, "NAME",
+       "DPO loss: sigmoid (default) | ipo"},
+      {"quantization", true, false, "NAME",
+       "how the base is held: nf4 (default) | int8 (LLM.int8)"},
       {"early-stopping-patience", true, false, "N",
        "stop after N evaluations without a lower eval loss; keep the best "
        "adapter"},
@@ -175,9 +185,27 @@ absl::StatusOr<FineTuneOptions> ParseFineTuneOptions(const ParsedArgs& args) {
   } else if (args.Switch("no-gradient-checkpointing")) {
     hp.set_gradient_checkpointing(false);
   }
-  LORAD_RETURN_IF_ERROR(CheckOneOf(args, "optimizer", {"adamw", "adamw_8bit"}));
+  LORAD_RETURN_IF_ERROR(
+      CheckOneOf(args, "optimizer",
+                 {"adamw", "adamw_8bit", "paged_adamw", "paged_adamw_8bit"}));
   if (std::optional<std::string> s = args.Get("optimizer")) {
     hp.set_optimizer(*s);
+  }
+  LORAD_RETURN_IF_ERROR(CheckOneOf(args, "method", {"sft", "dpo"}));
+  if (std::optional<std::string> s = args.Get("method")) hp.set_method(*s);
+  LORAD_SET_IF_GIVEN(FloatFlag(args, "dpo-beta", 0, 100), hp.set_dpo_beta);
+  if (args.Has("dpo-beta") && hp.dpo_beta() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dpo-beta: must be above 0, got \"",
+                     args.Get("dpo-beta").value_or(""), "\""));
+  }
+  LORAD_RETURN_IF_ERROR(CheckOneOf(args, "dpo-loss-type", {"sigmoid", "ipo"}));
+  if (std::optional<std::string> s = args.Get("dpo-loss-type")) {
+    hp.set_dpo_loss_type(*s);
+  }
+  LORAD_RETURN_IF_ERROR(CheckOneOf(args, "quantization", {"nf4", "int8"}));
+  if (std::optional<std::string> s = args.Get("quantization")) {
+    hp.set_quantization(*s);
   }
   LORAD_SET_IF_GIVEN(IntFlag(args, "early-stopping-patience", 0, kIntMax),
                      hp.set_early_stopping_patience);

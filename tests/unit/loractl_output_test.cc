@@ -48,13 +48,69 @@ TEST(JobViewTest, JobsTableColumns) {
   job->set_total_steps(100);
   job->set_last_loss(1.5f);
   job->set_adapter_path("/a/ft-1");
+  job->mutable_hyperparameters()->set_method("sft");
   std::string table = RenderJobsTable(list);
-  EXPECT_TRUE(table.starts_with(
-      "ID    STATE      MODEL  STEP/TOTAL  LOSS    CREATED  ADAPTER\n"))
+  EXPECT_TRUE(
+      table.starts_with("ID    STATE      MODEL  METHOD  STEP/TOTAL  "
+                        "LOSS    CREATED  ADAPTER\n"))
       << table;
-  EXPECT_NE(table.find("ft-1  SUCCEEDED  tiny   100/100     1.5000  -"),
+  EXPECT_NE(table.find("ft-1  SUCCEEDED  tiny   sft     100/100     1.5000  -"),
             std::string::npos)
       << table;
+}
+
+TEST(JobViewTest, JobsTableShowsDpoAndInt8) {
+  lorad::v1::ListFineTuneJobsResponse list;
+  auto* dpo = list.add_jobs();
+  dpo->set_id("ft-dpo");
+  dpo->mutable_hyperparameters()->set_method("dpo");
+  dpo->mutable_hyperparameters()->set_dpo_beta(0.25f);
+  dpo->mutable_hyperparameters()->set_dpo_loss_type("ipo");
+  dpo->mutable_hyperparameters()->set_quantization("int8");
+  auto* old = list.add_jobs();  // stored before jobs had a method
+  old->set_id("ft-old");
+  auto* nf4 = list.add_jobs();
+  nf4->set_id("ft-std");
+  nf4->mutable_hyperparameters()->set_method("sft");
+  nf4->mutable_hyperparameters()->set_quantization("nf4");
+  std::string table = RenderJobsTable(list);
+  EXPECT_NE(table.find("dpo beta 0.25 ipo, int8"), std::string::npos) << table;
+  EXPECT_NE(table.find("ft-old  UNSPECIFIED  -      sft "), std::string::npos)
+      << table;
+  EXPECT_EQ(table.find("nf4"), std::string::npos) << table;
+}
+
+TEST(JobViewTest, DetailsShowMethodQuantizationAndPageableBytes) {
+  lorad::v1::FineTuneJob job;
+  job.set_id("ft-2");
+  lorad::v1::Hyperparameters* hp = job.mutable_hyperparameters();
+  hp->set_method("sft");
+  hp->set_quantization("nf4");
+  std::string details = RenderJobDetails(job);
+  EXPECT_NE(details.find("\nmethod           sft\n"), std::string::npos)
+      << details;
+  EXPECT_EQ(details.find("quantization"), std::string::npos) << details;
+  EXPECT_EQ(details.find("pageable"), std::string::npos) << details;
+
+  hp->set_method("dpo");
+  hp->set_dpo_beta(0.1f);
+  hp->set_dpo_loss_type("sigmoid");
+  hp->set_quantization("int8");
+  hp->set_optimizer("paged_adamw_8bit");
+  job.mutable_memory_estimate()->set_total_bytes(int64_t{4} << 20);
+  job.mutable_memory_estimate()->set_pageable_bytes(int64_t{3} << 20);
+  details = RenderJobDetails(job);
+  EXPECT_NE(details.find("\nmethod           dpo (beta 0.1, loss sigmoid)\n"),
+            std::string::npos)
+      << details;
+  EXPECT_NE(details.find("\nquantization     int8 (LLM.int8 base)\n"),
+            std::string::npos)
+      << details;
+  EXPECT_NE(details.find("optimizer paged_adamw_8bit"), std::string::npos)
+      << details;
+  EXPECT_NE(details.find("; pageable optimizer state 3.0 MiB)"),
+            std::string::npos)
+      << details;
 }
 
 TEST(JobViewTest, PeakBesideEstimate) {

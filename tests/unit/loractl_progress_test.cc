@@ -76,6 +76,38 @@ TEST(RenderTrainLineTest, PlainLineWithUnknowns) {
             "ETA --:--:--");
 }
 
+lorad::v1::DpoMetrics Dpo() {
+  lorad::v1::DpoMetrics dpo;
+  dpo.set_rewards_chosen(0.1234f);
+  dpo.set_rewards_rejected(-0.0456f);
+  dpo.set_reward_margin(0.169f);
+  dpo.set_reward_accuracy(0.75f);
+  return dpo;
+}
+
+TEST(RenderTrainLineTest, DpoStepShowsRewardsMarginAndAccuracy) {
+  lorad::v1::TrainStep step = Step();
+  *step.mutable_dpo() = Dpo();
+  EXPECT_EQ(RenderTrainLine(step, std::nullopt, 0, 0),
+            "step 12/100 loss 2.3456 rewards chosen 0.123 rejected -0.046 "
+            "margin 0.169 acc 0.75 lr 1.9e-04 grad 0.81 tok/s 1234 "
+            "ETA --:--:--");
+}
+
+TEST(RenderEvalLineTest, PlainDpoAndBest) {
+  lorad::v1::EvalResult eval;
+  eval.set_step(20);
+  eval.set_eval_loss(1.25f);
+  EXPECT_EQ(RenderEvalLine(eval), "eval step 20: eval loss 1.2500");
+  eval.set_best(true);
+  EXPECT_EQ(RenderEvalLine(eval),
+            "eval step 20: eval loss 1.2500 (best so far: adapter kept)");
+  *eval.mutable_dpo() = Dpo();
+  EXPECT_EQ(RenderEvalLine(eval),
+            "eval step 20: eval loss 1.2500 rewards chosen 0.123 rejected "
+            "-0.046 margin 0.169 acc 0.75 (best so far: adapter kept)");
+}
+
 TEST(DisplayedMemoryTest, PrefersDeviceThenRss) {
   lorad::v1::MemoryUsage memory;
   EXPECT_EQ(DisplayedMemoryBytes(memory), 0);

@@ -153,6 +153,51 @@ TEST(FineTuneFlagsTest, GradientCheckpointingOnOffOrLeftToTheServer) {
   EXPECT_TRUE(absl::StrContains(bad.status().message(), "--optimizer"));
 }
 
+TEST(FineTuneFlagsTest, DpoQuantizationAndPagedOptimizerFlags) {
+  auto options =
+      ParseFineTune({"--train", "pairs.jsonl", "--method", "dpo", "--dpo-beta",
+                     "0.25", "--dpo-loss-type", "ipo", "--quantization", "int8",
+                     "--optimizer", "paged_adamw_8bit"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  const auto& hp = options->request.hyperparameters();
+  EXPECT_EQ(hp.method(), "dpo");
+  EXPECT_FLOAT_EQ(hp.dpo_beta(), 0.25f);
+  EXPECT_EQ(hp.dpo_loss_type(), "ipo");
+  EXPECT_EQ(hp.quantization(), "int8");
+  EXPECT_EQ(hp.optimizer(), "paged_adamw_8bit");
+
+  // Only --method: the server fills beta and the loss type.
+  options = ParseFineTune({"--train", "t", "--method", "dpo"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  lorad::v1::CreateFineTuneJobRequest expected;
+  expected.mutable_hyperparameters()->set_method("dpo");
+  EXPECT_EQ(options->request.SerializeAsString(), expected.SerializeAsString());
+
+  options = ParseFineTune({"--train", "t", "--optimizer", "paged_adamw"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->request.hyperparameters().optimizer(), "paged_adamw");
+  options = ParseFineTune({"--train", "t", "--method", "sft"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->request.hyperparameters().method(), "sft");
+}
+
+TEST(FineTuneFlagsTest, HelpListsTheNewChoices) {
+  auto help = [](const std::string& name) {
+    for (const FlagSpec& f : FineTuneFlags()) {
+      if (f.name == name) return std::string(f.help);
+    }
+    return std::string();
+  };
+  for (const char* optimizer :
+       {"adamw", "adamw_8bit", "paged_adamw", "paged_adamw_8bit"}) {
+    EXPECT_TRUE(absl::StrContains(help("optimizer"), optimizer)) << optimizer;
+  }
+  EXPECT_TRUE(absl::StrContains(help("method"), "dpo"));
+  EXPECT_TRUE(absl::StrContains(help("dpo-loss-type"), "ipo"));
+  EXPECT_TRUE(absl::StrContains(help("quantization"), "int8"));
+  EXPECT_TRUE(absl::StrContains(help("dpo-beta"), "0.1"));
+}
+
 TEST(FineTuneFlagsTest, OneFlagSetsOneField) {
   auto options = ParseFineTune({"--train", "t", "--rank", "4"});
   ASSERT_TRUE(options.ok());
@@ -178,6 +223,14 @@ TEST(FineTuneFlagsTest, BadNumbersNameTheFlag) {
       {{"--scheduler", "step"}, "--scheduler"},
       {{"--targets", " , "}, "--targets"},
       {{"--compute-dtype", "fp8"}, "--compute-dtype"},
+      {{"--method", "ppo"}, "--method"},
+      {{"--dpo-beta", "0"}, "--dpo-beta"},
+      {{"--dpo-beta", "-0.5"}, "--dpo-beta"},
+      {{"--dpo-beta", "nan"}, "--dpo-beta"},
+      {{"--dpo-beta", "101"}, "--dpo-beta"},
+      {{"--dpo-loss-type", "hinge"}, "--dpo-loss-type"},
+      {{"--quantization", "fp8"}, "--quantization"},
+      {{"--optimizer", "paged_lion"}, "--optimizer"},
   };
   for (const auto& [flags, name] : cases) {
     std::vector<std::string> args = {"--train", "t"};

@@ -64,6 +64,39 @@ TEST(MetricsTest, RunningJobSeriesGoAwayWhenTheJobStops) {
   EXPECT_FALSE(Has(text, "ftjob-7"));
 }
 
+TEST(MetricsTest, DpoJobsHaveRewardSeriesAndSftJobsDoNot) {
+  Metrics metrics;
+  Metrics::RunningJob dpo;
+  dpo.id = "ftjob-dpo";
+  dpo.dpo = true;
+  Metrics::RunningJob sft;
+  sft.id = "ftjob-sft";
+  metrics.SetRunningJobs({{dpo.id, dpo}, {sft.id, sft}});
+  std::string text = Text(metrics);
+  // Before the first step: a gap, not a zero.
+  EXPECT_TRUE(
+      Has(text, "lorad_job_dpo_reward_margin{job_id=\"ftjob-dpo\"} Nan"));
+  EXPECT_FALSE(Has(text, "lorad_job_dpo_reward_margin{job_id=\"ftjob-sft\"}"));
+  EXPECT_FALSE(
+      Has(text, "lorad_job_dpo_reward_accuracy_ratio{job_id=\"ftjob-sft\"}"));
+
+  dpo.dpo_reward_margin = 0.25;
+  dpo.dpo_reward_accuracy = 0.75;
+  metrics.SetRunningJobs({{dpo.id, dpo}, {sft.id, sft}});
+  text = Text(metrics);
+  EXPECT_TRUE(
+      Has(text, "lorad_job_dpo_reward_margin{job_id=\"ftjob-dpo\"} 0.25"));
+  EXPECT_TRUE(Has(
+      text, "lorad_job_dpo_reward_accuracy_ratio{job_id=\"ftjob-dpo\"} 0.75"));
+  EXPECT_TRUE(Has(text, "lorad_job_loss{job_id=\"ftjob-sft\"}"));
+
+  // The DPO job stops; the SFT one goes on.
+  metrics.SetRunningJobs({{sft.id, sft}});
+  text = Text(metrics);
+  EXPECT_FALSE(Has(text, "ftjob-dpo"));
+  EXPECT_TRUE(Has(text, "lorad_job_loss{job_id=\"ftjob-sft\"}"));
+}
+
 TEST(MetricsTest, JobsWorkerAndDevices) {
   Metrics metrics;
   std::string text = Text(metrics);

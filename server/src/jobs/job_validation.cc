@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
@@ -83,6 +84,28 @@ std::string Num(float v) {
 
 bool FiniteIn(float v, float lo, float hi) {
   return std::isfinite(v) && v >= lo && v <= hi;
+}
+
+// DPO trains on preference pairs, SFT on everything else.
+absl::Status CheckDatasetFitsMethod(const char* field,
+                                    const v1::Dataset& dataset,
+                                    const std::string& method) {
+  const bool preference = dataset.format() == kPreferenceDatasetFormat;
+  if (method == "dpo" && !preference) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": dataset ", dataset.id(), " is in format \"", dataset.format(),
+        "\", but method \"dpo\" needs format \"", kPreferenceDatasetFormat,
+        "\" (lines of {\"prompt\",\"chosen\",\"rejected\"})"));
+  }
+  if (method != "dpo" && preference) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": dataset ", dataset.id(), " is in format \"",
+                     kPreferenceDatasetFormat,
+                     "\", which needs method \"dpo\"; method \"", method,
+                     "\" trains on format \"text\", \"prompt_completion\", "
+                     "\"instruction\" or \"chat\""));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -288,6 +311,7 @@ absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
   const std::pair<const char*, const std::string*> files[] = {
       {"training_file", &job.training_file()},
       {"validation_file", &job.validation_file()}};
+  std::vector<std::pair<const char*, v1::Dataset>> found;
   for (const auto& [field, id] : files) {
     if (id->empty()) continue;
     auto dataset = datasets.GetDataset(*id);
@@ -296,10 +320,14 @@ absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
                                               " not found (upload it first)"));
     }
     LORAD_RETURN_IF_ERROR(dataset.status());
+    found.emplace_back(field, *std::move(dataset));
   }
   LORAD_RETURN_IF_ERROR(FillDefaultsAndValidate(
       hyperparameters_present, *job.mutable_hyperparameters()));
   const v1::Hyperparameters& hp = job.hyperparameters();
+  for (const auto& [field, dataset] : found) {
+    LORAD_RETURN_IF_ERROR(CheckDatasetFitsMethod(field, dataset, hp.method()));
+  }
   if (hp.early_stopping_patience() > 0 && job.validation_file().empty() &&
       hp.validation_split() == 0) {
     return Invalid("early_stopping_patience", hp.early_stopping_patience(),

@@ -63,9 +63,15 @@ absl::Status FillDefaultsAndValidate(bool present, v1::Hyperparameters& hp);
 // InvalidArgument for an unsupported architecture.
 absl::Status ValidateModel(const std::string& model);
 
+// The lorad.v1.Dataset.format of {"prompt","chosen","rejected"} datasets.
+inline constexpr const char* kPreferenceDatasetFormat = "preference";
+
 // Everything about a job that can be checked before it runs: the model, its
-// datasets (NotFound when unknown) and its hyperparameters. Fills the
-// defaults of `job` in place (model "" becomes model::kTinyModelName).
+// datasets (NotFound when unknown; InvalidArgument naming training_file or
+// validation_file when the dataset's format does not fit the method: method
+// dpo needs preference datasets, method sft refuses them) and its
+// hyperparameters. Fills the defaults of `job` in place (model "" becomes
+// model::kTinyModelName).
 absl::Status ValidateJob(DatasetStore& datasets, bool hyperparameters_present,
                          v1::FineTuneJob& job);
 

@@ -98,6 +98,115 @@ bool ReadHyperparameters(const json& hp, const std::string& where,
   return true;
 }
 
+// The job's method in the API's shape, with the hyperparameters the API
+// shows under it.
+json MethodObject(const v1::Hyperparameters& hp, const json& shown) {
+  if (hp.method() != "dpo") {
+    return {{"type", "supervised"},
+            {"supervised", {{"hyperparameters", shown}}}};
+  }
+  json dpo = shown;
+  dpo["beta"] = hp.dpo_beta() > 0 ? json(hp.dpo_beta()) : json("auto");
+  return {{"type", "dpo"}, {"dpo", {{"hyperparameters", dpo}}}};
+}
+
+void AddDpo(const v1::DpoMetrics& dpo, json& data) {
+  data["rewards_chosen"] = dpo.rewards_chosen();
+  data["rewards_rejected"] = dpo.rewards_rejected();
+  data["reward_margin"] = dpo.reward_margin();
+  data["reward_accuracy"] = dpo.reward_accuracy();
+}
+
+// A lorad "method" field among the hyperparameters under method.<type>
+// must agree with the type.
+bool KeepsMethod(const std::string& method, const std::string& prefix,
+                 const v1::Hyperparameters& hp, std::string* message,
+                 std::string* param) {
+  if (hp.method() == method) return true;
+  *message = absl::StrCat("'", prefix, "method' (\"", hp.method(),
+                          "\") contradicts method.type");
+  *param = prefix + "method";
+  return false;
+}
+
+// method.type (and its object) onto `hp`. `beta` is DPO's, taken out of
+// method.dpo.hyperparameters before the rest is read as lorad's fields.
+bool ReadMethod(const json& method, v1::Hyperparameters* hp,
+                std::string* message, std::string* param) {
+  if (!method.is_object()) {
+    *message = "'method' must be an object";
+    *param = "method";
+    return false;
+  }
+  auto type_it = method.find("type");
+  const std::string type = type_it != method.end() && type_it->is_string()
+                               ? type_it->get<std::string>()
+                               : "";
+  if (type != "supervised" && type != "dpo") {
+    *message =
+        "'method.type' must be \"supervised\" or \"dpo\" (the methods "
+        "lorad trains)";
+    *param = "method.type";
+    return false;
+  }
+  const char* other = type == "dpo" ? "supervised" : "dpo";
+  if (auto o = method.find(other); o != method.end() && !o->is_null()) {
+    *message = absl::StrCat("'method.", other,
+                            "' does not go with method.type \"", type, "\"");
+    *param = absl::StrCat("method.", other);
+    return false;
+  }
+  const std::string lorad_method = type == "dpo" ? "dpo" : "sft";
+  if (!hp->method().empty() && hp->method() != lorad_method) {
+    *message = absl::StrCat("'hyperparameters.method' (\"", hp->method(),
+                            "\") contradicts method.type \"", type, "\"");
+    *param = "hyperparameters.method";
+    return false;
+  }
+  hp->set_method(lorad_method);
+  auto object = method.find(type);
+  if (object == method.end() || object->is_null()) return true;
+  const std::string where = absl::StrCat("method.", type);
+  if (!object->is_object()) {
+    *message = absl::StrCat("'", where, "' must be an object");
+    *param = where;
+    return false;
+  }
+  auto h = object->find("hyperparameters");
+  if (h == object->end() || h->is_null()) return true;
+  const std::string prefix = absl::StrCat(where, ".hyperparameters.");
+  if (type == "supervised" || !h->is_object()) {
+    return ReadHyperparameters(*h, prefix, hp, message, param) &&
+           KeepsMethod(lorad_method, prefix, *hp, message, param);
+  }
+  double beta = 0;
+  if (!ReadAuto(*h, "beta", false, &beta, message, param, prefix)) {
+    return false;
+  }
+  if (beta > kMaxDpoBeta) {
+    *message =
+        absl::StrCat("'beta' must be at most ", kMaxDpoBeta, " (or \"auto\")");
+    *param = prefix + "beta";
+    return false;
+  }
+  json rest = *h;
+  rest.erase("beta");
+  if (!ReadHyperparameters(rest, prefix, hp, message, param) ||
+      !KeepsMethod(lorad_method, prefix, *hp, message, param)) {
+    return false;
+  }
+  if (beta > 0) {
+    if (hp->dpo_beta() != 0 && hp->dpo_beta() != static_cast<float>(beta)) {
+      *message =
+          "'beta' contradicts the dpo_beta given with it; give one of them";
+      *param = prefix + "beta";
+      return false;
+    }
+    hp->set_dpo_beta(static_cast<float>(beta));
+  }
+  return true;
+}
+
 std::string EventId(const std::string& job_id, int64_t seq) {
   return absl::StrCat("ftevent-", job_id, "-", seq);
 }
@@ -113,6 +222,13 @@ json JobObject(const v1::FineTuneJob& job) {
              {"param", nullptr}};
   }
   const std::string adapter = job.suffix().empty() ? job.id() : job.suffix();
+  json shown = {
+      {"n_epochs", hp.epochs() > 0 ? json(hp.epochs()) : json("auto")},
+      {"batch_size",
+       hp.batch_size() > 0 ? json(hp.batch_size()) : json("auto")},
+      {"learning_rate_multiplier",
+       hp.learning_rate() > 0 ? json(hp.learning_rate() / kDefaultLearningRate)
+                              : json("auto")}};
   return {
       {"id", job.id()},
       {"object", "fine_tuning.job"},
@@ -128,14 +244,7 @@ json JobObject(const v1::FineTuneJob& job) {
                               ? json(nullptr)
                               : json(job.validation_file())},
       {"training_file", job.training_file()},
-      {"hyperparameters",
-       {{"n_epochs", hp.epochs() > 0 ? json(hp.epochs()) : json("auto")},
-        {"batch_size",
-         hp.batch_size() > 0 ? json(hp.batch_size()) : json("auto")},
-        {"learning_rate_multiplier",
-         hp.learning_rate() > 0
-             ? json(hp.learning_rate() / kDefaultLearningRate)
-             : json("auto")}}},
+      {"hyperparameters", shown},
       {"trained_tokens", nullptr},
       {"error", error},
       {"user_provided_suffix",
@@ -143,11 +252,14 @@ json JobObject(const v1::FineTuneJob& job) {
       {"seed", hp.seed()},
       {"estimated_finish", nullptr},
       {"integrations", json::array()},
-      {"method", {{"type", "supervised"}}},
+      {"method", MethodObject(hp, shown)},
       // lorad's own view of the job.
       {"step", job.step()},
       {"total_steps", job.total_steps()},
       {"optimizer", hp.optimizer()},
+      {"quantization", hp.quantization()},
+      {"dpo_loss_type",
+       hp.method() == "dpo" ? json(hp.dpo_loss_type()) : json(nullptr)},
       {"gradient_checkpointing", hp.gradient_checkpointing()},
       {"early_stopping_patience", hp.early_stopping_patience()},
       {"best_step",
@@ -194,33 +306,20 @@ bool ReadCreateJob(const json& body, const std::string& base_model,
     }
   }
   if (auto it = body.find("method"); it != body.end() && !it->is_null()) {
-    const std::string type = it->is_object() && (*it)["type"].is_string()
-                                 ? (*it)["type"].get<std::string>()
-                                 : "";
-    if (type != "supervised") {
-      *message =
-          "'method.type' must be \"supervised\" (the only method lorad "
-          "trains)";
-      *param = "method.type";
-      return false;
-    }
-    const json& sup = (*it).value("supervised", json::object());
-    if (sup.contains("hyperparameters") &&
-        !ReadHyperparameters(sup["hyperparameters"],
-                             "method.supervised.hyperparameters.", hp, message,
-                             param)) {
-      return false;
-    }
+    if (!ReadMethod(*it, hp, message, param)) return false;
   }
   // OpenAI's clients give a few hyperparameters, if any: the fields whose
   // zero lorad takes literally once hyperparameters are present get their
   // defaults unless the body names them.
   if (out->has_hyperparameters()) {
     auto named = [&body](const char* key) {
-      const json* objects[] = {&body, nullptr};
+      const json* objects[] = {&body, nullptr, nullptr};
       if (auto m = body.find("method"); m != body.end() && m->is_object()) {
         if (auto s = m->find("supervised"); s != m->end() && s->is_object()) {
           objects[1] = &*s;
+        }
+        if (auto d = m->find("dpo"); d != m->end() && d->is_object()) {
+          objects[2] = &*d;
         }
       }
       for (const json* o : objects) {
@@ -276,12 +375,14 @@ std::vector<json> EventObjects(const std::string& job_id,
                    {"grad_norm", s.grad_norm()},
                    {"tokens_per_second", s.tokens_per_second()},
                    {"epoch", s.epoch()}};
+      if (s.has_dpo()) AddDpo(s.dpo(), o["data"]);
     } else if (e.has_eval()) {
       o["type"] = "metrics";
       o["message"] = absl::StrCat("Step ", e.eval().step(),
                                   ": validation loss=", e.eval().eval_loss());
       o["data"] = {{"step", e.eval().step()},
                    {"valid_loss", e.eval().eval_loss()}};
+      if (e.eval().has_dpo()) AddDpo(e.eval().dpo(), o["data"]);
     } else if (e.has_state()) {
       const bool failed = e.state().state() == v1::FAILED;
       o["level"] = failed ? "error" : "info";

@@ -72,6 +72,14 @@ Metrics::Metrics()
                            "Latest evaluation loss of the running job")),
       job_tokens_per_second_(Gauge(*registry_, "lorad_job_tokens_per_second",
                                    "Training throughput of the running job")),
+      job_dpo_reward_margin_(
+          Gauge(*registry_, "lorad_job_dpo_reward_margin",
+                "Mean DPO reward margin (chosen - rejected) of the running "
+                "DPO job's latest step")),
+      job_dpo_reward_accuracy_(
+          Gauge(*registry_, "lorad_job_dpo_reward_accuracy_ratio",
+                "Fraction of pairs whose chosen reward beats the rejected "
+                "one in the running DPO job's latest step")),
       training_tokens_(BuildCounter()
                            .Name("lorad_training_tokens_total")
                            .Help("Tokens trained on")
@@ -176,6 +184,7 @@ void Metrics::SetRunningJobs(const std::map<std::string, RunningJob>& jobs) {
     job_loss_.Remove(it->second["loss"]);
     job_eval_loss_.Remove(it->second["eval"]);
     job_tokens_per_second_.Remove(it->second["tps"]);
+    RemoveDpoSeries(it->second);
     it = job_series_.erase(it);
   }
   for (const auto& [id, job] : jobs) {
@@ -191,6 +200,28 @@ void Metrics::SetRunningJobs(const std::map<std::string, RunningJob>& jobs) {
     series["loss"]->Set(job.loss);
     series["eval"]->Set(job.eval_loss);
     series["tps"]->Set(job.tokens_per_second);
+    if (!job.dpo) {
+      RemoveDpoSeries(series);
+      continue;
+    }
+    series["dpo_margin"] = &job_dpo_reward_margin_.Add(labels);
+    series["dpo_accuracy"] = &job_dpo_reward_accuracy_.Add(labels);
+    series["dpo_margin"]->Set(job.dpo_reward_margin);
+    series["dpo_accuracy"]->Set(job.dpo_reward_accuracy);
+  }
+}
+
+void Metrics::RemoveDpoSeries(
+    std::map<std::string, prometheus::Gauge*>& series) {
+  auto margin = series.find("dpo_margin");
+  if (margin != series.end()) {
+    job_dpo_reward_margin_.Remove(margin->second);
+    series.erase(margin);
+  }
+  auto accuracy = series.find("dpo_accuracy");
+  if (accuracy != series.end()) {
+    job_dpo_reward_accuracy_.Remove(accuracy->second);
+    series.erase(accuracy);
   }
 }
 

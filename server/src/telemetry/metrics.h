@@ -67,6 +67,12 @@ class Metrics {
     // NaN until the job's first evaluation (a gap on a graph, not a zero).
     double eval_loss = std::numeric_limits<double>::quiet_NaN();
     double tokens_per_second = 0;
+    // Method dpo only (other jobs have no DPO series): the latest step's
+    // mean reward margin (chosen - rejected) and reward accuracy, NaN until
+    // the job's first step.
+    bool dpo = false;
+    double dpo_reward_margin = std::numeric_limits<double>::quiet_NaN();
+    double dpo_reward_accuracy = std::numeric_limits<double>::quiet_NaN();
   };
   void SetRunningJobs(const std::map<std::string, RunningJob>& jobs);
   void AddTrainingTokens(int64_t tokens);
@@ -83,6 +89,10 @@ class Metrics {
   std::string AdapterLabel(absl::string_view adapter);
 
  private:
+  // Removes a job's DPO series, if it has them.
+  void RemoveDpoSeries(std::map<std::string, prometheus::Gauge*>& series)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   std::shared_ptr<prometheus::Registry> registry_;
   absl::Mutex mu_;
   std::set<std::string> adapter_labels_ ABSL_GUARDED_BY(mu_);
@@ -109,6 +119,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& job_loss_;
   prometheus::Family<prometheus::Gauge>& job_eval_loss_;
   prometheus::Family<prometheus::Gauge>& job_tokens_per_second_;
+  prometheus::Family<prometheus::Gauge>& job_dpo_reward_margin_;
+  prometheus::Family<prometheus::Gauge>& job_dpo_reward_accuracy_;
   prometheus::Counter& training_tokens_;
   prometheus::Family<prometheus::Counter>& generated_tokens_;
   prometheus::Family<prometheus::Counter>& requests_;

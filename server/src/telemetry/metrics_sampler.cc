@@ -50,16 +50,18 @@ void MetricsSampler::SampleJobs() {
                            v1::SUCCEEDED, v1::FAILED, v1::CANCELLED});
   if (!jobs.ok()) return;
   std::map<v1::JobState, int64_t> counts;
-  std::map<std::string, bool> running;
+  std::map<std::string, bool> running;  // job id -> method dpo
   for (const v1::FineTuneJob& job : *jobs) {
     ++counts[job.state()];
-    if (job.state() == v1::RUNNING) running[job.id()] = true;
+    if (job.state() == v1::RUNNING) {
+      running[job.id()] = job.hyperparameters().method() == "dpo";
+    }
   }
   metrics_->SetJobsByState(counts);
 
   std::map<std::string, Metrics::RunningJob> series;
   absl::MutexLock lock(&mu_);
-  for (const auto& [id, unused] : running) followed_[id];
+  for (const auto& [id, dpo] : running) followed_[id].latest.dpo = dpo;
   for (auto it = followed_.begin(); it != followed_.end();) {
     Followed& f = it->second;
     f.latest.id = it->first;
@@ -78,6 +80,10 @@ void MetricsSampler::SampleJobs() {
             metrics_->AddTrainingTokens(step.tokens_seen() - f.tokens_seen);
           }
           f.tokens_seen = step.tokens_seen();
+          if (step.has_dpo()) {
+            f.latest.dpo_reward_margin = step.dpo().reward_margin();
+            f.latest.dpo_reward_accuracy = step.dpo().reward_accuracy();
+          }
         } else if (event.has_eval()) {
           f.latest.eval_loss = event.eval().eval_loss();
         }

@@ -116,7 +116,19 @@ v1::MemoryEstimate ToPublic(const worker::v1::MemoryEstimate& estimate) {
   e.set_activation_bytes_checkpoint(estimate.activation_bytes_checkpoint());
   e.set_total_bytes(estimate.total_bytes());
   e.set_resident_bytes(estimate.resident_bytes());
+  e.set_pageable_bytes(estimate.pageable_bytes());
   return e;
+}
+
+v1::DpoMetrics ToPublic(const worker::v1::DpoMetrics& dpo) {
+  v1::DpoMetrics d;
+  d.set_rewards_chosen(dpo.rewards_chosen());
+  d.set_rewards_rejected(dpo.rewards_rejected());
+  d.set_reward_margin(dpo.reward_margin());
+  d.set_reward_accuracy(dpo.reward_accuracy());
+  d.set_logps_chosen(dpo.logps_chosen());
+  d.set_logps_rejected(dpo.logps_rejected());
+  return d;
 }
 
 v1::TrainStep ToPublic(const worker::v1::TrainStep& step) {
@@ -129,6 +141,7 @@ v1::TrainStep ToPublic(const worker::v1::TrainStep& step) {
   s.set_tokens_per_second(step.tokens_per_second());
   s.set_tokens_seen(step.tokens_seen());
   s.set_epoch(step.epoch());
+  if (step.has_dpo()) *s.mutable_dpo() = ToPublic(step.dpo());
   return s;
 }
 
@@ -137,6 +150,7 @@ v1::EvalResult ToPublic(const worker::v1::EvalResult& eval) {
   e.set_step(eval.step());
   e.set_eval_loss(eval.eval_loss());
   e.set_best(eval.best());
+  if (eval.has_dpo()) *e.mutable_dpo() = ToPublic(eval.dpo());
   return e;
 }
 

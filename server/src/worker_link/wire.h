@@ -20,6 +20,7 @@ worker::v1::Sampling ToWorker(const v1::GenerateRequest& request);
 v1::GenerateResponse ToPublic(const worker::v1::GenerateChunk& chunk);
 v1::MemoryUsage ToPublic(const worker::v1::MemoryUsage& memory);
 v1::MemoryEstimate ToPublic(const worker::v1::MemoryEstimate& estimate);
+v1::DpoMetrics ToPublic(const worker::v1::DpoMetrics& dpo);
 v1::TrainStep ToPublic(const worker::v1::TrainStep& step);
 v1::EvalResult ToPublic(const worker::v1::EvalResult& eval);
 
