@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lorad/common/hyperparameter_defaults.h"
 #include "lorad/common/status_macros.h"
 
 namespace lorad::client {
@@ -210,7 +211,16 @@ absl::StatusOr<FineTuneOptions> ParseFineTuneOptions(const ParsedArgs& args) {
   LORAD_SET_IF_GIVEN(IntFlag(args, "early-stopping-patience", 0, kIntMax),
                      hp.set_early_stopping_patience);
   hp.set_train_on_prompt(args.Switch("train-on-prompt"));
-  if (hp.ByteSizeLong() > 0) *req.mutable_hyperparameters() = std::move(hp);
+  if (hp.ByteSizeLong() > 0) {
+    // Hyperparameters go out, so the server no longer fills these: give the
+    // defaults of the ones not named (`--method dpo` alone is the defaults
+    // plus DPO, not a refusal for a missing rank or dropout turned off).
+    if (!args.Has("rank")) hp.set_rank(kDefaultRank);
+    if (!args.Has("lr")) hp.set_learning_rate(kDefaultLearningRate);
+    if (!args.Has("dropout")) hp.set_dropout(kDefaultDropout);
+    if (!args.Has("max-grad-norm")) hp.set_max_grad_norm(kDefaultMaxGradNorm);
+    *req.mutable_hyperparameters() = std::move(hp);
+  }
 
   // proto3 cannot send an explicit zero: these reach the server as unset.
   if (args.Has("dropout") && req.hyperparameters().dropout() == 0) {

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "lorad/common/hyperparameter_defaults.h"
 #include "lorad/v1/lorad.pb.h"
 #include "store/dataset_store.h"
 
@@ -35,12 +36,8 @@ inline constexpr float kMaxWeightDecay = 10;
 // A model path on the server.
 inline constexpr size_t kMaxModelPathBytes = 4096;
 
-// The defaults a request without hyperparameters gets for the fields whose
-// zero means something once hyperparameters are given (see below).
-inline constexpr int32_t kDefaultRank = 8;
-inline constexpr float kDefaultLearningRate = 2e-4f;
-inline constexpr float kDefaultDropout = 0.05f;
-inline constexpr float kDefaultMaxGradNorm = 1.0f;
+// kDefaultRank, kDefaultLearningRate, kDefaultDropout and
+// kDefaultMaxGradNorm are in lorad/common/hyperparameter_defaults.h.
 // DPO's beta when method is dpo and none is given (TRL's default), and its
 // bound.
 inline constexpr float kDefaultDpoBeta = 0.1f;
