@@ -27,6 +27,11 @@ struct TrainingShape {
   // adamw_8bit: tensors of at least kMin8BitStateElements keep their two
   // moments in 8 bits with an fp32 absmax per 256 (bitsandbytes' layout).
   bool optimizer_8bit = false;
+  // DPO: each of batch_size examples is a pair, two sequences of up to
+  // seq_len in one forward. Its reference forward (the base alone, no
+  // gradient) runs and is freed before the policy's, so it adds nothing to
+  // the peak.
+  bool preference = false;
 };
 
 inline constexpr int64_t kMin8BitStateElements = 4096;
