@@ -13,7 +13,8 @@
 The reference is passed as a second copy of the base: TRL 1.16, given a
 PeftModel that already holds an adapter and no ref_model, would copy that
 adapter as the reference ("ref"), which is not the base. The adapter lorad
-trained started from B = 0, so the base is its reference.
+trained started from B = 0, so the base is its reference. bf16=False: TRL
+defaults to bf16 autocast, lorad's fp32 model computes in fp32.
 """
 import json
 import sys
@@ -60,7 +61,7 @@ def trl_eval(model_dir, adapter, data, beta, loss_type, batch, max_length,
             output_dir=tmp, report_to="none", beta=float(beta),
             loss_type=[loss_type], max_length=int(max_length),
             per_device_eval_batch_size=int(batch), use_cpu=True,
-            dataset_num_proc=None)
+            bf16=False, dataset_num_proc=None)
         trainer = trl.DPOTrainer(model=model, ref_model=ref, args=args,
                                  train_dataset=ds, eval_dataset=ds,
                                  processing_class=tokenizer)
