@@ -1,8 +1,9 @@
 // The training loop with method "dpo" on the built-in tiny model (NF4):
 // it learns the preferences (the DPO loss falls from log 2, the margin and
 // accuracy rise), for both losses; accumulation, checkpoints and resume
-// give the uninterrupted run's adapter; early stopping compares the DPO
-// eval loss; the wrong kind of dataset is refused by name.
+// (with gradient checkpointing) give the uninterrupted run's adapter; early
+// stopping compares the DPO eval loss; the wrong kind of dataset is refused by
+// name.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -145,6 +146,7 @@ TEST_F(DpoTrainerTest, ResumedRunEndsWhereAnUninterruptedOneDoes) {
   whole.hp.set_gradient_accumulation(2);
   whole.hp.set_max_steps(8);
   whole.hp.set_checkpoint_every(4);
+  whole.hp.set_gradient_checkpointing(true);
   ASSERT_TRUE(RunTraining(*model_, whole, {}).ok());
 
   TrainJob broken = Job("broken", "sigmoid");
