@@ -135,6 +135,12 @@ TEST_P(DpoLearnsTest, LossFallsAndChosenRewardsRise) {
               1e-5);
   EXPECT_TRUE(
       std::filesystem::exists(job.adapter_dir + "/adapter_model.safetensors"));
+  RecordProperty("first_step_loss", std::to_string(first.loss()));
+  RecordProperty("last_step_loss", std::to_string(steps.back().loss()));
+  RecordProperty("final_eval_loss", std::to_string(last.eval_loss()));
+  RecordProperty("final_margin", std::to_string(last.dpo().reward_margin()));
+  RecordProperty("final_accuracy",
+                 std::to_string(last.dpo().reward_accuracy()));
 }
 
 INSTANTIATE_TEST_SUITE_P(LossTypes, DpoLearnsTest,
