@@ -19,7 +19,8 @@ using Json = nlohmann::json;
 constexpr char kKnownFormats[] =
     R"(expected one of {"text"}, {"prompt","completion"}, )"
     R"({"instruction","context"?,"response"}, )"
-    R"({"messages":[{"role","content"}]})";
+    R"({"messages":[{"role","content"}]}, )"
+    R"({"prompt","chosen","rejected"})";
 
 // Error messages quote outside input through Excerpt (short, valid UTF-8).
 constexpr size_t kMaxListedKeys = 8;
@@ -61,14 +62,16 @@ bool Has(const Json& obj, const char* key) { return obj.contains(key); }
 // The format whose marker keys `obj` has, or an error for none or several.
 absl::StatusOr<DatasetFormat> DetectFormat(const Json& obj, int64_t line) {
   std::vector<DatasetFormat> found;
+  const bool preference = Has(obj, "chosen") || Has(obj, "rejected");
   if (Has(obj, "text")) found.push_back(DatasetFormat::kText);
-  if (Has(obj, "prompt") || Has(obj, "completion")) {
+  if ((Has(obj, "prompt") && !preference) || Has(obj, "completion")) {
     found.push_back(DatasetFormat::kPromptCompletion);
   }
   if (Has(obj, "instruction") || Has(obj, "response")) {
     found.push_back(DatasetFormat::kInstruction);
   }
   if (Has(obj, "messages")) found.push_back(DatasetFormat::kChat);
+  if (preference) found.push_back(DatasetFormat::kPreference);
   if (found.empty()) {
     return LineError(line, absl::StrCat("unknown format: keys ", KeySet(obj),
                                         "; ", kKnownFormats));
@@ -135,18 +138,26 @@ absl::StatusOr<Example> RenderInstruction(const Json& obj, int64_t line) {
   return ex;
 }
 
-absl::StatusOr<Example> RenderChat(const Json& obj, int64_t line) {
-  auto it = obj.find("messages");
-  if (it == obj.end()) return LineError(line, "field \"messages\" missing");
+// The messages at obj[key], each {"role", "content"} with a chat role;
+// with `need_assistant`, at least one from the assistant.
+absl::StatusOr<std::vector<DatasetMessage>> MessagesField(const Json& obj,
+                                                          const char* key,
+                                                          int64_t line,
+                                                          bool need_assistant) {
+  auto it = obj.find(key);
+  if (it == obj.end()) {
+    return LineError(line, absl::StrCat("field \"", key, "\" missing"));
+  }
   const Json& messages = *it;
   if (!messages.is_array()) {
-    return LineError(line, "field \"messages\" must be an array");
+    return LineError(line,
+                     absl::StrCat("field \"", key, "\" must be an array"));
   }
-  Example ex;
+  std::vector<DatasetMessage> out;
   bool has_assistant = false;
   for (size_t i = 0; i < messages.size(); ++i) {
     const Json& m = messages[i];
-    std::string label = absl::StrCat("messages[", i, "]");
+    std::string label = absl::StrCat(key, "[", i, "]");
     if (!m.is_object()) {
       return LineError(line,
                        absl::StrCat("field \"", label, "\" must be an object"));
@@ -164,17 +175,73 @@ absl::StatusOr<Example> RenderChat(const Json& obj, int64_t line) {
     LORAD_ASSIGN_OR_RETURN(
         std::string content,
         StringField(m, "content", line, absl::StrCat(label, ".content")));
-    bool assistant = role == "assistant";
-    has_assistant = has_assistant || assistant;
-    ex.segments.push_back({absl::StrCat("<|", role, "|>\n"), false});
-    ex.segments.push_back({absl::StrCat(content, "\n"), assistant});
-    ex.messages.push_back({std::move(role), std::move(content)});
+    has_assistant = has_assistant || role == "assistant";
+    out.push_back({std::move(role), std::move(content)});
   }
-  if (!has_assistant) {
+  if (need_assistant && !has_assistant) {
+    return LineError(line, absl::StrCat("field \"", key,
+                                        "\" must contain at least one "
+                                        "\"assistant\" message"));
+  }
+  if (out.empty()) {
     return LineError(line,
-                     "field \"messages\" must contain at least one "
-                     "\"assistant\" message");
+                     absl::StrCat("field \"", key, "\" must not be empty"));
   }
+  return out;
+}
+
+absl::StatusOr<Example> RenderChat(const Json& obj, int64_t line) {
+  Example ex;
+  LORAD_ASSIGN_OR_RETURN(ex.messages, MessagesField(obj, "messages", line,
+                                                    /*need_assistant=*/true));
+  for (const auto& [role, content] : ex.messages) {
+    ex.segments.push_back({absl::StrCat("<|", role, "|>\n"), false});
+    ex.segments.push_back({absl::StrCat(content, "\n"), role == "assistant"});
+  }
+  return ex;
+}
+
+// Text when "prompt" is a string, else messages; "chosen" and "rejected"
+// must be of the same kind as "prompt".
+absl::StatusOr<Example> RenderPreference(const Json& obj, int64_t line) {
+  Example ex;
+  PreferencePair& pair = ex.preference;
+  auto prompt = obj.find("prompt");
+  if (prompt == obj.end()) return LineError(line, "field \"prompt\" missing");
+  if (!prompt->is_string() && !prompt->is_array()) {
+    return LineError(line,
+                     "field \"prompt\" must be a string or an array of "
+                     "messages");
+  }
+  pair.conversational = prompt->is_array();
+  for (const char* key : {"chosen", "rejected"}) {
+    auto it = obj.find(key);
+    if (it == obj.end()) {
+      return LineError(line, absl::StrCat("field \"", key, "\" missing"));
+    }
+    if (it->is_array() != pair.conversational) {
+      return LineError(
+          line, absl::StrCat(
+                    "field \"", key, "\" must be ",
+                    pair.conversational ? "an array of messages" : "a string",
+                    ", like \"prompt\""));
+    }
+  }
+  if (!pair.conversational) {
+    LORAD_ASSIGN_OR_RETURN(pair.prompt,
+                           StringField(obj, "prompt", line, "prompt"));
+    LORAD_ASSIGN_OR_RETURN(pair.chosen,
+                           StringField(obj, "chosen", line, "chosen"));
+    LORAD_ASSIGN_OR_RETURN(pair.rejected,
+                           StringField(obj, "rejected", line, "rejected"));
+    return ex;
+  }
+  LORAD_ASSIGN_OR_RETURN(pair.prompt_messages,
+                         MessagesField(obj, "prompt", line, false));
+  LORAD_ASSIGN_OR_RETURN(pair.chosen_messages,
+                         MessagesField(obj, "chosen", line, true));
+  LORAD_ASSIGN_OR_RETURN(pair.rejected_messages,
+                         MessagesField(obj, "rejected", line, true));
   return ex;
 }
 
@@ -189,6 +256,8 @@ absl::StatusOr<Example> Render(DatasetFormat format, const Json& obj,
       return RenderInstruction(obj, line);
     case DatasetFormat::kChat:
       return RenderChat(obj, line);
+    case DatasetFormat::kPreference:
+      return RenderPreference(obj, line);
   }
   return absl::InternalError("unhandled dataset format");
 }
@@ -218,6 +287,8 @@ std::string_view DatasetFormatName(DatasetFormat f) {
       return "instruction";
     case DatasetFormat::kChat:
       return "chat";
+    case DatasetFormat::kPreference:
+      return "preference";
   }
   return "unknown";
 }

@@ -74,7 +74,7 @@ MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
   m.optimizer = OptimizerBytes(c, t);
   m.pageable = t.optimizer_paged ? m.optimizer : 0;
 
-  const int64_t tokens = t.batch_size * t.seq_len;
+  const int64_t tokens = t.batch_size * (t.preference ? 2 : 1) * t.seq_len;
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim,
                 inter = c.intermediate_size;

@@ -170,6 +170,8 @@ absl::StatusOr<TokenSequence> TokenizeExample(const ParsedDataset& data,
         return TokenizeChat(ex, tokenizer, options);
       }
       break;
+    case DatasetFormat::kPreference:
+      break;  // refused by TokenizeDataset
   }
   // No template: the fixed segments after the tokenizer's prefix ids.
   Append(seq, tokenizer.PrefixIds(), false);
@@ -187,6 +189,11 @@ absl::StatusOr<TokenSequence> TokenizeExample(const ParsedDataset& data,
 absl::StatusOr<std::vector<TokenSequence>> TokenizeDataset(
     const ParsedDataset& data, const Tokenizer& tokenizer,
     const TokenizeOptions& options) {
+  if (data.format == DatasetFormat::kPreference) {
+    return absl::InvalidArgumentError(
+        "a preference dataset (keys \"prompt\", \"chosen\", \"rejected\") "
+        "trains with method \"dpo\", not supervised fine-tuning");
+  }
   std::vector<TokenSequence> out;
   TokenSequence stream;
   for (const Example& ex : data.examples) {
@@ -218,17 +225,22 @@ absl::StatusOr<std::vector<TokenSequence>> TokenizeDataset(
   return out;
 }
 
-void SplitValidation(std::vector<TokenSequence>* train,
-                     std::vector<TokenSequence>* validation, double fraction,
-                     uint64_t seed) {
-  const int64_t n = static_cast<int64_t>(train->size());
-  if (fraction <= 0 || n < 2) return;
+std::vector<bool> ValidationMask(int64_t n, double fraction, uint64_t seed) {
+  std::vector<bool> is_held(n, false);
+  if (fraction <= 0 || n < 2) return is_held;
   int64_t held = std::max<int64_t>(
       1, static_cast<int64_t>(std::llround(fraction * static_cast<double>(n))));
   held = std::min(held, n - 1);
   std::vector<int64_t> order = EpochOrder(n, seed ^ 0x5eed5eedULL, -1);
-  std::vector<bool> is_held(n, false);
   for (int64_t i = 0; i < held; ++i) is_held[order[i]] = true;
+  return is_held;
+}
+
+void SplitValidation(std::vector<TokenSequence>* train,
+                     std::vector<TokenSequence>* validation, double fraction,
+                     uint64_t seed) {
+  const int64_t n = static_cast<int64_t>(train->size());
+  const std::vector<bool> is_held = ValidationMask(n, fraction, seed);
   std::vector<TokenSequence> kept;
   for (int64_t i = 0; i < n; ++i) {
     (is_held[i] ? *validation : kept).push_back(std::move((*train)[i]));

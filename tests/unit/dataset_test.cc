@@ -28,6 +28,7 @@ TEST(DatasetTest, FormatNames) {
             "prompt_completion");
   EXPECT_EQ(DatasetFormatName(DatasetFormat::kInstruction), "instruction");
   EXPECT_EQ(DatasetFormatName(DatasetFormat::kChat), "chat");
+  EXPECT_EQ(DatasetFormatName(DatasetFormat::kPreference), "preference");
 }
 
 TEST(DatasetTest, TextIsOneTrainableSegment) {
@@ -206,7 +207,8 @@ TEST(DatasetTest, UnknownFormat) {
             "line 2: unknown format: keys {\"foo\"}; expected one of "
             "{\"text\"}, {\"prompt\",\"completion\"}, "
             "{\"instruction\",\"context\"?,\"response\"}, "
-            "{\"messages\":[{\"role\",\"content\"}]}");
+            "{\"messages\":[{\"role\",\"content\"}]}, "
+            "{\"prompt\",\"chosen\",\"rejected\"}");
   EXPECT_EQ(ErrorOf("{}").rfind("line 1: unknown format: keys {};", 0), 0u);
 }
 

@@ -64,6 +64,7 @@ model::TrainingShape ShapeOf(const v1::Hyperparameters& hp,
   shape.optimizer_8bit =
       hp.optimizer() == "adamw_8bit" || hp.optimizer() == "paged_adamw_8bit";
   shape.optimizer_paged = absl::StartsWith(hp.optimizer(), "paged_");
+  shape.preference = hp.method() == "dpo";
   return shape;
 }
 

@@ -7,7 +7,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "lorad/common/dataset.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/memory_estimate.h"
@@ -16,6 +15,7 @@
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/lr_schedule.h"
 #include "lorad/worker/paged_optimizer.h"
+#include "objective.h"
 #include "train_checkpoint.h"
 
 namespace lorad::worker {
@@ -48,113 +48,6 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
 
 using lorad::worker::v1::TrainEvent;
 
-absl::StatusOr<std::vector<model::TokenSequence>> LoadSequences(
-    const std::string& path, const LlamaModel& model,
-    const lorad::worker::v1::TrainConfig& hp) {
-  LORAD_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  auto parsed = ParseJsonlDataset(text, hp.train_on_prompt());
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", parsed.status().message()));
-  }
-  // The model's own chat template and EOS text, as TRL's SFTTrainer would
-  // use them (model/training_data.h).
-  const model::ChatTemplate& chat = model.chat_template();
-  model::TokenizeOptions options;
-  options.max_seq_len = hp.max_seq_len();
-  options.packing = hp.packing();
-  options.train_on_prompt = hp.train_on_prompt();
-  options.chat = &chat;
-  for (const auto& [name, text] : chat.special_tokens) {
-    if (name == "eos_token") options.eos_text = text;
-  }
-  if (options.eos_text.empty() && !model.config().eos_token_ids.empty()) {
-    options.eos_text = model.tokenizer().Decode(
-        {static_cast<int32_t>(model.config().eos_token_ids[0])}, false);
-  }
-  absl::StatusOr<std::vector<model::TokenSequence>> sequences =
-      model::TokenizeDataset(*parsed, model.tokenizer(), options);
-  if (!sequences.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", sequences.status().message()));
-  }
-  return sequences;
-}
-
-struct Batch {
-  torch::Tensor ids;     // [B, T] long
-  torch::Tensor labels;  // [B, T] long, -100 where no loss
-  int64_t tokens = 0;    // non-pad tokens
-};
-
-Batch MakeBatch(const std::vector<model::TokenSequence>& seqs,
-                const std::vector<int64_t>& pick, int32_t pad_id,
-                torch::Device device) {
-  int64_t longest = 0;
-  for (int64_t i : pick) {
-    longest = std::max<int64_t>(longest, seqs[i].ids.size());
-  }
-  const int64_t b = static_cast<int64_t>(pick.size());
-  torch::Tensor ids = torch::full({b, longest}, pad_id, torch::kLong);
-  torch::Tensor labels =
-      torch::full({b, longest}, model::kIgnoreLabel, torch::kLong);
-  auto ia = ids.accessor<int64_t, 2>();
-  auto la = labels.accessor<int64_t, 2>();
-  Batch batch;
-  for (int64_t r = 0; r < b; ++r) {
-    const model::TokenSequence& s = seqs[pick[r]];
-    for (size_t t = 0; t < s.ids.size(); ++t) {
-      ia[r][t] = s.ids[t];
-      la[r][t] = s.labels[t];
-    }
-    batch.tokens += static_cast<int64_t>(s.ids.size());
-  }
-  batch.ids = ids.to(device);
-  batch.labels = labels.to(device);
-  return batch;
-}
-
-// Sum of the next-token losses and how many targets they cover.
-std::pair<torch::Tensor, int64_t> LossSum(const LlamaModel& model,
-                                          const Batch& batch,
-                                          const ForwardOptions& options) {
-  torch::Tensor logits = model.Forward(batch.ids, options);
-  const int64_t v = logits.size(-1);
-  torch::Tensor shifted = logits.slice(1, 0, -1).reshape({-1, v});
-  torch::Tensor targets = batch.labels.slice(1, 1).reshape({-1});
-  int64_t count = targets.ne(model::kIgnoreLabel).sum().item<int64_t>();
-  torch::Tensor loss = torch::nn::functional::cross_entropy(
-      shifted, targets,
-      torch::nn::functional::CrossEntropyFuncOptions()
-          .ignore_index(model::kIgnoreLabel)
-          .reduction(torch::kSum));
-  return {loss, count};
-}
-
-absl::StatusOr<float> Evaluate(const LlamaModel& model,
-                               const AdapterSet& adapter,
-                               const std::vector<model::TokenSequence>& seqs,
-                               int64_t batch_size, int32_t pad_id,
-                               DeviceTurns* turns) {
-  torch::NoGradGuard no_grad;
-  ForwardOptions options;
-  options.adapter = &adapter;
-  double total = 0;
-  int64_t count = 0;
-  for (size_t start = 0; start < seqs.size(); start += batch_size) {
-    std::vector<int64_t> pick;
-    for (size_t i = start; i < std::min(seqs.size(), start + batch_size); ++i) {
-      pick.push_back(static_cast<int64_t>(i));
-    }
-    DeviceTurn turn(turns, DeviceTurn::Kind::kTraining);
-    Batch batch = MakeBatch(seqs, pick, pad_id, model.device());
-    auto [loss, n] = LossSum(model, batch, options);
-    total += loss.item<double>();
-    count += n;
-  }
-  return count == 0 ? 0.0f : static_cast<float>(total / count);
-}
-
 absl::Status Train(const LlamaModel& model, const TrainJob& job,
                    const TrainCallbacks& cb) {
   const lorad::worker::v1::TrainConfig& hp = job.hp;
@@ -170,27 +63,9 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     if (cb.on_event) cb.on_event(e);
   };
 
-  LORAD_ASSIGN_OR_RETURN(std::vector<model::TokenSequence> train,
-                         LoadSequences(job.training_path, model, hp));
-  std::vector<model::TokenSequence> eval;
-  if (!job.validation_path.empty()) {
-    LORAD_ASSIGN_OR_RETURN(eval, LoadSequences(job.validation_path, model, hp));
-  } else {
-    model::SplitValidation(&train, &eval, hp.validation_split(), hp.seed());
-  }
-  if (train.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        job.training_path, ": no example has a token to learn after ",
-        "tokenizing to max_seq_len ", hp.max_seq_len()));
-  }
-  const int32_t pad_id =
-      static_cast<int32_t>(model.config().pad_token_id >= 0
-                               ? model.config().pad_token_id
-                               : (model.config().eos_token_ids.empty()
-                                      ? 0
-                                      : model.config().eos_token_ids[0]));
-
-  const int64_t n = static_cast<int64_t>(train.size());
+  LORAD_ASSIGN_OR_RETURN(std::unique_ptr<Objective> objective,
+                         MakeObjective(model, job));
+  const int64_t n = objective->num_train();
   const int64_t micro_per_epoch = (n + hp.batch_size() - 1) / hp.batch_size();
   const int64_t accum = hp.gradient_accumulation();
   const int64_t steps_per_epoch =
@@ -237,11 +112,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   shape.rank = hp.rank();
   shape.target_modules = lora.target_modules;
   shape.batch_size = hp.batch_size();
-  int64_t longest = 0;
-  for (const model::TokenSequence& s : train) {
-    longest = std::max<int64_t>(longest, s.ids.size());
-  }
-  shape.seq_len = longest;
+  objective->Shape(&shape);
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = model.dtype() == torch::kFloat32 ? 4 : 2;
   shape.optimizer_8bit = EightBit(hp);
@@ -255,7 +126,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     s->set_resumed_from_step(static_cast<int32_t>(state.step));
     s->set_base_bytes_per_param(model.QuantizedBytesPerParam());
     s->set_num_train_sequences(n);
-    s->set_num_eval_sequences(static_cast<int64_t>(eval.size()));
+    s->set_num_eval_sequences(objective->num_eval());
     s->set_compute_dtype(std::string(c10::toString(model.dtype())));
     auto* m = s->mutable_memory_estimate();
     m->set_base_bytes(model.BaseBytes());
@@ -281,7 +152,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   const std::vector<torch::Tensor> params = adapter.Parameters();
   float last_loss = 0;
   const int64_t patience = hp.early_stopping_patience();
-  if (patience > 0 && eval.empty()) {
+  if (patience > 0 && objective->num_eval() == 0) {
     return absl::InvalidArgumentError(
         "early_stopping_patience needs validation data: the validation file "
         "or split gave no sequences");
@@ -290,13 +161,12 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   // Evaluates; with early stopping, writes the adapter when the eval loss
   // is the lowest so far and decides whether patience ran out.
   auto eval_and_emit = [&](int64_t step) -> absl::Status {
-    if (eval.empty()) return absl::OkStatus();
-    LORAD_ASSIGN_OR_RETURN(
-        float loss, Evaluate(model, adapter, eval, hp.batch_size(), pad_id,
-                             cb.device_turns));
+    if (objective->num_eval() == 0) return absl::OkStatus();
     TrainEvent e;
     e.mutable_eval()->set_step(static_cast<int32_t>(step));
-    e.mutable_eval()->set_eval_loss(loss);
+    objective->Evaluate(adapter, hp.batch_size(), cb.device_turns,
+                        e.mutable_eval());
+    const float loss = e.eval().eval_loss();
     if (patience > 0) {
       if (loss < state.best_eval_loss) {
         state.best_eval_loss = loss;
@@ -344,12 +214,10 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
           order.begin() + within * hp.batch_size(),
           order.begin() + std::min(n, (within + 1) * hp.batch_size()));
       DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
-      Batch batch = MakeBatch(train, pick, pad_id, device);
-      auto [loss, count] = LossSum(model, batch, train_options);
-      torch::Tensor mean = loss / std::max<int64_t>(1, count);
+      torch::Tensor mean =
+          objective->MicroBatchLoss(pick, train_options, &step_tokens);
       (mean / static_cast<double>(accum)).backward();
       loss_sum += mean.item<double>();
-      step_tokens += batch.tokens;
     }
     double grad_norm = 0;
     {
@@ -384,6 +252,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
         static_cast<float>(secs > 0 ? step_tokens / secs : 0));
     s->set_tokens_seen(state.tokens_seen);
     s->set_epoch(static_cast<int32_t>(epoch));
+    objective->FinishStep(s);
     emit(e);
     if (!std::isfinite(last_loss)) {
       return absl::InvalidArgumentError(

@@ -30,6 +30,11 @@ struct TrainingShape {
   // paged_adamw / paged_adamw_8bit: the optimizer state may move to host
   // memory under device-memory pressure.
   bool optimizer_paged = false;
+  // DPO: each of batch_size examples is a pair, two sequences of up to
+  // seq_len in one forward. Its reference forward (the base alone, no
+  // gradient) runs and is freed before the policy's, so it adds nothing to
+  // the peak.
+  bool preference = false;
 };
 
 inline constexpr int64_t kMin8BitStateElements = 4096;

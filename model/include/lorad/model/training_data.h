@@ -83,6 +83,8 @@ absl::StatusOr<std::vector<TokenSequence>> TokenizeDataset(
 
 // A deterministic split: shuffles indices with `seed` and holds out
 // round(fraction * n) sequences (at least 1 when fraction > 0 and n > 1).
+// ValidationMask says which of n are held out.
+std::vector<bool> ValidationMask(int64_t n, double fraction, uint64_t seed);
 void SplitValidation(std::vector<TokenSequence>* train,
                      std::vector<TokenSequence>* validation, double fraction,
                      uint64_t seed);

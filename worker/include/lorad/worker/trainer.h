@@ -2,6 +2,9 @@
 // linear LR, gradient accumulation and clipping, optional gradient
 // checkpointing, eval every N steps, atomic checkpoints every N steps and
 // resume from the last one. Events go to a callback as they happen.
+// hp.method chooses what is optimised: the next-token loss ("sft") or DPO on
+// preference pairs ("dpo", src/engine/dpo.h), whose steps and evaluations
+// also carry DpoMetrics and whose eval_loss is the DPO loss.
 #ifndef LORAD_WORKER_TRAINER_H_
 #define LORAD_WORKER_TRAINER_H_
 

@@ -1,0 +1,173 @@
+// Supervised fine-tuning: the mean next-token cross-entropy over the
+// labelled tokens of each micro-batch (model/training_data.h).
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lorad/common/status_macros.h"
+#include "lorad/model/training_data.h"
+#include "objective.h"
+
+namespace lorad::worker {
+namespace {
+
+absl::StatusOr<std::vector<model::TokenSequence>> LoadSequences(
+    const std::string& path, const LlamaModel& model,
+    const lorad::worker::v1::TrainConfig& hp) {
+  LORAD_ASSIGN_OR_RETURN(ParsedDataset parsed,
+                         ReadDataset(path, hp.train_on_prompt()));
+  // The model's own chat template and EOS text, as TRL's SFTTrainer would
+  // use them (model/training_data.h).
+  model::TokenizeOptions options;
+  options.max_seq_len = hp.max_seq_len();
+  options.packing = hp.packing();
+  options.train_on_prompt = hp.train_on_prompt();
+  options.chat = &model.chat_template();
+  options.eos_text = EosText(model);
+  absl::StatusOr<std::vector<model::TokenSequence>> sequences =
+      model::TokenizeDataset(parsed, model.tokenizer(), options);
+  if (!sequences.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", sequences.status().message()));
+  }
+  return sequences;
+}
+
+struct Batch {
+  torch::Tensor ids;     // [B, T] long
+  torch::Tensor labels;  // [B, T] long, -100 where no loss
+  int64_t tokens = 0;    // non-pad tokens
+};
+
+Batch MakeBatch(const std::vector<model::TokenSequence>& seqs,
+                const std::vector<int64_t>& pick, int32_t pad_id,
+                torch::Device device) {
+  int64_t longest = 0;
+  for (int64_t i : pick) {
+    longest = std::max<int64_t>(longest, seqs[i].ids.size());
+  }
+  const int64_t b = static_cast<int64_t>(pick.size());
+  torch::Tensor ids = torch::full({b, longest}, pad_id, torch::kLong);
+  torch::Tensor labels =
+      torch::full({b, longest}, model::kIgnoreLabel, torch::kLong);
+  auto ia = ids.accessor<int64_t, 2>();
+  auto la = labels.accessor<int64_t, 2>();
+  Batch batch;
+  for (int64_t r = 0; r < b; ++r) {
+    const model::TokenSequence& s = seqs[pick[r]];
+    for (size_t t = 0; t < s.ids.size(); ++t) {
+      ia[r][t] = s.ids[t];
+      la[r][t] = s.labels[t];
+    }
+    batch.tokens += static_cast<int64_t>(s.ids.size());
+  }
+  batch.ids = ids.to(device);
+  batch.labels = labels.to(device);
+  return batch;
+}
+
+// Sum of the next-token losses and how many targets they cover.
+std::pair<torch::Tensor, int64_t> LossSum(const LlamaModel& model,
+                                          const Batch& batch,
+                                          const ForwardOptions& options) {
+  torch::Tensor logits = model.Forward(batch.ids, options);
+  const int64_t v = logits.size(-1);
+  torch::Tensor shifted = logits.slice(1, 0, -1).reshape({-1, v});
+  torch::Tensor targets = batch.labels.slice(1, 1).reshape({-1});
+  int64_t count = targets.ne(model::kIgnoreLabel).sum().item<int64_t>();
+  torch::Tensor loss = torch::nn::functional::cross_entropy(
+      shifted, targets,
+      torch::nn::functional::CrossEntropyFuncOptions()
+          .ignore_index(model::kIgnoreLabel)
+          .reduction(torch::kSum));
+  return {loss, count};
+}
+
+class SftObjective final : public Objective {
+ public:
+  SftObjective(const LlamaModel& model, std::vector<model::TokenSequence> train,
+               std::vector<model::TokenSequence> eval)
+      : model_(model),
+        pad_id_(PadId(model)),
+        train_(std::move(train)),
+        eval_(std::move(eval)) {}
+
+  int64_t num_train() const override {
+    return static_cast<int64_t>(train_.size());
+  }
+  int64_t num_eval() const override {
+    return static_cast<int64_t>(eval_.size());
+  }
+
+  void Shape(model::TrainingShape* shape) const override {
+    int64_t longest = 0;
+    for (const model::TokenSequence& s : train_) {
+      longest = std::max<int64_t>(longest, s.ids.size());
+    }
+    shape->seq_len = longest;
+  }
+
+  torch::Tensor MicroBatchLoss(const std::vector<int64_t>& pick,
+                               const ForwardOptions& options,
+                               int64_t* tokens) override {
+    Batch batch = MakeBatch(train_, pick, pad_id_, model_.device());
+    auto [loss, count] = LossSum(model_, batch, options);
+    *tokens += batch.tokens;
+    return loss / std::max<int64_t>(1, count);
+  }
+
+  void FinishStep(lorad::worker::v1::TrainStep*) override {}
+
+  void Evaluate(const AdapterSet& adapter, int64_t batch_size,
+                DeviceTurns* turns,
+                lorad::worker::v1::EvalResult* out) override {
+    torch::NoGradGuard no_grad;
+    ForwardOptions options;
+    options.adapter = &adapter;
+    double total = 0;
+    int64_t count = 0;
+    for (size_t start = 0; start < eval_.size(); start += batch_size) {
+      std::vector<int64_t> pick;
+      for (size_t i = start; i < std::min(eval_.size(), start + batch_size);
+           ++i) {
+        pick.push_back(static_cast<int64_t>(i));
+      }
+      DeviceTurn turn(turns, DeviceTurn::Kind::kTraining);
+      Batch batch = MakeBatch(eval_, pick, pad_id_, model_.device());
+      auto [loss, n] = LossSum(model_, batch, options);
+      total += loss.item<double>();
+      count += n;
+    }
+    out->set_eval_loss(count == 0 ? 0.0f : static_cast<float>(total / count));
+  }
+
+ private:
+  const LlamaModel& model_;
+  const int32_t pad_id_;
+  std::vector<model::TokenSequence> train_;
+  std::vector<model::TokenSequence> eval_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Objective>> MakeSftObjective(
+    const LlamaModel& model, const TrainJob& job) {
+  const lorad::worker::v1::TrainConfig& hp = job.hp;
+  LORAD_ASSIGN_OR_RETURN(std::vector<model::TokenSequence> train,
+                         LoadSequences(job.training_path, model, hp));
+  std::vector<model::TokenSequence> eval;
+  if (!job.validation_path.empty()) {
+    LORAD_ASSIGN_OR_RETURN(eval, LoadSequences(job.validation_path, model, hp));
+  } else {
+    model::SplitValidation(&train, &eval, hp.validation_split(), hp.seed());
+  }
+  if (train.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        job.training_path, ": no example has a token to learn after ",
+        "tokenizing to max_seq_len ", hp.max_seq_len()));
+  }
+  return std::make_unique<SftObjective>(model, std::move(train),
+                                        std::move(eval));
+}
+
+}  // namespace lorad::worker
