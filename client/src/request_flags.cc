@@ -211,7 +211,10 @@ absl::StatusOr<FineTuneOptions> ParseFineTuneOptions(const ParsedArgs& args) {
   LORAD_SET_IF_GIVEN(IntFlag(args, "early-stopping-patience", 0, kIntMax),
                      hp.set_early_stopping_patience);
   hp.set_train_on_prompt(args.Switch("train-on-prompt"));
-  if (hp.ByteSizeLong() > 0) {
+  // A named zero (--dropout 0, --max-grad-norm 0: "off") is a named
+  // hyperparameter too, though proto3 does not carry it.
+  if (hp.ByteSizeLong() > 0 || args.Has("dropout") ||
+      args.Has("max-grad-norm")) {
     // Hyperparameters go out, so the server no longer fills these: give the
     // defaults of the ones not named (`--method dpo` alone is the defaults
     // plus DPO, not a refusal for a missing rank or dropout turned off).
@@ -222,11 +225,7 @@ absl::StatusOr<FineTuneOptions> ParseFineTuneOptions(const ParsedArgs& args) {
     *req.mutable_hyperparameters() = std::move(hp);
   }
 
-  // proto3 cannot send an explicit zero: these reach the server as unset.
-  if (args.Has("dropout") && req.hyperparameters().dropout() == 0) {
-    options.warnings.push_back(
-        "--dropout 0 is sent as unset; the server applies its default");
-  }
+  // proto3 cannot send an explicit zero: it reaches the server as unset.
   if (args.Has("seed") && req.hyperparameters().seed() == 0) {
     options.warnings.push_back(
         "--seed 0 is sent as unset; the server applies its default");

@@ -5,10 +5,20 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "lorad/common/hyperparameter_defaults.h"
 #include "request_flags.h"
 
 namespace lorad::client {
 namespace {
+
+// The hyperparameters loractl fills when it sends any.
+lorad::v1::Hyperparameters* WithDefaults(lorad::v1::Hyperparameters* hp) {
+  hp->set_rank(kDefaultRank);
+  hp->set_learning_rate(kDefaultLearningRate);
+  hp->set_dropout(kDefaultDropout);
+  hp->set_max_grad_norm(kDefaultMaxGradNorm);
+  return hp;
+}
 
 absl::StatusOr<FineTuneOptions> ParseFineTune(
     const std::vector<std::string>& args) {
@@ -166,11 +176,12 @@ TEST(FineTuneFlagsTest, DpoQuantizationAndPagedOptimizerFlags) {
   EXPECT_EQ(hp.quantization(), "int8");
   EXPECT_EQ(hp.optimizer(), "paged_adamw_8bit");
 
-  // Only --method: the server fills beta and the loss type.
+  // Only --method: loractl gives the defaults the server would have given a
+  // request without hyperparameters; the server fills beta and loss type.
   options = ParseFineTune({"--train", "t", "--method", "dpo"});
   ASSERT_TRUE(options.ok()) << options.status();
   lorad::v1::CreateFineTuneJobRequest expected;
-  expected.mutable_hyperparameters()->set_method("dpo");
+  WithDefaults(expected.mutable_hyperparameters())->set_method("dpo");
   EXPECT_EQ(options->request.SerializeAsString(), expected.SerializeAsString());
 
   options = ParseFineTune({"--train", "t", "--optimizer", "paged_adamw"});
@@ -198,12 +209,28 @@ TEST(FineTuneFlagsTest, HelpListsTheNewChoices) {
   EXPECT_TRUE(absl::StrContains(help("dpo-beta"), "0.1"));
 }
 
-TEST(FineTuneFlagsTest, OneFlagSetsOneField) {
+// One flag sets its field; the fields whose zero would mean "off" or
+// "missing" once hyperparameters are sent take their defaults.
+TEST(FineTuneFlagsTest, OneFlagSetsOneFieldAndTheDefaultsOfTheRest) {
   auto options = ParseFineTune({"--train", "t", "--rank", "4"});
   ASSERT_TRUE(options.ok());
   lorad::v1::CreateFineTuneJobRequest expected;
-  expected.mutable_hyperparameters()->set_rank(4);
+  WithDefaults(expected.mutable_hyperparameters())->set_rank(4);
   EXPECT_EQ(options->request.SerializeAsString(), expected.SerializeAsString());
+  EXPECT_FLOAT_EQ(options->request.hyperparameters().dropout(), 0.05f);
+
+  // Named zeros stay zeros (dropout and clipping off).
+  options =
+      ParseFineTune({"--train", "t", "--dropout", "0", "--max-grad-norm", "0"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->request.hyperparameters().dropout(), 0.0f);
+  EXPECT_EQ(options->request.hyperparameters().max_grad_norm(), 0.0f);
+  EXPECT_EQ(options->request.hyperparameters().rank(), kDefaultRank);
+
+  // No flag: no hyperparameters at all.
+  options = ParseFineTune({"--train", "t"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_FALSE(options->request.has_hyperparameters());
 }
 
 TEST(FineTuneFlagsTest, BadNumbersNameTheFlag) {
