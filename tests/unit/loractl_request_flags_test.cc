@@ -270,10 +270,17 @@ TEST(FineTuneFlagsTest, BadNumbersNameTheFlag) {
   }
 }
 
+// --seed 0 cannot be told from unset; --dropout 0 can (it is "off" once
+// hyperparameters are sent, and naming it sends them).
 TEST(FineTuneFlagsTest, WarnsWhenZeroCannotBeSent) {
-  auto options = ParseFineTune({"--train", "t", "--dropout", "0"});
+  auto options = ParseFineTune({"--train", "t", "--seed", "0"});
   ASSERT_TRUE(options.ok());
-  EXPECT_EQ(options->warnings.size(), 1u);
+  ASSERT_EQ(options->warnings.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(options->warnings[0], "--seed 0"));
+  options = ParseFineTune({"--train", "t", "--dropout", "0"});
+  ASSERT_TRUE(options.ok());
+  EXPECT_TRUE(options->warnings.empty());
+  EXPECT_TRUE(options->request.has_hyperparameters());
 }
 
 TEST(DatasetArgTest, FilesWinOverIdLookingNames) {
