@@ -61,6 +61,9 @@ model::TrainingShape ShapeOf(const v1::Hyperparameters& hp,
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = compute_bytes;
   shape.optimizer_8bit = hp.optimizer() == "adamw_8bit";
+  shape.base_quantization = hp.quantization() == "int8"
+                                ? model::BaseQuantization::kInt8
+                                : model::BaseQuantization::kNf4;
   return shape;
 }
 
