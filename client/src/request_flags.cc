@@ -58,6 +58,8 @@ const std::vector<FlagSpec>& FineTuneFlags() {
       {"max-grad-norm", true, false, "X", "gradient clipping norm (1.0)"},
       {"weight-decay", true, false, "X", "AdamW weight decay (0)"},
       {"compute-dtype", true, false, "NAME", "auto | float32 | bfloat16"},
+      {"quantization", true, false, "NAME",
+       "how the base is held: nf4 (default) | int8 (LLM.int8)"},
       {"packing", false, false, "", "pack examples to --max-seq-len"},
       {"gradient-checkpointing", false, false, "",
        "recompute each block in backward (default: on unless the job fits "
@@ -152,6 +154,10 @@ absl::StatusOr<FineTuneOptions> ParseFineTuneOptions(const ParsedArgs& args) {
       CheckOneOf(args, "compute-dtype", {"auto", "float32", "bfloat16"}));
   if (std::optional<std::string> s = args.Get("compute-dtype")) {
     hp.set_compute_dtype(*s);
+  }
+  LORAD_RETURN_IF_ERROR(CheckOneOf(args, "quantization", {"nf4", "int8"}));
+  if (std::optional<std::string> s = args.Get("quantization")) {
+    hp.set_quantization(*s);
   }
   if (std::optional<std::string> targets = args.Get("targets")) {
     for (absl::string_view t : absl::StrSplit(*targets, ',')) {
