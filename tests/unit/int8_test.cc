@@ -149,9 +149,8 @@ TEST(Int8Test, MatMulMatchesLinear8bitLtWithOutlierColumns) {
   torch::Tensor y = Int8MatMul(xg, q);
   y.backward(g);
   ASSERT_EQ(y.sizes(), want.sizes());
-  // The same arithmetic but for the last constant: bitsandbytes rescales
-  // by 6.200124e-05, 1.8e-5 above 1 / 127^2 (the exact 6.2000124e-05).
-  EXPECT_LE(MaxAbs(y - want), 3e-5f * MaxAbs(want))
+  // The same arithmetic, up to the order of fp32 sums.
+  EXPECT_LE(MaxAbs(y - want), 1e-6f * MaxAbs(want))
       << "max |y| " << MaxAbs(want);
   EXPECT_LE(MaxAbs(xg.grad() - want_dx), 1e-5f * MaxAbs(want_dx));
 
@@ -165,7 +164,21 @@ TEST(Int8Test, MatMulMatchesLinear8bitLtWithOutlierColumns) {
   EXPECT_TRUE((err <= bound).all().item<bool>())
       << "worst error/bound " << (err / bound).max().item<float>();
   const torch::Tensor all_int8 = Int8MatMul(x, q, /*threshold=*/0.0f);
-  EXPECT_GT(MaxAbs(all_int8 - exact), 5 * MaxAbs(y - exact));
+  const float mixed_error = (y - exact).abs().mean().item<float>();
+  const float int8_error = (all_int8 - exact).abs().mean().item<float>();
+  // The numbers, for --gtest_output=xml.
+  ::testing::Test::RecordProperty("max_abs_vs_bnb",
+                                  std::to_string(MaxAbs(y - want)));
+  ::testing::Test::RecordProperty("max_abs_y", std::to_string(MaxAbs(want)));
+  ::testing::Test::RecordProperty(
+      "worst_error_over_bound",
+      std::to_string((err / bound).max().item<float>()));
+  ::testing::Test::RecordProperty("mean_abs_error_mixed",
+                                  std::to_string(mixed_error));
+  ::testing::Test::RecordProperty("mean_abs_error_all_int8",
+                                  std::to_string(int8_error));
+  EXPECT_GT(int8_error, 2 * mixed_error)
+      << "mean abs error: all int8 " << int8_error << ", mixed " << mixed_error;
   // The row of zeros gives zeros, not NaN.
   EXPECT_EQ(MaxAbs(y[1][2]), 0.0f);
 }
@@ -190,18 +203,27 @@ TEST(Int8Test, ModelLogitsMatchTransformersLoadIn8bit) {
   const torch::Tensor got = (*model)->Forward(ids, ForwardOptions());
   const float quantization_error = MaxAbs(fp32 - want);
   ASSERT_GT(quantization_error, 1e-3f) << "int8 should move the logits";
-  EXPECT_LT(MaxAbs(got - want), quantization_error / 20)
+  // Equal up to float rounding (fp32 sums in another order, which int8
+  // rounding may amplify by a step): 100x below the int8 error.
+  ::testing::Test::RecordProperty("max_abs_vs_bnb",
+                                  std::to_string(MaxAbs(got - want)));
+  ::testing::Test::RecordProperty("max_abs_bnb_vs_fp32",
+                                  std::to_string(quantization_error));
+  EXPECT_LT(MaxAbs(got - want), quantization_error / 100)
       << "int8 vs fp32 max abs " << quantization_error << ", ours vs bnb "
       << MaxAbs(got - want);
 
-  // The serving path gives the same logits as the forward.
+  // The serving path gives the forward's logits for the same rows (the
+  // outlier columns are chosen over the rows multiplied together, so the
+  // forward takes the one row alone).
+  const torch::Tensor alone = (*model)->Forward(ids.slice(0, 0, 1), {});
   KvCache cache = (*model)->ReserveCache(ids.size(1));
   RaggedBatch batch;
   batch.ids = ids[0];
   batch.lengths = {ids.size(1)};
   batch.caches = {&cache};
   const torch::Tensor last = (*model)->ForwardRagged(batch);
-  EXPECT_LT(MaxAbs(last[0] - got[0][-1]), 1e-4f);
+  EXPECT_LT(MaxAbs(last[0] - alone[0][-1]), 1e-4f);
 }
 
 // CB plus an fp32 SCB per row: 1 + 4 / in bytes per parameter, as the

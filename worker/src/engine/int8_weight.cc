@@ -11,7 +11,11 @@ namespace lorad::worker {
 namespace {
 
 constexpr float kInv127 = 1.0f / 127.0f;
-constexpr float kInv127Squared = 1.0f / (127.0f * 127.0f);
+// bitsandbytes rescales the int32 products by 6.200124e-05, 1.8e-5 above
+// 1 / 127^2 (6.2000124e-05). Its constant, so that the outputs are its
+// outputs: a random model's logits move by a tenth of the int8 error when
+// only this constant changes.
+constexpr float kProductScale = 6.200124e-05f;
 
 // The int8 part of the decomposition for the rows of x2 [rows, in] (x's
 // dtype) with the outlier entries and columns removed, in fp32 [rows, out].
@@ -34,8 +38,7 @@ torch::Tensor Int8Part(const torch::Tensor& x2, const torch::Tensor& cols,
   // Integer products of int8 values summed in fp32: exact while a row's
   // partial sums stay below 2^24.
   torch::Tensor acc = torch::matmul(ca, w.cb().to(torch::kFloat32).t());
-  return acc * (row_absmax.unsqueeze(1) * w.scb().unsqueeze(0)) *
-         kInv127Squared;
+  return acc * (row_absmax.unsqueeze(1) * w.scb().unsqueeze(0)) * kProductScale;
 }
 
 class Int8MatMulFunction

@@ -49,9 +49,9 @@ class Int8Weight {
   torch::Tensor scb_;
 };
 
-// y = x @ W^T for x [..., in] (any floating dtype; y has x's dtype), with
-// W in LLM.int8 and outlier input columns at |x| >= `threshold`.
-// Differentiable in x only.
+// y = x @ W^T for x [..., in] (y in x's dtype); outlier columns are those
+// with any |x| >= `threshold` in any row of x, so a row's output depends on
+// the rows multiplied with it, as in bitsandbytes. Differentiable in x.
 torch::Tensor Int8MatMul(const torch::Tensor& x, const Int8Weight& w,
                          float threshold = kInt8OutlierThreshold);
 
