@@ -25,9 +25,10 @@ int PrintAdapter(const lorad::v1::Adapter& adapter, CommandEnv& env,
   if (env.out.json()) {
     env.out.PrintJson(adapter);
   } else {
-    env.out.Print(absl::StrCat(verb, " ", adapter.name(), " version ",
-                               adapter.version(), " (rank ", adapter.rank(),
-                               ", ", HumanBytes(adapter.size_bytes()), ")\n"));
+    env.out.Print(absl::StrCat(
+        verb, " ", adapter.name(), " version ", adapter.version(), " (rank ",
+        adapter.rank(), ", ", HumanBytes(adapter.size_bytes()),
+        adapter.quantization() == "int8" ? ", on the int8 base" : "", ")\n"));
   }
   return kExitOk;
 }
@@ -45,7 +46,8 @@ int List(CommandEnv& env) {
   Table table({"NAME", "VERSION", "RANK", "TARGETS", "SIZE", "RESIDENT",
                "SOURCE", "CREATED"});
   for (const auto& a : response.adapters()) {
-    table.AddRow({a.name() + (a.pinned() ? " (pinned)" : ""),
+    table.AddRow({a.name() + (a.pinned() ? " (pinned)" : "") +
+                      (a.quantization() == "int8" ? " (int8)" : ""),
                   absl::StrCat(a.version()), absl::StrCat(a.rank()),
                   absl::StrJoin(a.target_modules(), ","),
                   HumanBytes(a.size_bytes()), a.residency(),

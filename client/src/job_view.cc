@@ -45,6 +45,7 @@ std::string Hyperparameters(const lorad::v1::Hyperparameters& hp) {
   if (!hp.optimizer().empty()) {
     parts.push_back(absl::StrCat("optimizer ", hp.optimizer()));
   }
+  if (hp.quantization() == "int8") parts.push_back("quantization int8");
   if (hp.early_stopping_patience() > 0) {
     parts.push_back(absl::StrFormat("early_stopping_patience %d",
                                     hp.early_stopping_patience()));

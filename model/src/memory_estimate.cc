@@ -50,11 +50,22 @@ int64_t OptimizerBytes(const ModelConfig& c, const TrainingShape& t) {
 
 }  // namespace
 
-int64_t BaseModelBytes(const ModelConfig& c, int64_t compute_bytes) {
+int64_t Int8BlockLinearBytes(const ModelConfig& c) {
+  int64_t per_layer = 0;
+  for (const BlockLinear& l : BlockLinears(c)) per_layer += l.out * (l.in + 4);
+  return per_layer * c.num_hidden_layers;
+}
+
+int64_t BaseModelBytes(const ModelConfig& c, int64_t compute_bytes,
+                       BaseQuantization quantization) {
   const int64_t embed = c.vocab_size * c.hidden_size;
   const int64_t norms = (2 * c.num_hidden_layers + 1) * c.hidden_size;
-  return static_cast<int64_t>(c.NumBlockLinearParameters() *
-                              Nf4BytesPerParam()) +
+  const int64_t linears =
+      quantization == BaseQuantization::kInt8
+          ? Int8BlockLinearBytes(c)
+          : static_cast<int64_t>(c.NumBlockLinearParameters() *
+                                 Nf4BytesPerParam());
+  return linears +
          (embed * (c.tie_word_embeddings ? 1 : 2) + norms) * compute_bytes;
 }
 
@@ -67,7 +78,7 @@ int64_t KvCacheBytes(const ModelConfig& c, int64_t tokens,
 MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
                                            const TrainingShape& t) {
   MemoryEstimateBytes m;
-  m.base = BaseModelBytes(c, t.compute_bytes);
+  m.base = BaseModelBytes(c, t.compute_bytes, t.base_quantization);
   const int64_t lora = NumLoraParameters(c, t);
   m.adapter = lora * 4;
   m.gradients = lora * 4;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lorad/model/base_quantization.h"
 #include "lorad/model/json_constraint.h"
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/device_memory.h"
@@ -276,7 +277,9 @@ WorkerServiceImpl::~WorkerServiceImpl() = default;
 
 absl::StatusOr<WorkerServiceImpl::Served*> WorkerServiceImpl::GetServed(
     const std::string& model, const std::string& cache_dir,
-    const std::string& compute_dtype) {
+    const std::string& compute_dtype, const std::string& quantization) {
+  auto quant = model::ParseBaseQuantization(quantization);
+  if (!quant.ok()) return quant.status();
   auto dir = model::ResolveModelDir(model, cache_dir);
   if (!dir.ok()) return dir.status();
   torch::ScalarType dtype = torch::kFloat32;
@@ -284,13 +287,15 @@ absl::StatusOr<WorkerServiceImpl::Served*> WorkerServiceImpl::GetServed(
       (compute_dtype != "float32" && device_.is_cuda())) {
     dtype = torch::kBFloat16;
   }
-  std::string key = absl::StrCat(*dir, "|", c10::toString(dtype));
+  std::string key = absl::StrCat(*dir, "|", c10::toString(dtype), "|",
+                                 model::BaseQuantizationName(*quant));
   absl::MutexLock lock(&models_mu_);
   auto it = models_.find(key);
   if (it != models_.end()) return it->second.get();
   LoadOptions options;
   options.device = device_;
   options.dtype = dtype;
+  options.quantization = *quant;
   absl::StatusOr<std::unique_ptr<LlamaModel>> loaded;
   try {
     loaded = LlamaModel::Load(*dir, options);
@@ -334,16 +339,17 @@ absl::StatusOr<WorkerServiceImpl::Served*> WorkerServiceImpl::GetServed(
 
 absl::StatusOr<const LlamaModel*> WorkerServiceImpl::GetModel(
     const std::string& model, const std::string& cache_dir,
-    const std::string& compute_dtype) {
-  auto served = GetServed(model, cache_dir, compute_dtype);
+    const std::string& compute_dtype, const std::string& quantization) {
+  auto served = GetServed(model, cache_dir, compute_dtype, quantization);
   if (!served.ok()) return served.status();
   return (*served)->model.get();
 }
 
 absl::Status WorkerServiceImpl::RunTrain(
     const lorad::worker::v1::TrainRequest& req, TrainCallbacks callbacks) {
-  auto model = GetModel(req.model(), req.model_cache_dir(),
-                        req.config().compute_dtype());
+  auto model =
+      GetModel(req.model(), req.model_cache_dir(), req.config().compute_dtype(),
+               req.config().quantization());
   if (!model.ok()) return model.status();
   TrainJob job;
   job.job_id = req.job_id();
@@ -389,7 +395,8 @@ WorkerServiceImpl::ResolveAdapter(
 absl::StatusOr<std::shared_ptr<GenerationStream>>
 WorkerServiceImpl::StartGeneration(
     const lorad::worker::v1::GenerateRequest& req) {
-  auto served = GetServed(req.model(), req.model_cache_dir(), "auto");
+  auto served =
+      GetServed(req.model(), req.model_cache_dir(), "auto", req.quantization());
   if (!served.ok()) return served.status();
   absl::StatusOr<std::shared_ptr<const AdapterSet>> adapter;
   try {
@@ -490,7 +497,8 @@ grpc::Status WorkerServiceImpl::DoLoadAdapter(
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "LoadAdapter needs name and adapter_dir");
   }
-  auto served = GetServed(req.model(), req.model_cache_dir(), "auto");
+  auto served =
+      GetServed(req.model(), req.model_cache_dir(), "auto", req.quantization());
   if (!served.ok()) return ToGrpc(served.status());
   auto info = (*served)->pool->Load(req.name(), req.version(),
                                     req.adapter_dir(), req.pinned());
@@ -536,7 +544,8 @@ grpc::Status WorkerServiceImpl::DoExportMerged(
         grpc::StatusCode::INVALID_ARGUMENT,
         absl::StrCat("dtype must be bfloat16 or float16, got ", req.dtype()));
   }
-  auto served = GetServed(req.model(), req.model_cache_dir(), "auto");
+  auto served =
+      GetServed(req.model(), req.model_cache_dir(), "auto", req.quantization());
   if (!served.ok()) return ToGrpc(served.status());
   std::optional<AdapterSet> adapter;
   if (!req.adapter_dir().empty()) {

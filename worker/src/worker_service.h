@@ -90,12 +90,19 @@ class WorkerServiceImpl final
     std::unique_ptr<AdapterPool> pool;
     std::unique_ptr<Engine> engine;
   };
+  // The base `model` in `compute_dtype` with its block linears held as
+  // `quantization` ("" or nf4, int8), loaded on first use; each
+  // (directory, dtype, quantization) is its own entry, so an int8 base and
+  // an NF4 base of the same model can both be loaded. InvalidArgument for
+  // an unknown quantization.
   absl::StatusOr<Served*> GetServed(const std::string& model,
                                     const std::string& cache_dir,
-                                    const std::string& compute_dtype);
+                                    const std::string& compute_dtype,
+                                    const std::string& quantization);
   absl::StatusOr<const LlamaModel*> GetModel(const std::string& model,
                                              const std::string& cache_dir,
-                                             const std::string& compute_dtype);
+                                             const std::string& compute_dtype,
+                                             const std::string& quantization);
   // The adapter a generate request asks for (nullptr: the base).
   absl::StatusOr<std::shared_ptr<const AdapterSet>> ResolveAdapter(
       Served& served, const lorad::worker::v1::GenerateRequest& request);

@@ -186,6 +186,7 @@ absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Resolve(
       out.set_model(adapter->base_model());
       out.set_adapter_dir(adapter->path());
       out.set_adapter_name(adapter->name());
+      out.set_quantization(adapter->quantization());
       return out;
     }
     if (!absl::IsNotFound(adapter.status())) return adapter.status();
@@ -205,6 +206,9 @@ absl::StatusOr<worker::v1::GenerateRequest> InferenceService::Resolve(
   }
   out.set_model(job->model());
   out.set_adapter_dir(job->adapter_path());
+  if (job->hyperparameters().quantization() == "int8") {
+    out.set_quantization("int8");
+  }
   return out;
 }
 

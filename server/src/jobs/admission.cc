@@ -65,6 +65,9 @@ model::TrainingShape ShapeOf(const v1::Hyperparameters& hp,
       hp.optimizer() == "adamw_8bit" || hp.optimizer() == "paged_adamw_8bit";
   shape.optimizer_paged = absl::StartsWith(hp.optimizer(), "paged_");
   shape.preference = hp.method() == "dpo";
+  shape.base_quantization = hp.quantization() == "int8"
+                                ? model::BaseQuantization::kInt8
+                                : model::BaseQuantization::kNf4;
   return shape;
 }
 

@@ -85,17 +85,23 @@ absl::StatusOr<std::string> AdapterRegistry::NewStagingDir() {
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::Register(
     const std::string& name, const std::string& src_dir,
-    const std::string& base_model, const std::string& source_job, bool pinned) {
+    const std::string& base_model, const std::string& source_job, bool pinned,
+    const std::string& quantization) {
   absl::MutexLock lock(&mu_);
   return RegisterLocked(name, src_dir, base_model, source_job, pinned,
-                        /*load=*/true);
+                        /*load=*/true, quantization);
 }
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterLocked(
     const std::string& name, const std::string& src_dir,
     const std::string& base_model, const std::string& source_job, bool pinned,
-    bool load) {
+    bool load, const std::string& quantization) {
   LORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
+  if (!quantization.empty() && quantization != "nf4" &&
+      quantization != "int8") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quantization must be nf4 or int8, got ", QuotedExcerpt(quantization)));
+  }
   const std::string model =
       base_model.empty() ? options_.base_model : base_model;
   absl::StatusOr<model::ModelConfig> config = model::ModelConfigOf(model);
@@ -133,6 +139,8 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterLocked(
   adapter.set_pinned(pinned);
   adapter.set_base_model(model);
   adapter.set_path(VersionDir(name, version));
+  // nf4 is the default and stays unset, as in records made before int8.
+  if (quantization == "int8") adapter.set_quantization(quantization);
 
   // A leftover of a failed attempt goes first.
   absl::Status loaded = env()->RemoveTree(adapter.path());
@@ -154,6 +162,7 @@ absl::Status AdapterRegistry::LoadIntoWorker(const v1::Adapter& adapter) {
   request.set_version(adapter.version());
   request.set_adapter_dir(adapter.path());
   request.set_pinned(adapter.pinned());
+  request.set_quantization(adapter.quantization());
   absl::Status status =
       worker_->LoadAdapter(request, WaitingUpTo(kWorkerWait)).status();
   if (status.ok() || WorkerAbsent(status)) return absl::OkStatus();
@@ -174,13 +183,15 @@ absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterJob(
   }
   std::string chosen = name;
   if (chosen.empty()) chosen = job.suffix().empty() ? job.id() : job.suffix();
-  return Register(chosen, job.adapter_path(), job.model(), job.id(), pinned);
+  return Register(chosen, job.adapter_path(), job.model(), job.id(), pinned,
+                  job.hyperparameters().quantization());
 }
 
 absl::StatusOr<v1::Adapter> AdapterRegistry::RegisterTrained(
     const v1::FineTuneJob& job, const std::string& adapter_dir) {
   return Register(job.suffix().empty() ? job.id() : job.suffix(), adapter_dir,
-                  job.model(), job.id(), /*pinned=*/false);
+                  job.model(), job.id(), /*pinned=*/false,
+                  job.hyperparameters().quantization());
 }
 
 void AdapterRegistry::RegisterFinishedJobs() {
@@ -199,7 +210,8 @@ void AdapterRegistry::RegisterFinishedJobs() {
       absl::MutexLock lock(&mu_);
       added = RegisterLocked(job.suffix().empty() ? job.id() : job.suffix(),
                              job.adapter_path(), job.model(), job.id(),
-                             /*pinned=*/false, /*load=*/false);
+                             /*pinned=*/false, /*load=*/false,
+                             job.hyperparameters().quantization());
     }
     if (!added.ok()) {
       std::fprintf(stderr, "lorad: cannot register the adapter of %s: %s\n",
@@ -316,6 +328,7 @@ absl::StatusOr<v1::ExportMergedResponse> AdapterRegistry::ExportMerged(
   request.set_adapter_dir(adapter.path());
   request.set_out_dir(adapter.path() + "/merged");
   request.set_dtype(dtype.empty() ? "bfloat16" : dtype);
+  request.set_quantization(adapter.quantization());
   LORAD_ASSIGN_OR_RETURN(
       worker::v1::ExportMergedResponse response,
       worker_->ExportMerged(request, WaitingUpTo(kWorkerWait)));

@@ -42,17 +42,19 @@ class AdapterRegistry {
 
   // Validates the PEFT files in `src_dir` against `base_model` ("" = the
   // daemon's base model), copies them in as the next version of `name`
-  // (version 1 for a new name) and has the worker load it, replacing the old
-  // version atomically there. A bad adapter (or one the worker refuses) is
-  // InvalidArgument naming the file and key, and nothing changes; so is a
-  // failed copy (ResourceExhausted for a full disk), which leaves no files
-  // of the new version behind. A worker
-  // that is down or does not pool adapters yet loads it on first use.
+  // (version 1 for a new name) and has the worker load it onto the base
+  // held as `quantization` ("" or nf4, int8: the base it was trained on),
+  // replacing the old version atomically there. A bad adapter (or one the
+  // worker refuses) is InvalidArgument naming the file and key, and nothing
+  // changes; so is a failed copy (ResourceExhausted for a full disk), which
+  // leaves no files of the new version behind. A worker that is down or does
+  // not pool adapters yet loads it on first use.
   absl::StatusOr<v1::Adapter> Register(const std::string& name,
                                        const std::string& src_dir,
                                        const std::string& base_model,
                                        const std::string& source_job,
-                                       bool pinned);
+                                       bool pinned,
+                                       const std::string& quantization = "");
 
   // Registers the adapter of a SUCCEEDED fine-tune job under `name` (empty:
   // the job's suffix, else its id). NotFound for an unknown job,
@@ -62,6 +64,7 @@ class AdapterRegistry {
 
   // Registers the adapter a fine-tune job has just written to `adapter_dir`
   // (before the job is marked SUCCEEDED), under its suffix, else its id.
+  // Adapters of jobs are registered with the job's quantization.
   absl::StatusOr<v1::Adapter> RegisterTrained(const v1::FineTuneJob& job,
                                               const std::string& adapter_dir);
 
@@ -100,7 +103,8 @@ class AdapterRegistry {
                                              const std::string& src_dir,
                                              const std::string& base_model,
                                              const std::string& source_job,
-                                             bool pinned, bool load)
+                                             bool pinned, bool load,
+                                             const std::string& quantization)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Worker.LoadAdapter; OK when the worker is down or lacks the RPC.
   absl::Status LoadIntoWorker(const v1::Adapter& adapter);

@@ -85,6 +85,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
   m->dir_ = dir;
   m->device_ = options.device;
   m->dtype_ = options.dtype;
+  if (options.quantize) m->quantization_ = options.quantization;
   const model::ModelConfig& c = m->config_;
   auto to_dev = [&](torch::Tensor t) {
     return t.to(options.device, options.dtype);
@@ -118,7 +119,11 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
       LORAD_ASSIGN_OR_RETURN(torch::Tensor w,
                              LoadTensor(*weights, l.key + ".weight",
                                         {shapes[s].out, shapes[s].in}, dir));
-      if (options.quantize) {
+      if (options.quantize &&
+          options.quantization == model::BaseQuantization::kInt8) {
+        l.int8 = Int8Weight::Quantize(w.data_ptr<float>(), shapes[s].out,
+                                      shapes[s].in, options.device);
+      } else if (options.quantize) {
         l.nf4 = Nf4Weight::Quantize(w.data_ptr<float>(), shapes[s].out,
                                     shapes[s].in, options.device);
       } else {
@@ -175,10 +180,27 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
   return m;
 }
 
+torch::Tensor LlamaModel::BaseMatMul(const Linear& l, const torch::Tensor& x) {
+  if (l.nf4) return Nf4MatMul(x, *l.nf4);
+  if (l.int8) return Int8MatMul(x, *l.int8);
+  return torch::matmul(x, l.dense.t());
+}
+
+torch::Tensor LlamaModel::WeightOf(const Linear& l, torch::ScalarType dtype) {
+  if (l.nf4) return l.nf4->Dequantize(dtype);
+  if (l.int8) return l.int8->Dequantize(dtype);
+  return l.dense.to(dtype);
+}
+
+int64_t LlamaModel::StorageBytes(const Linear& l) {
+  if (l.nf4) return l.nf4->StorageBytes();
+  if (l.int8) return l.int8->StorageBytes();
+  return l.dense.numel() * l.dense.element_size();
+}
+
 torch::Tensor LlamaModel::ApplyLinear(const Linear& l, const torch::Tensor& x,
                                       const ForwardOptions& options) const {
-  torch::Tensor y =
-      l.nf4 ? Nf4MatMul(x, *l.nf4) : torch::matmul(x, l.dense.t());
+  torch::Tensor y = BaseMatMul(l, x);
   if (l.bias.defined()) y = y + l.bias;
   if (options.adapter != nullptr) {
     if (const LoraWeights* w = options.adapter->Find(l.key)) {
@@ -345,8 +367,7 @@ int64_t LlamaModel::QuantizedBytes() const {
   int64_t n = 0;
   for (const Layer& l : layers_) {
     for (const Linear* x : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
-      n += x->nf4 ? x->nf4->StorageBytes()
-                  : x->dense.numel() * x->dense.element_size();
+      n += StorageBytes(*x);
     }
   }
   return n;

@@ -31,8 +31,7 @@ KvCache LlamaModel::ReserveCache(int64_t capacity) const {
 torch::Tensor LlamaModel::ApplyLinearRagged(const Linear& l,
                                             const torch::Tensor& x,
                                             const BatchedLora* lora) const {
-  torch::Tensor y =
-      l.nf4 ? Nf4MatMul(x, *l.nf4) : torch::matmul(x, l.dense.t());
+  torch::Tensor y = BaseMatMul(l, x);
   if (l.bias.defined()) y = y + l.bias;
   if (lora != nullptr) {
     auto it = lora->modules.find(l.key);

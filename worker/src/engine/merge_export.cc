@@ -1,4 +1,4 @@
-// LlamaModel::ExportMerged: the served base (NF4 dequantized) with an
+// LlamaModel::ExportMerged: the served base (NF4 or int8 dequantized) with an
 // adapter folded in, written as a 16-bit Hugging Face checkpoint.
 #include <cstdio>
 #include <filesystem>
@@ -126,8 +126,7 @@ absl::StatusOr<int64_t> LlamaModel::ExportMerged(
     const Linear* slots[] = {&layer.q,    &layer.k,  &layer.v,   &layer.o,
                              &layer.gate, &layer.up, &layer.down};
     for (const Linear* l : slots) {
-      torch::Tensor w = l->nf4 ? l->nf4->Dequantize(torch::kFloat32)
-                               : l->dense.to(torch::kFloat32);
+      torch::Tensor w = WeightOf(*l, torch::kFloat32);
       if (adapter != nullptr) {
         if (const LoraWeights* lw = adapter->Find(l->key)) {
           torch::Tensor a = lw->a.detach().to(w.device(), torch::kFloat32);

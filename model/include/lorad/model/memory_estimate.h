@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "lorad/model/base_quantization.h"
 #include "lorad/model/block_linears.h"
 #include "lorad/model/model_config.h"
 
@@ -35,13 +36,16 @@ struct TrainingShape {
   // gradient) runs and is freed before the policy's, so it adds nothing to
   // the peak.
   bool preference = false;
+  // How the frozen block linears are held (NF4, or int8 with an fp32 SCB
+  // per output row).
+  BaseQuantization base_quantization = BaseQuantization::kNf4;
 };
 
 inline constexpr int64_t kMin8BitStateElements = 4096;
 
 struct MemoryEstimateBytes {
-  int64_t base = 0;       // NF4 block linears + 16/32-bit embeddings, norms
-  int64_t adapter = 0;    // LoRA A and B (fp32)
+  int64_t base = 0;     // NF4/int8 block linears + 16/32-bit embeddings, norms
+  int64_t adapter = 0;  // LoRA A and B (fp32)
   int64_t gradients = 0;  // one fp32 gradient per adapter parameter
   int64_t optimizer = 0;  // AdamW's two moments per adapter parameter
   // Of `optimizer`, what a paged optimizer may move to host memory. `total`
@@ -69,9 +73,15 @@ int64_t NumLoraParameters(const ModelConfig& config, const TrainingShape& t);
 MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& config,
                                            const TrainingShape& t);
 
-// Bytes of the frozen base as the worker holds it: NF4 block linears plus
-// embeddings (and an untied head) and norms in `compute_bytes` per element.
-int64_t BaseModelBytes(const ModelConfig& config, int64_t compute_bytes);
+// Bytes the block linears take held as LLM.int8 (bitsandbytes'
+// Int8Params): one int8 per weight plus an fp32 absmax per output row.
+int64_t Int8BlockLinearBytes(const ModelConfig& config);
+
+// Bytes of the frozen base as the worker holds it: the block linears in
+// NF4 (or int8) plus embeddings (and an untied head) and norms in
+// `compute_bytes` per element.
+int64_t BaseModelBytes(const ModelConfig& config, int64_t compute_bytes,
+                       BaseQuantization quantization = BaseQuantization::kNf4);
 
 // Bytes of a KV cache for `tokens` positions: keys and values of every
 // layer, 2 x layers x kv_heads x head_dim x compute_bytes x tokens.

@@ -3,8 +3,9 @@
 // q/k RMSNorm, tied embeddings; Gemma 2 and 3: (1 + w) norms around
 // attention and MLP, scaled embeddings, GeGLU, soft-capping, sliding-window
 // layers with their own RoPE base) loaded
-// from a Hugging Face directory. The block linears are frozen NF4; LoRA
-// adapters are passed per call, so one base serves many adapters.
+// from a Hugging Face directory. The block linears are frozen NF4 or
+// LLM.int8 (LoadOptions::quantization); LoRA adapters are passed per call,
+// so one base serves many adapters.
 //
 // Thread-safety: after Load the model is read-only; concurrent Forward calls
 // are safe.
@@ -20,10 +21,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lorad/model/base_quantization.h"
 #include "lorad/model/chat_template.h"
 #include "lorad/model/model_config.h"
 #include "lorad/model/tokenizer.h"
 #include "lorad/worker/batched_lora.h"
+#include "lorad/worker/int8_weight.h"
 #include "lorad/worker/lora.h"
 #include "lorad/worker/nf4_weight.h"
 
@@ -58,6 +61,8 @@ struct ForwardOptions {
 
 struct LoadOptions {
   bool quantize = true;  // false keeps dense weights (parity tests)
+  // How the block linears are quantized when `quantize` is set.
+  model::BaseQuantization quantization = model::BaseQuantization::kNf4;
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
 };
@@ -84,9 +89,9 @@ class LlamaModel {
   // An empty cache for ForwardRagged with room for `capacity` positions.
   KvCache ReserveCache(int64_t capacity) const;
 
-  // Writes the base with `adapter` merged in (W + scale * B A, the NF4
-  // weights dequantized) as a Hugging Face checkpoint in `dtype` (kBFloat16
-  // or kHalf) to `out_dir`: config.json (torch_dtype updated),
+  // Writes the base with `adapter` merged in (W + scale * B A, the NF4 or
+  // int8 weights dequantized) as a Hugging Face checkpoint in `dtype`
+  // (kBFloat16 or kHalf) to `out_dir`: config.json (torch_dtype updated),
   // model.safetensors (sharded with an index past `max_shard_bytes`) and
   // the tokenizer files of the base. `adapter` may be null (base only).
   // Returns the bytes of weights written.
@@ -108,8 +113,11 @@ class LlamaModel {
   const std::string& dir() const { return dir_; }
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
+  // How the block linears are held (kNf4 also for dense test models).
+  model::BaseQuantization quantization() const { return quantization_; }
 
-  // Bytes of the quantized block linears and their bytes per parameter.
+  // Bytes of the quantized block linears and their bytes per parameter
+  // (about 0.52 for NF4, about 1.0 for int8: CB plus an fp32 SCB per row).
   int64_t QuantizedBytes() const;
   double QuantizedBytesPerParam() const;
   // All bytes the base holds on its device.
@@ -118,7 +126,8 @@ class LlamaModel {
  private:
   struct Linear {
     std::string key;
-    std::optional<Nf4Weight> nf4;
+    std::optional<Nf4Weight> nf4;  // at most one of nf4, int8, dense
+    std::optional<Int8Weight> int8;
     torch::Tensor dense;  // [out, in] when not quantized
     torch::Tensor bias;   // may be undefined
   };
@@ -132,6 +141,11 @@ class LlamaModel {
   };
 
   LlamaModel() = default;
+  // x @ W^T through whichever form `l` holds its weight in (no bias, no
+  // LoRA); the [out, in] weight itself in `dtype`; its bytes on the device.
+  static torch::Tensor BaseMatMul(const Linear& l, const torch::Tensor& x);
+  static torch::Tensor WeightOf(const Linear& l, torch::ScalarType dtype);
+  static int64_t StorageBytes(const Linear& l);
   torch::Tensor ApplyLinear(const Linear& l, const torch::Tensor& x,
                             const ForwardOptions& options) const;
   torch::Tensor ApplyLinearRagged(const Linear& l, const torch::Tensor& x,
@@ -166,6 +180,7 @@ class LlamaModel {
   std::unique_ptr<model::Tokenizer> tokenizer_;
   torch::Device device_ = torch::kCPU;
   torch::ScalarType dtype_ = torch::kFloat32;
+  model::BaseQuantization quantization_ = model::BaseQuantization::kNf4;
   model::ChatTemplate chat_template_;
   torch::Tensor embed_, final_norm_, lm_head_, inv_freq_;
   torch::Tensor local_inv_freq_;  // Gemma 3's sliding layers; else undefined
