@@ -1,5 +1,5 @@
 # The training memory estimate within 15% of the measured peak, one fresh
-# process per optimizer / checkpointing choice.
+# process per choice: optimizers, checkpointing, DPO, the int8 base.
 if(LORAD_WITH_TORCH)
   lorad_add_test(memory_peak_test
     SRCS ${CMAKE_CURRENT_LIST_DIR}/memory_peak_test.cc

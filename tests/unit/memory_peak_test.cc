@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
+#include "lorad/model/base_quantization.h"
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/trainer.h"
@@ -45,6 +46,8 @@ struct Choice {
   std::string name;
   std::string optimizer;
   bool gradient_checkpointing;
+  std::string method = "sft";  // dpo trains on the preference file
+  model::BaseQuantization base = model::BaseQuantization::kNf4;
 };
 
 const std::vector<Choice>& Choices() {
@@ -54,6 +57,8 @@ const std::vector<Choice>& Choices() {
       {"adamw_8bit", "adamw_8bit", false},
       {"paged_adamw", "paged_adamw", false},
       {"paged_adamw_8bit", "paged_adamw_8bit", false},
+      {"dpo", "adamw", false, "dpo"},
+      {"int8_base", "adamw", false, "sft", model::BaseQuantization::kInt8},
   };
   return *choices;
 }
@@ -71,12 +76,15 @@ TEST(MemoryPeak, Child) {
   }
   ASSERT_NE(choice, nullptr) << which;
   ReturnLargeHostBlocks();  // as lorad-worker's main does
-  auto model = LlamaModel::Load(Root() + "/model", LoadOptions());
+  LoadOptions load;
+  load.quantization = choice->base;
+  auto model = LlamaModel::Load(Root() + "/model", load);
   ASSERT_TRUE(model.ok()) << model.status();
   TrainJob job;
   job.job_id = choice->name;
   job.base_model_name = "peak";
-  job.training_path = Root() + "/train.jsonl";
+  job.training_path =
+      Root() + (choice->method == "dpo" ? "/pairs.jsonl" : "/train.jsonl");
   job.job_dir = Root() + "/jobs/" + choice->name;
   job.adapter_dir = Root() + "/adapters/" + choice->name;
   auto& hp = job.hp;
@@ -97,6 +105,13 @@ TEST(MemoryPeak, Child) {
   hp.set_optimizer(choice->optimizer);
   hp.set_gradient_checkpointing(choice->gradient_checkpointing);
   hp.set_compute_dtype("float32");
+  hp.set_method(choice->method);
+  if (choice->method == "dpo") {
+    hp.set_batch_size(4);  // 4 pairs: 8 sequences, as the others
+    hp.set_dpo_beta(0.1f);
+    hp.set_dpo_loss_type("sigmoid");
+  }
+  hp.set_quantization(std::string(model::BaseQuantizationName(choice->base)));
   int64_t peak = 0;
   lorad::worker::v1::MemoryEstimate est;
   TrainCallbacks cb;
@@ -123,6 +138,14 @@ TEST(MemoryPeak, EstimateWithinFifteenPercent) {
     data += absl::StrCat("{\"text\": \"", std::string(600, 'a' + i), "\"}\n");
   }
   ASSERT_TRUE(WriteFileAtomic(Root() + "/train.jsonl", data).ok());
+  // Pairs of a short prompt and two 500-byte completions.
+  std::string pairs;
+  for (int i = 0; i < 4; ++i) {
+    pairs += absl::StrCat("{\"prompt\": \"p", i, "\", \"chosen\": \"",
+                          std::string(500, 'a' + i), "\", \"rejected\": \"",
+                          std::string(500, 'k' + i), "\"}\n");
+  }
+  ASSERT_TRUE(WriteFileAtomic(Root() + "/pairs.jsonl", pairs).ok());
   const char* only = std::getenv("LORAD_PEAK_ONLY");
   for (const Choice& choice : Choices()) {
     if (only != nullptr && choice.name != only) continue;
