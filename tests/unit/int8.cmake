@@ -14,3 +14,12 @@ lorad_add_test(int8_admission_test
 lorad_add_test(loractl_int8_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/loractl_int8_test.cc
   LIBS lorad::client)
+# The worker's RPCs with a quantization (in-process service).
+if(LORAD_WITH_TORCH)
+  lorad_add_test(int8_worker_rpc_test
+    SRCS ${CMAKE_CURRENT_LIST_DIR}/int8_worker_rpc_test.cc
+    LIBS lorad::worker_service)
+  target_precompile_headers(int8_worker_rpc_test REUSE_FROM lorad_worker_lib)
+  set_tests_properties(int8_worker_rpc_test PROPERTIES TIMEOUT 600
+    ENVIRONMENT OMP_WAIT_POLICY=passive)
+endif()

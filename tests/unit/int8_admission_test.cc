@@ -72,5 +72,23 @@ TEST(Int8EstimateTest, AdmissionUsesTheJobsQuantization) {
   EXPECT_TRUE(AdmitFineTune(c, int8, CpuRoom(int8_total)).ok());
 }
 
+// Generation with an int8 adapter needs the int8 base beside its KV cache.
+TEST(Int8EstimateTest, GenerationOnTheInt8BaseCountsItsBytes) {
+  const model::ModelConfig c = model::TinyModelConfig();
+  GenerationDemand demand;
+  demand.prompt_tokens = 8;
+  demand.max_new_tokens = 16;
+  const int64_t kv = model::KvCacheBytes(c, 24, 4);
+  const int64_t nf4 = model::BaseModelBytes(c, 4);
+  const int64_t int8 =
+      model::BaseModelBytes(c, 4, model::BaseQuantization::kInt8);
+  ASSERT_GT(int8, nf4 + kv);
+  const DeviceRoom room = CpuRoom(nf4 + kv);
+  EXPECT_TRUE(AdmitGeneration(c, demand, 1, room).ok());
+  demand.base_quantization = model::BaseQuantization::kInt8;
+  EXPECT_TRUE(absl::IsResourceExhausted(AdmitGeneration(c, demand, 1, room)));
+  EXPECT_TRUE(AdmitGeneration(c, demand, 1, CpuRoom(int8 + kv)).ok());
+}
+
 }  // namespace
 }  // namespace lorad::server

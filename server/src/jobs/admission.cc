@@ -260,7 +260,8 @@ absl::Status AdmitGeneration(const model::ModelConfig& config,
                              const DeviceRoom& room) {
   if (!room.known()) return absl::OkStatus();
   const int64_t bytes = ComputeBytes("auto", room);
-  const int64_t base = model::BaseModelBytes(config, bytes);
+  const int64_t base =
+      model::BaseModelBytes(config, bytes, demand.base_quantization);
   concurrency = std::max(concurrency, 1);
   auto need = [&](int64_t max_new_tokens, int64_t n) {
     return base + n * model::KvCacheBytes(
@@ -320,7 +321,11 @@ absl::Status Admission::CheckGenerate(
     const worker::v1::GenerateRequest& request) const {
   LORAD_ASSIGN_OR_RETURN(const model::ModelConfig config,
                          model::ModelConfigOf(request.model()));
-  return AdmitGeneration(config, DemandOf(request.sampling()), 1, room_());
+  GenerationDemand demand = DemandOf(request.sampling());
+  if (request.quantization() == "int8") {
+    demand.base_quantization = model::BaseQuantization::kInt8;
+  }
+  return AdmitGeneration(config, demand, 1, room_());
 }
 
 absl::Status Admission::CheckBatch(

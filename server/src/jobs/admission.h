@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "jobs/batch_input.h"
 #include "lorad/internal/worker/v1/worker.pb.h"
+#include "lorad/model/base_quantization.h"
 #include "lorad/model/model_config.h"
 #include "lorad/v1/lorad.pb.h"
 #include "telemetry/device_room.h"
@@ -54,6 +55,8 @@ std::string ChooseGradientCheckpointing(const model::ModelConfig& config,
 struct GenerationDemand {
   int64_t prompt_tokens = 0;  // a lower bound (PromptTokensAtLeast)
   int64_t max_new_tokens = kDefaultMaxNewTokens;
+  // The base it runs on (an int8 adapter's: the int8 base).
+  model::BaseQuantization base_quantization = model::BaseQuantization::kNf4;
 };
 
 // A lower bound on the tokens of a prompt (or of its messages' contents)
