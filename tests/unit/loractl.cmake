@@ -20,3 +20,6 @@ lorad_add_test(loractl_cli_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/loractl_cli_test.cc
   LIBS lorad::proto gRPC::grpc++ nlohmann_json::nlohmann_json absl::strings)
 add_dependencies(loractl_cli_test loractl)
+# The hyperparameter defaults loractl fills (a header of lorad::common).
+target_include_directories(loractl_cli_test PRIVATE
+  $<TARGET_PROPERTY:lorad_common,INTERFACE_INCLUDE_DIRECTORIES>)

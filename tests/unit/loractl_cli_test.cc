@@ -16,6 +16,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "lorad/common/hyperparameter_defaults.h"
 #include "lorad/v1/lorad.grpc.pb.h"
 #include "nlohmann/json.hpp"
 
@@ -257,6 +258,8 @@ TEST_F(LoractlTest, MissingFileFailsBeforeAnyRpc) {
   EXPECT_TRUE(datasets_.chunk_sizes.empty());
 }
 
+// The given fields, plus the defaults of those whose zero would mean "off"
+// or "missing" once hyperparameters are sent.
 TEST_F(LoractlTest, FineTuneUploadsAndSendsOnlyGivenFields) {
   std::string path = WriteFile("t.jsonl", 10);
   Result r = Run(absl::StrCat("finetune --train ", path,
@@ -265,7 +268,11 @@ TEST_F(LoractlTest, FineTuneUploadsAndSendsOnlyGivenFields) {
   v1::CreateFineTuneJobRequest expected;
   expected.set_training_file("ds-00112233aabbccdd");
   expected.set_validation_file("ds-1");
-  expected.mutable_hyperparameters()->set_rank(4);
+  v1::Hyperparameters* hp = expected.mutable_hyperparameters();
+  hp->set_rank(4);
+  hp->set_learning_rate(kDefaultLearningRate);
+  hp->set_dropout(kDefaultDropout);
+  hp->set_max_grad_norm(kDefaultMaxGradNorm);
   EXPECT_EQ(fine_tuning_.created.DebugString(), expected.DebugString());
   EXPECT_NE(r.out.find("ft-new"), std::string::npos) << r.out;
 }

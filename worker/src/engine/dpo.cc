@@ -197,12 +197,8 @@ class DpoObjective final : public Objective {
     ForwardOptions policy;
     policy.adapter = &adapter;
     DpoTotals totals;
-    for (size_t start = 0; start < eval_.size(); start += batch_size) {
-      std::vector<int64_t> pick;
-      for (size_t i = start; i < std::min(eval_.size(), start + batch_size);
-           ++i) {
-        pick.push_back(static_cast<int64_t>(i));
-      }
+    for (const std::vector<int64_t>& pick :
+         InOrderBatches(static_cast<int64_t>(eval_.size()), batch_size)) {
       DeviceTurn turn(turns, DeviceTurn::Kind::kTraining);
       PairBatch batch = MakePairBatch(eval_, pick, pad_id_, model_.device());
       totals.Add(Terms(batch, policy));

@@ -1,5 +1,7 @@
 #include "objective.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
@@ -44,6 +46,18 @@ int32_t PadId(const LlamaModel& model) {
   return config.eos_token_ids.empty()
              ? 0
              : static_cast<int32_t>(config.eos_token_ids[0]);
+}
+
+std::vector<std::vector<int64_t>> InOrderBatches(int64_t n,
+                                                 int64_t batch_size) {
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    std::vector<int64_t>& pick = batches.emplace_back();
+    for (int64_t i = start; i < std::min(n, start + batch_size); ++i) {
+      pick.push_back(i);
+    }
+  }
+  return batches;
 }
 
 }  // namespace lorad::worker

@@ -74,6 +74,9 @@ absl::StatusOr<ParsedDataset> ReadDataset(const std::string& path,
 std::string EosText(const LlamaModel& model);
 // The id batches are right-padded with: pad, else the first EOS, else 0.
 int32_t PadId(const LlamaModel& model);
+// Indices 0..n-1 in order, cut into batches of at most batch_size (the
+// evaluation passes).
+std::vector<std::vector<int64_t>> InOrderBatches(int64_t n, int64_t batch_size);
 
 absl::StatusOr<std::unique_ptr<Objective>> MakeSftObjective(
     const LlamaModel& model, const TrainJob& job);

@@ -126,12 +126,8 @@ class SftObjective final : public Objective {
     options.adapter = &adapter;
     double total = 0;
     int64_t count = 0;
-    for (size_t start = 0; start < eval_.size(); start += batch_size) {
-      std::vector<int64_t> pick;
-      for (size_t i = start; i < std::min(eval_.size(), start + batch_size);
-           ++i) {
-        pick.push_back(static_cast<int64_t>(i));
-      }
+    for (const std::vector<int64_t>& pick :
+         InOrderBatches(static_cast<int64_t>(eval_.size()), batch_size)) {
       DeviceTurn turn(turns, DeviceTurn::Kind::kTraining);
       Batch batch = MakeBatch(eval_, pick, pad_id_, model_.device());
       auto [loss, n] = LossSum(model_, batch, options);
