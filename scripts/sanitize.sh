@@ -20,7 +20,7 @@ SECONDS_PER_TARGET=${2:-30}
 CORE_TESTS=(common_test bounded_json_test dataset_test telemetry_test nf4_test peft_adapter_test model_config_test
   adapter_check_test safetensors_test tokenizer_test jinja_test chat_template_test
   model_inspect_test tokenizer_offsets_test jinja_generation_test
-  training_data_generation_test kernels_nf4_gemv_test
+  training_data_generation_test dataset_preference_test kernels_nf4_gemv_test
   kernels_lora_test kernels_rmsnorm_test)
 CORE_FUZZ=(dataset_fuzz model_config_fuzz safetensors_fuzz tokenizer_fuzz
   adapter_config_fuzz jinja_fuzz json_constraint_fuzz)
