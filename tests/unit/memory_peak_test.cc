@@ -95,11 +95,11 @@ TEST(MemoryPeak, Child) {
     hp.add_target_modules(t);
   }
   hp.set_learning_rate(1e-3f);
-  hp.set_batch_size(8);
+  hp.set_batch_size(16);
   hp.set_gradient_accumulation(1);
   hp.set_max_grad_norm(1.0f);
   hp.set_lr_scheduler("constant");
-  hp.set_max_seq_len(512);
+  hp.set_max_seq_len(256);
   hp.set_seed(5);
   hp.set_max_steps(1);  // the peak is the first backward
   hp.set_optimizer(choice->optimizer);
@@ -107,7 +107,7 @@ TEST(MemoryPeak, Child) {
   hp.set_compute_dtype("float32");
   hp.set_method(choice->method);
   if (choice->method == "dpo") {
-    hp.set_batch_size(4);  // 4 pairs: 8 sequences, as the others
+    hp.set_batch_size(8);  // 8 pairs: 16 sequences, as the others
     hp.set_dpo_beta(0.1f);
     hp.set_dpo_loss_type("sigmoid");
   }
@@ -132,18 +132,18 @@ TEST(MemoryPeak, EstimateWithinFifteenPercent) {
   ASSERT_TRUE(MakeDirs(Root()).ok());
   ASSERT_TRUE(
       model::WriteRandomLlama(Root() + "/model", PeakModelConfig(), 11).ok());
-  // Sequences of 512 bytes, so every row of a batch is full length.
+  // Sequences of 256 bytes, so every row of a batch is full length.
   std::string data;
-  for (int i = 0; i < 8; ++i) {
-    data += absl::StrCat("{\"text\": \"", std::string(600, 'a' + i), "\"}\n");
+  for (int i = 0; i < 16; ++i) {
+    data += absl::StrCat("{\"text\": \"", std::string(300, 'a' + i), "\"}\n");
   }
   ASSERT_TRUE(WriteFileAtomic(Root() + "/train.jsonl", data).ok());
-  // Pairs of a short prompt and two 500-byte completions.
+  // Pairs of a short prompt and two 240-byte completions.
   std::string pairs;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 8; ++i) {
     pairs += absl::StrCat("{\"prompt\": \"p", i, "\", \"chosen\": \"",
-                          std::string(500, 'a' + i), "\", \"rejected\": \"",
-                          std::string(500, 'k' + i), "\"}\n");
+                          std::string(240, 'a' + i), "\", \"rejected\": \"",
+                          std::string(240, 'k' + i), "\"}\n");
   }
   ASSERT_TRUE(WriteFileAtomic(Root() + "/pairs.jsonl", pairs).ok());
   const char* only = std::getenv("LORAD_PEAK_ONLY");
