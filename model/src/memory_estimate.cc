@@ -12,6 +12,11 @@ constexpr int64_t kNf4AbsmaxBlockSize = 256;
 
 }  // namespace
 
+void SetOptimizer(std::string_view optimizer, TrainingShape* shape) {
+  shape->optimizer_paged = optimizer.starts_with("paged_");
+  shape->optimizer_8bit = optimizer.ends_with("_8bit");
+}
+
 double Nf4BytesPerParam() {
   return 0.5 + 1.0 / kNf4BlockSize +
          4.0 / static_cast<double>(kNf4BlockSize * kNf4AbsmaxBlockSize);

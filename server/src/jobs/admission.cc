@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -61,13 +60,11 @@ model::TrainingShape ShapeOf(const v1::Hyperparameters& hp,
   shape.seq_len = hp.max_seq_len();
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = compute_bytes;
-  shape.optimizer_8bit =
-      hp.optimizer() == "adamw_8bit" || hp.optimizer() == "paged_adamw_8bit";
-  shape.optimizer_paged = absl::StartsWith(hp.optimizer(), "paged_");
+  model::SetOptimizer(hp.optimizer(), &shape);
   shape.preference = hp.method() == "dpo";
-  shape.base_quantization = hp.quantization() == "int8"
-                                ? model::BaseQuantization::kInt8
-                                : model::BaseQuantization::kNf4;
+  // The server validated the name; an unknown one would be refused there.
+  shape.base_quantization = model::ParseBaseQuantization(hp.quantization())
+                                .value_or(model::BaseQuantization::kNf4);
   return shape;
 }
 
@@ -322,9 +319,9 @@ absl::Status Admission::CheckGenerate(
   LORAD_ASSIGN_OR_RETURN(const model::ModelConfig config,
                          model::ModelConfigOf(request.model()));
   GenerationDemand demand = DemandOf(request.sampling());
-  if (request.quantization() == "int8") {
-    demand.base_quantization = model::BaseQuantization::kInt8;
-  }
+  demand.base_quantization =
+      model::ParseBaseQuantization(request.quantization())
+          .value_or(model::BaseQuantization::kNf4);
   return AdmitGeneration(config, demand, 1, room_());
 }
 

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <memory>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
@@ -21,20 +20,14 @@
 namespace lorad::worker {
 namespace {
 
-bool EightBit(const lorad::worker::v1::TrainConfig& hp) {
-  return hp.optimizer() == "adamw_8bit" || hp.optimizer() == "paged_adamw_8bit";
-}
-bool Paged(const lorad::worker::v1::TrainConfig& hp) {
-  return absl::StartsWith(hp.optimizer(), "paged_");
-}
-
-// The optimizer hp.optimizer names (the server validated it): torch's AdamW
-// with fp32 moments, or the 8-bit block-wise AdamW; either paged
-// (paged_optimizer.h) once created or resumed.
+// The optimizer hp.optimizer names (the server validated it; `shape` holds
+// what model::SetOptimizer read from the name): torch's AdamW with fp32
+// moments, or the 8-bit block-wise AdamW; either paged (paged_optimizer.h)
+// once created or resumed.
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
-    const lorad::worker::v1::TrainConfig& hp,
+    const lorad::worker::v1::TrainConfig& hp, const model::TrainingShape& shape,
     const std::vector<torch::Tensor>& params) {
-  if (EightBit(hp)) {
+  if (shape.optimizer_8bit) {
     AdamW8bitOptions o(hp.learning_rate());
     o.betas({0.9, 0.999}).eps(1e-8).weight_decay(hp.weight_decay());
     return std::make_unique<AdamW8bit>(params, o);
@@ -83,8 +76,10 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   LORAD_ASSIGN_OR_RETURN(
       AdapterSet adapter,
       AdapterSet::CreateForTraining(model.config(), lora, hp.seed(), device));
+  model::TrainingShape shape;
+  model::SetOptimizer(hp.optimizer(), &shape);
   std::unique_ptr<torch::optim::Optimizer> optimizer_owner =
-      MakeOptimizer(hp, adapter.Parameters());
+      MakeOptimizer(hp, shape, adapter.Parameters());
   torch::optim::Optimizer& optimizer = *optimizer_owner;
 
   torch::manual_seed(hp.seed());
@@ -101,22 +96,19 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   } else if (!absl::IsNotFound(resumed.status())) {
     return resumed.status();
   }
-  if (Paged(hp)) {
+  if (shape.optimizer_paged) {
     LORAD_ASSIGN_OR_RETURN(PagedState paged, PageOptimizerState(optimizer));
     TrainEvent e;
     e.set_log(paged.note);
     emit(e);
   }
 
-  model::TrainingShape shape;
   shape.rank = hp.rank();
   shape.target_modules = lora.target_modules;
   shape.batch_size = hp.batch_size();
   objective->Shape(&shape);
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = model.dtype() == torch::kFloat32 ? 4 : 2;
-  shape.optimizer_8bit = EightBit(hp);
-  shape.optimizer_paged = Paged(hp);
   model::MemoryEstimateBytes est =
       model::EstimateTrainingMemory(model.config(), shape);
   {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lorad/model/base_quantization.h"
@@ -40,6 +41,10 @@ struct TrainingShape {
   // per output row).
   BaseQuantization base_quantization = BaseQuantization::kNf4;
 };
+
+// optimizer_8bit and optimizer_paged of `shape` from an optimizer's name:
+// adamw, adamw_8bit, paged_adamw or paged_adamw_8bit (the job option).
+void SetOptimizer(std::string_view optimizer, TrainingShape* shape);
 
 inline constexpr int64_t kMin8BitStateElements = 4096;
 
