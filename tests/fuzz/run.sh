@@ -8,7 +8,8 @@
 # crash leaves its input in $LORAD_FUZZ_ARTIFACTS (default /tmp/lorad-fuzz/)
 # and fails the script.
 # With LORAD_FUZZ_RUNS=N set (what CI does), each target instead runs exactly
-# N inputs from a fixed seed and a fresh scratch corpus: the same inputs on
+# N inputs (LORAD_FUZZ_RUNS_<target> for that target, when set) from a fixed
+# seed and a fresh scratch corpus: the same inputs on
 # every machine, so a run's verdict does not depend on the machine's speed or
 # luck. The timed mode explores further; use it when changing a parser.
 set -euo pipefail
@@ -36,8 +37,12 @@ for name in "${NAMES[@]}"; do
   scratch="$ARTIFACTS/$name/corpus"
   if [ -n "${LORAD_FUZZ_RUNS:-}" ]; then
     rm -rf "$scratch"
-    LIMIT=(-seed=1 -runs="$LORAD_FUZZ_RUNS")
-    echo "fuzz: $name for $LORAD_FUZZ_RUNS inputs from seed 1 (seeds: $SEEDS/$corpus)"
+    # LORAD_FUZZ_RUNS_<target> overrides the count for one target (the
+    # tokenizer's and the JSON-constraint's inputs are large and slow).
+    per_target="LORAD_FUZZ_RUNS_$name"
+    runs=${!per_target:-$LORAD_FUZZ_RUNS}
+    LIMIT=(-seed=1 -runs="$runs")
+    echo "fuzz: $name for $runs inputs from seed 1 (seeds: $SEEDS/$corpus)"
   else
     LIMIT=(-max_total_time="$SECONDS_PER_TARGET")
     echo "fuzz: $name for ${SECONDS_PER_TARGET}s (seeds: $SEEDS/$corpus)"
