@@ -81,7 +81,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   worker.hang_timeout = options.worker_hang_timeout;
   worker.extra_args = {
       absl::StrCat("--max_device_adapters=", options.max_device_adapters),
-      absl::StrCat("--max_batch=", options.max_batch)};
+      absl::StrCat("--max_batch=", options.max_batch),
+      absl::StrCat("--max_concurrent_jobs=", options.max_concurrent_jobs)};
   daemon->supervisor_ = std::make_unique<WorkerSupervisor>(worker);
   daemon->timers_ = std::make_unique<TimerQueue>();
   daemon->worker_ = std::make_unique<WorkerClient>(daemon->supervisor_.get(),
@@ -111,7 +112,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
         return owners->Inherit(auth::Kind::kJob, job.id(), auth::Kind::kAdapter,
                                adapter->name());
       });
-  LORAD_RETURN_IF_ERROR(daemon->scheduler_->Start());
 
   daemon->work_ = std::make_unique<WorkQueue>(2);
   daemon->datasets_ = std::make_unique<DatasetsService>(
@@ -155,6 +155,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
       },
       admission);
   daemon->fine_tuning_->set_admission(daemon->admission_.get());
+  daemon->scheduler_->SetFitCheck(
+      [admission = daemon->admission_.get()](
+          const std::vector<v1::FineTuneJob>& running,
+          const v1::FineTuneJob& candidate) {
+        return admission->CheckBeside(running, candidate);
+      });
+  // Started once admission exists: the fit check reads the device's room.
+  LORAD_RETURN_IF_ERROR(daemon->scheduler_->Start());
   daemon->inference_->set_admission(daemon->admission_.get());
   daemon->telemetry_ = std::make_unique<TelemetryService>(
       daemon->telemetry_collector_.get(), daemon->work_.get(),

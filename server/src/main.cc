@@ -39,6 +39,10 @@ ABSL_FLAG(int32_t, batch_concurrency, 8,
 ABSL_FLAG(int32_t, max_device_adapters, 8,
           "adapters kept on the device; the least recently used unpinned "
           "ones move to host memory (<= 0: no bound)");
+ABSL_FLAG(int32_t, max_concurrent_jobs, 1,
+          "fine-tune jobs run at the same time (as many as fit the device "
+          "by their memory estimates); the worker fuses the micro-batches "
+          "of jobs on the same base into one forward");
 ABSL_FLAG(int32_t, max_batch, 32,
           "requests the worker decodes together in one batch");
 ABSL_FLAG(int32_t, max_job_attempts, 3,
@@ -172,6 +176,13 @@ int main(int argc, char** argv) {
   options.batch_concurrency = absl::GetFlag(FLAGS_batch_concurrency);
   options.max_device_adapters = absl::GetFlag(FLAGS_max_device_adapters);
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
+  if (options.max_concurrent_jobs < 1 || options.max_concurrent_jobs > 64) {
+    std::fprintf(stderr,
+                 "lorad: --max_concurrent_jobs must be in [1, 64], got %d\n",
+                 options.max_concurrent_jobs);
+    return 2;
+  }
   if (options.max_batch < 1) {
     std::fprintf(stderr, "lorad: --max_batch must be >= 1\n");
     return 2;

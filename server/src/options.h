@@ -29,6 +29,10 @@ struct DaemonOptions {
   // requests it decodes together.
   int max_device_adapters = 8;
   int max_batch = 32;
+  // Fine-tune jobs run at the same time, as many as fit the device by
+  // their summed memory estimates (jobs/admission.h); the worker fuses the
+  // micro-batches of jobs on one base. 1: one job at a time, in order.
+  int max_concurrent_jobs = 1;
   // How many times a job is started before a worker crash fails it.
   int max_job_attempts = 3;
   // How long a freshly started worker may take to answer Ping.

@@ -467,3 +467,52 @@ TEST(AdmissionTest, FormatsBytes) {
 
 }  // namespace
 }  // namespace lorad::server
+
+namespace lorad::server {
+namespace {
+
+// Jobs run at once: each base counted once, each job's own share summed,
+// the jobs on one base at their longest max_seq_len (fused rows are padded
+// to it).
+TEST(AdmissionTest, JobsTogetherCountTheirBaseOnceAndTheLongestSequence) {
+  v1::Hyperparameters short_hp = Defaults();
+  short_hp.set_gradient_checkpointing(false);
+  short_hp.set_max_seq_len(128);
+  v1::Hyperparameters long_hp = short_hp;
+  long_hp.set_max_seq_len(512);
+  const DeviceRoom probe = CpuRoom(8 * kGiB, 0);
+  model::TrainingShape s;
+  s.rank = short_hp.rank();
+  s.target_modules.assign(short_hp.target_modules().begin(),
+                          short_hp.target_modules().end());
+  s.batch_size = short_hp.batch_size();
+  s.seq_len = 512;  // both at the longer length
+  s.compute_bytes = ComputeBytes(short_hp.compute_dtype(), probe);
+  const model::MemoryEstimateBytes e =
+      model::EstimateTrainingMemory(model::TinyModelConfig(), s);
+  const int64_t one_base = e.base + 2 * (e.total - e.base);
+
+  std::vector<TrainingDemand> same_base = {
+      {"tiny|nf4|4", model::TinyModelConfig(), short_hp},
+      {"tiny|nf4|4", model::TinyModelConfig(), long_hp}};
+  EXPECT_TRUE(AdmitTogether(same_base, CpuRoom(one_base, 0)).ok());
+  absl::Status refused = AdmitTogether(same_base, CpuRoom(one_base - 1, 0));
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(),
+                                "2 fine-tune jobs at once need about"))
+      << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "1 base ")) << refused;
+
+  // On two bases (another quantization), the base counts twice.
+  std::vector<TrainingDemand> two_bases = same_base;
+  two_bases[0].hp = long_hp;
+  two_bases[1].base_key = "tiny|int8|4";
+  EXPECT_FALSE(AdmitTogether(two_bases, CpuRoom(one_base, 0)).ok());
+  EXPECT_TRUE(AdmitTogether(two_bases, CpuRoom(one_base + e.base, 0)).ok());
+  // The worker's holdings count as room: they are the running jobs'.
+  EXPECT_TRUE(AdmitTogether(same_base, CpuRoom(0, one_base)).ok());
+  EXPECT_TRUE(AdmitTogether(same_base, DeviceRoom()).ok());
+}
+
+}  // namespace
+}  // namespace lorad::server

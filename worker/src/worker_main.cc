@@ -27,6 +27,9 @@ ABSL_FLAG(int, max_batch, 32, "Requests decoded together in one batch.");
 ABSL_FLAG(int, inference_turns_per_training_turn, 4,
           "While requests are served, a training job gets one micro-batch "
           "after this many serving turns.");
+ABSL_FLAG(int, max_concurrent_jobs, 1,
+          "Fine-tune jobs run at the same time; above 1, jobs on the same "
+          "base have their micro-batches fused into one forward.");
 
 namespace {
 
@@ -84,14 +87,17 @@ int main(int argc, char** argv) {
   }
   std::remove(socket.c_str());
   if (absl::GetFlag(FLAGS_max_batch) < 1 ||
-      absl::GetFlag(FLAGS_inference_turns_per_training_turn) < 1) {
-    std::cerr << "lorad-worker: --max_batch and "
-                 "--inference_turns_per_training_turn must be >= 1\n";
+      absl::GetFlag(FLAGS_inference_turns_per_training_turn) < 1 ||
+      absl::GetFlag(FLAGS_max_concurrent_jobs) < 1) {
+    std::cerr << "lorad-worker: --max_batch, "
+                 "--inference_turns_per_training_turn and "
+                 "--max_concurrent_jobs must be >= 1\n";
     return 2;
   }
   lorad::worker::WorkerOptions options;
   options.max_device_adapters = absl::GetFlag(FLAGS_max_device_adapters);
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
   options.inference_turns_per_training_turn =
       absl::GetFlag(FLAGS_inference_turns_per_training_turn);
   lorad::worker::WorkerServiceImpl service(device, options);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 
@@ -271,7 +272,7 @@ WorkerServiceImpl::WorkerServiceImpl(torch::Device device,
       options_(options),
       turns_(options.inference_turns_per_training_turn),
       pool_(4),
-      training_(1) {}
+      training_(std::max(1, options.max_concurrent_jobs)) {}
 
 WorkerServiceImpl::~WorkerServiceImpl() = default;
 
@@ -332,6 +333,7 @@ absl::StatusOr<WorkerServiceImpl::Served*> WorkerServiceImpl::GetServed(
     return json->Create(format.type(), format.json_schema());
   };
   served->engine = std::make_unique<Engine>(served->model.get(), engine);
+  served->group = std::make_unique<TrainingGroup>(served->model.get(), &turns_);
   Served* ptr = served.get();
   models_[key] = std::move(served);
   return ptr;
@@ -347,10 +349,10 @@ absl::StatusOr<const LlamaModel*> WorkerServiceImpl::GetModel(
 
 absl::Status WorkerServiceImpl::RunTrain(
     const lorad::worker::v1::TrainRequest& req, TrainCallbacks callbacks) {
-  auto model =
-      GetModel(req.model(), req.model_cache_dir(), req.config().compute_dtype(),
-               req.config().quantization());
-  if (!model.ok()) return model.status();
+  auto served =
+      GetServed(req.model(), req.model_cache_dir(),
+                req.config().compute_dtype(), req.config().quantization());
+  if (!served.ok()) return served.status();
   TrainJob job;
   job.job_id = req.job_id();
   job.base_model_name =
@@ -361,7 +363,9 @@ absl::Status WorkerServiceImpl::RunTrain(
   job.adapter_dir = req.adapter_dir();
   job.hp = req.config();
   callbacks.device_turns = &turns_;
-  return RunTraining(**model, job, callbacks);
+  if (options_.max_concurrent_jobs > 1)
+    callbacks.group = (*served)->group.get();
+  return RunTraining(*(*served)->model, job, callbacks);
 }
 
 grpc::ServerWriteReactor<lorad::worker::v1::TrainEvent>*

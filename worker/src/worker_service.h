@@ -23,6 +23,7 @@
 #include "lorad/worker/engine.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/trainer.h"
+#include "lorad/worker/training_group.h"
 
 namespace lorad::worker {
 
@@ -32,14 +33,18 @@ struct WorkerOptions {
   // While requests are being served, a training job gets one micro-batch
   // after this many engine turns.
   int inference_turns_per_training_turn = 4;
+  // Fine-tune jobs run at the same time (the server's bound); above 1, the
+  // jobs on one base have their micro-batches fused (training_group.h).
+  int max_concurrent_jobs = 1;
 };
 
 // The service uses gRPC's callback API and never blocks a gRPC thread: a
 // Generate call's setup (which may load the model and the adapter) and the
 // adapter and export calls run on a small pool; a Train call runs on the
-// training thread (one job at a time, later ones queue); the engine pushes
-// each generated chunk through the request's GenerationStream, which wakes
-// the call's reactor to write it. Ping and GetMemory answer at once.
+// training threads (max_concurrent_jobs at a time, later ones queue); the
+// engine pushes each generated chunk through the request's GenerationStream,
+// which wakes the call's reactor to write it. Ping and GetMemory answer at
+// once.
 class WorkerServiceImpl final
     : public lorad::worker::v1::Worker::CallbackService {
  public:
@@ -89,6 +94,8 @@ class WorkerServiceImpl final
     std::unique_ptr<LlamaModel> model;
     std::unique_ptr<AdapterPool> pool;
     std::unique_ptr<Engine> engine;
+    // Jobs training on this base at the same time share their passes.
+    std::unique_ptr<TrainingGroup> group;
   };
   // The base `model` in `compute_dtype` with its block linears held as
   // `quantization` ("" or nf4, int8), loaded on first use; each
@@ -134,7 +141,8 @@ class WorkerServiceImpl final
   // Declared last: destroyed (and joined) first, while what their tasks use
   // is still there.
   WorkQueue pool_;
-  WorkQueue training_;  // one thread: one job at a time
+  // max_concurrent_jobs threads: one per job running; later ones queue.
+  WorkQueue training_;
 };
 
 // absl::Status -> grpc::Status with the same code and message.

@@ -300,6 +300,39 @@ absl::Status AdmitGeneration(const model::ModelConfig& config,
       total, room, remedies);
 }
 
+absl::Status AdmitTogether(const std::vector<TrainingDemand>& jobs,
+                           const DeviceRoom& room) {
+  if (!room.known() || jobs.empty()) return absl::OkStatus();
+  absl::flat_hash_map<std::string, int64_t> longest;  // by base
+  for (const TrainingDemand& j : jobs) {
+    int64_t& l = longest[j.base_key];
+    l = std::max<int64_t>(l, j.hp.max_seq_len());
+  }
+  absl::flat_hash_map<std::string, int64_t> bases;
+  int64_t jobs_bytes = 0;
+  for (const TrainingDemand& j : jobs) {
+    model::TrainingShape shape =
+        ShapeOf(j.hp, ComputeBytes(j.hp.compute_dtype(), room));
+    shape.seq_len = longest[j.base_key];
+    const model::MemoryEstimateBytes e =
+        model::EstimateTrainingMemory(j.config, shape);
+    bases[j.base_key] = e.base;
+    jobs_bytes += DeviceNeed(e) - e.base;
+  }
+  int64_t base_bytes = 0;
+  for (const auto& [key, bytes] : bases) base_bytes += bytes;
+  const int64_t need = base_bytes + jobs_bytes;
+  if (need <= room.room_bytes()) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      jobs.size(), " fine-tune jobs at once need about ", FormatBytes(need),
+      " (", bases.size(), bases.size() == 1 ? " base " : " bases ",
+      FormatBytes(base_bytes),
+      " + the jobs' adapters, optimizer state and "
+      "activations ",
+      FormatBytes(jobs_bytes), ") but ", DescribeRoom(room), ": ",
+      FormatBytes(need - room.room_bytes()), " short"));
+}
+
 Admission::Admission(std::function<DeviceRoom()> room, Options options)
     : room_(std::move(room)), options_(options) {}
 
@@ -312,6 +345,24 @@ absl::Status Admission::CheckFineTune(v1::FineTuneJob& job,
       ChooseGradientCheckpointing(config, room, *job.mutable_hyperparameters());
   if (note != nullptr) *note = std::move(chosen);
   return AdmitFineTune(config, job.hyperparameters(), room);
+}
+
+absl::Status Admission::CheckBeside(const std::vector<v1::FineTuneJob>& running,
+                                    const v1::FineTuneJob& candidate) const {
+  const DeviceRoom room = room_();
+  std::vector<const v1::FineTuneJob*> all;
+  for (const v1::FineTuneJob& r : running) all.push_back(&r);
+  all.push_back(&candidate);
+  std::vector<TrainingDemand> jobs;
+  for (const v1::FineTuneJob* job : all) {
+    LORAD_ASSIGN_OR_RETURN(model::ModelConfig config,
+                           model::ModelConfigOf(job->model()));
+    const v1::Hyperparameters& hp = job->hyperparameters();
+    jobs.push_back({absl::StrCat(job->model(), "|", hp.quantization(), "|",
+                                 ComputeBytes(hp.compute_dtype(), room)),
+                    std::move(config), hp});
+  }
+  return AdmitTogether(jobs, room);
 }
 
 absl::Status Admission::CheckGenerate(

@@ -50,6 +50,24 @@ std::string ChooseGradientCheckpointing(const model::ModelConfig& config,
                                         const DeviceRoom& room,
                                         v1::Hyperparameters& hp);
 
+// A fine-tune job as the concurrency bound sees it: its base (jobs with
+// the same base_key share one copy) and its hyper-parameters.
+struct TrainingDemand {
+  std::string base_key;  // model + quantization + compute dtype
+  model::ModelConfig config;
+  v1::Hyperparameters hp;
+};
+
+// OK when all of `jobs` (running ones and the one to start) fit `room` at
+// the same time: each base once, plus each job's adapter, gradients,
+// optimizer state (less what a paged optimizer moves to the host) and
+// activations, those of jobs on one base at the longest max_seq_len among
+// them (their micro-batches are fused, rows padded to the longest).
+// RESOURCE_EXHAUSTED otherwise, naming the estimate, the room and the
+// shortfall. Unknown room: OK.
+absl::Status AdmitTogether(const std::vector<TrainingDemand>& jobs,
+                           const DeviceRoom& room);
+
 // One generation's demand on the KV cache: the worker reserves room for
 // prompt + max_new_tokens positions when the request starts.
 struct GenerationDemand {
@@ -93,6 +111,11 @@ class Admission {
   // InvalidArgument).
   absl::Status CheckFineTune(v1::FineTuneJob& job,
                              std::string* note = nullptr) const;
+
+  // Whether `candidate` may start beside the `running` fine-tune jobs
+  // (AdmitTogether); a model whose config cannot be read fails the check.
+  absl::Status CheckBeside(const std::vector<v1::FineTuneJob>& running,
+                           const v1::FineTuneJob& candidate) const;
 
   // One resolved Generate request.
   absl::Status CheckGenerate(const worker::v1::GenerateRequest& request) const;

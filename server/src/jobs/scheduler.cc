@@ -46,9 +46,20 @@ void Scheduler::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
-    if (running_call_ != nullptr) running_call_->Cancel();
+    for (auto& [id, call] : calls_) {
+      if (call != nullptr) call->Cancel();
+    }
   }
   if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::SetCall(const std::string& job_id, Cancellation* call) {
+  absl::MutexLock lock(&mu_);
+  if (call == nullptr) {
+    calls_.erase(job_id);
+  } else {
+    calls_[job_id] = call;
+  }
 }
 
 void Scheduler::Notify() {
@@ -64,9 +75,8 @@ absl::StatusOr<v1::FineTuneJob> Scheduler::Cancel(const std::string& job_id) {
         return absl::OkStatus();
       }));
   absl::MutexLock lock(&mu_);
-  if (running_job_ == job_id && running_call_ != nullptr) {
-    running_call_->Cancel();
-  }
+  auto call = calls_.find(job_id);
+  if (call != calls_.end() && call->second != nullptr) call->second->Cancel();
   return job;
 }
 
@@ -103,26 +113,87 @@ absl::Status Scheduler::Recover() {
 
 void Scheduler::Loop() {
   while (true) {
+    std::vector<std::thread> ended;
+    bool stopping;
     {
       absl::MutexLock lock(&mu_);
-      if (stop_) return;
+      stopping = stop_;
       wake_ = false;
+      for (auto it = runners_.begin(); it != runners_.end();) {
+        if (stopping || it->second.done) {
+          ended.push_back(std::move(it->second.thread));
+          it = runners_.erase(it);
+        } else {
+          ++it;
+        }
+      }
     }
-    absl::StatusOr<std::vector<v1::FineTuneJob>> queued =
-        store_->JobsInStates({v1::QUEUED});
-    if (!queued.ok()) {
-      std::fprintf(stderr, "lorad: cannot list queued jobs: %s\n",
-                   queued.status().ToString().c_str());
-    } else if (!queued->empty()) {
-      RunJob(queued->front().id());
-      continue;
-    }
+    // Outside mu_: a runner takes it on its way out.
+    for (std::thread& t : ended) t.join();
+    if (stopping) return;
+    StartRunnable();
     absl::MutexLock lock(&mu_);
-    // The timeout is a safety net; Notify() is what normally wakes us.
+    // The timeout is a safety net; Notify() and ending runners are what
+    // normally wake us.
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return stop_ || wake_;
     };
     mu_.AwaitWithTimeout(absl::Condition(&woken), absl::Seconds(5));
+  }
+}
+
+void Scheduler::StartRunnable() {
+  absl::StatusOr<std::vector<v1::FineTuneJob>> queued =
+      store_->JobsInStates({v1::QUEUED});
+  if (!queued.ok()) {
+    std::fprintf(stderr, "lorad: cannot list queued jobs: %s\n",
+                 queued.status().ToString().c_str());
+    return;
+  }
+  const size_t bound =
+      static_cast<size_t>(std::max(1, options_.max_concurrent_jobs));
+  for (const v1::FineTuneJob& job : *queued) {
+    std::vector<std::string> running;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+      // A runner just started may not have marked its job RUNNING yet.
+      if (runners_.count(job.id()) > 0) continue;
+      if (runners_.size() >= bound) return;
+      for (const auto& [id, runner] : runners_) running.push_back(id);
+    }
+    if (!running.empty() && fit_check_) {
+      std::vector<v1::FineTuneJob> beside;
+      for (const std::string& id : running) {
+        absl::StatusOr<v1::FineTuneJob> r = store_->GetJob(id);
+        if (r.ok()) beside.push_back(*std::move(r));
+      }
+      absl::Status fits = fit_check_(beside, job);
+      if (!fits.ok()) {
+        // Oldest first: later jobs wait behind this one.
+        bool tell;
+        {
+          absl::MutexLock lock(&mu_);
+          tell = told_waiting_.insert(job.id()).second;
+        }
+        if (tell) {
+          (void)journal_->Log(job.id(),
+                              absl::StrCat("waiting for a running job to end: ",
+                                           fits.message()));
+        }
+        return;
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;
+    told_waiting_.erase(job.id());
+    Runner& runner = runners_[job.id()];
+    runner.thread = std::thread([this, id = job.id()] {
+      RunJob(id);
+      absl::MutexLock lock(&mu_);
+      runners_[id].done = true;
+      wake_ = true;
+    });
   }
 }
 
@@ -147,7 +218,7 @@ void Scheduler::RunJob(const std::string& job_id) {
     }
 
     RunResult result;
-    absl::StatusOr<WorkerHandle> worker = AwaitWorker();
+    absl::StatusOr<WorkerHandle> worker = AwaitWorker(job_id);
     if (Stopping()) {
       result = {Outcome::kStopping, absl::OkStatus()};
     } else if (absl::IsFailedPrecondition(worker.status())) {
@@ -199,17 +270,16 @@ bool Scheduler::Stopping() {
   return stop_;
 }
 
-absl::StatusOr<WorkerHandle> Scheduler::AwaitWorker() {
+absl::StatusOr<WorkerHandle> Scheduler::AwaitWorker(const std::string& job_id) {
   Cancellation wait;
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return absl::CancelledError("lorad is stopping");
-    running_call_ = &wait;
+    calls_[job_id] = &wait;
   }
   absl::StatusOr<WorkerHandle> worker = worker_->AwaitReady(
       options_.worker_start_timeout + absl::Seconds(30), &wait);
-  absl::MutexLock lock(&mu_);
-  running_call_ = nullptr;
+  SetCall(job_id, nullptr);
   return worker;
 }
 
@@ -219,14 +289,9 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return {Outcome::kStopping, absl::OkStatus()};
-    running_job_ = job.id();
-    running_call_ = &call;
+    calls_[job.id()] = &call;
   }
-  auto unregister = [&] {
-    absl::MutexLock lock(&mu_);
-    running_job_.clear();
-    running_call_ = nullptr;
-  };
+  auto unregister = [&] { SetCall(job.id(), nullptr); };
   // Cancel() changes the store before it looks for the running call, so a
   // cancel that came just before registration is seen here.
   if (absl::Status alive = journal_->Update(job.id(), Unchanged).status();

@@ -1,6 +1,7 @@
 #include "lorad/worker/checkpointing.h"
 
 #include <mutex>
+#include <vector>
 
 namespace lorad::worker {
 namespace {
@@ -18,7 +19,9 @@ class CheckpointFunction
                                torch::Tensor hidden, at::TensorList params,
                                torch::Tensor cos, torch::Tensor sin,
                                const LlamaModel* model, int64_t layer,
-                               const AdapterSet* adapter, bool training) {
+                               const AdapterSet* adapter,
+                               const std::vector<AdapterRows>* row_adapters,
+                               bool training) {
     at::Generator gen = DefaultGenerator(hidden.device());
     {
       std::lock_guard<std::mutex> lock(gen.mutex());
@@ -26,6 +29,7 @@ class CheckpointFunction
     }
     ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
     ctx->saved_data["adapter"] = reinterpret_cast<int64_t>(adapter);
+    ctx->saved_data["row_adapters"] = reinterpret_cast<int64_t>(row_adapters);
     ctx->saved_data["layer"] = layer;
     ctx->saved_data["training"] = training;
     ctx->saved_data["cos"] = cos;
@@ -35,6 +39,7 @@ class CheckpointFunction
     ctx->save_for_backward(saved);
     ForwardOptions options;
     options.adapter = adapter;
+    options.row_adapters = row_adapters;
     options.training = training;
     return model->Block(layer, hidden, cos, sin, options);
   }
@@ -48,6 +53,8 @@ class CheckpointFunction
     ForwardOptions options;
     options.adapter =
         reinterpret_cast<const AdapterSet*>(ctx->saved_data["adapter"].toInt());
+    options.row_adapters = reinterpret_cast<const std::vector<AdapterRows>*>(
+        ctx->saved_data["row_adapters"].toInt());
     options.training = ctx->saved_data["training"].toBool();
     const int64_t layer = ctx->saved_data["layer"].toInt();
     torch::Tensor cos = ctx->saved_data["cos"].toTensor();
@@ -84,8 +91,8 @@ class CheckpointFunction
                                                /*create_graph=*/false,
                                                /*allow_unused=*/true);
     if (!input_grad) grads.insert(grads.begin(), torch::Tensor());
-    // cos, sin, model, layer, adapter, training get no gradient.
-    for (int i = 0; i < 6; ++i) grads.push_back(torch::Tensor());
+    // cos, sin, model, layer, adapter, row_adapters, training get none.
+    for (int i = 0; i < 7; ++i) grads.push_back(torch::Tensor());
     return grads;
   }
 };
@@ -97,12 +104,19 @@ torch::Tensor CheckpointedBlock(const LlamaModel& model, int64_t layer,
                                 const torch::Tensor& cos,
                                 const torch::Tensor& sin,
                                 const ForwardOptions& options) {
-  std::vector<torch::Tensor> params =
-      options.adapter ? options.adapter->LayerParameters(layer)
-                      : std::vector<torch::Tensor>{};
+  std::vector<torch::Tensor> params;
+  if (options.adapter != nullptr) {
+    params = options.adapter->LayerParameters(layer);
+  } else if (options.row_adapters != nullptr) {
+    for (const AdapterRows& r : *options.row_adapters) {
+      if (r.adapter == nullptr) continue;
+      std::vector<torch::Tensor> p = r.adapter->LayerParameters(layer);
+      params.insert(params.end(), p.begin(), p.end());
+    }
+  }
   return CheckpointFunction::apply(hidden, at::TensorList(params), cos, sin,
                                    &model, layer, options.adapter,
-                                   options.training);
+                                   options.row_adapters, options.training);
 }
 
 }  // namespace lorad::worker

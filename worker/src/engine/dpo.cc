@@ -173,16 +173,23 @@ class DpoObjective final : public Objective {
     shape->preference = true;
   }
 
-  torch::Tensor MicroBatchLoss(const std::vector<int64_t>& pick,
-                               const ForwardOptions& options,
-                               int64_t* tokens) override {
+  PreparedMicroBatch Prepare(const std::vector<int64_t>& pick,
+                             int64_t* tokens) override {
     PairBatch batch = MakePairBatch(train_, pick, pad_id_, model_.device());
-    ForwardOptions policy = options;
-    policy.training = false;  // no dropout, as TRL's disable_dropout
-    DpoTerms terms = Terms(batch, policy);
-    step_.Add(terms);
     *tokens += batch.tokens;
-    return terms.loss;
+    PreparedMicroBatch prepared;
+    prepared.ids = batch.ids;
+    prepared.pad_id = pad_id_;
+    prepared.dropout = false;  // as TRL's disable_dropout
+    prepared.loss =
+        [this, reference = ReferenceLogProbs(batch), labels = batch.labels,
+         completion = batch.completion_tokens](const torch::Tensor& logits) {
+          DpoTerms terms = DpoLoss(SequenceLogProbs(logits, labels), reference,
+                                   completion, beta_, type_);
+          step_.Add(terms);
+          return terms.loss;
+        };
+    return prepared;
   }
 
   void FinishStep(lorad::worker::v1::TrainStep* step) override {
@@ -211,15 +218,17 @@ class DpoObjective final : public Objective {
   // The reference first, without gradient, so its activations are gone
   // before the policy's are kept for backward.
   DpoTerms Terms(const PairBatch& batch, const ForwardOptions& policy) {
-    torch::Tensor reference;
-    {
-      torch::NoGradGuard no_grad;
-      reference = SequenceLogProbs(model_.Forward(batch.ids, ForwardOptions()),
-                                   batch.labels);
-    }
+    torch::Tensor reference = ReferenceLogProbs(batch);
     torch::Tensor logps =
         SequenceLogProbs(model_.Forward(batch.ids, policy), batch.labels);
     return DpoLoss(logps, reference, batch.completion_tokens, beta_, type_);
+  }
+
+  // The frozen base's (the adapter off) sequence log-probabilities.
+  torch::Tensor ReferenceLogProbs(const PairBatch& batch) const {
+    torch::NoGradGuard no_grad;
+    return SequenceLogProbs(model_.Forward(batch.ids, ForwardOptions()),
+                            batch.labels);
   }
 
   const LlamaModel& model_;

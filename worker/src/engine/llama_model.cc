@@ -207,8 +207,36 @@ torch::Tensor LlamaModel::ApplyLinear(const Linear& l, const torch::Tensor& x,
       y = y + LoraDelta(x, *w, options.adapter->scale(),
                         options.adapter->options().dropout, options.training);
     }
+  } else if (options.row_adapters != nullptr) {
+    y = y + RowSegmentDelta(l, x, y, options);
   }
   return y;
+}
+
+torch::Tensor LlamaModel::RowSegmentDelta(const Linear& l,
+                                          const torch::Tensor& x,
+                                          const torch::Tensor& y,
+                                          const ForwardOptions& options) {
+  // Each segment's rows through its own A and B; rows of an adapter that
+  // does not target this linear add zeros. One cat keeps autograd simple.
+  std::vector<torch::Tensor> parts;
+  parts.reserve(options.row_adapters->size());
+  int64_t start = 0;
+  for (const AdapterRows& r : *options.row_adapters) {
+    const LoraWeights* w =
+        r.adapter != nullptr ? r.adapter->Find(l.key) : nullptr;
+    if (w != nullptr) {
+      parts.push_back(LoraDelta(
+          x.narrow(0, start, r.rows), *w, r.adapter->scale(),
+          r.adapter->options().dropout, options.training && r.dropout));
+    } else {
+      parts.push_back(torch::zeros_like(y.narrow(0, start, r.rows)));
+    }
+    start += r.rows;
+  }
+  TORCH_CHECK(start == x.size(0), "row_adapters cover ", start, " rows of ",
+              x.size(0));
+  return torch::cat(parts, 0);
 }
 
 torch::Tensor LlamaModel::RmsNorm(const torch::Tensor& x,

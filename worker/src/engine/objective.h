@@ -23,6 +23,7 @@
 #include "lorad/worker/device_turns.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/trainer.h"
+#include "lorad/worker/training_group.h"
 
 namespace lorad::worker {
 
@@ -38,13 +39,11 @@ class Objective {
   // longest training sequence.
   virtual void Shape(model::TrainingShape* shape) const = 0;
 
-  // The mean loss of the training examples `pick` (indices below
-  // num_train()) with the adapter in `options`, for the caller to
-  // backpropagate; adds the tokens read to *tokens and remembers the
-  // micro-batch's metrics for FinishStep.
-  virtual torch::Tensor MicroBatchLoss(const std::vector<int64_t>& pick,
-                                       const ForwardOptions& options,
-                                       int64_t* tokens) = 0;
+  // The training examples `pick` (indices below num_train()) as a
+  // micro-batch; adds the tokens read to *tokens. Whatever needs no
+  // gradient (DPO's reference pass with the adapter off) runs here.
+  virtual PreparedMicroBatch Prepare(const std::vector<int64_t>& pick,
+                                     int64_t* tokens) = 0;
 
   // Writes the metrics of the micro-batches since the last call into `step`
   // (beyond loss, which the loop sets) and forgets them.

@@ -67,13 +67,11 @@ Batch MakeBatch(const std::vector<model::TokenSequence>& seqs,
 }
 
 // Sum of the next-token losses and how many targets they cover.
-std::pair<torch::Tensor, int64_t> LossSum(const LlamaModel& model,
-                                          const Batch& batch,
-                                          const ForwardOptions& options) {
-  torch::Tensor logits = model.Forward(batch.ids, options);
+std::pair<torch::Tensor, int64_t> LossSum(const torch::Tensor& logits,
+                                          const torch::Tensor& labels) {
   const int64_t v = logits.size(-1);
   torch::Tensor shifted = logits.slice(1, 0, -1).reshape({-1, v});
-  torch::Tensor targets = batch.labels.slice(1, 1).reshape({-1});
+  torch::Tensor targets = labels.slice(1, 1).reshape({-1});
   int64_t count = targets.ne(model::kIgnoreLabel).sum().item<int64_t>();
   torch::Tensor loss = torch::nn::functional::cross_entropy(
       shifted, targets,
@@ -107,13 +105,18 @@ class SftObjective final : public Objective {
     shape->seq_len = longest;
   }
 
-  torch::Tensor MicroBatchLoss(const std::vector<int64_t>& pick,
-                               const ForwardOptions& options,
-                               int64_t* tokens) override {
+  PreparedMicroBatch Prepare(const std::vector<int64_t>& pick,
+                             int64_t* tokens) override {
     Batch batch = MakeBatch(train_, pick, pad_id_, model_.device());
-    auto [loss, count] = LossSum(model_, batch, options);
     *tokens += batch.tokens;
-    return loss / std::max<int64_t>(1, count);
+    PreparedMicroBatch prepared;
+    prepared.ids = batch.ids;
+    prepared.pad_id = pad_id_;
+    prepared.loss = [labels = batch.labels](const torch::Tensor& logits) {
+      auto [loss, count] = LossSum(logits, labels);
+      return loss / std::max<int64_t>(1, count);
+    };
+    return prepared;
   }
 
   void FinishStep(lorad::worker::v1::TrainStep*) override {}
@@ -130,7 +133,8 @@ class SftObjective final : public Objective {
          InOrderBatches(static_cast<int64_t>(eval_.size()), batch_size)) {
       DeviceTurn turn(turns, DeviceTurn::Kind::kTraining);
       Batch batch = MakeBatch(eval_, pick, pad_id_, model_.device());
-      auto [loss, n] = LossSum(model_, batch, options);
+      auto [loss, n] =
+          LossSum(model_.Forward(batch.ids, options), batch.labels);
       total += loss.item<double>();
       count += n;
     }

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lorad/common/files.h"
 #include "lorad/common/status_macros.h"
 #include "lorad/model/memory_estimate.h"
@@ -14,6 +15,7 @@
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/lr_schedule.h"
 #include "lorad/worker/paged_optimizer.h"
+#include "lorad/worker/training_group.h"
 #include "objective.h"
 #include "train_checkpoint.h"
 
@@ -137,10 +139,11 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     emit(e);
   }
 
-  ForwardOptions train_options;
-  train_options.adapter = &adapter;
-  train_options.training = true;
-  train_options.gradient_checkpointing = hp.gradient_checkpointing();
+  // In a group, the job waits for the others' micro-batches from here on;
+  // leaving (on any return) stops them waiting for its.
+  std::unique_ptr<TrainingGroup::Member> member;
+  if (cb.group != nullptr) member = cb.group->Join(job.job_id);
+  std::vector<std::string> fused_with;
   const std::vector<torch::Tensor> params = adapter.Parameters();
   float last_loss = 0;
   const int64_t patience = hp.early_stopping_patience();
@@ -205,11 +208,38 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       std::vector<int64_t> pick(
           order.begin() + within * hp.batch_size(),
           order.begin() + std::min(n, (within + 1) * hp.batch_size()));
-      DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
-      torch::Tensor mean =
-          objective->MicroBatchLoss(pick, train_options, &step_tokens);
-      (mean / static_cast<double>(accum)).backward();
-      loss_sum += mean.item<double>();
+      MicroBatchResult result;
+      if (member == nullptr) {
+        DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
+        result =
+            RunMicroBatchAlone(model, objective->Prepare(pick, &step_tokens),
+                               adapter, hp.gradient_checkpointing(), accum);
+      } else {
+        // The group's pass takes its own turn; only the preparation (and
+        // DPO's reference pass) takes one here.
+        PreparedMicroBatch prepared;
+        {
+          DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
+          prepared = objective->Prepare(pick, &step_tokens);
+        }
+        LORAD_ASSIGN_OR_RETURN(
+            result, cb.group->Run(member.get(), prepared, adapter,
+                                  hp.gradient_checkpointing(), accum));
+        if (result.fused_with != fused_with) {
+          fused_with = result.fused_with;
+          TrainEvent log;
+          log.set_log(fused_with.empty()
+                          ? std::string("micro-batches run alone")
+                          : absl::StrCat("micro-batches fused with job",
+                                         fused_with.size() > 1 ? "s " : " ",
+                                         absl::StrJoin(fused_with, ", "),
+                                         " on the same base (one forward and "
+                                         "backward for ",
+                                         fused_with.size() + 1, " jobs)"));
+          emit(log);
+        }
+      }
+      loss_sum += result.loss;
     }
     double grad_norm = 0;
     {
@@ -275,6 +305,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       emit(c);
     }
   }
+  member.reset();  // no more micro-batches: the others need not wait
   if (!stop_early) LORAD_RETURN_IF_ERROR(eval_and_emit(state.step));
   // With early stopping the adapter on disk is the best evaluation's.
   if (patience == 0 || state.best_step == 0) {

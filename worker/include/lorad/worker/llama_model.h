@@ -52,11 +52,25 @@ struct RaggedBatch {
   const BatchedLora* lora = nullptr;  // per-row adapters; nullptr: base
 };
 
+// One job's rows in a forward that trains several adapters at once (jobs
+// fused on one base, as mLoRA does): the next `rows` rows of the batch go
+// through `adapter` (null: the base alone), with LoRA dropout when the
+// forward is training and `dropout` is set.
+struct AdapterRows {
+  const AdapterSet* adapter = nullptr;
+  int64_t rows = 0;
+  bool dropout = true;
+};
+
 struct ForwardOptions {
   const AdapterSet* adapter = nullptr;  // nullptr: the base alone
   bool training = false;                // LoRA dropout on
   bool gradient_checkpointing = false;  // recompute each block in backward
   KvCache* cache = nullptr;             // appended to when set
+  // When set (and `adapter` is null), the batch's rows are cut into these
+  // segments, in order, each with its own adapter; they must cover every
+  // row. With gradient checkpointing it must outlive backward.
+  const std::vector<AdapterRows>* row_adapters = nullptr;
 };
 
 struct LoadOptions {
@@ -148,6 +162,11 @@ class LlamaModel {
   static int64_t StorageBytes(const Linear& l);
   torch::Tensor ApplyLinear(const Linear& l, const torch::Tensor& x,
                             const ForwardOptions& options) const;
+  // The LoRA update of options.row_adapters' segments for x [rows, ...]
+  // (y is the base's output, for the shape of segments without weights).
+  static torch::Tensor RowSegmentDelta(const Linear& l, const torch::Tensor& x,
+                                       const torch::Tensor& y,
+                                       const ForwardOptions& options);
   torch::Tensor ApplyLinearRagged(const Linear& l, const torch::Tensor& x,
                                   const BatchedLora* lora) const;
   torch::Tensor RaggedBlock(int64_t layer, const torch::Tensor& hidden,

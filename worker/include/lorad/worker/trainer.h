@@ -18,6 +18,8 @@
 
 namespace lorad::worker {
 
+class TrainingGroup;
+
 struct TrainJob {
   std::string job_id;
   std::string base_model_name;  // written into adapter_config.json
@@ -35,6 +37,10 @@ struct TrainCallbacks {
   // When set, every micro-batch, optimizer step, eval batch and checkpoint
   // takes a training turn on the device, so serving can run in between.
   DeviceTurns* device_turns = nullptr;
+  // When set, the job joins this group of jobs on the same base and its
+  // micro-batches run fused with theirs (training_group.h); each step's
+  // log says when the jobs it shares its passes with change.
+  TrainingGroup* group = nullptr;
 };
 
 // Runs (or resumes, when job_dir holds a checkpoint) one job on `model`.

@@ -1,0 +1,140 @@
+// Many fine-tune jobs on one base at the same time, as mLoRA trains them:
+// each job keeps its own loop (its adapter, optimizer, schedule,
+// checkpoints and events, trainer.cc), but hands each micro-batch to the
+// group instead of running it. Once every member has handed one in, one of
+// them runs them all as one forward and one backward through the shared
+// base: the rows are stacked (each padded on the right to the longest),
+// each job's rows go through its own adapter (ForwardOptions::row_adapters),
+// and the gradient of the sum of the jobs' losses reaches each adapter from
+// its own loss alone. The frozen base's work (NF4 dequantization, its
+// matmuls, attention) is done once per pass instead of once per job.
+//
+// This class is thread-safe: each member calls from its own thread.
+#ifndef LORAD_WORKER_TRAINING_GROUP_H_
+#define LORAD_WORKER_TRAINING_GROUP_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "lorad/worker/device_turns.h"
+#include "lorad/worker/llama_model.h"
+#include "lorad/worker/lora.h"
+
+namespace lorad::worker {
+
+// One training micro-batch ready for the forward pass.
+struct PreparedMicroBatch {
+  torch::Tensor ids;  // [rows, T] long, on the model's device
+  // Pads rows to a longer T on the right; with causal attention that
+  // leaves the first T positions' logits as they are.
+  int64_t pad_id = 0;
+  bool dropout = true;  // LoRA dropout in its rows (DPO: off, as TRL's)
+  // The mean loss from this batch's logits [rows, T, vocab], for the
+  // caller to backpropagate; may remember the micro-batch's metrics.
+  std::function<torch::Tensor(const torch::Tensor& logits)> loss;
+};
+
+// What running one micro-batch gave its job.
+struct MicroBatchResult {
+  double loss = 0;  // the batch's mean loss
+  // The other jobs whose rows shared the pass (empty: it ran alone).
+  std::vector<std::string> fused_with;
+};
+
+// Runs `batch` alone through `model` with `adapter` and backpropagates
+// loss / divisor (gradients add to what the adapter holds). Throws what
+// LibTorch throws.
+MicroBatchResult RunMicroBatchAlone(const LlamaModel& model,
+                                    const PreparedMicroBatch& batch,
+                                    const AdapterSet& adapter,
+                                    bool gradient_checkpointing,
+                                    int64_t divisor);
+
+class TrainingGroup {
+ public:
+  // `turns` (may be null) is taken for each pass, as a micro-batch takes
+  // it; both must outlive the group.
+  TrainingGroup(const LlamaModel* model, DeviceTurns* turns);
+  TrainingGroup(const TrainingGroup&) = delete;
+  TrainingGroup& operator=(const TrainingGroup&) = delete;
+
+  // A job's place in the group; leaving is destroying it. While a member
+  // exists, passes wait for its micro-batch: a job joins right before its
+  // first micro-batch and leaves as soon as it will hand in no more (done,
+  // cancelled or failed), so that nobody waits for it.
+  class Member {
+   public:
+    ~Member();
+    Member(const Member&) = delete;
+    Member& operator=(const Member&) = delete;
+    const std::string& job_id() const { return job_id_; }
+
+   private:
+    friend class TrainingGroup;
+    Member(TrainingGroup* group, std::string job_id)
+        : group_(group), job_id_(std::move(job_id)) {}
+    TrainingGroup* group_;
+    std::string job_id_;
+  };
+
+  std::unique_ptr<Member> Join(const std::string& job_id);
+
+  // Holds every pass until `n` more members have joined, so that jobs
+  // started together fuse from their first micro-batch (benchmarks and
+  // tests; the worker does not wait for jobs it has not seen).
+  void ExpectJoins(int n);
+
+  // Runs `batch` with `adapter` in the next pass and backpropagates its
+  // loss / divisor into the adapter; blocks until that pass has run. The
+  // pass waits until every member has handed in a micro-batch. When a
+  // fused pass fails before its backward (out of memory, say), each of its
+  // micro-batches is run again alone, so that one job's failure is its own.
+  // Internal with LibTorch's text for a failure.
+  absl::StatusOr<MicroBatchResult> Run(Member* member,
+                                       const PreparedMicroBatch& batch,
+                                       const AdapterSet& adapter,
+                                       bool gradient_checkpointing,
+                                       int64_t divisor);
+
+  // Passes run so far, and of them those that fused two or more jobs.
+  int64_t passes() const;
+  int64_t fused_passes() const;
+
+ private:
+  struct Slot {
+    const Member* member = nullptr;
+    const PreparedMicroBatch* batch = nullptr;
+    const AdapterSet* adapter = nullptr;
+    bool gradient_checkpointing = false;
+    int64_t divisor = 1;
+    bool done = false;
+    absl::StatusOr<MicroBatchResult> result =
+        absl::UnknownError("the micro-batch did not run");
+  };
+
+  void Leave();
+  // Runs `slots` (all members' micro-batches) and fills their results.
+  void RunPass(const std::vector<Slot*>& slots);
+
+  const LlamaModel* const model_;
+  DeviceTurns* const turns_;
+  mutable absl::Mutex mu_;
+  int members_ ABSL_GUARDED_BY(mu_) = 0;
+  int expected_joins_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Slot*> waiting_ ABSL_GUARDED_BY(mu_);
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t fused_passes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace lorad::worker
+
+#endif  // LORAD_WORKER_TRAINING_GROUP_H_

@@ -1,0 +1,189 @@
+#include "lorad/worker/training_group.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace lorad::worker {
+namespace {
+
+// Thrown past the forward: the pass's backward had begun, so some
+// adapters may hold part of its gradients and a rerun alone would add them
+// twice.
+struct BackwardFailed {
+  std::string what;
+};
+
+std::string ErrorText(const c10::Error& e) {
+  return e.what_without_backtrace();
+}
+
+}  // namespace
+
+MicroBatchResult RunMicroBatchAlone(const LlamaModel& model,
+                                    const PreparedMicroBatch& batch,
+                                    const AdapterSet& adapter,
+                                    bool gradient_checkpointing,
+                                    int64_t divisor) {
+  ForwardOptions options;
+  options.adapter = &adapter;
+  options.training = batch.dropout;
+  options.gradient_checkpointing = gradient_checkpointing;
+  torch::Tensor mean = batch.loss(model.Forward(batch.ids, options));
+  (mean / static_cast<double>(divisor)).backward();
+  MicroBatchResult result;
+  result.loss = mean.item<double>();
+  return result;
+}
+
+TrainingGroup::TrainingGroup(const LlamaModel* model, DeviceTurns* turns)
+    : model_(model), turns_(turns) {}
+
+TrainingGroup::Member::~Member() { group_->Leave(); }
+
+std::unique_ptr<TrainingGroup::Member> TrainingGroup::Join(
+    const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  ++members_;
+  if (expected_joins_ > 0) --expected_joins_;
+  return std::unique_ptr<Member>(new Member(this, job_id));
+}
+
+void TrainingGroup::ExpectJoins(int n) {
+  absl::MutexLock lock(&mu_);
+  expected_joins_ = n;
+}
+
+void TrainingGroup::Leave() {
+  absl::MutexLock lock(&mu_);
+  --members_;
+}
+
+int64_t TrainingGroup::passes() const {
+  absl::MutexLock lock(&mu_);
+  return passes_;
+}
+
+int64_t TrainingGroup::fused_passes() const {
+  absl::MutexLock lock(&mu_);
+  return fused_passes_;
+}
+
+absl::StatusOr<MicroBatchResult> TrainingGroup::Run(
+    Member* member, const PreparedMicroBatch& batch, const AdapterSet& adapter,
+    bool gradient_checkpointing, int64_t divisor) {
+  Slot slot;
+  slot.member = member;
+  slot.batch = &batch;
+  slot.adapter = &adapter;
+  slot.gradient_checkpointing = gradient_checkpointing;
+  slot.divisor = divisor;
+  absl::MutexLock lock(&mu_);
+  waiting_.push_back(&slot);
+  // Whoever sees the last micro-batch handed in (and no pass running) runs
+  // the pass for everyone; the others wait for their slot to be done.
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return slot.done || (!running_ && expected_joins_ == 0 &&
+                         static_cast<int>(waiting_.size()) >= members_);
+  };
+  while (true) {
+    mu_.Await(absl::Condition(&ready));
+    if (slot.done) break;
+    running_ = true;
+    std::vector<Slot*> pass;
+    pass.swap(waiting_);
+    mu_.Unlock();
+    RunPass(pass);
+    mu_.Lock();
+    for (Slot* s : pass) s->done = true;
+    running_ = false;
+    ++passes_;
+    if (pass.size() > 1) ++fused_passes_;
+  }
+  return std::move(slot.result);
+}
+
+void TrainingGroup::RunPass(const std::vector<Slot*>& slots) {
+  DeviceTurn turn(turns_, DeviceTurn::Kind::kTraining);
+  auto alone = [&](Slot* s) {
+    try {
+      s->result = RunMicroBatchAlone(*model_, *s->batch, *s->adapter,
+                                     s->gradient_checkpointing, s->divisor);
+    } catch (const c10::Error& e) {
+      s->result = absl::InternalError(
+          absl::StrCat("training failed in LibTorch: ", ErrorText(e)));
+    } catch (const std::exception& e) {
+      s->result =
+          absl::InternalError(absl::StrCat("training failed: ", e.what()));
+    }
+  };
+  if (slots.size() == 1) {
+    alone(slots[0]);
+    return;
+  }
+  try {
+    // Stack the rows, each batch padded on the right to the longest T.
+    int64_t longest = 0;
+    bool checkpoint = false;
+    for (const Slot* s : slots) {
+      longest = std::max(longest, s->batch->ids.size(1));
+      checkpoint = checkpoint || s->gradient_checkpointing;
+    }
+    std::vector<torch::Tensor> ids;
+    std::vector<AdapterRows> rows;
+    for (const Slot* s : slots) {
+      const torch::Tensor& x = s->batch->ids;
+      ids.push_back(x.size(1) == longest
+                        ? x
+                        : torch::constant_pad_nd(x, {0, longest - x.size(1)},
+                                                 s->batch->pad_id));
+      rows.push_back({s->adapter, x.size(0), s->batch->dropout});
+    }
+    ForwardOptions options;
+    options.row_adapters = &rows;
+    options.training = true;
+    options.gradient_checkpointing = checkpoint;
+    torch::Tensor logits = model_->Forward(torch::cat(ids, 0), options);
+    torch::Tensor total;
+    std::vector<torch::Tensor> means;
+    int64_t start = 0;
+    for (const Slot* s : slots) {
+      const torch::Tensor& x = s->batch->ids;
+      torch::Tensor mine =
+          logits.narrow(0, start, x.size(0)).narrow(1, 0, x.size(1));
+      start += x.size(0);
+      torch::Tensor mean = s->batch->loss(mine);
+      means.push_back(mean);
+      torch::Tensor part = mean / static_cast<double>(s->divisor);
+      total = total.defined() ? total + part : part;
+    }
+    try {
+      total.backward();
+    } catch (const c10::Error& e) {
+      throw BackwardFailed{ErrorText(e)};
+    }
+    for (size_t i = 0; i < slots.size(); ++i) {
+      MicroBatchResult result;
+      result.loss = means[i].item<double>();
+      for (const Slot* other : slots) {
+        if (other != slots[i])
+          result.fused_with.push_back(other->member->job_id());
+      }
+      slots[i]->result = std::move(result);
+    }
+  } catch (const BackwardFailed& e) {
+    for (Slot* s : slots) {
+      s->result = absl::InternalError(absl::StrCat(
+          "training failed in LibTorch, in the backward of micro-batches "
+          "fused with other jobs: ",
+          e.what));
+    }
+  } catch (const std::exception&) {
+    // Before the backward: nothing reached the adapters, so each batch
+    // runs again alone and fails (or not) on its own.
+    for (Slot* s : slots) alone(s);
+  }
+}
+
+}  // namespace lorad::worker
