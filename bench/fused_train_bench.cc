@@ -150,7 +150,12 @@ Outcome RunJobs(const lorad::worker::LlamaModel& model,
   };
   const auto start = std::chrono::steady_clock::now();
   if (group == nullptr) {
-    for (size_t i = 0; i < jobs.size(); ++i) run(i);
+    // On a thread of its own, as lorad-worker runs every job (the main
+    // thread's allocator arena behaves differently from a thread's).
+    std::thread t([&] {
+      for (size_t i = 0; i < jobs.size(); ++i) run(i);
+    });
+    t.join();
   } else {
     group->ExpectJoins(static_cast<int>(jobs.size()));
     std::vector<std::thread> threads;

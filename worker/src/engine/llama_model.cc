@@ -218,24 +218,29 @@ torch::Tensor LlamaModel::RowSegmentDelta(const Linear& l,
                                           const torch::Tensor& y,
                                           const ForwardOptions& options) {
   // Each segment's rows through its own A and B; rows of an adapter that
-  // does not target this linear add zeros. One cat keeps autograd simple.
+  // does not target this linear add zeros. One split (its backward is one
+  // cat, where a narrow per segment would each make a full-size zero
+  // gradient) and one cat keep autograd simple.
+  std::vector<int64_t> sizes;
+  sizes.reserve(options.row_adapters->size());
+  for (const AdapterRows& r : *options.row_adapters) sizes.push_back(r.rows);
+  std::vector<torch::Tensor> xs = x.split_with_sizes(sizes, 0);
   std::vector<torch::Tensor> parts;
-  parts.reserve(options.row_adapters->size());
-  int64_t start = 0;
-  for (const AdapterRows& r : *options.row_adapters) {
+  parts.reserve(xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const AdapterRows& r = (*options.row_adapters)[i];
     const LoraWeights* w =
         r.adapter != nullptr ? r.adapter->Find(l.key) : nullptr;
     if (w != nullptr) {
-      parts.push_back(LoraDelta(
-          x.narrow(0, start, r.rows), *w, r.adapter->scale(),
-          r.adapter->options().dropout, options.training && r.dropout));
+      parts.push_back(LoraDelta(xs[i], *w, r.adapter->scale(),
+                                r.adapter->options().dropout,
+                                options.training && r.dropout));
     } else {
-      parts.push_back(torch::zeros_like(y.narrow(0, start, r.rows)));
+      std::vector<int64_t> shape = y.sizes().vec();
+      shape[0] = r.rows;
+      parts.push_back(torch::zeros(shape, y.options()));
     }
-    start += r.rows;
   }
-  TORCH_CHECK(start == x.size(0), "row_adapters cover ", start, " rows of ",
-              x.size(0));
   return torch::cat(parts, 0);
 }
 

@@ -144,18 +144,21 @@ void TrainingGroup::RunPass(const std::vector<Slot*>& slots) {
     options.row_adapters = &rows;
     options.training = true;
     options.gradient_checkpointing = checkpoint;
-    torch::Tensor logits = model_->Forward(torch::cat(ids, 0), options);
+    // One split of the logits: its backward is one cat of the jobs'
+    // gradients, where a narrow per job would each make a zero gradient
+    // the size of all the logits.
+    std::vector<int64_t> sizes;
+    for (const AdapterRows& r : rows) sizes.push_back(r.rows);
+    std::vector<torch::Tensor> logits =
+        model_->Forward(torch::cat(ids, 0), options).split_with_sizes(sizes, 0);
     torch::Tensor total;
     std::vector<torch::Tensor> means;
-    int64_t start = 0;
-    for (const Slot* s : slots) {
-      const torch::Tensor& x = s->batch->ids;
-      torch::Tensor mine =
-          logits.narrow(0, start, x.size(0)).narrow(1, 0, x.size(1));
-      start += x.size(0);
-      torch::Tensor mean = s->batch->loss(mine);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const int64_t t = slots[i]->batch->ids.size(1);
+      torch::Tensor mine = t == longest ? logits[i] : logits[i].narrow(1, 0, t);
+      torch::Tensor mean = slots[i]->batch->loss(mine);
       means.push_back(mean);
-      torch::Tensor part = mean / static_cast<double>(s->divisor);
+      torch::Tensor part = mean / static_cast<double>(slots[i]->divisor);
       total = total.defined() ? total + part : part;
     }
     try {
