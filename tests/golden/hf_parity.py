@@ -100,10 +100,40 @@ def make_model(arch, out):
               f"{out}/logits.safetensors")
 
 
+def blockwise_dequantize(packed, state):
+    """bitsandbytes' NF4 bytes and double-quantized absmax read as its block
+    format defines them: element i is code[nibble i] * absmax[i // 64], the
+    high nibble of each byte first, blocks running over the flattened
+    weight."""
+    import bitsandbytes.functional as F
+    absmax = state.absmax
+    if state.nested:
+        absmax = F.dequantize_blockwise(absmax, state.state2) + state.offset
+    codes = packed.view(torch.uint8).reshape(-1)
+    nibbles = torch.stack([codes >> 4, codes & 0xF], 1).reshape(-1).long()
+    n = state.shape.numel()
+    values = state.code.float()[nibbles][:n]
+    pad = -n % state.blocksize
+    values = torch.nn.functional.pad(values, (0, pad))
+    values = values.view(-1, state.blocksize) * absmax.float().view(-1, 1)
+    return values.reshape(-1)[:n].view(state.shape)
+
+
 def nf4_logits(model_dir):
     """The logits of INPUT_IDS with the block linears quantized by
     bitsandbytes inside transformers (QLoRA's NF4 + double quantization,
-    fp32 compute), on the CPU."""
+    fp32 compute), on the CPU.
+
+    bitsandbytes' CPU matmul dequantizes and multiplies in fp32, except that
+    on a CPU with AVX512 its native dequantize kernel misreads weights whose
+    rows are not a whole number of 64-value blocks (a [64, 96] o_proj comes
+    back 4x further from the weight than its bytes allow, in 0.49-0.50.2),
+    and with AVX512-BF16 inference switches to a repacked bf16 kernel. So
+    each of its layers is replaced by an fp32 linear holding its bytes
+    dequantized by the block format above; where bitsandbytes' own
+    dequantize disagrees, this says so."""
+    import bitsandbytes
+    import bitsandbytes.functional as F
     import transformers
     q = transformers.BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -111,6 +141,26 @@ def nf4_logits(model_dir):
     model = transformers.AutoModelForCausalLM.from_pretrained(
         model_dir, quantization_config=q, device_map="cpu",
         dtype=torch.float32).eval()
+    layers = [(name, module) for name, module in model.named_modules()
+              if isinstance(module, bitsandbytes.nn.Linear4bit)]
+    assert layers, "transformers quantized no layer"
+    for name, module in layers:
+        state = module.weight.quant_state
+        weight = blockwise_dequantize(module.weight.data, state)
+        theirs = F.dequantize_4bit(module.weight.data, state).float()
+        if not torch.equal(theirs, weight):
+            print(f"{name}: bitsandbytes' CPU dequantize_4bit differs from "
+                  f"its block format by {(theirs - weight).abs().max():.3g} "
+                  f"(shape {tuple(state.shape)}); using the block format",
+                  file=sys.stderr)
+        linear = torch.nn.Linear(module.in_features, module.out_features,
+                                 bias=module.bias is not None)
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            if module.bias is not None:
+                linear.bias.copy_(module.bias.float())
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, linear)
     with torch.no_grad():
         return model(torch.tensor(INPUT_IDS)).logits.float().contiguous()
 
