@@ -34,4 +34,26 @@ absl::StatusOr<std::string> BenchModelDir(const std::string& model,
   return dir;
 }
 
+void SetBenchTraining(int steps, int batch, int seq_len,
+                      bool gradient_checkpointing,
+                      const std::string& compute_dtype,
+                      lorad::worker::v1::TrainConfig* hp) {
+  hp->set_dropout(0);
+  for (const char* m : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                        "up_proj", "down_proj"}) {
+    hp->add_target_modules(m);
+  }
+  hp->set_max_steps(steps);
+  hp->set_epochs(1000);
+  hp->set_batch_size(batch);
+  hp->set_gradient_accumulation(1);
+  hp->set_max_grad_norm(1.0f);
+  hp->set_lr_scheduler("constant");
+  hp->set_max_seq_len(seq_len);
+  hp->set_packing(true);
+  hp->set_gradient_checkpointing(gradient_checkpointing);
+  hp->set_checkpoint_every(1 << 30);
+  hp->set_compute_dtype(compute_dtype);
+}
+
 }  // namespace lorad::bench

@@ -9,12 +9,23 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "lorad/internal/worker/v1/worker.pb.h"
 
 namespace lorad::bench {
 
 // The model directory for `model` under `cache_dir`, written on first use.
 absl::StatusOr<std::string> BenchModelDir(const std::string& model,
                                           const std::string& cache_dir);
+
+// The training settings every training benchmark shares: LoRA on all seven
+// linears of each block without dropout, packed sequences of `seq_len`,
+// `batch` per micro-batch and no accumulation, a constant learning rate,
+// `steps` optimizer steps, no checkpoints. Rank, alpha, rate and seed are
+// the caller's.
+void SetBenchTraining(int steps, int batch, int seq_len,
+                      bool gradient_checkpointing,
+                      const std::string& compute_dtype,
+                      lorad::worker::v1::TrainConfig* hp);
 
 }  // namespace lorad::bench
 

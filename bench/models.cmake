@@ -1,5 +1,5 @@
 # The benchmarks' models by name (tiny, llama-100m), shared by the
-# training and serving benchmarks.
+# training and serving benchmarks, and the training settings they share.
 if(TARGET lorad::worker)
   add_library(lorad_bench_models STATIC
               ${CMAKE_CURRENT_LIST_DIR}/bench_models.cc)

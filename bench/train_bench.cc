@@ -124,24 +124,12 @@ int Run() {
   auto& hp = job.hp;
   hp.set_rank(absl::GetFlag(FLAGS_rank));
   hp.set_alpha(static_cast<float>(absl::GetFlag(FLAGS_alpha)));
-  hp.set_dropout(0);
-  for (const char* m : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                        "up_proj", "down_proj"}) {
-    hp.add_target_modules(m);
-  }
+  lorad::bench::SetBenchTraining(
+      absl::GetFlag(FLAGS_steps), absl::GetFlag(FLAGS_batch),
+      absl::GetFlag(FLAGS_seq), absl::GetFlag(FLAGS_gradient_checkpointing),
+      absl::GetFlag(FLAGS_compute_dtype), &hp);
   hp.set_learning_rate(static_cast<float>(absl::GetFlag(FLAGS_lr)));
-  hp.set_max_steps(absl::GetFlag(FLAGS_steps));
-  hp.set_epochs(1000);
-  hp.set_batch_size(absl::GetFlag(FLAGS_batch));
-  hp.set_gradient_accumulation(1);
-  hp.set_max_grad_norm(1.0f);
-  hp.set_lr_scheduler("constant");
-  hp.set_max_seq_len(absl::GetFlag(FLAGS_seq));
-  hp.set_packing(true);
-  hp.set_gradient_checkpointing(absl::GetFlag(FLAGS_gradient_checkpointing));
   hp.set_seed(42);
-  hp.set_checkpoint_every(1 << 30);
-  hp.set_compute_dtype(absl::GetFlag(FLAGS_compute_dtype));
 
   // Wall time of each step, measured between step events.
   std::vector<double> step_seconds;

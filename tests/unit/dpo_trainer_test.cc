@@ -17,6 +17,7 @@
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/trainer.h"
 #include "nlohmann/json.hpp"
+#include "tiny_model_util.h"
 
 namespace lorad::worker {
 namespace {
@@ -45,13 +46,8 @@ std::string Pairs(bool swapped) {
 class DpoTrainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = ::testing::TempDir() + "/dpo_trainer_test_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(root_);
-    ASSERT_TRUE(MakeDirs(root_).ok());
-    auto dir = model::ResolveModelDir("tiny", root_ + "/models");
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    auto model = LlamaModel::Load(*dir, LoadOptions());
+    root_ = FreshTestDir("dpo_trainer_test");
+    auto model = LoadTinyModel(root_);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
     ASSERT_TRUE(WriteFileAtomic(root_ + "/pairs.jsonl", Pairs(false)).ok());

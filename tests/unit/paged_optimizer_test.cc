@@ -5,15 +5,13 @@
 
 #include <torch/torch.h>
 
-#include <filesystem>
-
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
 #include "lorad/cuda_bridge/kernels.h"
 #include "lorad/cuda_bridge/managed_memory.h"
-#include "lorad/model/tiny_model.h"
 #include "lorad/worker/adamw8bit.h"
 #include "lorad/worker/trainer.h"
+#include "tiny_model_util.h"
 
 namespace lorad::worker {
 namespace {
@@ -153,12 +151,8 @@ TEST(ManagedMemory, BadDeviceIsInvalidArgument) {
 // Through the trainer: paged_adamw trains exactly as adamw on the CPU, says
 // that paging is a no-op there, and its estimate marks the state pageable.
 TEST(PagedOptimizer, TrainerJobMatchesUnpagedAndSaysNoOp) {
-  const std::string root = ::testing::TempDir() + "/paged_optimizer_test";
-  std::filesystem::remove_all(root);
-  ASSERT_TRUE(MakeDirs(root).ok());
-  auto dir = model::ResolveModelDir("tiny", root + "/models");
-  ASSERT_TRUE(dir.ok()) << dir.status();
-  auto model = LlamaModel::Load(*dir, LoadOptions());
+  const std::string root = FreshTestDir("paged_optimizer_test");
+  auto model = LoadTinyModel(root);
   ASSERT_TRUE(model.ok()) << model.status();
   std::string data;
   for (const char* w : {"apple", "banana", "lime", "grape", "mango"}) {

@@ -10,8 +10,8 @@
 #include "lorad/model/block_linears.h"
 #include "lorad/model/memory_estimate.h"
 #include "lorad/model/safetensors.h"
-#include "lorad/model/tiny_model.h"
 #include "lorad/worker/adamw8bit.h"
+#include "tiny_model_util.h"
 
 namespace lorad::worker {
 namespace {
@@ -19,13 +19,8 @@ namespace {
 class TrainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = ::testing::TempDir() + "/trainer_test_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(root_);
-    ASSERT_TRUE(MakeDirs(root_).ok());
-    auto dir = model::ResolveModelDir("tiny", root_ + "/models");
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    auto model = LlamaModel::Load(*dir, LoadOptions());
+    root_ = FreshTestDir("trainer_test");
+    auto model = LoadTinyModel(root_);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
     std::string data;

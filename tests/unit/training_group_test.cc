@@ -8,16 +8,15 @@
 #include <torch/torch.h>
 
 #include <atomic>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
-#include "lorad/model/tiny_model.h"
 #include "lorad/worker/lora.h"
 #include "lorad/worker/trainer.h"
+#include "tiny_model_util.h"
 
 namespace lorad::worker {
 namespace {
@@ -25,13 +24,8 @@ namespace {
 class TrainingGroupTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = ::testing::TempDir() + "/training_group_test_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(root_);
-    ASSERT_TRUE(MakeDirs(root_).ok());
-    auto dir = model::ResolveModelDir("tiny", root_ + "/models");
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    auto model = LlamaModel::Load(*dir, LoadOptions());
+    root_ = FreshTestDir("training_group_test");
+    auto model = LoadTinyModel(root_);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
     // Short and long examples, so the jobs' batches differ in length.
