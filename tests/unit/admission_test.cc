@@ -374,8 +374,8 @@ TEST(AdmissionTest, ChecksRequestsAgainstTheRoomNow) {
     lines[i].request.set_prompt("hi");
     lines[i].request.set_max_new_tokens(i == 1 ? 70 : 10);
   }
-  const absl::flat_hash_map<std::string, std::string> models = {
-      {"", model::kTinyModelName}};
+  const absl::flat_hash_map<std::string, Admission::BatchBase> models = {
+      {"", {model::kTinyModelName, ""}}};
   EXPECT_TRUE(admission.CheckBatch(lines, models).ok());
   lines[1].request.set_max_new_tokens(100);
   absl::Status s = admission.CheckBatch(lines, models);
@@ -385,6 +385,25 @@ TEST(AdmissionTest, ChecksRequestsAgainstTheRoomNow) {
       "line 2 (the largest of 3 requests on model tiny, 2 at a "
       "time): generation needs about"))
       << s;
+
+  // The same lines through an adapter trained on the int8 base count that
+  // base's bytes: room for the NF4 base and the caches is too little.
+  lines[1].request.set_max_new_tokens(70);
+  for (BatchLine& line : lines) line.request.set_adapter("on-int8");
+  const absl::flat_hash_map<std::string, Admission::BatchBase> on_int8 = {
+      {"on-int8", {model::kTinyModelName, "int8"}}};
+  EXPECT_TRUE(admission.CheckBatch(lines, {{"on-int8", models.at("")}}).ok());
+  s = admission.CheckBatch(lines, on_int8);
+  ASSERT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(absl::StartsWith(
+      s.message(),
+      "line 2 (the largest of 3 requests on model tiny in int8, 2 at a "
+      "time)"))
+      << s;
+  room.free_bytes =
+      model::BaseModelBytes(c, 4, model::BaseQuantization::kInt8) +
+      model::KvCacheBytes(c, 150, 4);
+  EXPECT_TRUE(admission.CheckBatch(lines, on_int8).ok());
 }
 
 TEST(DeviceRoomTest, HostRoomIsAvailablePlusTheWorkersRss) {

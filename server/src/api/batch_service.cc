@@ -132,9 +132,9 @@ absl::StatusOr<v1::BatchJob> BatchService::Create(
   }
   // Every adapter the batch names must be servable now, and the largest
   // requests must fit the device batch_concurrency at a time.
-  absl::flat_hash_map<std::string, std::string> model_of_adapter;
+  absl::flat_hash_map<std::string, Admission::BatchBase> base_of_adapter;
   for (const BatchLine& line : *lines) {
-    if (model_of_adapter.contains(line.request.adapter())) continue;
+    if (base_of_adapter.contains(line.request.adapter())) continue;
     absl::StatusOr<worker::v1::GenerateRequest> resolved =
         inference_->Resolve(line.request);
     if (!resolved.ok()) {
@@ -143,11 +143,12 @@ absl::StatusOr<v1::BatchJob> BatchService::Create(
           absl::StrCat(name, ": line ", line.line,
                        ": field \"adapter\": ", resolved.status().message()));
     }
-    model_of_adapter[line.request.adapter()] = resolved->model();
+    base_of_adapter[line.request.adapter()] = {resolved->model(),
+                                               resolved->quantization()};
   }
   if (const Admission* admission = inference_->admission();
       admission != nullptr) {
-    absl::Status fits = admission->CheckBatch(*lines, model_of_adapter);
+    absl::Status fits = admission->CheckBatch(*lines, base_of_adapter);
     if (!fits.ok()) {
       return absl::Status(fits.code(),
                           absl::StrCat(name, ": ", fits.message()));

@@ -1,6 +1,8 @@
 #include "jobs/admission.h"
 
 #include <algorithm>
+#include <map>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -378,18 +380,22 @@ absl::Status Admission::CheckGenerate(
 
 absl::Status Admission::CheckBatch(
     const std::vector<BatchLine>& lines,
-    const absl::flat_hash_map<std::string, std::string>& model_of_adapter)
-    const {
+    const absl::flat_hash_map<std::string, BatchBase>& base_of_adapter) const {
   struct Largest {
     const BatchLine* line = nullptr;
     GenerationDemand demand;
     int64_t requests = 0;
   };
-  absl::flat_hash_map<std::string, Largest> by_model;
+  // Keyed by model and quantization: an int8 base holds about twice the
+  // bytes of the same model in NF4.
+  std::map<std::pair<std::string, model::BaseQuantization>, Largest> by_base;
   for (const BatchLine& line : lines) {
-    auto model = model_of_adapter.find(line.request.adapter());
-    if (model == model_of_adapter.end()) continue;
-    Largest& largest = by_model[model->second];
+    auto base = base_of_adapter.find(line.request.adapter());
+    if (base == base_of_adapter.end()) continue;
+    const model::BaseQuantization quantization =
+        model::ParseBaseQuantization(base->second.quantization)
+            .value_or(model::BaseQuantization::kNf4);
+    Largest& largest = by_base[{base->second.model, quantization}];
     ++largest.requests;
     worker::v1::Sampling sampling;
     sampling.set_prompt(line.request.prompt());
@@ -397,7 +403,8 @@ absl::Status Admission::CheckBatch(
       sampling.add_messages()->set_content(m.content());
     }
     sampling.set_max_new_tokens(line.request.max_new_tokens());
-    const GenerationDemand demand = DemandOf(sampling);
+    GenerationDemand demand = DemandOf(sampling);
+    demand.base_quantization = quantization;
     if (largest.line == nullptr ||
         demand.prompt_tokens + demand.max_new_tokens >
             largest.demand.prompt_tokens + largest.demand.max_new_tokens) {
@@ -406,7 +413,8 @@ absl::Status Admission::CheckBatch(
     }
   }
   const DeviceRoom room = room_();
-  for (const auto& [model_name, largest] : by_model) {
+  for (const auto& [key, largest] : by_base) {
+    const std::string& model_name = key.first;
     LORAD_ASSIGN_OR_RETURN(const model::ModelConfig config,
                            model::ModelConfigOf(model_name));
     const int concurrency = static_cast<int>(std::min<int64_t>(
@@ -414,11 +422,13 @@ absl::Status Admission::CheckBatch(
     absl::Status fits =
         AdmitGeneration(config, largest.demand, concurrency, room);
     if (!fits.ok()) {
+      const bool int8 = key.second == model::BaseQuantization::kInt8;
       return absl::Status(
           fits.code(),
           absl::StrCat("line ", largest.line->line, " (the largest of ",
                        largest.requests, " requests on model ", model_name,
-                       ", ", concurrency, " at a time): ", fits.message()));
+                       int8 ? " in int8" : "", ", ", concurrency,
+                       " at a time): ", fits.message()));
     }
   }
   return absl::OkStatus();

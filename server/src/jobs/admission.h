@@ -120,12 +120,20 @@ class Admission {
   // One resolved Generate request.
   absl::Status CheckGenerate(const worker::v1::GenerateRequest& request) const;
 
-  // A batch job: `model_of_adapter` maps each line's adapter ("" for the
-  // base model) to the base model it resolved to. The largest request per
-  // model counts, batch_concurrency (or fewer lines) times.
-  absl::Status CheckBatch(const std::vector<BatchLine>& lines,
-                          const absl::flat_hash_map<std::string, std::string>&
-                              model_of_adapter) const;
+  // The base a batch line's adapter resolved to: its model and how that
+  // is quantized ("" or "nf4", "int8").
+  struct BatchBase {
+    std::string model;
+    std::string quantization;
+  };
+
+  // A batch job: `base_of_adapter` maps each line's adapter ("" for the
+  // base model) to the base it resolved to. The largest request per base
+  // (model and quantization) counts, batch_concurrency (or fewer lines)
+  // times.
+  absl::Status CheckBatch(
+      const std::vector<BatchLine>& lines,
+      const absl::flat_hash_map<std::string, BatchBase>& base_of_adapter) const;
 
  private:
   const std::function<DeviceRoom()> room_;
