@@ -40,6 +40,37 @@ TEST(LoraMathTest, DropoutOnlyInTraining) {
   EXPECT_FALSE(torch::allclose(train, plain));
 }
 
+// A job's generator decides its masks: the same seed gives the same
+// delta, another seed another; a batch padded on the right to a longer T
+// draws the masks of its own positions as it does unpadded; the kept
+// values are scaled by 1 / (1 - p) as torch::dropout scales them.
+TEST(LoraMathTest, DropoutMasksComeFromTheJobsGenerator) {
+  torch::manual_seed(3);
+  const int64_t in = 16, r = 2, rows = 3, t = 5, padded_t = 9;
+  LoraWeights lw{torch::eye(in).narrow(0, 0, r), torch::ones({in, r})};
+  torch::Tensor x = torch::rand({rows, t, in}) + 1;  // no zero inputs
+  const double p = 0.25;
+  auto delta = [&](const torch::Tensor& input, uint64_t seed, int64_t len) {
+    return LoraDelta(input, lw, 1.0, p, /*training=*/true,
+                     NewGenerator(torch::kCPU, seed), len);
+  };
+  torch::Tensor first = delta(x, 5, -1);
+  EXPECT_TRUE(torch::equal(first, delta(x, 5, -1)));
+  EXPECT_FALSE(torch::equal(first, delta(x, 6, -1)));
+  torch::Tensor padded =
+      torch::constant_pad_nd(x, {0, 0, 0, padded_t - t}, 0.0);
+  torch::Tensor from_padded = delta(padded, 5, t);
+  EXPECT_TRUE(torch::equal(from_padded.narrow(1, 0, t), first));
+  // Every delta value sums x over the r kept-or-dropped inputs it reads:
+  // each input either dropped (0) or kept and scaled by 1 / (1 - p).
+  torch::Tensor sum_in = x.narrow(-1, 0, r).sum(-1);
+  torch::Tensor all_kept = sum_in / (1 - p);
+  EXPECT_TRUE((first.select(-1, 0) <= all_kept + 1e-5).all().item<bool>());
+  EXPECT_TRUE((first.select(-1, 0) < all_kept - 1e-3).any().item<bool>())
+      << "nothing was dropped";
+  EXPECT_TRUE(torch::allclose(first.select(-1, 0), first.select(-1, in - 1)));
+}
+
 TEST(LoraMathTest, NewAdapterStartsAsIdentityDelta) {
   LoraOptions o;
   o.rank = 4;

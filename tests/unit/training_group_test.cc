@@ -1,8 +1,9 @@
 // Jobs fused on one base (training_group.h): each job's adapter after a
-// fused run equals the adapter it gets training alone (no dropout, so both
-// runs draw nothing random), for SFT jobs of different sequence lengths, an
-// SFT job beside a DPO job and a job with gradient checkpointing; passes
-// really were fused; a job that leaves early does not hold the others.
+// fused run equals the adapter it gets training alone, LoRA dropout on (each
+// job draws its masks from its own generator, padded or not, recomputed or
+// not), for SFT jobs of different sequence lengths, an SFT job beside a DPO
+// job and a job with gradient checkpointing; passes really were fused; a
+// job that leaves early does not hold the others.
 #include "lorad/worker/training_group.h"
 
 #include <torch/torch.h>
@@ -57,7 +58,7 @@ class TrainingGroupTest : public ::testing::Test {
     auto& hp = job.hp;
     hp.set_rank(4);
     hp.set_alpha(8);
-    hp.set_dropout(0);  // nothing random: fused must equal alone
+    hp.set_dropout(0.1f);  // the job's own masks, fused or alone
     for (const char* t : {"q_proj", "v_proj", "down_proj"}) {
       hp.add_target_modules(t);
     }

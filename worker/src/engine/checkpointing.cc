@@ -1,13 +1,31 @@
 #include "lorad/worker/checkpointing.h"
 
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace lorad::worker {
 namespace {
 
-at::Generator DefaultGenerator(const torch::Device& device) {
-  return at::globalContext().defaultGenerator(device);
+// The generators a block's LoRA dropout draws from: the adapter's, or each
+// row segment's (undefined: the device's default one), each once.
+std::vector<at::Generator> DropoutGenerators(
+    const torch::Device& device, const at::Generator& generator,
+    const std::vector<AdapterRows>* row_adapters) {
+  std::vector<at::Generator> out;
+  auto add = [&](at::Generator g) {
+    if (!g.defined()) g = at::globalContext().defaultGenerator(device);
+    for (const at::Generator& o : out) {
+      if (o.unsafeGetGeneratorImpl() == g.unsafeGetGeneratorImpl()) return;
+    }
+    out.push_back(std::move(g));
+  };
+  if (row_adapters != nullptr) {
+    for (const AdapterRows& r : *row_adapters) add(r.generator);
+  } else {
+    add(generator);
+  }
+  return out;
 }
 
 // Everything the recompute needs travels in the autograd context's saved
@@ -21,12 +39,17 @@ class CheckpointFunction
                                const LlamaModel* model, int64_t layer,
                                const AdapterSet* adapter,
                                const std::vector<AdapterRows>* row_adapters,
-                               bool training) {
-    at::Generator gen = DefaultGenerator(hidden.device());
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      ctx->saved_data["rng"] = gen.get_state();
+                               bool training, at::Generator generator) {
+    // Each generator's state now, so that the recompute draws the same
+    // dropout masks.
+    std::vector<torch::Tensor> states;
+    for (at::Generator& g :
+         DropoutGenerators(hidden.device(), generator, row_adapters)) {
+      std::lock_guard<std::mutex> lock(g.mutex());
+      states.push_back(g.get_state());
     }
+    ctx->saved_data["rng"] = states;
+    if (generator.defined()) ctx->saved_data["generator"] = generator;
     ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
     ctx->saved_data["adapter"] = reinterpret_cast<int64_t>(adapter);
     ctx->saved_data["row_adapters"] = reinterpret_cast<int64_t>(row_adapters);
@@ -41,6 +64,7 @@ class CheckpointFunction
     options.adapter = adapter;
     options.row_adapters = row_adapters;
     options.training = training;
+    options.dropout_generator = generator;
     return model->Block(layer, hidden, cos, sin, options);
   }
 
@@ -56,6 +80,9 @@ class CheckpointFunction
     options.row_adapters = reinterpret_cast<const std::vector<AdapterRows>*>(
         ctx->saved_data["row_adapters"].toInt());
     options.training = ctx->saved_data["training"].toBool();
+    if (ctx->saved_data.count("generator") != 0) {
+      options.dropout_generator = ctx->saved_data["generator"].toGenerator();
+    }
     const int64_t layer = ctx->saved_data["layer"].toInt();
     torch::Tensor cos = ctx->saved_data["cos"].toTensor();
     torch::Tensor sin = ctx->saved_data["sin"].toTensor();
@@ -68,21 +95,23 @@ class CheckpointFunction
     if (input_grad) inputs.push_back(input);
     inputs.insert(inputs.end(), saved.begin() + 1, saved.end());
 
-    at::Generator gen = DefaultGenerator(input.device());
-    torch::Tensor outer_state;
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      outer_state = gen.get_state();
-      gen.set_state(ctx->saved_data["rng"].toTensor());
+    std::vector<at::Generator> gens = DropoutGenerators(
+        input.device(), options.dropout_generator, options.row_adapters);
+    std::vector<torch::Tensor> states = ctx->saved_data["rng"].toTensorVector();
+    std::vector<torch::Tensor> outer(gens.size());
+    for (size_t i = 0; i < gens.size(); ++i) {
+      std::lock_guard<std::mutex> lock(gens[i].mutex());
+      outer[i] = gens[i].get_state();
+      gens[i].set_state(states[i]);
     }
     torch::Tensor out;
     {
       torch::AutoGradMode enable(true);
       out = model->Block(layer, input, cos, sin, options);
     }
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(outer_state);
+    for (size_t i = 0; i < gens.size(); ++i) {
+      std::lock_guard<std::mutex> lock(gens[i].mutex());
+      gens[i].set_state(outer[i]);
     }
     torch::autograd::variable_list grads =
         inputs.empty() ? torch::autograd::variable_list{}
@@ -91,8 +120,9 @@ class CheckpointFunction
                                                /*create_graph=*/false,
                                                /*allow_unused=*/true);
     if (!input_grad) grads.insert(grads.begin(), torch::Tensor());
-    // cos, sin, model, layer, adapter, row_adapters, training get none.
-    for (int i = 0; i < 7; ++i) grads.push_back(torch::Tensor());
+    // cos, sin, model, layer, adapter, row_adapters, training and the
+    // generator get none.
+    for (int i = 0; i < 8; ++i) grads.push_back(torch::Tensor());
     return grads;
   }
 };
@@ -114,9 +144,9 @@ torch::Tensor CheckpointedBlock(const LlamaModel& model, int64_t layer,
       params.insert(params.end(), p.begin(), p.end());
     }
   }
-  return CheckpointFunction::apply(hidden, at::TensorList(params), cos, sin,
-                                   &model, layer, options.adapter,
-                                   options.row_adapters, options.training);
+  return CheckpointFunction::apply(
+      hidden, at::TensorList(params), cos, sin, &model, layer, options.adapter,
+      options.row_adapters, options.training, options.dropout_generator);
 }
 
 }  // namespace lorad::worker

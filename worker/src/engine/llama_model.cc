@@ -205,7 +205,8 @@ torch::Tensor LlamaModel::ApplyLinear(const Linear& l, const torch::Tensor& x,
   if (options.adapter != nullptr) {
     if (const LoraWeights* w = options.adapter->Find(l.key)) {
       y = y + LoraDelta(x, *w, options.adapter->scale(),
-                        options.adapter->options().dropout, options.training);
+                        options.adapter->options().dropout, options.training,
+                        options.dropout_generator);
     }
   } else if (options.row_adapters != nullptr) {
     y = y + RowSegmentDelta(l, x, y, options);
@@ -232,9 +233,9 @@ torch::Tensor LlamaModel::RowSegmentDelta(const Linear& l,
     const LoraWeights* w =
         r.adapter != nullptr ? r.adapter->Find(l.key) : nullptr;
     if (w != nullptr) {
-      parts.push_back(LoraDelta(xs[i], *w, r.adapter->scale(),
-                                r.adapter->options().dropout,
-                                options.training && r.dropout));
+      parts.push_back(
+          LoraDelta(xs[i], *w, r.adapter->scale(), r.adapter->options().dropout,
+                    options.training && r.dropout, r.generator, r.length));
     } else {
       std::vector<int64_t> shape = y.sizes().vec();
       shape[0] = r.rows;

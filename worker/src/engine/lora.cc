@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <utility>
 
@@ -25,12 +26,43 @@ torch::Tensor FromFloats(const std::vector<float>& v,
 }  // namespace
 
 torch::Tensor LoraDelta(const torch::Tensor& x, const LoraWeights& w,
-                        double scale, double dropout, bool training) {
-  torch::Tensor in =
-      training && dropout > 0 ? torch::dropout(x, dropout, true) : x;
+                        double scale, double dropout, bool training,
+                        const at::Generator& generator, int64_t length) {
+  torch::Tensor in = x;
+  if (training && dropout > 0 && !generator.defined()) {
+    in = torch::dropout(x, dropout, true);
+  } else if (training && dropout > 0) {
+    // As torch::dropout: keep each value with probability 1 - p, scaled by
+    // 1 / (1 - p).
+    std::vector<int64_t> shape = x.sizes().vec();
+    const bool part = length >= 0 && x.dim() == 3 && length < x.size(1);
+    if (part) shape[1] = length;
+    torch::Tensor keep =
+        torch::empty(shape, x.options()).bernoulli_(1 - dropout, generator);
+    keep.div_(1 - dropout);
+    if (part) {
+      keep = torch::constant_pad_nd(keep, {0, 0, 0, x.size(1) - length}, 1.0);
+    }
+    in = x * keep;
+  }
   return torch::matmul(torch::matmul(in, w.a.to(x.scalar_type()).t()),
                        w.b.to(x.scalar_type()).t()) *
          scale;
+}
+
+at::Generator NewGenerator(torch::Device device, uint64_t seed) {
+  if (device.is_cpu()) return at::make_generator<at::CPUGeneratorImpl>(seed);
+  // A copy of the device's default generator is one of its kind without
+  // naming the backend's generator class here; reseeding sets it apart.
+  at::Generator source = at::globalContext().defaultGenerator(device);
+  at::Generator gen;
+  {
+    std::lock_guard<std::mutex> lock(source.mutex());
+    gen = source.clone();
+  }
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_current_seed(seed);
+  return gen;
 }
 
 absl::StatusOr<AdapterSet> AdapterSet::CreateForTraining(

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <mutex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -42,9 +43,16 @@ absl::StatusOr<std::vector<int64_t>> Steps(const std::string& dir, Env* env) {
   return steps;
 }
 
+// `rng`, or the CPU default generator when it is undefined.
+at::Generator OrDefault(const at::Generator& rng) {
+  return rng.defined() ? rng
+                       : at::globalContext().defaultGenerator(torch::kCPU);
+}
+
 absl::StatusOr<std::string> Serialise(const AdapterSet& adapter,
                                       torch::optim::Optimizer& optimizer,
-                                      const CheckpointState& state) {
+                                      const CheckpointState& state,
+                                      const at::Generator& rng) {
   std::string bytes;
   try {
     torch::serialize::OutputArchive archive;
@@ -59,8 +67,11 @@ absl::StatusOr<std::string> Serialise(const AdapterSet& adapter,
       archive.write(key + ".lora_A", w.a.detach().cpu(), /*is_buffer=*/true);
       archive.write(key + ".lora_B", w.b.detach().cpu(), /*is_buffer=*/true);
     }
-    archive.write(
-        "rng", at::globalContext().defaultGenerator(torch::kCPU).get_state());
+    {
+      at::Generator gen = OrDefault(rng);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      archive.write("rng", gen.get_state());
+    }
     torch::serialize::OutputArchive opt;
     optimizer.save(opt);
     archive.write("optimizer", opt);
@@ -97,7 +108,8 @@ absl::StatusOr<absl::string_view> Verified(const std::string& path,
 absl::StatusOr<CheckpointState> Restore(const std::string& path,
                                         absl::string_view archive_bytes,
                                         AdapterSet& adapter,
-                                        torch::optim::Optimizer& optimizer) {
+                                        torch::optim::Optimizer& optimizer,
+                                        const at::Generator& rng) {
   CheckpointState state;
   try {
     torch::serialize::InputArchive archive;
@@ -131,10 +143,16 @@ absl::StatusOr<CheckpointState> Restore(const std::string& path,
       w.a.copy_(a);
       w.b.copy_(b);
     }
-    torch::Tensor rng;
-    archive.read("rng", rng);
-    at::Generator gen = at::globalContext().defaultGenerator(torch::kCPU);
-    gen.set_state(rng);
+    torch::Tensor saved_rng;
+    archive.read("rng", saved_rng);
+    at::Generator gen = OrDefault(rng);
+    try {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(saved_rng);
+    } catch (const c10::Error&) {
+      // Saved by a generator of another device kind: the masks go on from
+      // the job's seed instead.
+    }
     torch::serialize::InputArchive opt;
     archive.read("optimizer", opt);
     optimizer.load(opt);
@@ -153,9 +171,10 @@ std::string CheckpointPath(const std::string& dir, int64_t step) {
 
 absl::Status SaveCheckpoint(const std::string& dir, const AdapterSet& adapter,
                             torch::optim::Optimizer& optimizer,
-                            const CheckpointState& state, Env* env) {
+                            const CheckpointState& state, Env* env,
+                            const at::Generator& rng) {
   LORAD_ASSIGN_OR_RETURN(std::string bytes,
-                         Serialise(adapter, optimizer, state));
+                         Serialise(adapter, optimizer, state, rng));
   const std::string path = CheckpointPath(dir, state.step);
   absl::Status written = env->WriteFileAtomic(path, bytes);
   if (!written.ok()) {
@@ -182,7 +201,7 @@ absl::Status SaveCheckpoint(const std::string& dir, const AdapterSet& adapter,
 
 absl::StatusOr<RestoredCheckpoint> LoadCheckpoint(
     const std::string& dir, AdapterSet& adapter,
-    torch::optim::Optimizer& optimizer, Env* env) {
+    torch::optim::Optimizer& optimizer, Env* env, const at::Generator& rng) {
   LORAD_ASSIGN_OR_RETURN(std::vector<int64_t> steps, Steps(dir, env));
   if (steps.empty()) {
     return absl::NotFoundError(absl::StrCat("no checkpoint in ", dir));
@@ -195,7 +214,7 @@ absl::StatusOr<RestoredCheckpoint> LoadCheckpoint(
         bytes.ok() ? Verified(path, *bytes)
                    : absl::StatusOr<absl::string_view>(bytes.status());
     absl::StatusOr<CheckpointState> state =
-        archive.ok() ? Restore(path, *archive, adapter, optimizer)
+        archive.ok() ? Restore(path, *archive, adapter, optimizer, rng)
                      : absl::StatusOr<CheckpointState>(archive.status());
     if (state.ok()) {
       restored.state = *state;

@@ -37,11 +37,14 @@ struct CheckpointState {
 // Writes the checkpoint for `state.step` into `dir` atomically, then removes
 // all but the two newest. On failure every earlier checkpoint stays as it
 // was: ResourceExhausted for a full disk, Internal when the state does not
-// serialise or another write step fails; the message names the file.
+// serialise or another write step fails; the message names the file. The
+// random state saved is `rng`'s (the job's dropout generator), or when that
+// is undefined the CPU default generator's.
 absl::Status SaveCheckpoint(const std::string& dir, const AdapterSet& adapter,
                             torch::optim::Optimizer& optimizer,
                             const CheckpointState& state,
-                            Env* env = Env::Default());
+                            Env* env = Env::Default(),
+                            const at::Generator& rng = {});
 
 struct RestoredCheckpoint {
   CheckpointState state;
@@ -53,10 +56,13 @@ struct RestoredCheckpoint {
 // Restores the newest intact checkpoint in `dir` into `adapter` and
 // `optimizer` (built with the same shapes). NotFound when there is none;
 // DataLoss when there are some and none is intact; InvalidArgument when one
-// does not fit the job.
+// does not fit the job. The saved random state goes into `rng` (undefined:
+// the CPU default generator); a state that generator cannot take (saved on
+// another kind of device) leaves it as it is.
 absl::StatusOr<RestoredCheckpoint> LoadCheckpoint(
     const std::string& dir, AdapterSet& adapter,
-    torch::optim::Optimizer& optimizer, Env* env = Env::Default());
+    torch::optim::Optimizer& optimizer, Env* env = Env::Default(),
+    const at::Generator& rng = {});
 
 // checkpoint-<step>.pt in `dir`.
 std::string CheckpointPath(const std::string& dir, int64_t step);

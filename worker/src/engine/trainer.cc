@@ -13,6 +13,7 @@
 #include "lorad/model/training_data.h"
 #include "lorad/worker/adamw8bit.h"
 #include "lorad/worker/device_memory.h"
+#include "lorad/worker/fused_adamw.h"
 #include "lorad/worker/lr_schedule.h"
 #include "lorad/worker/paged_optimizer.h"
 #include "lorad/worker/training_group.h"
@@ -23,9 +24,10 @@ namespace lorad::worker {
 namespace {
 
 // The optimizer hp.optimizer names (the server validated it; `shape` holds
-// what model::SetOptimizer read from the name): torch's AdamW with fp32
-// moments, or the 8-bit block-wise AdamW; either paged (paged_optimizer.h)
-// once created or resumed.
+// what model::SetOptimizer read from the name): AdamW with fp32 moments
+// (stepped by LibTorch's fused kernel, fused_adamw.h) or the 8-bit
+// block-wise AdamW; either paged (paged_optimizer.h) once created or
+// resumed.
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
     const lorad::worker::v1::TrainConfig& hp, const model::TrainingShape& shape,
     const std::vector<torch::Tensor>& params) {
@@ -34,7 +36,7 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
     o.betas({0.9, 0.999}).eps(1e-8).weight_decay(hp.weight_decay());
     return std::make_unique<AdamW8bit>(params, o);
   }
-  return std::make_unique<torch::optim::AdamW>(
+  return std::make_unique<FusedAdamW>(
       params, torch::optim::AdamWOptions(hp.learning_rate())
                   .betas({0.9, 0.999})
                   .eps(1e-8)
@@ -84,10 +86,14 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       MakeOptimizer(hp, shape, adapter.Parameters());
   torch::optim::Optimizer& optimizer = *optimizer_owner;
 
-  torch::manual_seed(hp.seed());
+  // The job's own generator for dropout masks (not LibTorch's default,
+  // which other jobs in this process draw from and reseed): its masks
+  // depend on its seed alone, fused with other jobs or not.
+  at::Generator dropout_generator = NewGenerator(device, hp.seed());
   LORAD_RETURN_IF_ERROR(MakeDirs(job.job_dir));
   CheckpointState state;
-  auto resumed = LoadCheckpoint(job.job_dir, adapter, optimizer);
+  auto resumed = LoadCheckpoint(job.job_dir, adapter, optimizer, Env::Default(),
+                                dropout_generator);
   if (resumed.ok()) {
     state = resumed->state;
     for (const std::string& why : resumed->skipped) {
@@ -197,7 +203,8 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
         // ones have drawn from the random state the checkpoint records.
         if (m == 0 && state.step > saved_step) {
           DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
-          (void)SaveCheckpoint(job.job_dir, adapter, optimizer, state);
+          (void)SaveCheckpoint(job.job_dir, adapter, optimizer, state,
+                               Env::Default(), dropout_generator);
         }
         return absl::CancelledError("job cancelled");
       }
@@ -211,9 +218,10 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       MicroBatchResult result;
       if (member == nullptr) {
         DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
-        result =
-            RunMicroBatchAlone(model, objective->Prepare(pick, &step_tokens),
-                               adapter, hp.gradient_checkpointing(), accum);
+        PreparedMicroBatch prepared = objective->Prepare(pick, &step_tokens);
+        prepared.generator = dropout_generator;
+        result = RunMicroBatchAlone(model, prepared, adapter,
+                                    hp.gradient_checkpointing(), accum);
       } else {
         // The group's pass takes its own turn; only the preparation (and
         // DPO's reference pass) takes one here.
@@ -222,6 +230,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
           DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
           prepared = objective->Prepare(pick, &step_tokens);
         }
+        prepared.generator = dropout_generator;
         LORAD_ASSIGN_OR_RETURN(
             result, cb.group->Run(member.get(), prepared, adapter,
                                   hp.gradient_checkpointing(), accum));
@@ -297,8 +306,9 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     if (hp.checkpoint_every() > 0 && state.step % hp.checkpoint_every() == 0 &&
         state.step < total_steps) {
       DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
-      LORAD_RETURN_IF_ERROR(
-          SaveCheckpoint(job.job_dir, adapter, optimizer, state));
+      LORAD_RETURN_IF_ERROR(SaveCheckpoint(job.job_dir, adapter, optimizer,
+                                           state, Env::Default(),
+                                           dropout_generator));
       saved_step = state.step;
       TrainEvent c;
       c.set_checkpoint_step(static_cast<int32_t>(state.step));

@@ -29,6 +29,7 @@ MicroBatchResult RunMicroBatchAlone(const LlamaModel& model,
   ForwardOptions options;
   options.adapter = &adapter;
   options.training = batch.dropout;
+  options.dropout_generator = batch.generator;
   options.gradient_checkpointing = gradient_checkpointing;
   torch::Tensor mean = batch.loss(model.Forward(batch.ids, options));
   (mean / static_cast<double>(divisor)).backward();
@@ -138,7 +139,8 @@ void TrainingGroup::RunPass(const std::vector<Slot*>& slots) {
                         ? x
                         : torch::constant_pad_nd(x, {0, longest - x.size(1)},
                                                  s->batch->pad_id));
-      rows.push_back({s->adapter, x.size(0), s->batch->dropout});
+      rows.push_back({s->adapter, x.size(0), s->batch->dropout,
+                      s->batch->generator, x.size(1)});
     }
     ForwardOptions options;
     options.row_adapters = &rows;

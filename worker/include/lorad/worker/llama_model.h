@@ -60,11 +60,14 @@ struct AdapterRows {
   const AdapterSet* adapter = nullptr;
   int64_t rows = 0;
   bool dropout = true;
+  at::Generator generator;  // its dropout masks' (undefined: the default)
+  int64_t length = -1;      // its own T when padded to a longer one
 };
 
 struct ForwardOptions {
   const AdapterSet* adapter = nullptr;  // nullptr: the base alone
   bool training = false;                // LoRA dropout on
+  at::Generator dropout_generator;      // `adapter`'s (undefined: default)
   bool gradient_checkpointing = false;  // recompute each block in backward
   KvCache* cache = nullptr;             // appended to when set
   // When set (and `adapter` is null), the batch's rows are cut into these

@@ -31,9 +31,21 @@ struct LoraWeights {
 };
 
 // The LoRA update for input x [..., in]: (dropout(x) A^T) B^T * scale.
-// Dropout applies only when `training` and dropout > 0.
+// Dropout applies only when `training` and dropout > 0. Its mask comes from
+// `generator` when that is defined (a job's own, so that its masks depend
+// on its seed alone, whoever else trains beside it), else from LibTorch's
+// default generator. With x [rows, T, in], `length` >= 0 draws the mask for
+// the first `length` positions only (those of a shorter batch padded on
+// the right to T; the padding's positions are kept undropped), so a padded
+// batch draws what it draws unpadded.
 torch::Tensor LoraDelta(const torch::Tensor& x, const LoraWeights& w,
-                        double scale, double dropout, bool training);
+                        double scale, double dropout, bool training,
+                        const at::Generator& generator = {},
+                        int64_t length = -1);
+
+// A generator for one job's random draws on `device`, seeded with `seed`
+// (of the device's kind: a CPU or CUDA generator).
+at::Generator NewGenerator(torch::Device device, uint64_t seed);
 
 class AdapterSet {
  public:

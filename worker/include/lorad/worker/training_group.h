@@ -37,6 +37,9 @@ struct PreparedMicroBatch {
   // leaves the first T positions' logits as they are.
   int64_t pad_id = 0;
   bool dropout = true;  // LoRA dropout in its rows (DPO: off, as TRL's)
+  // The job's generator for dropout masks (undefined: LibTorch's default).
+  // Fused or alone, a job draws the same masks from it.
+  at::Generator generator;
   // The mean loss from this batch's logits [rows, T, vocab], for the
   // caller to backpropagate; may remember the micro-batch's metrics.
   std::function<torch::Tensor(const torch::Tensor& logits)> loss;
