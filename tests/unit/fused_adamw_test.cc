@@ -46,8 +46,12 @@ void ExpectSameState(torch::optim::AdamW& a, torch::optim::AdamW& b,
     auto& sb = static_cast<torch::optim::AdamWParamState&>(
         *b.state().at(pb[i].unsafeGetTensorImpl()));
     EXPECT_EQ(sa.step(), sb.step()) << i;
-    EXPECT_TRUE(torch::allclose(sa.exp_avg(), sb.exp_avg(), 1e-6, 1e-7)) << i;
-    EXPECT_TRUE(torch::allclose(sa.exp_avg_sq(), sb.exp_avg_sq(), 1e-6, 1e-7))
+    // The fused kernel's lerp rounds the first moment differently from
+    // AdamW's mul and add: equal to float rounding of gradients up to 6.
+    EXPECT_TRUE(torch::allclose(sa.exp_avg(), sb.exp_avg(), 1e-5, 1e-6))
+        << i << " max diff "
+        << (sa.exp_avg() - sb.exp_avg()).abs().max().item<float>();
+    EXPECT_TRUE(torch::allclose(sa.exp_avg_sq(), sb.exp_avg_sq(), 1e-5, 1e-6))
         << i;
   }
 }
