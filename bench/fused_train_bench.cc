@@ -55,6 +55,10 @@ ABSL_FLAG(int, rounds, 2,
           "Each round runs the jobs one after another, then at once; the "
           "totals over all rounds are compared (runs alternate, so drift "
           "in the machine's speed falls on both ways).");
+ABSL_FLAG(int64_t, max_fused_bytes,
+          lorad::worker::TrainingGroup::kDefaultMaxFusedBytes,
+          "Bound on a fused pass's widest activation (training_group.h; -1: "
+          "the worker's default, 0: none).");
 ABSL_FLAG(std::string, only, "",
           "\"alone\" or \"fused\": run just that way (for profiling).");
 
@@ -218,7 +222,8 @@ int main(int argc, char** argv) {
 
     const std::string only = absl::GetFlag(FLAGS_only);
     Outcome one_by_one, together;
-    lorad::worker::TrainingGroup group(model->get(), nullptr);
+    lorad::worker::TrainingGroup group(model->get(), nullptr,
+                                       absl::GetFlag(FLAGS_max_fused_bytes));
     for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
       if (only != "fused") {
         Outcome o = RunJobs(**model, alone, nullptr);
@@ -252,6 +257,7 @@ int main(int argc, char** argv) {
         {"torch_threads", torch::get_num_threads()},
         {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY")},
         {"rounds", absl::GetFlag(FLAGS_rounds)},
+        {"max_fused_bytes", absl::GetFlag(FLAGS_max_fused_bytes)},
         {"one_after_another", Report(one_by_one)},
         {"at_once_fused", fused_report},
         {"ratio_tokens_per_second", fused_tps / seq_tps},

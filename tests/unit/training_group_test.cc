@@ -2,12 +2,14 @@
 // fused run equals the adapter it gets training alone, LoRA dropout on (each
 // job draws its masks from its own generator, padded or not, recomputed or
 // not), for SFT jobs of different sequence lengths, an SFT job beside a DPO
-// job and a job with gradient checkpointing; passes really were fused; a
-// job that leaves early does not hold the others.
+// job and a job with gradient checkpointing; passes really were fused, and
+// cut where they would exceed the bound on a fused pass's size; a job that
+// leaves early does not hold the others.
 #include "lorad/worker/training_group.h"
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -178,6 +180,48 @@ TEST_F(TrainingGroupTest, SftBesideDpoAndCheckpointingEqualTheirSoloRuns) {
   ASSERT_TRUE(RunTraining(*model_, Renamed(dpo, "dpo_alone"), alone).ok());
   ExpectSameAdapter("sft", "sft_alone");
   ExpectSameAdapter("dpo", "dpo_alone");
+}
+
+// A bound on a fused pass's widest activation cuts the micro-batches
+// handed in into passes, in the order of the jobs' ids: room for two jobs'
+// rows of 64 positions (every long example fills 64), not three.
+TEST_F(TrainingGroupTest, PassesStayWithinTheFusedBound) {
+  const model::ModelConfig& c = model_->config();
+  const int64_t widest_bytes =
+      std::max(c.hidden_size, c.intermediate_size) *
+      static_cast<int64_t>(c10::elementSize(model_->dtype()));
+  const int64_t two_jobs = 2 * 4 * 64 * widest_bytes;
+  std::vector<TrainJob> jobs;
+  for (const char* name : {"c1", "c2", "c3"}) {
+    jobs.push_back(Job(name, "long.jsonl"));
+    jobs.back().hp.set_seed(static_cast<uint64_t>(name[1]));
+  }
+  TrainingGroup group(model_.get(), nullptr, two_jobs);
+  std::vector<std::string> logs;
+  for (const absl::Status& s : RunTogether(jobs, &group, &logs)) {
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  // 8 rounds of micro-batches, each c1 and c2 fused, then c3 alone.
+  EXPECT_EQ(group.passes(), 16);
+  EXPECT_EQ(group.fused_passes(), 8);
+  int c1_logs = 0, c3_logs = 0;
+  for (const std::string& l : logs) {
+    if (l.rfind("c1: micro-batches", 0) == 0) {
+      ++c1_logs;
+      EXPECT_EQ(l,
+                "c1: micro-batches fused with job c2 on the same base (one "
+                "forward and backward for 2 jobs)");
+    }
+    if (l.rfind("c3: micro-batches", 0) == 0) ++c3_logs;
+  }
+  EXPECT_EQ(c1_logs, 1);
+  EXPECT_EQ(c3_logs, 0) << "c3 ran alone throughout";
+  TrainCallbacks alone;
+  for (const TrainJob& job : jobs) {
+    ASSERT_TRUE(
+        RunTraining(*model_, Renamed(job, job.job_id + "_alone"), alone).ok());
+    ExpectSameAdapter(job.job_id, job.job_id + "_alone");
+  }
 }
 
 TEST_F(TrainingGroupTest, AJobThatLeavesEarlyDoesNotHoldTheOthers) {

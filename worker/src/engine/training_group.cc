@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lorad/worker/device_memory.h"
 
 namespace lorad::worker {
 namespace {
@@ -38,8 +39,14 @@ MicroBatchResult RunMicroBatchAlone(const LlamaModel& model,
   return result;
 }
 
-TrainingGroup::TrainingGroup(const LlamaModel* model, DeviceTurns* turns)
-    : model_(model), turns_(turns) {}
+TrainingGroup::TrainingGroup(const LlamaModel* model, DeviceTurns* turns,
+                             int64_t max_fused_bytes)
+    : model_(model),
+      turns_(turns),
+      max_fused_bytes_(max_fused_bytes != kDefaultMaxFusedBytes
+                           ? max_fused_bytes
+                       : model->device().is_cpu() ? kReturnedHostBlockBytes
+                                                  : 0) {}
 
 TrainingGroup::Member::~Member() { group_->Leave(); }
 
@@ -95,14 +102,51 @@ absl::StatusOr<MicroBatchResult> TrainingGroup::Run(
     std::vector<Slot*> pass;
     pass.swap(waiting_);
     mu_.Unlock();
-    RunPass(pass);
+    const auto [passes, fused] = RunPasses(pass);
     mu_.Lock();
     for (Slot* s : pass) s->done = true;
     running_ = false;
-    ++passes_;
-    if (pass.size() > 1) ++fused_passes_;
+    passes_ += passes;
+    fused_passes_ += fused;
   }
   return std::move(slot.result);
+}
+
+std::pair<int64_t, int64_t> TrainingGroup::RunPasses(
+    const std::vector<Slot*>& slots) {
+  const model::ModelConfig& c = model_->config();
+  const int64_t widest_bytes =
+      std::max(c.hidden_size, c.intermediate_size) *
+      static_cast<int64_t>(c10::elementSize(model_->dtype()));
+  int64_t passes = 0, fused = 0;
+  std::vector<Slot*> pass;
+  int64_t rows = 0, longest = 0;
+  auto run = [&] {
+    if (pass.empty()) return;
+    RunPass(pass);
+    ++passes;
+    if (pass.size() > 1) ++fused;
+    pass.clear();
+    rows = longest = 0;
+  };
+  // In the order of the jobs' ids, so that the same jobs share passes from
+  // one step to the next (each job logs when its companions change).
+  std::vector<Slot*> ordered = slots;
+  std::sort(ordered.begin(), ordered.end(), [](const Slot* a, const Slot* b) {
+    return a->member->job_id() < b->member->job_id();
+  });
+  for (Slot* s : ordered) {
+    const int64_t r = s->batch->ids.size(0), t = s->batch->ids.size(1);
+    if (max_fused_bytes_ > 0 && !pass.empty() &&
+        (rows + r) * std::max(longest, t) * widest_bytes > max_fused_bytes_) {
+      run();
+    }
+    pass.push_back(s);
+    rows += r;
+    longest = std::max(longest, t);
+  }
+  run();
+  return {passes, fused};
 }
 
 void TrainingGroup::RunPass(const std::vector<Slot*>& slots) {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -64,8 +65,17 @@ MicroBatchResult RunMicroBatchAlone(const LlamaModel& model,
 class TrainingGroup {
  public:
   // `turns` (may be null) is taken for each pass, as a micro-batch takes
-  // it; both must outlive the group.
-  TrainingGroup(const LlamaModel* model, DeviceTurns* turns);
+  // it; both must outlive the group. `max_fused_bytes` bounds a fused
+  // pass: its widest activation (rows x T x the wider of hidden_size and
+  // intermediate_size x the compute dtype's bytes) stays at most that, the
+  // micro-batches handed in being cut into several passes in order where
+  // they would exceed it (one alone exceeding it runs alone); 0: no bound.
+  // kDefaultMaxFusedBytes: on the CPU, the size from which host blocks get
+  // fresh pages (device_memory.h; past it a 4x larger pass is slower per
+  // token than the four alone: fused_train_bench), on CUDA no bound.
+  static constexpr int64_t kDefaultMaxFusedBytes = -1;
+  TrainingGroup(const LlamaModel* model, DeviceTurns* turns,
+                int64_t max_fused_bytes = kDefaultMaxFusedBytes);
   TrainingGroup(const TrainingGroup&) = delete;
   TrainingGroup& operator=(const TrainingGroup&) = delete;
 
@@ -124,11 +134,16 @@ class TrainingGroup {
   };
 
   void Leave();
-  // Runs `slots` (all members' micro-batches) and fills their results.
+  // Runs `slots` (all members' micro-batches) in one or more passes (as
+  // max_fused_bytes allows) and fills their results; returns the passes
+  // run and how many of them fused two or more jobs.
+  std::pair<int64_t, int64_t> RunPasses(const std::vector<Slot*>& slots);
+  // Runs `slots` as one pass.
   void RunPass(const std::vector<Slot*>& slots);
 
   const LlamaModel* const model_;
   DeviceTurns* const turns_;
+  const int64_t max_fused_bytes_;
   mutable absl::Mutex mu_;
   int members_ ABSL_GUARDED_BY(mu_) = 0;
   int expected_joins_ ABSL_GUARDED_BY(mu_) = 0;
