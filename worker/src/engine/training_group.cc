@@ -46,7 +46,17 @@ TrainingGroup::TrainingGroup(const LlamaModel* model, DeviceTurns* turns,
       max_fused_bytes_(max_fused_bytes != kDefaultMaxFusedBytes
                            ? max_fused_bytes
                        : model->device().is_cpu() ? kReturnedHostBlockBytes
-                                                  : 0) {}
+                                                  : 0) {
+  pass_thread_ = std::thread([this] { PassLoop(); });
+}
+
+TrainingGroup::~TrainingGroup() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  pass_thread_.join();
+}
 
 TrainingGroup::Member::~Member() { group_->Leave(); }
 
@@ -89,27 +99,29 @@ absl::StatusOr<MicroBatchResult> TrainingGroup::Run(
   slot.divisor = divisor;
   absl::MutexLock lock(&mu_);
   waiting_.push_back(&slot);
-  // Whoever sees the last micro-batch handed in (and no pass running) runs
-  // the pass for everyone; the others wait for their slot to be done.
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return slot.done || (!running_ && expected_joins_ == 0 &&
+  mu_.Await(absl::Condition(&slot.done));
+  return std::move(slot.result);
+}
+
+void TrainingGroup::PassLoop() {
+  absl::MutexLock lock(&mu_);
+  // A pass starts once every member has handed in a micro-batch.
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || (!waiting_.empty() && expected_joins_ == 0 &&
                          static_cast<int>(waiting_.size()) >= members_);
   };
   while (true) {
     mu_.Await(absl::Condition(&ready));
-    if (slot.done) break;
-    running_ = true;
+    if (stopping_) return;
     std::vector<Slot*> pass;
     pass.swap(waiting_);
     mu_.Unlock();
     const auto [passes, fused] = RunPasses(pass);
     mu_.Lock();
     for (Slot* s : pass) s->done = true;
-    running_ = false;
     passes_ += passes;
     fused_passes_ += fused;
   }
-  return std::move(slot.result);
 }
 
 std::pair<int64_t, int64_t> TrainingGroup::RunPasses(
