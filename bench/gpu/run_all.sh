@@ -7,7 +7,8 @@
 #   bash bench/gpu/run_all.sh                  # every stage, in order
 #   bash bench/gpu/run_all.sh build tests      # chosen stages only
 # Stages: env build tests kernels peers-train peers-decode ours-train
-# ours-decode collect ("ours" = both ours-*).
+# ours-decode ours-fused collect ("ours" = ours-train and ours-decode;
+# ours-fused: 4 fine-tune jobs one after another vs at once on one base).
 # Each stage appends JSON lines under $BUILD/bench-work/ and collect merges
 # them, so stages can run in separate calls (e.g. under a per-call time
 # limit). Env: BUILD (default build-gpu), WORK ($BUILD/bench-work),
@@ -85,7 +86,7 @@ stage_build() {
   cmake --build "$BUILD" -j "$(nproc)" --target kernels_nf4_gemv_test \
     kernels_lora_test kernels_rmsnorm_test kernels_bridge_test nf4_test \
     kernels_nf4_weight_test kernels_bench > "$WORK/build.log" 2>&1 || { tail -60 "$WORK/build.log"; return 1; }
-  for t in train_bench serving_bench lorad-worker; do
+  for t in train_bench serving_bench fused_train_bench lorad-worker; do
     cmake --build "$BUILD" -j "$(nproc)" --target "$t" >> "$WORK/build.log" 2>&1 \
       || echo "optional target $t did not build (see $WORK/build.log)"
   done
@@ -233,6 +234,29 @@ for line in open(sys.argv[1]):
   cat "$WORK/ours-decode.jsonl"
 }
 
+stage_ours_fused() {
+  : > "$WORK/ours-fused.jsonl"
+  if [ -x "$BUILD/bench/fused_train_bench" ]; then
+    local cfg
+    for cfg in "tiny 1 32" "tiny 4 128" "llama-100m 1 128" "llama-100m 4 512"; do
+      set -- $cfg
+      if "$BUILD/bench/fused_train_bench" --model="$1" --batch="$2" --seq="$3" \
+           --jobs=4 --steps=10 --rounds=2 --device=cuda --compute_dtype=bfloat16 \
+           --cache_dir="$MODELS_DIR/lorad-cache" \
+           > "$WORK/ours-fused-$1-$2-$3.out" 2> "$WORK/ours-fused-$1-$2-$3.err"; then
+        "$PY" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' \
+          "$WORK/ours-fused-$1-$2-$3.out" >> "$WORK/ours-fused.jsonl"
+      else
+        note fused_train failed "side=lorad" "model=$1" "batch=$2" "seq=$3" \
+          "error=$(first_error "$WORK/ours-fused-$1-$2-$3.err")" >> "$WORK/ours-fused.jsonl"
+      fi
+    done
+  else
+    note fused_train missing "side=lorad" "binary=$BUILD/bench/fused_train_bench" >> "$WORK/ours-fused.jsonl"
+  fi
+  cat "$WORK/ours-fused.jsonl"
+}
+
 stage_collect() {
   local out="$RESULTS_DIR/$DEVICE-$COMMIT.json"
   "$PY" bench/gpu/collect.py --work "$WORK" --out "$out" --device "$DEVICE" \
@@ -245,7 +269,7 @@ stage_collect() {
 }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(env build tests kernels peers-train peers-decode ours-train ours-decode collect)
+[ ${#stages[@]} -gt 0 ] || stages=(env build tests kernels peers-train peers-decode ours-train ours-decode ours-fused collect)
 status=0
 for st in "${stages[@]}"; do
   echo "== $st ($(date -u +%H:%M:%S))"
@@ -258,6 +282,7 @@ for st in "${stages[@]}"; do
     peers-decode) stage_peers_decode ;;
     ours-train) stage_ours_train ;;
     ours-decode) stage_ours_decode ;;
+    ours-fused) stage_ours_fused ;;
     ours) stage_ours_train; stage_ours_decode ;;
     collect) stage_collect ;;
     *) echo "unknown stage $st"; exit 2 ;;
