@@ -1,7 +1,8 @@
 // Gradient checkpointing of one decoder block: forward runs without keeping
-// activations; backward runs the block again (with the random state of the
-// first run, so dropout masks repeat) and backpropagates through that
-// recomputation. Gradients equal the non-checkpointed ones.
+// activations; backward runs the block again (with the state the dropout
+// generators had in the first run: the adapter's or each row segment's, or
+// LibTorch's default one; so dropout masks repeat) and backpropagates
+// through that recomputation. Gradients equal the non-checkpointed ones.
 #ifndef LORAD_WORKER_CHECKPOINTING_H_
 #define LORAD_WORKER_CHECKPOINTING_H_
 
