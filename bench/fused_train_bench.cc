@@ -29,6 +29,7 @@
 #include "bench_models.h"
 #include "lorad/common/files.h"
 #include "lorad/worker/device_memory.h"
+#include "lorad/worker/intra_op_threads.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/trainer.h"
 #include "lorad/worker/training_group.h"
@@ -59,6 +60,9 @@ ABSL_FLAG(int64_t, max_fused_bytes,
           lorad::worker::TrainingGroup::kDefaultMaxFusedBytes,
           "Bound on a fused pass's widest activation (training_group.h; -1: "
           "the worker's default, 0: none).");
+ABSL_FLAG(int64_t, parallel_gemm_macs, lorad::worker::kParallelGemmMacs,
+          "Passes whose widest GEMM has fewer multiply-adds run on one "
+          "thread (intra_op_threads.h; 0: every pass on all threads).");
 ABSL_FLAG(std::string, only, "",
           "\"alone\" or \"fused\": run just that way (for profiling).");
 
@@ -181,8 +185,10 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_return_large_host_blocks)) {
     lorad::worker::ReturnLargeHostBlocks();
   }
+  lorad::worker::SetParallelGemmMacs(absl::GetFlag(FLAGS_parallel_gemm_macs));
   if (absl::GetFlag(FLAGS_threads) > 0) {
     torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+    lorad::worker::SetMaxIntraOpThreads(absl::GetFlag(FLAGS_threads));
   }
   try {
     auto dir = lorad::bench::BenchModelDir(absl::GetFlag(FLAGS_model),
@@ -254,7 +260,8 @@ int main(int argc, char** argv) {
         {"batch_per_job", absl::GetFlag(FLAGS_batch)},
         {"seq", absl::GetFlag(FLAGS_seq)},
         {"gradient_checkpointing", absl::GetFlag(FLAGS_gradient_checkpointing)},
-        {"torch_threads", torch::get_num_threads()},
+        {"torch_threads", lorad::worker::MaxIntraOpThreads()},
+        {"parallel_gemm_macs", lorad::worker::ParallelGemmMacs()},
         {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY")},
         {"rounds", absl::GetFlag(FLAGS_rounds)},
         {"max_fused_bytes", absl::GetFlag(FLAGS_max_fused_bytes)},

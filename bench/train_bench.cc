@@ -24,6 +24,7 @@
 #include "bench_models.h"
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/device_memory.h"
+#include "lorad/worker/intra_op_threads.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/trainer.h"
 #include "nlohmann/json.hpp"
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
 int Run() {
   if (absl::GetFlag(FLAGS_threads) > 0) {
     torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+    lorad::worker::SetMaxIntraOpThreads(absl::GetFlag(FLAGS_threads));
   }
   auto dir = lorad::bench::BenchModelDir(absl::GetFlag(FLAGS_model),
                                          absl::GetFlag(FLAGS_cache_dir));

@@ -15,11 +15,14 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "lorad/worker/device_memory.h"
+#include "lorad/worker/intra_op_threads.h"
 #include "worker_service.h"
 
 ABSL_FLAG(std::string, socket, "", "Unix socket path to listen on.");
 ABSL_FLAG(std::string, device, "auto", "auto, cpu or cuda[:N].");
-ABSL_FLAG(int, threads, 0, "Intra-op threads for LibTorch (0: its default).");
+ABSL_FLAG(int, threads, 0,
+          "The most intra-op threads LibTorch uses (0: its default); small "
+          "training passes use one (intra_op_threads.h).");
 ABSL_FLAG(int, max_device_adapters, 8,
           "Adapters resident on the device per base model; the least "
           "recently used unpinned ones move to host memory (<= 0: no bound).");
@@ -84,6 +87,7 @@ int main(int argc, char** argv) {
   }
   if (absl::GetFlag(FLAGS_threads) > 0) {
     torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+    lorad::worker::SetMaxIntraOpThreads(absl::GetFlag(FLAGS_threads));
   }
   std::remove(socket.c_str());
   if (absl::GetFlag(FLAGS_max_batch) < 1 ||

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lorad/worker/intra_op_threads.h"
 
 namespace lorad::worker {
 
@@ -119,6 +120,9 @@ EngineStats Engine::stats() const {
 }
 
 void Engine::Loop() {
+  // Every thread, not the count a training job's thread set last
+  // (LibTorch starts a thread with the count set most recently anywhere).
+  ScopedIntraOpThreads threads(MaxIntraOpThreads());
   for (;;) {
     std::vector<std::unique_ptr<Row>> joining;
     {

@@ -14,6 +14,7 @@
 #include "lorad/worker/adamw8bit.h"
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/fused_adamw.h"
+#include "lorad/worker/intra_op_threads.h"
 #include "lorad/worker/lr_schedule.h"
 #include "lorad/worker/paged_optimizer.h"
 #include "lorad/worker/training_group.h"
@@ -119,6 +120,14 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   shape.compute_bytes = model.dtype() == torch::kFloat32 ? 4 : 2;
   model::MemoryEstimateBytes est =
       model::EstimateTrainingMemory(model.config(), shape);
+  // This thread's LibTorch threads, from the widest micro-batch (a fused
+  // pass picks its own on the group's thread).
+  ScopedIntraOpThreads threads(
+      device.is_cpu()
+          ? IntraOpThreadsFor(
+                model.config(),
+                shape.batch_size * (shape.preference ? 2 : 1) * shape.seq_len)
+          : 0);
   {
     TrainEvent e;
     auto* s = e.mutable_started();

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lorad/worker/device_memory.h"
+#include "lorad/worker/intra_op_threads.h"
 
 namespace lorad::worker {
 namespace {
@@ -135,7 +136,13 @@ std::pair<int64_t, int64_t> TrainingGroup::RunPasses(
   int64_t rows = 0, longest = 0;
   auto run = [&] {
     if (pass.empty()) return;
-    RunPass(pass);
+    {
+      ScopedIntraOpThreads threads(
+          model_->device().is_cpu()
+              ? IntraOpThreadsFor(c, rows * std::max<int64_t>(longest, 1))
+              : 0);
+      RunPass(pass);
+    }
     ++passes;
     if (pass.size() > 1) ++fused;
     pass.clear();
