@@ -88,6 +88,17 @@ def comparisons(results):
                         "distinct_over_base": r.get("distinct_over_base"),
                         "shared_over_base": r.get("shared_over_base"),
                         "goal": "distinct_over_base >= 0.85 at batch 32"})
+    for r in results:
+        if r.get("bench") == "fused_train" and "ratio_tokens_per_second" in r:
+            out.append({"compare": "fused_train", "model": r.get("model"),
+                        "batch_per_job": r.get("batch_per_job"), "seq": r.get("seq"),
+                        "jobs": r.get("jobs"),
+                        "ratio_tokens_per_second": r["ratio_tokens_per_second"],
+                        "goal": "4 jobs at once / one after another >= 1.5"})
+        if r.get("bench") == "memory_peak":
+            out.append({"compare": "memory_estimate", "choice": r.get("choice"),
+                        "estimate_over_peak": r.get("ratio"),
+                        "goal": "within 15% of the measured peak"})
     return out
 
 

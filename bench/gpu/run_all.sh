@@ -9,6 +9,8 @@
 # Stages: env build tests kernels peers-train peers-decode ours-train
 # ours-decode ours-fused collect ("ours" = ours-train and ours-decode;
 # ours-fused: 4 fine-tune jobs one after another vs at once on one base).
+# Issue 15 alone: env build-train tests-train ours-fused collect (not in the
+# default list: build-train builds a subset of what build builds).
 # Each stage appends JSON lines under $BUILD/bench-work/ and collect merges
 # them, so stages can run in separate calls (e.g. under a per-call time
 # limit). Env: BUILD (default build-gpu), WORK ($BUILD/bench-work),
@@ -27,6 +29,7 @@ SEQS=${SEQS:-"512 2048"}
 TRAIN_STEPS=${TRAIN_STEPS:-10}
 DECODE_MODEL=${DECODE_MODEL:-llama3-8b}
 PY=${PYTHON:-python3}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}  # seconds, per test binary / fused config
 mkdir -p "$WORK"
 
 if [ -f .deps/use-deps.sh ]; then
@@ -78,7 +81,7 @@ stage_build() {
   local torch_prefix
   torch_prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
   if [ ! -f "$BUILD/build.ninja" ]; then
-    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
       -DCMAKE_PREFIX_PATH="${LORAD_PREFIX_PATH:-$torch_prefix}" \
       > "$WORK/configure.log" 2>&1 || { tail -40 "$WORK/configure.log"; return 1; }
   fi
@@ -93,17 +96,39 @@ stage_build() {
   echo "built in $BUILD"
 }
 
-stage_tests() {
-  : > "$WORK/tests.jsonl"
+# The GoogleTest binaries of the training options with a CUDA path
+# (issue 15): the 8-bit and paged optimizers, the fused AdamW, device memory,
+# and the memory estimate against the peak, the last on the GPU.
+TRAIN_TESTS="adamw8bit_test paged_optimizer_test fused_adamw_test device_memory_test memory_peak_test"
+
+stage_build_train() {
+  local torch_prefix
+  torch_prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+      -DCMAKE_PREFIX_PATH="${LORAD_PREFIX_PATH:-$torch_prefix}" \
+      > "$WORK/configure.log" 2>&1 || { tail -40 "$WORK/configure.log"; return 1; }
+  fi
+  # shellcheck disable=SC2086
+  cmake --build "$BUILD" -j "$(nproc)" --target fused_train_bench $TRAIN_TESTS \
+    > "$WORK/build-train.log" 2>&1 || { tail -60 "$WORK/build-train.log"; return 1; }
+  echo "built the training targets in $BUILD"
+}
+
+# Runs GoogleTest binaries: run_gtests OUT_NAME BINARY...; one JSON line each.
+run_gtests() {
+  local name=$1
+  shift
+  : > "$WORK/$name.jsonl"
   local rc_all=0
-  for t in nf4_test kernels_nf4_gemv_test kernels_lora_test kernels_rmsnorm_test \
-           kernels_bridge_test kernels_nf4_weight_test; do
+  for t in "$@"; do
     local bin="$BUILD/tests/$t"
-    if [ ! -x "$bin" ]; then note gpu_test missing "binary=$t" >> "$WORK/tests.jsonl"; continue; fi
-    "$bin" --gtest_output="json:$WORK/gtest-$t.json" > "$WORK/test-$t.log" 2>&1
+    if [ ! -x "$bin" ]; then note gpu_test missing "binary=$t" >> "$WORK/$name.jsonl"; continue; fi
+    timeout "$RUN_TIMEOUT" "$bin" --gtest_output="json:$WORK/gtest-$t.json" \
+      > "$WORK/test-$t.log" 2>&1
     local rc=$?
     [ $rc -eq 0 ] || rc_all=1
-    "$PY" - "$WORK/gtest-$t.json" "$t" "$rc" >> "$WORK/tests.jsonl" <<'PYEOF'
+    "$PY" - "$WORK/gtest-$t.json" "$t" "$rc" >> "$WORK/$name.jsonl" <<'PYEOF'
 import json, sys
 path, name, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
 try:
@@ -119,8 +144,35 @@ print(json.dumps({"bench": "gpu_test", "binary": name, "rc": rc,
                   "tests": len(cases), "failed": failed, "skipped": skipped}))
 PYEOF
   done
-  cat "$WORK/tests.jsonl"
+  cat "$WORK/$name.jsonl"
   return $rc_all
+}
+
+stage_tests() {
+  run_gtests tests nf4_test kernels_nf4_gemv_test kernels_lora_test \
+    kernels_rmsnorm_test kernels_bridge_test kernels_nf4_weight_test
+}
+
+stage_tests_train() {
+  # memory_peak_test's jobs on the GPU (bf16, as a user would train there);
+  # its per-choice estimate / peak lines are in test-memory_peak_test.log.
+  # shellcheck disable=SC2086
+  LORAD_PEAK_DEVICE=${PEAK_DEVICE:-cuda} LORAD_PEAK_DTYPE=${PEAK_DTYPE:-bfloat16} \
+    run_gtests tests-train $TRAIN_TESTS
+  local rc=$?
+  "$PY" - "$WORK/test-memory_peak_test.log" "${PEAK_DEVICE:-cuda}" \
+    > "$WORK/memory-peak.jsonl" <<'PYEOF'
+import json, re, sys
+pat = re.compile(r"^(\S+)\s+estimate\s+([\d.]+) MiB\s+peak\s+([\d.]+) MiB\s+ratio ([\d.]+)")
+for line in open(sys.argv[1], errors="replace"):
+    m = pat.match(line)
+    if m:
+        print(json.dumps({"bench": "memory_peak", "device": sys.argv[2],
+                          "choice": m.group(1), "estimate_mib": float(m.group(2)),
+                          "peak_mib": float(m.group(3)), "ratio": float(m.group(4))}))
+PYEOF
+  cat "$WORK/memory-peak.jsonl"
+  return $rc
 }
 
 stage_kernels() {
@@ -234,14 +286,23 @@ for line in open(sys.argv[1]):
   cat "$WORK/ours-decode.jsonl"
 }
 
+# model,batch,seq per config; FUSED_DEVICE=cpu FUSED_DTYPE=float32 dry-runs
+# the stage here.
+FUSED_CONFIGS=${FUSED_CONFIGS:-"tiny,1,32 tiny,4,128 llama-100m,1,128 llama-100m,1,512 llama-100m,4,128 llama-100m,4,512"}
+FUSED_STEPS=${FUSED_STEPS:-20}
+FUSED_DEVICE=${FUSED_DEVICE:-cuda}
+FUSED_DTYPE=${FUSED_DTYPE:-bfloat16}
+
 stage_ours_fused() {
   : > "$WORK/ours-fused.jsonl"
   if [ -x "$BUILD/bench/fused_train_bench" ]; then
     local cfg
-    for cfg in "tiny 1 32" "tiny 4 128" "llama-100m 1 128" "llama-100m 4 512"; do
-      set -- $cfg
-      if "$BUILD/bench/fused_train_bench" --model="$1" --batch="$2" --seq="$3" \
-           --jobs=4 --steps=10 --rounds=2 --device=cuda --compute_dtype=bfloat16 \
+    for cfg in $FUSED_CONFIGS; do
+      # shellcheck disable=SC2086
+      set -- ${cfg//,/ }
+      if timeout "$RUN_TIMEOUT" "$BUILD/bench/fused_train_bench" --model="$1" --batch="$2" --seq="$3" \
+           --jobs=4 --steps="$FUSED_STEPS" --rounds=2 --device="$FUSED_DEVICE" \
+           --compute_dtype="$FUSED_DTYPE" \
            --cache_dir="$MODELS_DIR/lorad-cache" \
            > "$WORK/ours-fused-$1-$2-$3.out" 2> "$WORK/ours-fused-$1-$2-$3.err"; then
         "$PY" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' \
@@ -276,6 +337,8 @@ for st in "${stages[@]}"; do
   case "$st" in
     env) stage_env ;;
     build) stage_build || { echo "build failed"; exit 1; } ;;
+    build-train) stage_build_train || { echo "build failed"; exit 1; } ;;
+    tests-train) stage_tests_train || status=1 ;;
     tests) stage_tests || status=1 ;;
     kernels) stage_kernels || status=1 ;;
     peers-train) stage_peers_train ;;

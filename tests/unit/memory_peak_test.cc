@@ -4,6 +4,9 @@
 // the process's peak RSS and the estimate includes what the worker held at
 // the job's start (MemoryEstimate.resident_bytes); the model is sized so
 // the job's own memory (activations, adapter, optimizer) dominates it.
+// LORAD_PEAK_DEVICE=cuda (and LORAD_PEAK_DTYPE=bfloat16) runs the same jobs
+// on the GPU, where the peak is the caching allocator's peak allocation
+// (bench/gpu/run_all.sh tests-train does this on a GPU host).
 #include <spawn.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
@@ -38,6 +41,11 @@ model::ModelConfig PeakModelConfig() {
   c.num_key_value_heads = 4;
   c.head_dim = 64;
   return c;
+}
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
 }
 
 std::string Root() { return ::testing::TempDir() + "/memory_peak_test"; }
@@ -78,6 +86,10 @@ TEST(MemoryPeak, Child) {
   ReturnLargeHostBlocks();  // as lorad-worker's main does
   LoadOptions load;
   load.quantization = choice->base;
+  const std::string device = EnvOr("LORAD_PEAK_DEVICE", "cpu");
+  const std::string dtype = EnvOr("LORAD_PEAK_DTYPE", "float32");
+  load.device = torch::Device(device);
+  load.dtype = dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
   auto model = LlamaModel::Load(Root() + "/model", load);
   ASSERT_TRUE(model.ok()) << model.status();
   TrainJob job;
@@ -104,7 +116,7 @@ TEST(MemoryPeak, Child) {
   hp.set_max_steps(1);  // the peak is the first backward
   hp.set_optimizer(choice->optimizer);
   hp.set_gradient_checkpointing(choice->gradient_checkpointing);
-  hp.set_compute_dtype("float32");
+  hp.set_compute_dtype(dtype);
   hp.set_method(choice->method);
   if (choice->method == "dpo") {
     hp.set_batch_size(8);  // 8 pairs: 16 sequences, as the others
