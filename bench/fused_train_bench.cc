@@ -60,6 +60,9 @@ ABSL_FLAG(int64_t, max_fused_bytes,
           lorad::worker::TrainingGroup::kDefaultMaxFusedBytes,
           "Bound on a fused pass's widest activation (training_group.h; -1: "
           "the worker's default, 0: none).");
+ABSL_FLAG(int, lanes, lorad::worker::TrainingGroup::kDefaultLanes,
+          "Most fused passes side by side (training_group.h; -1: the "
+          "worker's default, 1: one lane).");
 ABSL_FLAG(int64_t, parallel_gemm_macs, lorad::worker::kParallelGemmMacs,
           "Passes whose widest GEMM has fewer multiply-adds run on one "
           "thread (intra_op_threads.h; 0: every pass on all threads).");
@@ -229,7 +232,8 @@ int main(int argc, char** argv) {
     const std::string only = absl::GetFlag(FLAGS_only);
     Outcome one_by_one, together;
     lorad::worker::TrainingGroup group(model->get(), nullptr,
-                                       absl::GetFlag(FLAGS_max_fused_bytes));
+                                       absl::GetFlag(FLAGS_max_fused_bytes),
+                                       absl::GetFlag(FLAGS_lanes));
     for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
       if (only != "fused") {
         Outcome o = RunJobs(**model, alone, nullptr);
@@ -250,6 +254,7 @@ int main(int argc, char** argv) {
     nlohmann::json fused_report = Report(together);
     fused_report["passes"] = group.passes();
     fused_report["fused_passes"] = group.fused_passes();
+    fused_report["widest_round"] = group.widest_round();
     nlohmann::json out = {
         {"bench", "fused_train"},
         {"model", absl::GetFlag(FLAGS_model)},
@@ -265,6 +270,7 @@ int main(int argc, char** argv) {
         {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY")},
         {"rounds", absl::GetFlag(FLAGS_rounds)},
         {"max_fused_bytes", absl::GetFlag(FLAGS_max_fused_bytes)},
+        {"lanes", group.lanes()},
         {"one_after_another", Report(one_by_one)},
         {"at_once_fused", fused_report},
         {"ratio_tokens_per_second", fused_tps / seq_tps},

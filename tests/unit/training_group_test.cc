@@ -3,8 +3,9 @@
 // job draws its masks from its own generator, padded or not, recomputed or
 // not), for SFT jobs of different sequence lengths, an SFT job beside a DPO
 // job and a job with gradient checkpointing; passes really were fused, and
-// cut where they would exceed the bound on a fused pass's size; a job that
-// leaves early does not hold the others.
+// cut where they would exceed the bound on a fused pass's size; four jobs
+// run in two lanes side by side; a job that leaves early does not hold the
+// others.
 #include "lorad/worker/training_group.h"
 
 #include <torch/torch.h>
@@ -222,6 +223,63 @@ TEST_F(TrainingGroupTest, PassesStayWithinTheFusedBound) {
         RunTraining(*model_, Renamed(job, job.job_id + "_alone"), alone).ok());
     ExpectSameAdapter(job.job_id, job.job_id + "_alone");
   }
+}
+
+// Four jobs in two lanes: two fused passes side by side each round (jobs
+// dealt in the order of their ids: l1 with l3, l2 with l4), each job's
+// adapter still the one it trains alone.
+TEST_F(TrainingGroupTest, FourJobsInTwoLanesEqualTheirSoloRuns) {
+  std::vector<TrainJob> jobs;
+  for (const char* name : {"l1", "l2", "l3", "l4"}) {
+    jobs.push_back(Job(name, name[1] % 2 == 0 ? "long.jsonl" : "short.jsonl"));
+    jobs.back().hp.set_seed(static_cast<uint64_t>(name[1]));
+  }
+  TrainingGroup group(model_.get(), nullptr,
+                      TrainingGroup::kDefaultMaxFusedBytes, 2);
+  EXPECT_EQ(group.lanes(), 2);
+  std::vector<std::string> logs;
+  for (const absl::Status& s : RunTogether(jobs, &group, &logs)) {
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  // 8 rounds of micro-batches, each two passes of two jobs.
+  EXPECT_EQ(group.widest_round(), 2);
+  EXPECT_EQ(group.passes(), 16);
+  EXPECT_EQ(group.fused_passes(), 16);
+  bool l1_with_l3 = false, l2_with_l4 = false;
+  for (const std::string& l : logs) {
+    l1_with_l3 = l1_with_l3 || l == "l1: micro-batches fused with job l3 on "
+                                    "the same base (one forward and "
+                                    "backward for 2 jobs)";
+    l2_with_l4 = l2_with_l4 || l == "l2: micro-batches fused with job l4 on "
+                                    "the same base (one forward and "
+                                    "backward for 2 jobs)";
+  }
+  EXPECT_TRUE(l1_with_l3) << "no log said that l1 was fused with l3";
+  EXPECT_TRUE(l2_with_l4) << "no log said that l2 was fused with l4";
+  TrainCallbacks alone;
+  for (const TrainJob& job : jobs) {
+    ASSERT_TRUE(
+        RunTraining(*model_, Renamed(job, job.job_id + "_alone"), alone).ok());
+    ExpectSameAdapter(job.job_id, job.job_id + "_alone");
+  }
+}
+
+// Three jobs make one lane: a lane fuses at least two.
+TEST_F(TrainingGroupTest, ThreeJobsMakeOneLane) {
+  std::vector<TrainJob> jobs;
+  for (const char* name : {"t1", "t2", "t3"}) {
+    jobs.push_back(Job(name, "short.jsonl"));
+    jobs.back().hp.set_max_steps(1);
+  }
+  TrainingGroup group(model_.get(), nullptr,
+                      TrainingGroup::kDefaultMaxFusedBytes, 2);
+  std::vector<std::string> logs;
+  for (const absl::Status& s : RunTogether(jobs, &group, &logs)) {
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  EXPECT_EQ(group.widest_round(), 1);
+  EXPECT_EQ(group.passes(), 2);
+  EXPECT_EQ(group.fused_passes(), 2);
 }
 
 TEST_F(TrainingGroupTest, AJobThatLeavesEarlyDoesNotHoldTheOthers) {

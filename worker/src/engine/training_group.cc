@@ -41,13 +41,23 @@ MicroBatchResult RunMicroBatchAlone(const LlamaModel& model,
 }
 
 TrainingGroup::TrainingGroup(const LlamaModel* model, DeviceTurns* turns,
-                             int64_t max_fused_bytes)
+                             int64_t max_fused_bytes, int lanes)
     : model_(model),
       turns_(turns),
       max_fused_bytes_(max_fused_bytes != kDefaultMaxFusedBytes
                            ? max_fused_bytes
                        : model->device().is_cpu() ? kReturnedHostBlockBytes
-                                                  : 0) {
+                                                  : 0),
+      lanes_(lanes != kDefaultLanes     ? std::max(lanes, 1)
+             : model->device().is_cpu() ? MaxIntraOpThreads()
+                                        : 1) {
+  {
+    absl::MutexLock lock(&lane_mu_);
+    lane_work_.resize(static_cast<size_t>(lanes_ - 1));
+  }
+  for (size_t i = 0; i + 1 < static_cast<size_t>(lanes_); ++i) {
+    lane_threads_.emplace_back([this, i] { LaneLoop(i); });
+  }
   pass_thread_ = std::thread([this] { PassLoop(); });
 }
 
@@ -57,6 +67,11 @@ TrainingGroup::~TrainingGroup() {
     stopping_ = true;
   }
   pass_thread_.join();
+  {
+    absl::MutexLock lock(&lane_mu_);
+    lanes_stopping_ = true;
+  }
+  for (std::thread& t : lane_threads_) t.join();
 }
 
 TrainingGroup::Member::~Member() { group_->Leave(); }
@@ -87,6 +102,11 @@ int64_t TrainingGroup::passes() const {
 int64_t TrainingGroup::fused_passes() const {
   absl::MutexLock lock(&mu_);
   return fused_passes_;
+}
+
+int64_t TrainingGroup::widest_round() const {
+  absl::MutexLock lock(&mu_);
+  return widest_round_;
 }
 
 absl::StatusOr<MicroBatchResult> TrainingGroup::Run(
@@ -125,51 +145,129 @@ void TrainingGroup::PassLoop() {
   }
 }
 
-std::pair<int64_t, int64_t> TrainingGroup::RunPasses(
-    const std::vector<Slot*>& slots) {
-  const model::ModelConfig& c = model_->config();
-  const int64_t widest_bytes =
-      std::max(c.hidden_size, c.intermediate_size) *
-      static_cast<int64_t>(c10::elementSize(model_->dtype()));
-  int64_t passes = 0, fused = 0;
-  std::vector<Slot*> pass;
-  int64_t rows = 0, longest = 0;
-  auto run = [&] {
-    if (pass.empty()) return;
-    {
-      ScopedIntraOpThreads threads(
-          model_->device().is_cpu()
-              ? IntraOpThreadsFor(c, rows * std::max<int64_t>(longest, 1))
-              : 0);
-      RunPass(pass);
-    }
-    ++passes;
-    if (pass.size() > 1) ++fused;
-    pass.clear();
-    rows = longest = 0;
-  };
+std::vector<std::vector<TrainingGroup::Pass>> TrainingGroup::Plan(
+    const std::vector<Slot*>& slots) const {
   // In the order of the jobs' ids, so that the same jobs share passes from
   // one step to the next (each job logs when its companions change).
   std::vector<Slot*> ordered = slots;
   std::sort(ordered.begin(), ordered.end(), [](const Slot* a, const Slot* b) {
     return a->member->job_id() < b->member->job_id();
   });
-  for (Slot* s : ordered) {
-    const int64_t r = s->batch->ids.size(0), t = s->batch->ids.size(1);
-    if (max_fused_bytes_ > 0 && !pass.empty() &&
-        (rows + r) * std::max(longest, t) * widest_bytes > max_fused_bytes_) {
-      run();
-    }
-    pass.push_back(s);
-    rows += r;
-    longest = std::max(longest, t);
+  // Dealt to the lanes in turn: at least two jobs in each.
+  const size_t lanes = std::max<size_t>(
+      1, std::min(static_cast<size_t>(lanes_), ordered.size() / 2));
+  std::vector<std::vector<Slot*>> dealt(lanes);
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    dealt[i % lanes].push_back(ordered[i]);
   }
-  run();
+  const model::ModelConfig& c = model_->config();
+  const int64_t widest_bytes =
+      std::max(c.hidden_size, c.intermediate_size) *
+      static_cast<int64_t>(c10::elementSize(model_->dtype()));
+  std::vector<std::vector<Pass>> plan(lanes);
+  for (size_t l = 0; l < lanes; ++l) {
+    Pass pass;
+    int64_t rows = 0, longest = 0;
+    for (Slot* s : dealt[l]) {
+      const int64_t r = s->batch->ids.size(0), t = s->batch->ids.size(1);
+      if (max_fused_bytes_ > 0 && !pass.empty() &&
+          (rows + r) * std::max(longest, t) * widest_bytes > max_fused_bytes_) {
+        plan[l].push_back(std::move(pass));
+        pass.clear();
+        rows = longest = 0;
+      }
+      pass.push_back(s);
+      rows += r;
+      longest = std::max(longest, t);
+    }
+    if (!pass.empty()) plan[l].push_back(std::move(pass));
+  }
+  return plan;
+}
+
+std::pair<int64_t, int64_t> TrainingGroup::RunPasses(
+    const std::vector<Slot*>& slots) {
+  const std::vector<std::vector<Pass>> plan = Plan(slots);
+  size_t rounds = 0;
+  for (const std::vector<Pass>& lane : plan) {
+    rounds = std::max(rounds, lane.size());
+  }
+  int64_t passes = 0, fused = 0, widest = 0;
+  for (size_t r = 0; r < rounds; ++r) {
+    std::vector<Pass> round;
+    for (const std::vector<Pass>& lane : plan) {
+      if (r < lane.size()) round.push_back(lane[r]);
+    }
+    RunRound(round);
+    for (const Pass& p : round) {
+      ++passes;
+      if (p.size() > 1) ++fused;
+    }
+    widest = std::max<int64_t>(widest, static_cast<int64_t>(round.size()));
+  }
+  absl::MutexLock lock(&mu_);
+  widest_round_ = std::max(widest_round_, widest);
   return {passes, fused};
 }
 
-void TrainingGroup::RunPass(const std::vector<Slot*>& slots) {
+void TrainingGroup::RunRound(const std::vector<Pass>& passes) {
+  // Each pass's LibTorch threads: by its size, the cores shared among the
+  // passes side by side (CUDA: unchanged).
+  const model::ModelConfig& c = model_->config();
+  const int share =
+      std::max<int>(1, MaxIntraOpThreads() /
+                           std::max<int>(1, static_cast<int>(passes.size())));
+  auto threads_for = [&](const Pass& p) {
+    if (!model_->device().is_cpu()) return 0;
+    int64_t rows = 0, longest = 1;
+    for (const Slot* s : p) {
+      rows += s->batch->ids.size(0);
+      longest = std::max(longest, s->batch->ids.size(1));
+    }
+    return std::min(IntraOpThreadsFor(c, rows * longest), share);
+  };
   DeviceTurn turn(turns_, DeviceTurn::Kind::kTraining);
+  {
+    absl::MutexLock lock(&lane_mu_);
+    for (size_t k = 1; k < passes.size(); ++k) {
+      const Pass* pass = &passes[k];
+      const int threads = threads_for(*pass);
+      lane_work_[k - 1] = [this, pass, threads] {
+        ScopedIntraOpThreads scoped(threads);
+        RunPass(*pass);
+      };
+      ++lane_busy_;
+    }
+  }
+  {
+    ScopedIntraOpThreads scoped(threads_for(passes[0]));
+    RunPass(passes[0]);
+  }
+  absl::MutexLock lock(&lane_mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane_mu_) {
+    return lane_busy_ == 0;
+  };
+  lane_mu_.Await(absl::Condition(&idle));
+}
+
+void TrainingGroup::LaneLoop(size_t i) {
+  absl::MutexLock lock(&lane_mu_);
+  auto has_work = [this, i]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane_mu_) {
+    return lanes_stopping_ || lane_work_[i] != nullptr;
+  };
+  while (true) {
+    lane_mu_.Await(absl::Condition(&has_work));
+    if (lane_work_[i] == nullptr) return;  // stopping, nothing handed in
+    std::function<void()> work = std::move(lane_work_[i]);
+    lane_work_[i] = nullptr;
+    lane_mu_.Unlock();
+    work();  // RunPass catches what LibTorch throws
+    lane_mu_.Lock();
+    --lane_busy_;
+  }
+}
+
+void TrainingGroup::RunPass(const Pass& slots) {
   auto alone = [&](Slot* s) {
     try {
       s->result = RunMicroBatchAlone(*model_, *s->batch, *s->adapter,

@@ -9,6 +9,12 @@
 // its own loss alone. The frozen base's work (NF4 dequantization, its
 // matmuls, attention) is done once per pass instead of once per job.
 //
+// On the CPU, where one small pass leaves cores idle (its ops run faster on
+// one thread than on several, intra_op_threads.h), four or more jobs are
+// split into lanes: each lane fuses two or more of the jobs' micro-batches
+// into its own pass, and the lanes' passes run side by side, each on its own
+// thread and core, within one device turn.
+//
 // This class is thread-safe: each member calls from its own thread.
 #ifndef LORAD_WORKER_TRAINING_GROUP_H_
 #define LORAD_WORKER_TRAINING_GROUP_H_
@@ -65,18 +71,23 @@ MicroBatchResult RunMicroBatchAlone(const LlamaModel& model,
 
 class TrainingGroup {
  public:
-  // `turns` (may be null) is taken for each pass, as a micro-batch takes
-  // it; both must outlive the group. `max_fused_bytes` bounds a fused
-  // pass: its widest activation (rows x T x the wider of hidden_size and
-  // intermediate_size x the compute dtype's bytes) stays at most that, the
-  // micro-batches handed in being cut into several passes in order where
-  // they would exceed it (one alone exceeding it runs alone); 0: no bound.
-  // kDefaultMaxFusedBytes: on the CPU, the size from which host blocks get
-  // fresh pages (device_memory.h; past it a 4x larger pass is slower per
+  // `turns` (may be null) is taken for each round of passes side by side,
+  // as a micro-batch takes it; both must outlive the group. `max_fused_bytes`
+  // bounds a fused pass: its widest activation (rows x T x the wider of
+  // hidden_size and intermediate_size x the compute dtype's bytes) stays at
+  // most that, the micro-batches handed in being cut into several passes in
+  // order where they would exceed it (one alone exceeding it runs alone); 0: no
+  // bound. kDefaultMaxFusedBytes: on the CPU, the size from which host blocks
+  // get fresh pages (device_memory.h; past it a 4x larger pass is slower per
   // token than the four alone: fused_train_bench), on CUDA no bound.
   static constexpr int64_t kDefaultMaxFusedBytes = -1;
+  // `lanes`: the most passes run side by side, each fusing at least two
+  // jobs (so four jobs make two lanes, three make one). kDefaultLanes: on
+  // the CPU MaxIntraOpThreads() (one core each), on CUDA 1. 1: one lane.
+  static constexpr int kDefaultLanes = -1;
   TrainingGroup(const LlamaModel* model, DeviceTurns* turns,
-                int64_t max_fused_bytes = kDefaultMaxFusedBytes);
+                int64_t max_fused_bytes = kDefaultMaxFusedBytes,
+                int lanes = kDefaultLanes);
   // Every member must have left.
   ~TrainingGroup();
   TrainingGroup(const TrainingGroup&) = delete;
@@ -123,6 +134,9 @@ class TrainingGroup {
   // Passes run so far, and of them those that fused two or more jobs.
   int64_t passes() const;
   int64_t fused_passes() const;
+  // The lanes the group may use, and the most passes it ran side by side.
+  int lanes() const { return lanes_; }
+  int64_t widest_round() const;
 
  private:
   struct Slot {
@@ -143,16 +157,25 @@ class TrainingGroup {
   // the job threads in turn were 17% slower on the CPU, fused_train_bench
   // llama-100m 4 x 128).
   void PassLoop();
+  using Pass = std::vector<Slot*>;
   // Runs `slots` (all members' micro-batches) in one or more passes (as
   // max_fused_bytes allows) and fills their results; returns the passes
   // run and how many of them fused two or more jobs.
   std::pair<int64_t, int64_t> RunPasses(const std::vector<Slot*>& slots);
-  // Runs `slots` as one pass.
-  void RunPass(const std::vector<Slot*>& slots);
+  // `slots` in lanes, each lane's in passes within max_fused_bytes.
+  std::vector<std::vector<Pass>> Plan(const std::vector<Slot*>& slots) const;
+  // Runs `passes` side by side (the first on the calling thread, the others
+  // on lane threads) within one device turn; returns when all have run.
+  void RunRound(const std::vector<Pass>& passes);
+  // Runs `slots` as one pass on the calling thread.
+  void RunPass(const Pass& slots);
+  // Lane thread `i`: runs what RunRound hands it.
+  void LaneLoop(size_t i);
 
   const LlamaModel* const model_;
   DeviceTurns* const turns_;
   const int64_t max_fused_bytes_;
+  const int lanes_;
   mutable absl::Mutex mu_;
   int members_ ABSL_GUARDED_BY(mu_) = 0;
   int expected_joins_ ABSL_GUARDED_BY(mu_) = 0;
@@ -160,7 +183,15 @@ class TrainingGroup {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t fused_passes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t widest_round_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread pass_thread_;
+  // Work for the lane threads (lanes_ - 1 of them; each keeps its own heap
+  // from round to round, as the pass thread does).
+  absl::Mutex lane_mu_;
+  std::vector<std::function<void()>> lane_work_ ABSL_GUARDED_BY(lane_mu_);
+  int lane_busy_ ABSL_GUARDED_BY(lane_mu_) = 0;
+  bool lanes_stopping_ ABSL_GUARDED_BY(lane_mu_) = false;
+  std::vector<std::thread> lane_threads_;
 };
 
 }  // namespace lorad::worker
