@@ -77,7 +77,9 @@ stage_env() {
   cat "$WORK/env.jsonl"
 }
 
-stage_build() {
+# Configures $BUILD once (CMake 4 needs the policy floor for Debian's
+# package configs).
+configure() {
   local torch_prefix
   torch_prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
   if [ ! -f "$BUILD/build.ninja" ]; then
@@ -85,6 +87,10 @@ stage_build() {
       -DCMAKE_PREFIX_PATH="${LORAD_PREFIX_PATH:-$torch_prefix}" \
       > "$WORK/configure.log" 2>&1 || { tail -40 "$WORK/configure.log"; return 1; }
   fi
+}
+
+stage_build() {
+  configure || return 1
   # What the stages below run; train_bench / serving_bench are optional.
   cmake --build "$BUILD" -j "$(nproc)" --target kernels_nf4_gemv_test \
     kernels_lora_test kernels_rmsnorm_test kernels_bridge_test nf4_test \
@@ -102,13 +108,7 @@ stage_build() {
 TRAIN_TESTS="adamw8bit_test paged_optimizer_test fused_adamw_test device_memory_test memory_peak_test"
 
 stage_build_train() {
-  local torch_prefix
-  torch_prefix=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  if [ ! -f "$BUILD/build.ninja" ]; then
-    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
-      -DCMAKE_PREFIX_PATH="${LORAD_PREFIX_PATH:-$torch_prefix}" \
-      > "$WORK/configure.log" 2>&1 || { tail -40 "$WORK/configure.log"; return 1; }
-  fi
+  configure || return 1
   # shellcheck disable=SC2086
   cmake --build "$BUILD" -j "$(nproc)" --target fused_train_bench $TRAIN_TESTS \
     > "$WORK/build-train.log" 2>&1 || { tail -60 "$WORK/build-train.log"; return 1; }

@@ -130,6 +130,16 @@ class TrainingGroupTest : public ::testing::Test {
     EXPECT_TRUE(trained) << "B is still zero: nothing was trained";
   }
 
+  // Trains each of `jobs` again alone; its adapter equals the fused one.
+  void ExpectEachEqualsItsSoloRun(const std::vector<TrainJob>& jobs) {
+    TrainCallbacks alone;
+    for (const TrainJob& job : jobs) {
+      const std::string solo = job.job_id + "_alone";
+      ASSERT_TRUE(RunTraining(*model_, Renamed(job, solo), alone).ok());
+      ExpectSameAdapter(job.job_id, solo);
+    }
+  }
+
   std::string root_;
   std::unique_ptr<LlamaModel> model_;
 };
@@ -217,12 +227,7 @@ TEST_F(TrainingGroupTest, PassesStayWithinTheFusedBound) {
   }
   EXPECT_EQ(c1_logs, 1);
   EXPECT_EQ(c3_logs, 0) << "c3 ran alone throughout";
-  TrainCallbacks alone;
-  for (const TrainJob& job : jobs) {
-    ASSERT_TRUE(
-        RunTraining(*model_, Renamed(job, job.job_id + "_alone"), alone).ok());
-    ExpectSameAdapter(job.job_id, job.job_id + "_alone");
-  }
+  ExpectEachEqualsItsSoloRun(jobs);
 }
 
 // Four jobs in two lanes: two fused passes side by side each round (jobs
@@ -256,12 +261,7 @@ TEST_F(TrainingGroupTest, FourJobsInTwoLanesEqualTheirSoloRuns) {
   }
   EXPECT_TRUE(l1_with_l3) << "no log said that l1 was fused with l3";
   EXPECT_TRUE(l2_with_l4) << "no log said that l2 was fused with l4";
-  TrainCallbacks alone;
-  for (const TrainJob& job : jobs) {
-    ASSERT_TRUE(
-        RunTraining(*model_, Renamed(job, job.job_id + "_alone"), alone).ok());
-    ExpectSameAdapter(job.job_id, job.job_id + "_alone");
-  }
+  ExpectEachEqualsItsSoloRun(jobs);
 }
 
 // Three jobs make one lane: a lane fuses at least two.
