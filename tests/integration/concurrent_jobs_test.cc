@@ -5,7 +5,12 @@
 // is still RUNNING, and the first, cancelled, is CANCELLED; its log named
 // the second. With the
 // default (one job at a time) the second would wait behind the first,
-// which never ends on its own, and this test would time out.
+// which never ends on its own, and this test would time out. With four
+// jobs running (--max_concurrent_jobs=4, two LibTorch threads in the
+// worker) they train in two lanes: the fourth's passes fuse it with one
+// other job, never with all three.
+#include <stdlib.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +24,29 @@
 
 namespace lorad::testing {
 namespace {
+
+// Blocks until job `id` has reported a step.
+void WaitForAStep(Client& client, const std::string& id) {
+  grpc::ClientContext context;
+  v1::WatchFineTuneJobRequest request;
+  request.set_job_id(id);
+  auto reader = client.fine_tuning->WatchJob(&context, request);
+  v1::JobEvent event;
+  bool stepped = false;
+  while (!stepped && reader->Read(&event)) stepped = event.has_step();
+  context.TryCancel();
+  (void)reader->Finish();
+  ASSERT_TRUE(stepped) << "job " << id << " never stepped";
+}
+
+void Cancel(Client& client, const std::string& id) {
+  grpc::ClientContext context;
+  v1::CancelFineTuneJobRequest request;
+  request.set_job_id(id);
+  v1::FineTuneJob cancelled;
+  grpc::Status s = client.fine_tuning->CancelJob(&context, request, &cancelled);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+}
 
 TEST(ConcurrentJobsTest, ASecondJobOnTheSameBaseRunsFusedWithTheFirst) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
@@ -40,18 +68,8 @@ TEST(ConcurrentJobsTest, ASecondJobOnTheSameBaseRunsFusedWithTheFirst) {
   ASSERT_TRUE(s.ok()) << Describe(s);
   // Wait for its first step, so that it is in the worker's group when the
   // second job hands in its first micro-batch.
-  {
-    grpc::ClientContext context;
-    v1::WatchFineTuneJobRequest request;
-    request.set_job_id(first.id());
-    auto reader = client.fine_tuning->WatchJob(&context, request);
-    v1::JobEvent event;
-    bool stepped = false;
-    while (!stepped && reader->Read(&event)) stepped = event.has_step();
-    context.TryCancel();
-    (void)reader->Finish();
-    ASSERT_TRUE(stepped) << "the first job never stepped";
-  }
+  WaitForAStep(client, first.id());
+  if (HasFatalFailure()) return;
 
   v1::CreateFineTuneJobRequest second_request = TinyJobRequest(data.id(), 6, 0);
   second_request.mutable_hyperparameters()->set_seed(11);
@@ -84,14 +102,7 @@ TEST(ConcurrentJobsTest, ASecondJobOnTheSameBaseRunsFusedWithTheFirst) {
   v1::FineTuneJob still;
   ASSERT_TRUE(GetJob(client, first.id(), &still).ok());
   EXPECT_EQ(still.state(), v1::RUNNING);
-  {
-    grpc::ClientContext context;
-    v1::CancelFineTuneJobRequest request;
-    request.set_job_id(first.id());
-    v1::FineTuneJob cancelled;
-    s = client.fine_tuning->CancelJob(&context, request, &cancelled);
-    ASSERT_TRUE(s.ok()) << Describe(s);
-  }
+  Cancel(client, first.id());
   std::vector<v1::JobEvent> first_events;
   s = Watch(client, first.id(), 0, &first_events, absl::Minutes(5));
   ASSERT_TRUE(s.ok()) << Describe(s);
@@ -107,6 +118,70 @@ TEST(ConcurrentJobsTest, ASecondJobOnTheSameBaseRunsFusedWithTheFirst) {
                  absl::StrCat("micro-batches fused with job ", second.id()));
   }
   EXPECT_TRUE(joined);
+}
+
+TEST(ConcurrentJobsTest, FourJobsTrainInTwoLanes) {
+  if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
+  // The worker's lanes are its LibTorch threads: two, whatever the cores.
+  ASSERT_EQ(setenv("OMP_NUM_THREADS", "2", 1), 0);
+  TempDir dir;
+  auto daemon = StartLogged(dir.path() + "/data",
+                            {absl::StrCat("--worker_binary=", WorkerBinary()),
+                             "--max_concurrent_jobs=4"},
+                            dir.path() + "/lorad.log");
+  unsetenv("OMP_NUM_THREADS");
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  Client client((*daemon)->address());
+  v1::Dataset data;
+  grpc::Status s =
+      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &data);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  // Three jobs that only a cancel ends, each in the group before the next.
+  std::vector<std::string> long_jobs;
+  for (int i = 0; i < 3; ++i) {
+    v1::CreateFineTuneJobRequest request =
+        TinyJobRequest(data.id(), 1000000, 0);
+    request.mutable_hyperparameters()->set_seed(20 + i);
+    v1::FineTuneJob job;
+    s = CreateJob(client, request, &job);
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    WaitForAStep(client, job.id());
+    if (HasFatalFailure()) return;
+    long_jobs.push_back(job.id());
+  }
+  v1::CreateFineTuneJobRequest request = TinyJobRequest(data.id(), 6, 0);
+  request.mutable_hyperparameters()->set_seed(30);
+  v1::FineTuneJob fourth;
+  s = CreateJob(client, request, &fourth);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  std::vector<v1::JobEvent> events;
+  s = Watch(client, fourth.id(), 0, &events, absl::Minutes(10));
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  v1::FineTuneJob done;
+  ASSERT_TRUE(GetJob(client, fourth.id(), &done).ok());
+  EXPECT_EQ(done.state(), v1::SUCCEEDED) << done.error().message();
+  EXPECT_EQ(done.step(), 6);
+  EXPECT_FALSE(done.adapter_path().empty());
+  int fused_logs = 0;
+  for (const v1::JobEvent& e : events) {
+    const std::string text = EventText(e);
+    if (!absl::StrContains(text, "micro-batches fused with")) continue;
+    ++fused_logs;
+    EXPECT_TRUE(
+        absl::StrContains(text, "(one forward and backward for 2 jobs)"))
+        << text;
+  }
+  EXPECT_GT(fused_logs, 0) << "the fourth job's log never said it was fused";
+  for (const std::string& id : long_jobs) {
+    v1::FineTuneJob still;
+    ASSERT_TRUE(GetJob(client, id, &still).ok());
+    EXPECT_EQ(still.state(), v1::RUNNING) << id;
+    Cancel(client, id);
+  }
+  for (const std::string& id : long_jobs) {
+    std::vector<v1::JobEvent> ignored;
+    ASSERT_TRUE(Watch(client, id, 0, &ignored, absl::Minutes(5)).ok()) << id;
+  }
 }
 
 }  // namespace
