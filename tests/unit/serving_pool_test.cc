@@ -239,7 +239,7 @@ TEST_F(AdapterPoolTest, ConcurrentAcquireAndReplaceNeverSeeAPartialAdapter) {
   ASSERT_TRUE(pool->Load("x", 1, v1, false).ok());
   ASSERT_TRUE(pool->Load("y", 1, v2, false).ok());
   std::atomic<bool> stop{false};
-  std::atomic<int> bad{0}, seen{0};
+  std::atomic<int> bad{0}, seen{0}, reads{0};
   std::vector<std::thread> readers;
   const size_t modules = 7 * model_->config().num_hidden_layers;
   for (int t = 0; t < 3; ++t) {
@@ -247,6 +247,7 @@ TEST_F(AdapterPoolTest, ConcurrentAcquireAndReplaceNeverSeeAPartialAdapter) {
       while (!stop) {
         for (const char* n : {"x", "y"}) {
           auto a = pool->Acquire(n);
+          ++reads;
           if (!a.ok() || (*a)->weights().size() != modules) {
             ++bad;
             continue;
@@ -260,9 +261,16 @@ TEST_F(AdapterPoolTest, ConcurrentAcquireAndReplaceNeverSeeAPartialAdapter) {
       }
     });
   }
+  // Readers are reading before the first replace and after the last, on a
+  // loaded machine too (progress, not time, decides).
+  auto wait_for_reads = [&](int n) {
+    while (reads.load() < n) std::this_thread::yield();
+  };
+  wait_for_reads(6);
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(pool->Load("x", i + 2, i % 2 ? v1 : v2, false).ok());
   }
+  wait_for_reads(reads.load() + 6);
   stop = true;
   for (auto& t : readers) t.join();
   EXPECT_EQ(bad.load(), 0);
