@@ -48,6 +48,21 @@ void Cancel(Client& client, const std::string& id) {
   ASSERT_TRUE(s.ok()) << Describe(s);
 }
 
+// Creates a 6-step job and follows it to its end: SUCCEEDED, 6 steps, an
+// adapter; `events` are its events.
+void RunToTheEnd(Client& client, const v1::CreateFineTuneJobRequest& request,
+                 v1::FineTuneJob* job, std::vector<v1::JobEvent>* events) {
+  grpc::Status s = CreateJob(client, request, job);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  s = Watch(client, job->id(), 0, events, absl::Minutes(10));
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  v1::FineTuneJob done;
+  ASSERT_TRUE(GetJob(client, job->id(), &done).ok());
+  EXPECT_EQ(done.state(), v1::SUCCEEDED) << done.error().message();
+  EXPECT_EQ(done.step(), 6);
+  EXPECT_FALSE(done.adapter_path().empty());
+}
+
 TEST(ConcurrentJobsTest, ASecondJobOnTheSameBaseRunsFusedWithTheFirst) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
@@ -75,17 +90,9 @@ TEST(ConcurrentJobsTest, ASecondJobOnTheSameBaseRunsFusedWithTheFirst) {
   second_request.mutable_hyperparameters()->set_seed(11);
   second_request.mutable_hyperparameters()->set_rank(4);
   v1::FineTuneJob second;
-  s = CreateJob(client, second_request, &second);
-  ASSERT_TRUE(s.ok()) << Describe(s);
   std::vector<v1::JobEvent> events;
-  s = Watch(client, second.id(), 0, &events, absl::Minutes(10));
-  ASSERT_TRUE(s.ok()) << Describe(s);
-
-  v1::FineTuneJob done;
-  ASSERT_TRUE(GetJob(client, second.id(), &done).ok());
-  EXPECT_EQ(done.state(), v1::SUCCEEDED) << done.error().message();
-  EXPECT_EQ(done.step(), 6);
-  EXPECT_FALSE(done.adapter_path().empty());
+  RunToTheEnd(client, second_request, &second, &events);
+  if (HasFatalFailure()) return;
   std::vector<v1::TrainStep> steps = Steps(events);
   ASSERT_EQ(steps.size(), 6u);
   for (const v1::TrainStep& step : steps) EXPECT_GT(step.loss(), 0);
@@ -152,16 +159,9 @@ TEST(ConcurrentJobsTest, FourJobsTrainInTwoLanes) {
   v1::CreateFineTuneJobRequest request = TinyJobRequest(data.id(), 6, 0);
   request.mutable_hyperparameters()->set_seed(30);
   v1::FineTuneJob fourth;
-  s = CreateJob(client, request, &fourth);
-  ASSERT_TRUE(s.ok()) << Describe(s);
   std::vector<v1::JobEvent> events;
-  s = Watch(client, fourth.id(), 0, &events, absl::Minutes(10));
-  ASSERT_TRUE(s.ok()) << Describe(s);
-  v1::FineTuneJob done;
-  ASSERT_TRUE(GetJob(client, fourth.id(), &done).ok());
-  EXPECT_EQ(done.state(), v1::SUCCEEDED) << done.error().message();
-  EXPECT_EQ(done.step(), 6);
-  EXPECT_FALSE(done.adapter_path().empty());
+  RunToTheEnd(client, request, &fourth, &events);
+  if (HasFatalFailure()) return;
   int fused_logs = 0;
   for (const v1::JobEvent& e : events) {
     const std::string text = EventText(e);
