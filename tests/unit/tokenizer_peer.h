@@ -1,8 +1,10 @@
 // The Hugging Face side of the SentencePiece-style tokenizer tests:
-// tests/golden/tokenizer_spm_peer.py, run once per test process into the
-// test's scratch directory. See that script for what it writes.
+// tests/golden/tokenizer_spm_peer.py, run once per test process into a
+// directory of that test program's own. See that script for what it writes.
 #ifndef LORAD_TESTS_UNIT_TOKENIZER_PEER_H_
 #define LORAD_TESTS_UNIT_TOKENIZER_PEER_H_
+
+#include <errno.h>  // program_invocation_short_name
 
 #include <cstdlib>
 #include <filesystem>
@@ -36,7 +38,11 @@ inline const PeerOutput& Peer() {
       return out;
     }
     out->available = true;
-    out->dir = ::testing::TempDir() + "/tokenizer_spm_peer";
+    // One directory per test program: three of them use the peer, and
+    // ctest runs them at the same time in one TEST_TMPDIR (a shared one was
+    // removed by one program while another read it).
+    out->dir = absl::StrCat(::testing::TempDir(), "/tokenizer_spm_peer_",
+                            program_invocation_short_name);
     std::filesystem::remove_all(out->dir);
     std::filesystem::create_directories(out->dir);
     const std::string log = out->dir + ".log";
