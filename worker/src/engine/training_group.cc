@@ -137,11 +137,12 @@ void TrainingGroup::PassLoop() {
     std::vector<Slot*> pass;
     pass.swap(waiting_);
     mu_.Unlock();
-    const auto [passes, fused] = RunPasses(pass);
+    const Ran ran = RunPasses(pass);
     mu_.Lock();
     for (Slot* s : pass) s->done = true;
-    passes_ += passes;
-    fused_passes_ += fused;
+    passes_ += ran.passes;
+    fused_passes_ += ran.fused;
+    widest_round_ = std::max(widest_round_, ran.widest_round);
   }
 }
 
@@ -167,32 +168,30 @@ std::vector<std::vector<TrainingGroup::Pass>> TrainingGroup::Plan(
   std::vector<std::vector<Pass>> plan(lanes);
   for (size_t l = 0; l < lanes; ++l) {
     Pass pass;
-    int64_t rows = 0, longest = 0;
     for (Slot* s : dealt[l]) {
       const int64_t r = s->batch->ids.size(0), t = s->batch->ids.size(1);
-      if (max_fused_bytes_ > 0 && !pass.empty() &&
-          (rows + r) * std::max(longest, t) * widest_bytes > max_fused_bytes_) {
+      if (max_fused_bytes_ > 0 && !pass.slots.empty() &&
+          (pass.rows + r) * std::max(pass.longest, t) * widest_bytes >
+              max_fused_bytes_) {
         plan[l].push_back(std::move(pass));
-        pass.clear();
-        rows = longest = 0;
+        pass = Pass();
       }
-      pass.push_back(s);
-      rows += r;
-      longest = std::max(longest, t);
+      pass.slots.push_back(s);
+      pass.rows += r;
+      pass.longest = std::max(pass.longest, t);
     }
-    if (!pass.empty()) plan[l].push_back(std::move(pass));
+    if (!pass.slots.empty()) plan[l].push_back(std::move(pass));
   }
   return plan;
 }
 
-std::pair<int64_t, int64_t> TrainingGroup::RunPasses(
-    const std::vector<Slot*>& slots) {
+TrainingGroup::Ran TrainingGroup::RunPasses(const std::vector<Slot*>& slots) {
   const std::vector<std::vector<Pass>> plan = Plan(slots);
   size_t rounds = 0;
   for (const std::vector<Pass>& lane : plan) {
     rounds = std::max(rounds, lane.size());
   }
-  int64_t passes = 0, fused = 0, widest = 0;
+  Ran ran;
   for (size_t r = 0; r < rounds; ++r) {
     std::vector<Pass> round;
     for (const std::vector<Pass>& lane : plan) {
@@ -200,14 +199,13 @@ std::pair<int64_t, int64_t> TrainingGroup::RunPasses(
     }
     RunRound(round);
     for (const Pass& p : round) {
-      ++passes;
-      if (p.size() > 1) ++fused;
+      ++ran.passes;
+      if (p.slots.size() > 1) ++ran.fused;
     }
-    widest = std::max<int64_t>(widest, static_cast<int64_t>(round.size()));
+    ran.widest_round =
+        std::max<int64_t>(ran.widest_round, static_cast<int64_t>(round.size()));
   }
-  absl::MutexLock lock(&mu_);
-  widest_round_ = std::max(widest_round_, widest);
-  return {passes, fused};
+  return ran;
 }
 
 void TrainingGroup::RunRound(const std::vector<Pass>& passes) {
@@ -219,12 +217,7 @@ void TrainingGroup::RunRound(const std::vector<Pass>& passes) {
                            std::max<int>(1, static_cast<int>(passes.size())));
   auto threads_for = [&](const Pass& p) {
     if (!model_->device().is_cpu()) return 0;
-    int64_t rows = 0, longest = 1;
-    for (const Slot* s : p) {
-      rows += s->batch->ids.size(0);
-      longest = std::max(longest, s->batch->ids.size(1));
-    }
-    return std::min(IntraOpThreadsFor(c, rows * longest), share);
+    return std::min(IntraOpThreadsFor(c, p.rows * p.longest), share);
   };
   DeviceTurn turn(turns_, DeviceTurn::Kind::kTraining);
   {
@@ -267,7 +260,8 @@ void TrainingGroup::LaneLoop(size_t i) {
   }
 }
 
-void TrainingGroup::RunPass(const Pass& slots) {
+void TrainingGroup::RunPass(const Pass& pass) {
+  const std::vector<Slot*>& slots = pass.slots;
   auto alone = [&](Slot* s) {
     try {
       s->result = RunMicroBatchAlone(*model_, *s->batch, *s->adapter,
@@ -286,10 +280,9 @@ void TrainingGroup::RunPass(const Pass& slots) {
   }
   try {
     // Stack the rows, each batch padded on the right to the longest T.
-    int64_t longest = 0;
+    const int64_t longest = pass.longest;
     bool checkpoint = false;
     for (const Slot* s : slots) {
-      longest = std::max(longest, s->batch->ids.size(1));
       checkpoint = checkpoint || s->gradient_checkpointing;
     }
     std::vector<torch::Tensor> ids;

@@ -157,18 +157,28 @@ class TrainingGroup {
   // the job threads in turn were 17% slower on the CPU, fused_train_bench
   // llama-100m 4 x 128).
   void PassLoop();
-  using Pass = std::vector<Slot*>;
+  // Micro-batches run as one forward and backward, and its size.
+  struct Pass {
+    std::vector<Slot*> slots;
+    int64_t rows = 0;     // all of its micro-batches' rows
+    int64_t longest = 0;  // the longest T among them
+  };
+  // What one call of RunPasses ran.
+  struct Ran {
+    int64_t passes = 0;
+    int64_t fused = 0;  // the passes of two or more jobs
+    int64_t widest_round = 0;
+  };
   // Runs `slots` (all members' micro-batches) in one or more passes (as
-  // max_fused_bytes allows) and fills their results; returns the passes
-  // run and how many of them fused two or more jobs.
-  std::pair<int64_t, int64_t> RunPasses(const std::vector<Slot*>& slots);
+  // max_fused_bytes allows) and fills their results.
+  Ran RunPasses(const std::vector<Slot*>& slots);
   // `slots` in lanes, each lane's in passes within max_fused_bytes.
   std::vector<std::vector<Pass>> Plan(const std::vector<Slot*>& slots) const;
   // Runs `passes` side by side (the first on the calling thread, the others
   // on lane threads) within one device turn; returns when all have run.
   void RunRound(const std::vector<Pass>& passes);
-  // Runs `slots` as one pass on the calling thread.
-  void RunPass(const Pass& slots);
+  // Runs `pass` on the calling thread.
+  void RunPass(const Pass& pass);
   // Lane thread `i`: runs what RunRound hands it.
   void LaneLoop(size_t i);
 
