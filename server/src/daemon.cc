@@ -82,7 +82,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   worker.extra_args = {
       absl::StrCat("--max_device_adapters=", options.max_device_adapters),
       absl::StrCat("--max_batch=", options.max_batch),
-      absl::StrCat("--max_concurrent_jobs=", options.max_concurrent_jobs)};
+      absl::StrCat("--max_concurrent_jobs=", options.max_concurrent_jobs),
+      absl::StrCat("--threads=", options.worker_threads)};
   daemon->supervisor_ = std::make_unique<WorkerSupervisor>(worker);
   daemon->timers_ = std::make_unique<TimerQueue>();
   daemon->worker_ = std::make_unique<WorkerClient>(daemon->supervisor_.get(),

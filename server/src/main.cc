@@ -43,6 +43,10 @@ ABSL_FLAG(int32_t, max_concurrent_jobs, 1,
           "fine-tune jobs run at the same time (as many as fit the device "
           "by their memory estimates); the worker fuses the micro-batches "
           "of jobs on the same base into one forward");
+ABSL_FLAG(int32_t, worker_threads, 0,
+          "the most threads the worker's LibTorch ops use, and so the most "
+          "fused training passes it runs side by side on the CPU (0: "
+          "LibTorch's default, OMP_NUM_THREADS or the cores)");
 ABSL_FLAG(int32_t, max_batch, 32,
           "requests the worker decodes together in one batch");
 ABSL_FLAG(int32_t, max_job_attempts, 3,
@@ -181,6 +185,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "lorad: --max_concurrent_jobs must be in [1, 64], got %d\n",
                  options.max_concurrent_jobs);
+    return 2;
+  }
+  options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  if (options.worker_threads < 0 || options.worker_threads > 1024) {
+    std::fprintf(stderr,
+                 "lorad: --worker_threads must be in [0, 1024], got %d\n",
+                 options.worker_threads);
     return 2;
   }
   if (options.max_batch < 1) {

@@ -33,6 +33,10 @@ struct DaemonOptions {
   // their summed memory estimates (jobs/admission.h); the worker fuses the
   // micro-batches of jobs on one base. 1: one job at a time, in order.
   int max_concurrent_jobs = 1;
+  // Passed to the worker as --threads: the most intra-op threads its
+  // LibTorch ops use, and the most fused training lanes on the CPU
+  // (worker/training_group.h). 0: LibTorch's default.
+  int worker_threads = 0;
   // How many times a job is started before a worker crash fails it.
   int max_job_attempts = 3;
   // How long a freshly started worker may take to answer Ping.
