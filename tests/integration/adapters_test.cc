@@ -27,9 +27,7 @@ class AdaptersTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
-    auto daemon = DaemonProcess::Start(
-        dir_.path() + "/data",
-        {absl::StrCat("--worker_binary=", WorkerBinary())});
+    auto daemon = StartWithWorker(dir_.path() + "/data");
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
     client_ = std::make_unique<Client>(daemon_->address());
@@ -75,7 +73,7 @@ TEST_F(AdaptersTest, TrainedAdapterChangesOnlyItsOwnRequests) {
   EXPECT_NE(base_before, beta_before);
 
   v1::Dataset dataset;
-  status = Upload(*client_, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  status = UploadPairs(*client_, &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
   v1::CreateFineTuneJobRequest request = TinyJobRequest(dataset.id(), 40, 50);
   request.set_suffix("alpha");
@@ -161,9 +159,7 @@ TEST_F(AdaptersTest, TrainedAdapterChangesOnlyItsOwnRequests) {
   del.set_name("alpha");
   ASSERT_TRUE(adapters_->Delete(&del_alpha_context, del, &deleted).ok());
   daemon_.reset();
-  auto restarted =
-      DaemonProcess::Start(dir_.path() + "/data",
-                           {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto restarted = StartWithWorker(dir_.path() + "/data");
   ASSERT_TRUE(restarted.ok()) << restarted.status();
   daemon_ = *std::move(restarted);
   client_ = std::make_unique<Client>(daemon_->address());
@@ -376,9 +372,7 @@ TEST_F(AdaptersTest, ResidencyUnloadAndMergedExport) {
 TEST_F(AdaptersTest, DeviceBoundMovesLeastRecentlyUsedToHost) {
   daemon_.reset();
   auto daemon =
-      DaemonProcess::Start(dir_.path() + "/bounded",
-                           {absl::StrCat("--worker_binary=", WorkerBinary()),
-                            "--max_device_adapters=1"});
+      StartWithWorker(dir_.path() + "/bounded", {"--max_device_adapters=1"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   daemon_ = *std::move(daemon);
   client_ = std::make_unique<Client>(daemon_->address());

@@ -97,8 +97,7 @@ std::string BadInputSuite::scratch_dir() { return dir_->path() + "/scratch"; }
 void BadInputSuite::SetUpTestSuite() {
   if (!WorkerBuilt()) return;
   dir_ = new TempDir();
-  auto daemon = DaemonProcess::Start(
-      data_dir(), {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto daemon = StartWithWorker(data_dir());
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   daemon_ = *std::move(daemon);
   client_ = std::make_unique<Client>(daemon_->address());

@@ -49,9 +49,7 @@ class BatchTest : public ::testing::Test {
 
   void Start() {
     auto daemon =
-        DaemonProcess::Start(dir_.path() + "/data",
-                             {absl::StrCat("--worker_binary=", WorkerBinary()),
-                              "--batch_concurrency=3"});
+        StartWithWorker(dir_.path() + "/data", {"--batch_concurrency=3"});
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
     client_ = std::make_unique<Client>(daemon_->address());

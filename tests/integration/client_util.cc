@@ -90,11 +90,14 @@ int NumberAfter(const std::string& text, const std::string& marker) {
   return absl::SimpleAtoi(text.substr(at, end - at), &n) ? n : -1;
 }
 
+grpc::Status UploadPairs(Client& client, v1::Dataset* dataset) {
+  return Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), dataset);
+}
+
 grpc::Status StartTinyJob(Client& client, int max_steps, int checkpoint_every,
                           v1::FineTuneJob* job) {
   v1::Dataset dataset;
-  grpc::Status status =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  grpc::Status status = UploadPairs(client, &dataset);
   if (!status.ok()) return status;
   return CreateJob(
       client, TinyJobRequest(dataset.id(), max_steps, checkpoint_every), job);

@@ -36,6 +36,9 @@ grpc::Status CreateJob(Client& client,
 grpc::Status GetJob(Client& client, const std::string& job_id,
                     v1::FineTuneJob* job);
 
+// Uploads PromptCompletionJsonl(8) as "pairs.jsonl".
+grpc::Status UploadPairs(Client& client, v1::Dataset* dataset);
+
 // A small memorisation job on the built-in tiny model.
 v1::CreateFineTuneJobRequest TinyJobRequest(const std::string& dataset_id,
                                             int max_steps,

@@ -6,11 +6,9 @@
 // the second. With the
 // default (one job at a time) the second would wait behind the first,
 // which never ends on its own, and this test would time out. With four
-// jobs running (--max_concurrent_jobs=4, two LibTorch threads in the
-// worker) they train in two lanes: the fourth's passes fuse it with one
-// other job, never with all three.
-#include <stdlib.h>
-
+// jobs running (--max_concurrent_jobs=4, --worker_threads=2: two LibTorch
+// threads in the worker) they train in two lanes: the fourth's passes fuse it
+// with one other job, never with all three.
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,8 +71,7 @@ TEST(ConcurrentJobsTest, ASecondJobOnTheSameBaseRunsFusedWithTheFirst) {
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
   v1::Dataset data;
-  grpc::Status s =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &data);
+  grpc::Status s = UploadPairs(client, &data);
   ASSERT_TRUE(s.ok()) << Describe(s);
 
   // The first job would run for hours: only a cancel ends it.
@@ -130,18 +127,15 @@ TEST(ConcurrentJobsTest, ASecondJobOnTheSameBaseRunsFusedWithTheFirst) {
 TEST(ConcurrentJobsTest, FourJobsTrainInTwoLanes) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   // The worker's lanes are its LibTorch threads: two, whatever the cores.
-  ASSERT_EQ(setenv("OMP_NUM_THREADS", "2", 1), 0);
   TempDir dir;
   auto daemon = StartLogged(dir.path() + "/data",
                             {absl::StrCat("--worker_binary=", WorkerBinary()),
-                             "--max_concurrent_jobs=4"},
+                             "--max_concurrent_jobs=4", "--worker_threads=2"},
                             dir.path() + "/lorad.log");
-  unsetenv("OMP_NUM_THREADS");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
   v1::Dataset data;
-  grpc::Status s =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &data);
+  grpc::Status s = UploadPairs(client, &data);
   ASSERT_TRUE(s.ok()) << Describe(s);
   // Three jobs that only a cancel ends, each in the group before the next.
   std::vector<std::string> long_jobs;
@@ -181,6 +175,18 @@ TEST(ConcurrentJobsTest, FourJobsTrainInTwoLanes) {
   for (const std::string& id : long_jobs) {
     std::vector<v1::JobEvent> ignored;
     ASSERT_TRUE(Watch(client, id, 0, &ignored, absl::Minutes(5)).ok()) << id;
+  }
+}
+
+TEST(ConcurrentJobsTest, OutOfRangeWorkerThreadsAreRefusedByName) {
+  for (const char* value : {"-1", "1025"}) {
+    const CommandResult r = RunCommand(absl::StrCat(
+        LoradBinary(), " --worker_threads=", value, " 2>&1 < /dev/null"));
+    EXPECT_EQ(r.exit_code, 2) << value << ": " << r.output;
+    EXPECT_TRUE(absl::StrContains(
+        r.output,
+        absl::StrCat("--worker_threads must be in [0, 1024], got ", value)))
+        << r.output;
   }
 }
 

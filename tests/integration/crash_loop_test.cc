@@ -36,9 +36,7 @@ class CrashLoopTest : public ::testing::Test {
   }
 
   void StartDaemon() {
-    auto daemon = DaemonProcess::Start(
-        data_dir(), {absl::StrCat("--worker_binary=", WorkerBinary()),
-                     "--max_job_attempts=100"});
+    auto daemon = StartWithWorker(data_dir(), {"--max_job_attempts=100"});
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
     client_ = std::make_unique<Client>(daemon_->address());

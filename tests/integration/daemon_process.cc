@@ -41,6 +41,14 @@ std::string LoradBinary() { return LORAD_BINARY_DIR "/server/lorad"; }
 std::string WorkerBinary() { return LORAD_BINARY_DIR "/worker/lorad-worker"; }
 bool WorkerBuilt() { return ::access(WorkerBinary().c_str(), X_OK) == 0; }
 
+absl::StatusOr<std::unique_ptr<DaemonProcess>> StartWithWorker(
+    const std::string& data_dir, const std::vector<std::string>& extra_flags) {
+  std::vector<std::string> flags = {
+      absl::StrCat("--worker_binary=", WorkerBinary())};
+  flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
+  return DaemonProcess::Start(data_dir, flags);
+}
+
 TempDir::TempDir() {
   char pattern[] = "/tmp/lorad-it-XXXXXX";
   const char* made = ::mkdtemp(pattern);

@@ -64,6 +64,12 @@ class DaemonProcess {
   std::string http_address_;
 };
 
+// DaemonProcess::Start with --worker_binary=WorkerBinary() before
+// `extra_flags`.
+absl::StatusOr<std::unique_ptr<DaemonProcess>> StartWithWorker(
+    const std::string& data_dir,
+    const std::vector<std::string>& extra_flags = {});
+
 // True while a process with this pid exists and is not a zombie.
 bool ProcessRunning(pid_t pid);
 

@@ -18,9 +18,8 @@ namespace {
 TEST(FaultsDrainTest, SigtermLetsAnOpenGenerateFinishThenExitsZero) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
-  auto daemon = DaemonProcess::Start(
-      dir.path() + "/data", {absl::StrCat("--worker_binary=", WorkerBinary()),
-                             "--shutdown_grace=120s"});
+  auto daemon =
+      StartWithWorker(dir.path() + "/data", {"--shutdown_grace=120s"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
 

@@ -101,9 +101,8 @@ TEST(FaultsLivenessTest, HungWorkerIsReplacedAndItsStreamsFailUnavailable) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
   const std::string data_dir = dir.path() + "/data";
-  auto daemon = DaemonProcess::Start(
-      data_dir, {absl::StrCat("--worker_binary=", WorkerBinary()),
-                 absl::StrCat("--worker_hang_timeout=",
+  auto daemon = StartWithWorker(
+      data_dir, {absl::StrCat("--worker_hang_timeout=",
                               absl::FormatDuration(kHangTimeout))});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());

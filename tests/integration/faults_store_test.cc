@@ -47,8 +47,7 @@ TEST(FaultsStoreTest, StoreErrorMidJobFailsTheJobVisibly) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
   const std::string data_dir = dir.path() + "/data";
-  auto daemon = DaemonProcess::Start(
-      data_dir, {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto daemon = StartWithWorker(data_dir);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
   v1::FineTuneJob job;

@@ -18,8 +18,7 @@ constexpr int64_t kFarPastTheEnd = int64_t{1} << 50;
 TEST(FaultsWatchTest, WatchFromPastTheEndEndsWhenTheJobDoes) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
-  auto daemon = DaemonProcess::Start(
-      dir.path() + "/data", {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto daemon = StartWithWorker(dir.path() + "/data");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
   v1::FineTuneJob job;

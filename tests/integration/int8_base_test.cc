@@ -58,15 +58,13 @@ std::vector<float> GreedyLogprobs(v1::Inference::Stub& stub,
 TEST(Int8BaseTest, TrainsAndServesOnTheInt8Base) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
-  auto daemon = DaemonProcess::Start(
-      dir.path() + "/data", {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto daemon = StartWithWorker(dir.path() + "/data");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
   auto adapters = v1::Adapters::NewStub(client.channel);
 
   v1::Dataset dataset;
-  grpc::Status status =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  grpc::Status status = UploadPairs(client, &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
 
   // A quantization that does not exist is refused, naming the field.

@@ -41,9 +41,7 @@ class LoractlServingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
-    auto daemon = DaemonProcess::Start(
-        dir_.path() + "/data",
-        {absl::StrCat("--worker_binary=", WorkerBinary())});
+    auto daemon = StartWithWorker(dir_.path() + "/data");
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
   }

@@ -78,10 +78,9 @@ TEST(ObservabilityTest, PrometheusScrapesEveryDashboardAndAlertExpression) {
 
   TempDir dir;
   const int metrics_port = FreePort();
-  auto daemon = DaemonProcess::Start(
+  auto daemon = StartWithWorker(
       dir.path() + "/data",
-      {absl::StrCat("--worker_binary=", WorkerBinary()),
-       absl::StrCat("--metrics_address=127.0.0.1:", metrics_port),
+      {absl::StrCat("--metrics_address=127.0.0.1:", metrics_port),
        "--metrics_interval_ms=200"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   // The device gauges appear once the poller has asked the worker, which
@@ -124,8 +123,7 @@ TEST(ObservabilityTest, PrometheusScrapesEveryDashboardAndAlertExpression) {
     ASSERT_TRUE(status.ok()) << Describe(status);
   }
   v1::Dataset dataset;
-  grpc::Status status =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  grpc::Status status = UploadPairs(client, &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
   v1::FineTuneJob job;
   v1::CreateFineTuneJobRequest request =

@@ -41,8 +41,7 @@ class RecoveryTest : public ::testing::Test {
     if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
     StartDaemon();
     v1::Dataset dataset;
-    grpc::Status status =
-        Upload(*client_, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+    grpc::Status status = UploadPairs(*client_, &dataset);
     ASSERT_TRUE(status.ok()) << Describe(status);
     status = CreateJob(*client_,
                        TinyJobRequest(dataset.id(), kSteps, kCheckpointEvery),
@@ -51,8 +50,7 @@ class RecoveryTest : public ::testing::Test {
   }
 
   void StartDaemon() {
-    auto daemon = DaemonProcess::Start(
-        data_dir(), {absl::StrCat("--worker_binary=", WorkerBinary())});
+    auto daemon = StartWithWorker(data_dir());
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
     client_ = std::make_unique<Client>(daemon_->address());

@@ -32,9 +32,7 @@ class SamplingExtrasDaemonTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!WorkerBuilt()) return;
     dir_ = new TempDir();
-    auto daemon = DaemonProcess::Start(
-        dir_->path() + "/data",
-        {absl::StrCat("--worker_binary=", WorkerBinary())});
+    auto daemon = StartWithWorker(dir_->path() + "/data");
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = daemon->release();
     client_ = new Client(daemon_->address());

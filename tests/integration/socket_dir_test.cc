@@ -25,8 +25,7 @@ TEST(SocketDirTest, LongDataDirGetsAPrivateSocketDirectory) {
   ASSERT_EQ(::setenv("TMPDIR", tmp.c_str(), 1), 0);  // lorad inherits it
   const std::string data_dir =
       dir.path() + "/" + std::string(60, 'd') + "/" + std::string(60, 'e');
-  auto daemon = DaemonProcess::Start(
-      data_dir, {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto daemon = StartWithWorker(data_dir);
   ::unsetenv("TMPDIR");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
 

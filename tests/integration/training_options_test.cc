@@ -31,8 +31,7 @@ class TrainingOptionsTest : public ::testing::Test {
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = *std::move(daemon);
     client_ = std::make_unique<Client>(daemon_->address());
-    grpc::Status s =
-        Upload(*client_, "pairs.jsonl", PromptCompletionJsonl(8), &sft_data_);
+    grpc::Status s = UploadPairs(*client_, &sft_data_);
     ASSERT_TRUE(s.ok()) << Describe(s);
   }
 

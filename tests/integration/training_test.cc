@@ -26,14 +26,12 @@ TEST(TrainingTest, MemorisesSmallDataset) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
   const std::string data_dir = dir.path() + "/data";
-  auto daemon = DaemonProcess::Start(
-      data_dir, {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto daemon = StartWithWorker(data_dir);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
 
   v1::Dataset dataset;
-  grpc::Status status =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  grpc::Status status = UploadPairs(client, &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
   v1::FineTuneJob job;
   status = CreateJob(client, TinyJobRequest(dataset.id(), 60, 20), &job);
@@ -105,13 +103,11 @@ TEST(TrainingTest, MemorisesSmallDataset) {
 TEST(TrainingTest, CancelStopsRunningJob) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
-  auto daemon = DaemonProcess::Start(
-      dir.path() + "/data", {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto daemon = StartWithWorker(dir.path() + "/data");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
   v1::Dataset dataset;
-  grpc::Status status =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  grpc::Status status = UploadPairs(client, &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
   v1::FineTuneJob long_job;
   status =
@@ -178,13 +174,11 @@ TEST(TrainingTest, WorkerErrorFailsJob) {
     "rms_norm_eps": 1e-5})";
   std::ofstream(model + "/model.safetensors")
       << "this is not a safetensors file";
-  auto daemon = DaemonProcess::Start(
-      dir.path() + "/data", {absl::StrCat("--worker_binary=", WorkerBinary())});
+  auto daemon = StartWithWorker(dir.path() + "/data");
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
   v1::Dataset dataset;
-  grpc::Status status =
-      Upload(client, "pairs.jsonl", PromptCompletionJsonl(8), &dataset);
+  grpc::Status status = UploadPairs(client, &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
   v1::CreateFineTuneJobRequest request = TinyJobRequest(dataset.id(), 5, 50);
   request.set_model(model);

@@ -104,9 +104,7 @@ int GenerateOnce(Client& client, grpc::Status* status) {
 TEST(UnreadStreamsTest, DaemonThreadsStayBoundedAndItServesAfterwards) {
   if (!WorkerBuilt()) GTEST_SKIP() << "lorad-worker was not built";
   TempDir dir;
-  auto daemon = DaemonProcess::Start(
-      dir.path() + "/data",
-      {absl::StrCat("--worker_binary=", WorkerBinary()), "--device=cpu"});
+  auto daemon = StartWithWorker(dir.path() + "/data", {"--device=cpu"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   Client client((*daemon)->address());
 
