@@ -8,6 +8,11 @@ ru_maxrss), so both sides are measured the same way, runtime included.
 
   .venv/bin/python bench/train_bench.py --build build            # tiny + llama-100m
   .venv/bin/python bench/train_bench.py --build build --models tiny --steps 5
+  .venv/bin/python bench/train_bench.py --build build --compute_dtype bfloat16
+
+--compute_dtype sets both sides' compute dtype (ours: the job's
+compute_dtype; the peer: its --dtype, the dense base's dtype and
+bitsandbytes' compute dtype).
 """
 
 import argparse
@@ -63,6 +68,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--cache_dir", default=os.path.join(
         tempfile.gettempdir(), "lorad-bench-models"))
+    ap.add_argument("--compute_dtype", default="float32",
+                    choices=["float32", "bfloat16"])
     ap.add_argument("--skip_peer_nf4", action="store_true",
                     help="skip the peer with a bitsandbytes NF4 base (QLoRA)")
     args = ap.parse_args()
@@ -95,7 +102,8 @@ def main():
                   f"--threads={args.threads}"]
         ours = run([binary, f"--model={name}", f"--cache_dir={args.cache_dir}",
                     f"--data={data}", f"--work_dir={work}/ours",
-                    "--gradient_checkpointing=true"] + common, env)
+                    "--gradient_checkpointing=true",
+                    f"--compute_dtype={args.compute_dtype}"] + common, env)
         print(json.dumps(ours), flush=True)
         peers = [("hf-peft", [])]
         if not args.skip_peer_nf4:
@@ -103,7 +111,8 @@ def main():
         for label, extra in peers:
             peer = run([sys.executable, os.path.join(HERE, "train_peer.py"),
                         f"--model_dir={model_dir}", f"--data={data}",
-                        f"--name={name}", "--gradient_checkpointing=1"]
+                        f"--name={name}", "--gradient_checkpointing=1",
+                        f"--dtype={args.compute_dtype}"]
                        + common + extra, env)
             print(json.dumps(peer), flush=True)
             if "error" in ours or "error" in peer:
@@ -111,6 +120,7 @@ def main():
             print(json.dumps({
                 "bench": "train_compare", "model": name, "peer": label,
                 "device": ours["device"], "threads": args.threads,
+                "compute_dtype": args.compute_dtype,
                 "tokens_per_second_ours": ours["tokens_per_second"],
                 "tokens_per_second_peer": peer["tokens_per_second"],
                 "tokens_per_second_ratio":
