@@ -136,5 +136,49 @@ TEST(LoraMathTest, Nf4CpuDequantizeEqualsReferenceBitForBit) {
   }
 }
 
+// DequantizeForMatMul reuses this thread's buffers on the CPU: after weights
+// of other shapes and dtypes went through them (growing, then shrinking),
+// each call still gives exactly Dequantize's values, and the matmul and its
+// gradient through it stay those of the fresh matrix.
+TEST(LoraMathTest, Nf4ScratchDequantizeEqualsAFreshOne) {
+  torch::manual_seed(7);
+  std::vector<Nf4Weight> weights;
+  for (auto [out, in] : std::vector<std::pair<int64_t, int64_t>>{
+           {37, 131}, {300, 257}, {16, 64}, {300, 257}}) {
+    torch::Tensor w = (torch::randn({out, in}) * 0.02).contiguous();
+    weights.push_back(
+        Nf4Weight::Quantize(w.data_ptr<float>(), out, in, torch::kCPU));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (const Nf4Weight& q : weights) {
+      for (torch::ScalarType dtype : {torch::kFloat32, torch::kBFloat16}) {
+        const torch::Tensor fresh = q.Dequantize(dtype);
+        const torch::Tensor scratch = q.DequantizeForMatMul(dtype);
+        ASSERT_EQ(scratch.sizes(), fresh.sizes());
+        ASSERT_EQ(scratch.scalar_type(), dtype);
+        EXPECT_TRUE(torch::equal(scratch, fresh))
+            << q.out_features() << "x" << q.in_features() << " " << dtype;
+      }
+    }
+  }
+  // One weight's buffer holds another's values only until the next call:
+  // a matmul through the second weight gives the second weight's product.
+  const Nf4Weight& a = weights[1];
+  const Nf4Weight& b = weights[3];
+  torch::Tensor x = torch::randn({5, 257}, torch::requires_grad());
+  torch::Tensor ya = Nf4MatMul(x, a);
+  torch::Tensor yb = Nf4MatMul(x, b);
+  EXPECT_TRUE(torch::equal(
+      ya, torch::matmul(x.detach(), a.Dequantize(torch::kFloat32).t())));
+  EXPECT_TRUE(torch::equal(
+      yb, torch::matmul(x.detach(), b.Dequantize(torch::kFloat32).t())));
+  torch::Tensor g = torch::randn({5, 300});
+  (ya + 2 * yb).backward(g);
+  const torch::Tensor want =
+      torch::matmul(g, a.Dequantize(torch::kFloat32)) +
+      torch::matmul(2 * g, b.Dequantize(torch::kFloat32));
+  EXPECT_TRUE(torch::allclose(x.grad(), want, 1e-5, 1e-5));
+}
+
 }  // namespace
 }  // namespace lorad::worker

@@ -19,7 +19,7 @@ class Nf4MatMulFunction : public torch::autograd::Function<Nf4MatMulFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx,
                                torch::Tensor x, const Nf4Weight* w) {
     ctx->saved_data["w"] = reinterpret_cast<int64_t>(w);
-    torch::Tensor weight = w->Dequantize(x.scalar_type());
+    torch::Tensor weight = w->DequantizeForMatMul(x.scalar_type());
     return torch::matmul(x, weight.t());
   }
 
@@ -29,7 +29,7 @@ class Nf4MatMulFunction : public torch::autograd::Function<Nf4MatMulFunction> {
     const auto* w =
         reinterpret_cast<const Nf4Weight*>(ctx->saved_data["w"].toInt());
     torch::Tensor g = grad_out[0];
-    torch::Tensor weight = w->Dequantize(g.scalar_type());
+    torch::Tensor weight = w->DequantizeForMatMul(g.scalar_type());
     return {torch::matmul(g, weight), torch::Tensor()};
   }
 };
@@ -89,17 +89,8 @@ torch::Tensor Nf4Weight::Dequantize(torch::ScalarType dtype) const {
   const int64_t n = numel();
   const int64_t blocks = (n + nf4::kBlockSize - 1) / nf4::kBlockSize;
   if (packed_.is_cpu()) {
-    // On the CPU, one pass that writes each value once, blocks split over
-    // LibTorch's intra-op threads.
     torch::Tensor w = torch::empty({out_, in_}, torch::kFloat32);
-    const nf4::DoubleQuantView view{
-        n, packed_.data_ptr<uint8_t>(), absmax_codes_.data_ptr<uint8_t>(),
-        absmax_scales_.data_ptr<float>(), absmax_offset_};
-    float* out = w.data_ptr<float>();
-    // About 64 KiB of output per task.
-    at::parallel_for(0, blocks, 256, [&](int64_t begin, int64_t end) {
-      nf4::DequantizeBlocks(view, begin, end, out);
-    });
+    DequantizeOnCpu(w);
     return dtype == torch::kFloat32 ? w : w.to(dtype);
   }
   // Elsewhere (a device without the fused kernel), the same arithmetic in
@@ -123,6 +114,43 @@ torch::Tensor Nf4Weight::Dequantize(torch::ScalarType dtype) const {
           .slice(0, 0, n)
           .view({out_, in_});
   return w.to(dtype);
+}
+
+void Nf4Weight::DequantizeOnCpu(torch::Tensor& out) const {
+  // One pass that writes each value once, blocks split over LibTorch's
+  // intra-op threads.
+  const int64_t n = numel();
+  const int64_t blocks = (n + nf4::kBlockSize - 1) / nf4::kBlockSize;
+  const nf4::DoubleQuantView view{
+      n, packed_.data_ptr<uint8_t>(), absmax_codes_.data_ptr<uint8_t>(),
+      absmax_scales_.data_ptr<float>(), absmax_offset_};
+  float* values = out.data_ptr<float>();
+  // About 64 KiB of output per task.
+  at::parallel_for(0, blocks, 256, [&](int64_t begin, int64_t end) {
+    nf4::DequantizeBlocks(view, begin, end, values);
+  });
+}
+
+torch::Tensor Nf4Weight::DequantizeForMatMul(torch::ScalarType dtype) const {
+  const int64_t bytes = numel() * static_cast<int64_t>(sizeof(float));
+  if (!packed_.is_cpu() || bytes > kScratchBytes) return Dequantize(dtype);
+  // This thread's buffers: the fp32 values, and their copy in `dtype`.
+  thread_local torch::Tensor fp32_scratch, cast_scratch;
+  auto view_of = [&](torch::Tensor& scratch, torch::ScalarType type) {
+    if (!scratch.defined() || scratch.scalar_type() != type ||
+        scratch.numel() < numel()) {
+      scratch = torch::Tensor();  // the old one goes before the new comes
+      scratch = torch::empty({numel()}, torch::TensorOptions().dtype(type));
+    }
+    return scratch.narrow(0, 0, numel()).view({out_, in_});
+  };
+  torch::NoGradGuard no_grad;
+  torch::Tensor w = view_of(fp32_scratch, torch::kFloat32);
+  DequantizeOnCpu(w);
+  if (dtype == torch::kFloat32) return w;
+  torch::Tensor cast = view_of(cast_scratch, dtype);
+  cast.copy_(w);
+  return cast;
 }
 
 int64_t Nf4Weight::StorageBytes() const {

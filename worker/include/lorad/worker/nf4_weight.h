@@ -1,8 +1,8 @@
 // A frozen linear weight held in NF4 (double-quantized) on the device, and
 // the matmul that uses it. The dequantized matrix only ever exists for the
-// duration of one matmul: forward dequantizes, multiplies and drops it;
-// backward dequantizes again for the input gradient. Nothing dequantized is
-// saved for backward.
+// duration of one matmul: forward dequantizes, multiplies and drops it (on
+// the CPU into a buffer reused by the next); backward dequantizes again for
+// the input gradient. Nothing dequantized is saved for backward.
 #ifndef LORAD_WORKER_NF4_WEIGHT_H_
 #define LORAD_WORKER_NF4_WEIGHT_H_
 
@@ -21,6 +21,14 @@ class Nf4Weight {
 
   // The [out, in] matrix in `dtype`, a fresh tensor each call.
   torch::Tensor Dequantize(torch::ScalarType dtype) const;
+  // The same values, for one matmul: on the CPU, up to kScratchBytes, in
+  // buffers this thread keeps, valid until its next call (the matmul in
+  // Nf4MatMul); elsewhere, or larger, a fresh tensor as above. A fresh
+  // block of 4 MiB or more is a new mapping (device_memory.h) whose pages
+  // fault in on each dequantize: llama-100m's fp32 training (train_bench,
+  // 2 x 128) spent about 10% of its time there.
+  static constexpr int64_t kScratchBytes = int64_t{64} << 20;
+  torch::Tensor DequantizeForMatMul(torch::ScalarType dtype) const;
 
   int64_t out_features() const { return out_; }
   int64_t in_features() const { return in_; }
@@ -29,6 +37,9 @@ class Nf4Weight {
   int64_t StorageBytes() const;
 
  private:
+  // Dequantizes into `out` ([out, in] fp32, contiguous) on the CPU.
+  void DequantizeOnCpu(torch::Tensor& out) const;
+
   int64_t out_ = 0, in_ = 0;
   torch::Tensor packed_;         // uint8 [ceil(numel/2)]
   torch::Tensor absmax_codes_;   // uint8 [num_blocks]
