@@ -122,6 +122,14 @@ std::string DefaultWorkerBinary() {
   return beside.string();
 }
 
+// True when --`name` = `value` lies in [lo, hi]; otherwise says so.
+bool FlagInRange(const char* name, int value, int lo, int hi) {
+  if (value >= lo && value <= hi) return true;
+  std::fprintf(stderr, "lorad: --%s must be in [%d, %d], got %d\n", name, lo,
+               hi, value);
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -181,25 +189,14 @@ int main(int argc, char** argv) {
   options.max_device_adapters = absl::GetFlag(FLAGS_max_device_adapters);
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
-  if (options.max_concurrent_jobs < 1 || options.max_concurrent_jobs > 64) {
-    std::fprintf(stderr,
-                 "lorad: --max_concurrent_jobs must be in [1, 64], got %d\n",
-                 options.max_concurrent_jobs);
-    return 2;
-  }
   options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
-  if (options.worker_threads < 0 || options.worker_threads > 1024) {
-    std::fprintf(stderr,
-                 "lorad: --worker_threads must be in [0, 1024], got %d\n",
-                 options.worker_threads);
+  if (!FlagInRange("max_concurrent_jobs", options.max_concurrent_jobs, 1, 64) ||
+      !FlagInRange("worker_threads", options.worker_threads, 0, 1024) ||
+      !FlagInRange("batch_concurrency", options.batch_concurrency, 1, 256)) {
     return 2;
   }
   if (options.max_batch < 1) {
     std::fprintf(stderr, "lorad: --max_batch must be >= 1\n");
-    return 2;
-  }
-  if (options.batch_concurrency < 1 || options.batch_concurrency > 256) {
-    std::fprintf(stderr, "lorad: --batch_concurrency must be in [1, 256]\n");
     return 2;
   }
   if (options.max_upload_bytes <= 0 || options.max_job_attempts < 1) {
