@@ -280,5 +280,38 @@ TEST(Int8Test, GradientsReachTheAdapterThroughTheInt8Base) {
   }
 }
 
+// On the CPU the backward's dequantized weight goes into the thread's
+// buffers (thread_scratch.h): for weights of several shapes one after
+// another, in both dtypes, the values are Dequantize's bit for bit, and an
+// input gradient through two weights in a row is each weight's own.
+TEST(Int8Test, ScratchDequantizeEqualsAFreshOne) {
+  torch::manual_seed(11);
+  std::vector<Int8Weight> weights;
+  for (auto [out, in] :
+       std::vector<std::pair<int64_t, int64_t>>{{40, 96}, {7, 33}, {40, 96}}) {
+    torch::Tensor w = (torch::randn({out, in}) * 0.1).contiguous();
+    weights.push_back(
+        Int8Weight::Quantize(w.data_ptr<float>(), out, in, torch::kCPU));
+  }
+  for (const Int8Weight& q : weights) {
+    for (torch::ScalarType dtype : {torch::kFloat32, torch::kBFloat16}) {
+      const torch::Tensor fresh = q.Dequantize(dtype);
+      const torch::Tensor scratch = q.DequantizeForMatMul(dtype);
+      ASSERT_EQ(scratch.scalar_type(), dtype);
+      EXPECT_TRUE(torch::equal(scratch, fresh))
+          << q.out_features() << "x" << q.in_features() << " " << dtype;
+    }
+  }
+  const Int8Weight& a = weights[0];
+  const Int8Weight& b = weights[2];
+  torch::Tensor x = torch::randn({3, 96}, torch::requires_grad());
+  torch::Tensor g = torch::randn({3, 40});
+  ((Int8MatMul(x, a) + 3 * Int8MatMul(x, b)) * g).sum().backward();
+  const torch::Tensor want =
+      torch::matmul(g, a.Dequantize(torch::kFloat32)) +
+      torch::matmul(3 * g, b.Dequantize(torch::kFloat32));
+  EXPECT_TRUE(torch::allclose(x.grad(), want, 1e-5, 1e-5));
+}
+
 }  // namespace
 }  // namespace lorad::worker

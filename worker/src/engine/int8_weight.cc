@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "c10/util/Half.h"
+#include "lorad/worker/thread_scratch.h"
 
 namespace lorad::worker {
 namespace {
@@ -37,7 +38,16 @@ torch::Tensor Int8Part(const torch::Tensor& x2, const torch::Tensor& cols,
   if (cols.numel() > 0) ca.index_fill_(1, cols, 0.0f);
   // Integer products of int8 values summed in fp32: exact while a row's
   // partial sums stay below 2^24.
-  torch::Tensor acc = torch::matmul(ca, w.cb().to(torch::kFloat32).t());
+  torch::Tensor cb = w.cb();
+  if (UseThreadScratch(cb.device(), torch::kFloat32, w.out_features(),
+                       w.in_features())) {
+    cb = ThreadScratch(ScratchSlot::kValues, torch::kFloat32, w.out_features(),
+                       w.in_features())
+             .copy_(w.cb());
+  } else {
+    cb = cb.to(torch::kFloat32);
+  }
+  torch::Tensor acc = torch::matmul(ca, cb.t());
   return acc * (row_absmax.unsqueeze(1) * w.scb().unsqueeze(0)) * kProductScale;
 }
 
@@ -79,8 +89,8 @@ class Int8MatMulFunction
     const auto* w =
         reinterpret_cast<const Int8Weight*>(ctx->saved_data["w"].toInt());
     torch::Tensor g = grad_out[0];
-    return {torch::matmul(g, w->Dequantize(g.scalar_type())), torch::Tensor(),
-            torch::Tensor()};
+    return {torch::matmul(g, w->DequantizeForMatMul(g.scalar_type())),
+            torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -125,6 +135,22 @@ Int8Weight Int8Weight::Quantize(const float* w, int64_t out_features,
 torch::Tensor Int8Weight::Dequantize(torch::ScalarType dtype) const {
   torch::NoGradGuard no_grad;
   return (cb_.to(torch::kFloat32) * scb_.unsqueeze(1) * kInv127).to(dtype);
+}
+
+torch::Tensor Int8Weight::DequantizeForMatMul(torch::ScalarType dtype) const {
+  if (!UseThreadScratch(cb_.device(), torch::kFloat32, out_, in_)) {
+    return Dequantize(dtype);
+  }
+  torch::NoGradGuard no_grad;
+  // The same arithmetic as Dequantize: CB in fp32 times SCB, times 1/127.
+  torch::Tensor w =
+      ThreadScratch(ScratchSlot::kValues, torch::kFloat32, out_, in_);
+  at::mul_out(w, cb_, scb_.unsqueeze(1));
+  w.mul_(kInv127);
+  if (dtype == torch::kFloat32) return w;
+  torch::Tensor cast = ThreadScratch(ScratchSlot::kCast, dtype, out_, in_);
+  cast.copy_(w);
+  return cast;
 }
 
 torch::Tensor Int8MatMul(const torch::Tensor& x, const Int8Weight& w,

@@ -6,6 +6,7 @@
 
 #include "kernels/nf4_ref.h"
 #include "lorad/cuda_bridge/kernels.h"
+#include "lorad/worker/thread_scratch.h"
 
 namespace lorad::worker {
 namespace {
@@ -132,23 +133,16 @@ void Nf4Weight::DequantizeOnCpu(torch::Tensor& out) const {
 }
 
 torch::Tensor Nf4Weight::DequantizeForMatMul(torch::ScalarType dtype) const {
-  const int64_t bytes = numel() * static_cast<int64_t>(sizeof(float));
-  if (!packed_.is_cpu() || bytes > kScratchBytes) return Dequantize(dtype);
-  // This thread's buffers: the fp32 values, and their copy in `dtype`.
-  thread_local torch::Tensor fp32_scratch, cast_scratch;
-  auto view_of = [&](torch::Tensor& scratch, torch::ScalarType type) {
-    if (!scratch.defined() || scratch.scalar_type() != type ||
-        scratch.numel() < numel()) {
-      scratch = torch::Tensor();  // the old one goes before the new comes
-      scratch = torch::empty({numel()}, torch::TensorOptions().dtype(type));
-    }
-    return scratch.narrow(0, 0, numel()).view({out_, in_});
-  };
+  if (!packed_.is_cpu() ||
+      !UseThreadScratch(packed_.device(), torch::kFloat32, out_, in_)) {
+    return Dequantize(dtype);
+  }
   torch::NoGradGuard no_grad;
-  torch::Tensor w = view_of(fp32_scratch, torch::kFloat32);
+  torch::Tensor w =
+      ThreadScratch(ScratchSlot::kValues, torch::kFloat32, out_, in_);
   DequantizeOnCpu(w);
   if (dtype == torch::kFloat32) return w;
-  torch::Tensor cast = view_of(cast_scratch, dtype);
+  torch::Tensor cast = ThreadScratch(ScratchSlot::kCast, dtype, out_, in_);
   cast.copy_(w);
   return cast;
 }

@@ -10,7 +10,8 @@
 // row-wise to int8 and multiplied as integers (exactly: int8 products summed
 // in fp32, as bitsandbytes' portable backend does), then rescaled by
 // rowabsmax(x) * SCB / 127^2. Only the input is differentiable; its
-// gradient is dY @ dequantize(W). Nothing dequantized is kept between calls.
+// gradient is dY @ dequantize(W). Nothing dequantized is kept between calls
+// (on the CPU the matrices go into buffers the thread reuses).
 //
 // Thread-safety: after Quantize the weight is read-only.
 #ifndef LORAD_WORKER_INT8_WEIGHT_H_
@@ -34,6 +35,10 @@ class Int8Weight {
 
   // The [out, in] matrix CB * SCB / 127 in `dtype`, a fresh tensor each call.
   torch::Tensor Dequantize(torch::ScalarType dtype) const;
+  // The same values, for one matmul: on the CPU, up to
+  // kThreadScratchMaxBytes, in this thread's buffers (thread_scratch.h),
+  // valid until its next call; elsewhere, or larger, a fresh tensor.
+  torch::Tensor DequantizeForMatMul(torch::ScalarType dtype) const;
 
   const torch::Tensor& cb() const { return cb_; }    // int8 [out, in]
   const torch::Tensor& scb() const { return scb_; }  // fp32 [out]

@@ -21,13 +21,9 @@ class Nf4Weight {
 
   // The [out, in] matrix in `dtype`, a fresh tensor each call.
   torch::Tensor Dequantize(torch::ScalarType dtype) const;
-  // The same values, for one matmul: on the CPU, up to kScratchBytes, in
-  // buffers this thread keeps, valid until its next call (the matmul in
-  // Nf4MatMul); elsewhere, or larger, a fresh tensor as above. A fresh
-  // block of 4 MiB or more is a new mapping (device_memory.h) whose pages
-  // fault in on each dequantize: llama-100m's fp32 training (train_bench,
-  // 2 x 128) spent about 10% of its time there.
-  static constexpr int64_t kScratchBytes = int64_t{64} << 20;
+  // The same values, for one matmul: on the CPU, up to
+  // kThreadScratchMaxBytes, in this thread's buffers (thread_scratch.h),
+  // valid until its next call; elsewhere, or larger, a fresh tensor.
   torch::Tensor DequantizeForMatMul(torch::ScalarType dtype) const;
 
   int64_t out_features() const { return out_; }
