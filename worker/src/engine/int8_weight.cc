@@ -147,10 +147,7 @@ torch::Tensor Int8Weight::DequantizeForMatMul(torch::ScalarType dtype) const {
       ThreadScratch(ScratchSlot::kValues, torch::kFloat32, out_, in_);
   at::mul_out(w, cb_, scb_.unsqueeze(1));
   w.mul_(kInv127);
-  if (dtype == torch::kFloat32) return w;
-  torch::Tensor cast = ThreadScratch(ScratchSlot::kCast, dtype, out_, in_);
-  cast.copy_(w);
-  return cast;
+  return CastInThreadScratch(w, dtype);
 }
 
 torch::Tensor Int8MatMul(const torch::Tensor& x, const Int8Weight& w,

@@ -141,10 +141,7 @@ torch::Tensor Nf4Weight::DequantizeForMatMul(torch::ScalarType dtype) const {
   torch::Tensor w =
       ThreadScratch(ScratchSlot::kValues, torch::kFloat32, out_, in_);
   DequantizeOnCpu(w);
-  if (dtype == torch::kFloat32) return w;
-  torch::Tensor cast = ThreadScratch(ScratchSlot::kCast, dtype, out_, in_);
-  cast.copy_(w);
-  return cast;
+  return CastInThreadScratch(w, dtype);
 }
 
 int64_t Nf4Weight::StorageBytes() const {

@@ -26,4 +26,13 @@ torch::Tensor ThreadScratch(ScratchSlot slot, torch::ScalarType dtype,
   return buffer.narrow(0, 0, n).view({rows, cols});
 }
 
+torch::Tensor CastInThreadScratch(const torch::Tensor& values,
+                                  torch::ScalarType dtype) {
+  if (dtype == values.scalar_type()) return values;
+  torch::Tensor cast =
+      ThreadScratch(ScratchSlot::kCast, dtype, values.size(0), values.size(1));
+  cast.copy_(values);
+  return cast;
+}
+
 }  // namespace lorad::worker

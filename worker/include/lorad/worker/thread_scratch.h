@@ -30,6 +30,11 @@ bool UseThreadScratch(const torch::Device& device, torch::ScalarType dtype,
 torch::Tensor ThreadScratch(ScratchSlot slot, torch::ScalarType dtype,
                             int64_t rows, int64_t cols);
 
+// `values` (fp32, from ThreadScratch(kValues, ...)) in `dtype`: `values`
+// itself for fp32, else their copy in this thread's kCast buffer.
+torch::Tensor CastInThreadScratch(const torch::Tensor& values,
+                                  torch::ScalarType dtype);
+
 }  // namespace lorad::worker
 
 #endif  // LORAD_WORKER_THREAD_SCRATCH_H_
