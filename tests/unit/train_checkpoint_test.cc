@@ -1,7 +1,8 @@
 // Training checkpoints: on a failing disk, through a FaultInjectionEnv, a
 // save that fails returns a clear status and the previous checkpoints stay
 // whole and loadable; the last two are kept, and a corrupt or truncated
-// newest one falls back to the one before.
+// newest one falls back to the one before; the events a checkpoint keeps
+// come back as they went in.
 #include "train_checkpoint.h"
 
 #include <torch/torch.h>
@@ -192,6 +193,39 @@ absl::StatusOr<RestoredCheckpoint> LoadInto(const std::string& dir,
   auto restored = LoadCheckpoint(dir, adapter, optimizer);
   *a = adapter.weights().begin()->second.a.clone();
   return restored;
+}
+
+TEST(TrainCheckpointTest, SentEventsComeBackByteForByte) {
+  const std::string dir = TestDir();
+  AdapterSet adapter = MakeAdapter(1);
+  torch::optim::AdamW optimizer(adapter.Parameters(),
+                                torch::optim::AdamWOptions(1e-3));
+  Step(adapter, optimizer);
+  CheckpointState state;
+  state.step = 5;
+  // Every byte value, NULs included, and then some.
+  for (int i = 0; i < 3 * 256; ++i) {
+    state.sent_events.push_back(static_cast<char>(i % 256));
+  }
+  ASSERT_TRUE(SaveCheckpoint(dir, adapter, optimizer, state).ok());
+  state.step = 6;
+  state.sent_events.clear();
+  ASSERT_TRUE(SaveCheckpoint(dir, adapter, optimizer, state).ok());
+
+  torch::Tensor a;
+  auto newest = LoadInto(dir, &a);
+  ASSERT_TRUE(newest.ok()) << newest.status();
+  EXPECT_EQ(newest->state.step, 6);
+  EXPECT_TRUE(newest->state.sent_events.empty());
+  std::filesystem::remove(CheckpointPath(dir, 6));
+  auto older = LoadInto(dir, &a);
+  ASSERT_TRUE(older.ok()) << older.status();
+  EXPECT_EQ(older->state.step, 5);
+  ASSERT_EQ(older->state.sent_events.size(), 3u * 256);
+  for (size_t i = 0; i < older->state.sent_events.size(); ++i) {
+    ASSERT_EQ(static_cast<unsigned char>(older->state.sent_events[i]), i % 256)
+        << "byte " << i;
+  }
 }
 
 TEST(TrainCheckpointTest, KeepsTheLastTwo) {

@@ -134,6 +134,76 @@ TEST_F(TrainerTest, ResumedRunEndsWhereAnUninterruptedOneDoes) {
   EXPECT_TRUE(*a == *b) << "resumed adapter differs from the uninterrupted one";
 }
 
+// Events sent before an interruption may never reach the caller (a kill of
+// either process). A resumed run sends again what its checkpoint holds from
+// after the caller's last recorded step, as it was first sent, before
+// TrainStarted; from a step the caller has, it sends nothing again.
+TEST_F(TrainerTest, ResumeSendsAgainTheEventsTheCallerDidNotRecord) {
+  using lorad::worker::v1::TrainEvent;
+  TrainJob first = Job("resend");
+  first.hp.set_max_steps(8);
+  first.hp.set_checkpoint_every(4);
+  std::vector<TrainEvent> sent;
+  int steps_seen = 0;
+  TrainCallbacks stop_at_6;
+  stop_at_6.on_event = [&](const TrainEvent& e) {
+    sent.push_back(e);
+    if (e.has_step()) steps_seen = e.step().step();
+  };
+  stop_at_6.cancelled = [&] { return steps_seen >= 6; };
+  ASSERT_EQ(RunTraining(*model_, first, stop_at_6).code(),
+            absl::StatusCode::kCancelled);
+  // The same checkpoints for a second resume, from another recorded step.
+  TrainJob second = first;
+  second.job_dir = root_ + "/jobs/resend-copy";
+  second.adapter_dir = root_ + "/adapters/resend-copy";
+  std::filesystem::copy(first.job_dir, second.job_dir);
+
+  // What the first run sent after step 3: step 4, the checkpoint at 4,
+  // steps 5 and 6.
+  std::vector<std::string> expected;
+  bool after_3 = false;
+  for (const TrainEvent& e : sent) {
+    if (after_3) expected.push_back(e.SerializeAsString());
+    if (e.has_step() && e.step().step() == 3) after_3 = true;
+  }
+  ASSERT_EQ(expected.size(), 4u);
+
+  auto resume = [&](TrainJob job, int64_t recorded) {
+    job.recorded_step = recorded;
+    std::vector<TrainEvent> events;
+    TrainCallbacks cb;
+    cb.on_event = [&](const TrainEvent& e) { events.push_back(e); };
+    EXPECT_TRUE(RunTraining(*model_, job, cb).ok());
+    return events;
+  };
+  std::vector<TrainEvent> events = resume(first, 3);
+  auto started =
+      std::find_if(events.begin(), events.end(),
+                   [](const TrainEvent& e) { return e.has_started(); });
+  ASSERT_NE(started, events.end());
+  EXPECT_EQ(started->started().resumed_from_step(), 6);
+  std::vector<std::string> again;
+  for (auto it = events.begin(); it != started; ++it) {
+    if (!it->has_log()) again.push_back(it->SerializeAsString());
+  }
+  EXPECT_EQ(again, expected) << "not the events of steps 4 to 6 as first sent";
+  ASSERT_TRUE(started != events.begin() && (started - 1)->has_log());
+  EXPECT_NE((started - 1)->log().find("steps 4 to 6"), std::string::npos)
+      << (started - 1)->log();
+  auto next = std::find_if(started, events.end(),
+                           [](const TrainEvent& e) { return e.has_step(); });
+  ASSERT_NE(next, events.end());
+  EXPECT_EQ(next->step().step(), 7);
+
+  events = resume(second, 6);
+  for (const TrainEvent& e : events) {
+    if (e.has_started()) break;
+    EXPECT_FALSE(e.has_step() || e.has_checkpoint_step() || e.has_log())
+        << "sent again although step 6 was recorded: " << e.ShortDebugString();
+  }
+}
+
 TEST_F(TrainerTest, BadDatasetIsInvalidArgumentNamingTheLine) {
   ASSERT_TRUE(
       WriteFileAtomic(root_ + "/bad.jsonl", "{\"text\": \"ok\"}\n{oops}\n")

@@ -361,6 +361,7 @@ absl::Status WorkerServiceImpl::RunTrain(
   job.validation_path = req.validation_path();
   job.job_dir = req.job_dir();
   job.adapter_dir = req.adapter_dir();
+  job.recorded_step = req.recorded_step();
   job.hp = req.config();
   callbacks.device_turns = &turns_;
   if (options_.max_concurrent_jobs > 1)

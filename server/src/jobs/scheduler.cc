@@ -294,14 +294,17 @@ Scheduler::RunResult Scheduler::TrainOnce(const WorkerHandle& worker,
   auto unregister = [&] { SetCall(job.id(), nullptr); };
   // Cancel() changes the store before it looks for the running call, so a
   // cancel that came just before registration is seen here.
-  if (absl::Status alive = journal_->Update(job.id(), Unchanged).status();
-      !alive.ok()) {
+  absl::StatusOr<v1::FineTuneJob> stored =
+      journal_->Update(job.id(), Unchanged);
+  if (!stored.ok()) {
     unregister();
     if (IsFinal(job.id())) return {Outcome::kDone, absl::OkStatus()};
-    return {Outcome::kStoreError, alive};
+    return {Outcome::kStoreError, stored.status()};
   }
 
   worker::v1::TrainRequest request;
+  // The worker sends again what a resumed checkpoint holds past this.
+  request.set_recorded_step(stored->step());
   request.set_job_id(job.id());
   request.set_model(job.model());
   request.set_model_cache_dir(layout_.ModelsDir());

@@ -1,6 +1,7 @@
 #include "train_checkpoint.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <mutex>
 
@@ -49,6 +50,14 @@ at::Generator OrDefault(const at::Generator& rng) {
                        : at::globalContext().defaultGenerator(torch::kCPU);
 }
 
+// `bytes` as a 1-D uint8 tensor (archives hold tensors only).
+torch::Tensor BytesTensor(const std::string& bytes) {
+  torch::Tensor t =
+      torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
 absl::StatusOr<std::string> Serialise(const AdapterSet& adapter,
                                       torch::optim::Optimizer& optimizer,
                                       const CheckpointState& state,
@@ -63,6 +72,7 @@ absl::StatusOr<std::string> Serialise(const AdapterSet& adapter,
     archive.write("best_eval_loss", torch::tensor(state.best_eval_loss));
     archive.write("evals_since_best",
                   torch::tensor(state.evals_since_best, torch::kLong));
+    archive.write("sent_events", BytesTensor(state.sent_events));
     for (const auto& [key, w] : adapter.weights()) {
       archive.write(key + ".lora_A", w.a.detach().cpu(), /*is_buffer=*/true);
       archive.write(key + ".lora_B", w.b.detach().cpu(), /*is_buffer=*/true);
@@ -130,6 +140,16 @@ absl::StatusOr<CheckpointState> Restore(const std::string& path,
     }
     if (archive.try_read("evals_since_best", since_best)) {
       state.evals_since_best = since_best.item<int64_t>();
+    }
+    torch::Tensor sent;
+    if (archive.try_read("sent_events", sent)) {
+      if (sent.scalar_type() != torch::kUInt8 || sent.dim() != 1) {
+        return absl::DataLossError(
+            absl::StrCat(path, ": sent_events is not a byte vector"));
+      }
+      sent = sent.contiguous();
+      state.sent_events.assign(static_cast<const char*>(sent.data_ptr()),
+                               static_cast<size_t>(sent.numel()));
     }
     torch::NoGradGuard no_grad;
     for (const auto& [key, w] : adapter.weights()) {

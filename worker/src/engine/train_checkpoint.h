@@ -32,6 +32,9 @@ struct CheckpointState {
   int64_t best_step = 0;
   float best_eval_loss = std::numeric_limits<float>::infinity();
   int64_t evals_since_best = 0;
+  // The events sent before the save (a serialised SentTrainEvents), kept as
+  // they are; empty in checkpoints written before it existed.
+  std::string sent_events;
 };
 
 // Writes the checkpoint for `state.step` into `dir` atomically, then removes

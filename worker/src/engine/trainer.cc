@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -46,6 +47,43 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
 
 using lorad::worker::v1::TrainEvent;
 
+// How many sent events a checkpoint keeps: far more than can be in flight
+// between the worker and lorad when either is killed.
+constexpr size_t kSentEventsKept = 4096;
+
+// Resuming from `state`: sends again, in their order, the events its
+// checkpoint kept from after `recorded_step` (lost on their way to the
+// caller), and moves the kept events into `sent` so later checkpoints keep
+// them too. Kept events that do not parse are dropped; the checkpoint is
+// still resumed from.
+void ResendUnrecorded(int64_t recorded_step, const TrainCallbacks& cb,
+                      const CheckpointState& state,
+                      std::deque<lorad::worker::v1::SentTrainEvent>& sent) {
+  lorad::worker::v1::SentTrainEvents kept;
+  if (state.sent_events.empty() || !kept.ParseFromString(state.sent_events)) {
+    return;
+  }
+  int64_t first = 0, last = 0;
+  for (auto& e : *kept.mutable_events()) {
+    if (e.at_step() > recorded_step) {
+      if (cb.on_event) cb.on_event(e.event());
+      if (first == 0) first = e.at_step();
+      last = e.at_step();
+    }
+    sent.push_back(std::move(e));
+  }
+  while (sent.size() > kSentEventsKept) sent.pop_front();
+  if (first > 0 && cb.on_event) {
+    TrainEvent log;
+    log.set_log(absl::StrCat(
+        "sent again the events of steps ", first, " to ", last,
+        " from the checkpoint: they were sent before the interruption but "
+        "not recorded (the last step recorded was ",
+        recorded_step, ")"));
+    cb.on_event(log);
+  }
+}
+
 absl::Status Train(const LlamaModel& model, const TrainJob& job,
                    const TrainCallbacks& cb) {
   const lorad::worker::v1::TrainConfig& hp = job.hp;
@@ -56,9 +94,18 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
         "max_seq_len and learning_rate must be set");
   }
   const torch::Device device = model.device();
+  CheckpointState state;
+  // The events sent since TrainStarted, after those the resumed checkpoint
+  // kept, each with its step: checkpoints keep them (see TrainJob).
+  std::deque<lorad::worker::v1::SentTrainEvent> sent;
+  bool keep_sent = false;
   auto emit = [&](TrainEvent e) {
     *e.mutable_memory() = CurrentMemoryUsage(device);
     if (cb.on_event) cb.on_event(e);
+    if (!keep_sent) return;
+    if (sent.size() >= kSentEventsKept) sent.pop_front();
+    sent.emplace_back().set_at_step(static_cast<int32_t>(state.step));
+    *sent.back().mutable_event() = std::move(e);
   };
 
   LORAD_ASSIGN_OR_RETURN(std::unique_ptr<Objective> objective,
@@ -92,7 +139,6 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   // depend on its seed alone, fused with other jobs or not.
   at::Generator dropout_generator = NewGenerator(device, hp.seed());
   LORAD_RETURN_IF_ERROR(MakeDirs(job.job_dir));
-  CheckpointState state;
   auto resumed = LoadCheckpoint(job.job_dir, adapter, optimizer, Env::Default(),
                                 dropout_generator);
   if (resumed.ok()) {
@@ -102,9 +148,17 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
       e.set_log(absl::StrCat("skipped a checkpoint: ", why));
       emit(e);
     }
+    ResendUnrecorded(job.recorded_step, cb, state, sent);
   } else if (!absl::IsNotFound(resumed.status())) {
     return resumed.status();
   }
+  auto save = [&]() -> absl::Status {
+    lorad::worker::v1::SentTrainEvents kept;
+    for (const auto& e : sent) *kept.add_events() = e;
+    state.sent_events = kept.SerializeAsString();
+    return SaveCheckpoint(job.job_dir, adapter, optimizer, state,
+                          Env::Default(), dropout_generator);
+  };
   if (shape.optimizer_paged) {
     LORAD_ASSIGN_OR_RETURN(PagedState paged, PageOptimizerState(optimizer));
     TrainEvent e;
@@ -153,6 +207,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
                        est.optimizer + est.gradients + est.activations);
     emit(e);
   }
+  keep_sent = true;
 
   // In a group, the job waits for the others' micro-batches from here on;
   // leaving (on any return) stops them waiting for its.
@@ -212,8 +267,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
         // ones have drawn from the random state the checkpoint records.
         if (m == 0 && state.step > saved_step) {
           DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
-          (void)SaveCheckpoint(job.job_dir, adapter, optimizer, state,
-                               Env::Default(), dropout_generator);
+          (void)save();
         }
         return absl::CancelledError("job cancelled");
       }
@@ -315,9 +369,7 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     if (hp.checkpoint_every() > 0 && state.step % hp.checkpoint_every() == 0 &&
         state.step < total_steps) {
       DeviceTurn turn(cb.device_turns, DeviceTurn::Kind::kTraining);
-      LORAD_RETURN_IF_ERROR(SaveCheckpoint(job.job_dir, adapter, optimizer,
-                                           state, Env::Default(),
-                                           dropout_generator));
+      LORAD_RETURN_IF_ERROR(save());
       saved_step = state.step;
       TrainEvent c;
       c.set_checkpoint_step(static_cast<int32_t>(state.step));

@@ -28,6 +28,10 @@ struct TrainJob {
   std::string job_dir;                // checkpoint-<step>.pt live here
   std::string adapter_dir;            // the PEFT adapter is written here
   lorad::worker::v1::TrainConfig hp;  // complete (the server fills defaults)
+  // The last step whose event the caller has recorded. A resumed run first
+  // sends again the events its checkpoint holds from after that step (lost
+  // with an interrupted process), so the caller's history has no gap.
+  int64_t recorded_step = 0;
 };
 
 struct TrainCallbacks {
