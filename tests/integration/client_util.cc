@@ -120,6 +120,22 @@ grpc::Status Watch(Client& client, const std::string& job_id, int64_t after_seq,
   return reader->Finish();
 }
 
+int WatchUntilStep(Client& client, const std::string& job_id, int step) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
+  v1::WatchFineTuneJobRequest request;
+  request.set_job_id(job_id);
+  auto reader = client.fine_tuning->WatchJob(&context, request);
+  v1::JobEvent event;
+  int reached = 0;
+  while (reader->Read(&event)) {
+    if (event.has_step()) reached = event.step().step();
+    if (reached >= step) context.TryCancel();
+  }
+  (void)reader->Finish();
+  return reached;
+}
+
 std::vector<v1::TrainStep> Steps(const std::vector<v1::JobEvent>& events) {
   std::vector<v1::TrainStep> steps;
   for (const v1::JobEvent& e : events) {

@@ -60,6 +60,11 @@ grpc::Status Watch(
 // What the worker logs when a run resumes, before the checkpoint's step.
 inline constexpr char kResumedLog[] = "resumed from the checkpoint at step ";
 
+// Watches a job until one of its step events reaches `step`, then stops
+// watching; returns the last step seen (less than `step` when the job ended
+// first or five minutes passed).
+int WatchUntilStep(Client& client, const std::string& job_id, int step);
+
 // The text of a state change or log event ("" for other kinds).
 std::string EventText(const v1::JobEvent& event);
 

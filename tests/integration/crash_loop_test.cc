@@ -113,6 +113,28 @@ class CrashLoopTest : public ::testing::Test {
 
   std::string data_dir() const { return dir_.path() + "/data"; }
 
+  // After a kill of lorad: waits (up to 30 s) for its worker to go with it,
+  // then starts lorad again.
+  void RestartOnceGone(int64_t worker_pid) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (worker_pid > 0 && ProcessRunning(static_cast<pid_t>(worker_pid)) &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    StartDaemon();
+  }
+
+  // Watches the job to its end; it must have SUCCEEDED. Its whole history
+  // goes into `events`.
+  void FinishedHistory(v1::FineTuneJob& job,
+                       std::vector<v1::JobEvent>* events) {
+    grpc::Status status = Watch(*client_, job.id(), 0, events);
+    ASSERT_TRUE(status.ok()) << Describe(status);
+    ASSERT_TRUE(GetJob(*client_, job.id(), &job).ok());
+    ASSERT_EQ(job.state(), v1::SUCCEEDED)
+        << job.error().code() << ": " << job.error().message();
+  }
+
   TempDir dir_;
   std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<Client> client_;
@@ -168,24 +190,12 @@ TEST_F(CrashLoopTest, TwentyKillsInARowEndInAFinishedJob) {
     ASSERT_FALSE(finished) << "the job ended before the " << kKills
                            << " kills; raise kSteps";
     ASSERT_TRUE(killed) << "the watch ended without a step to kill at";
-    if (daemon) {
-      // The worker dies with the daemon; start again once it has.
-      const absl::Time deadline = absl::Now() + absl::Seconds(30);
-      while (worker_pid > 0 && ProcessRunning(static_cast<pid_t>(worker_pid)) &&
-             absl::Now() < deadline) {
-        absl::SleepFor(absl::Milliseconds(20));
-      }
-      StartDaemon();
-    }
+    if (daemon) RestartOnceGone(worker_pid);
   }
 
   // Let it finish, then read its whole history.
   std::vector<v1::JobEvent> events;
-  status = Watch(*client_, job.id(), 0, &events);
-  ASSERT_TRUE(status.ok()) << Describe(status);
-  ASSERT_TRUE(GetJob(*client_, job.id(), &job).ok());
-  ASSERT_EQ(job.state(), v1::SUCCEEDED)
-      << job.error().code() << ": " << job.error().message();
+  ASSERT_NO_FATAL_FAILURE(FinishedHistory(job, &events));
   EXPECT_GE(job.attempts(), kKills + 1);
 
   const History history = CheckHistory(events);
@@ -205,18 +215,7 @@ TEST_F(CrashLoopTest, StepsRunWhileLoradWasStoppedComeBackFromTheCheckpoint) {
   v1::FineTuneJob job;
   grpc::Status status = StartTinyJob(*client_, kSteps, kCheckpointEvery, &job);
   ASSERT_TRUE(status.ok()) << Describe(status);
-  {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
-    v1::WatchFineTuneJobRequest request;
-    request.set_job_id(job.id());
-    auto reader = client_->fine_tuning->WatchJob(&context, request);
-    v1::JobEvent event;
-    while (reader->Read(&event)) {
-      if (event.has_step() && event.step().step() >= 10) context.TryCancel();
-    }
-    (void)reader->Finish();
-  }
+  ASSERT_GE(WatchUntilStep(*client_, job.id(), 10), 10);
   const std::string job_dir = data_dir() + "/jobs/" + job.id();
   ASSERT_EQ(::kill(daemon_->pid(), SIGSTOP), 0);
   // On a failed assertion below, lorad must be able to take its SIGTERM.
@@ -238,18 +237,10 @@ TEST_F(CrashLoopTest, StepsRunWhileLoradWasStoppedComeBackFromTheCheckpoint) {
   daemon_->Kill();
   ASSERT_GE(ahead, newest + 2 * kCheckpointEvery)
       << "the worker did not go on while lorad was stopped";
-  while (ProcessRunning(static_cast<pid_t>(worker_pid)) &&
-         absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  StartDaemon();
+  RestartOnceGone(worker_pid);
 
   std::vector<v1::JobEvent> events;
-  status = Watch(*client_, job.id(), 0, &events);
-  ASSERT_TRUE(status.ok()) << Describe(status);
-  ASSERT_TRUE(GetJob(*client_, job.id(), &job).ok());
-  ASSERT_EQ(job.state(), v1::SUCCEEDED)
-      << job.error().code() << ": " << job.error().message();
+  ASSERT_NO_FATAL_FAILURE(FinishedHistory(job, &events));
   const History history = CheckHistory(events);
   EXPECT_GE(history.resumes, 1);
   EXPECT_GE(history.resends, 1)

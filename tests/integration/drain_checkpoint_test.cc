@@ -36,20 +36,7 @@ TEST(DrainCheckpointTest, SigtermCheckpointsTheRunningJob) {
   grpc::Status status = StartTinyJob(*client, kSteps, 100000, &job);
   ASSERT_TRUE(status.ok()) << Describe(status);
 
-  int reached = 0;
-  {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
-    v1::WatchFineTuneJobRequest request;
-    request.set_job_id(job.id());
-    auto reader = client->fine_tuning->WatchJob(&context, request);
-    v1::JobEvent event;
-    while (reader->Read(&event)) {
-      if (event.has_step()) reached = event.step().step();
-      if (reached >= kStopAfter) context.TryCancel();
-    }
-    (void)reader->Finish();
-  }
+  const int reached = WatchUntilStep(*client, job.id(), kStopAfter);
   ASSERT_GE(reached, kStopAfter) << "the job never got going";
   const int wait_status = (*daemon)->Terminate(absl::Seconds(60));
   ASSERT_TRUE(WIFEXITED(wait_status)) << wait_status;
