@@ -1,5 +1,6 @@
 // train_bench: lorad's side of the training benchmark. Runs a QLoRA job
-// through the same RunTraining the worker uses, on the NF4 base, and prints
+// through the same RunTraining the worker uses, on the NF4 base (or the
+// LLM.int8 one: --quantization=int8), and prints
 // one JSON object: tokens/s over the steps after the first, the process's
 // peak RSS, the memory estimate, and the losses. bench/train_bench.py runs
 // it beside HF transformers + PEFT on the same weights and data.
@@ -22,6 +23,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "bench_models.h"
+#include "lorad/model/base_quantization.h"
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/intra_op_threads.h"
@@ -45,6 +47,9 @@ ABSL_FLAG(bool, gradient_checkpointing, true, "Recompute blocks in backward.");
 ABSL_FLAG(int, threads, 0, "LibTorch intra-op threads (0: default).");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda[:N].");
 ABSL_FLAG(std::string, compute_dtype, "float32", "float32 or bfloat16.");
+ABSL_FLAG(std::string, quantization, "nf4",
+          "The base's block linears: nf4 (double quantized) or int8 "
+          "(LLM.int8).");
 ABSL_FLAG(bool, write_model_only, false, "Write the model directory, exit.");
 ABSL_FLAG(bool, return_large_host_blocks, true,
           "Give large freed host blocks back at once, as lorad-worker does "
@@ -102,7 +107,11 @@ int Run() {
     return 2;
   }
 
+  auto quantization =
+      lorad::model::ParseBaseQuantization(absl::GetFlag(FLAGS_quantization));
+  if (!quantization.ok()) return Fail(quantization.status());
   lorad::worker::LoadOptions load;
+  load.quantization = *quantization;
   load.device = torch::Device(absl::GetFlag(FLAGS_device));
   load.dtype = absl::GetFlag(FLAGS_compute_dtype) == "bfloat16"
                    ? torch::kBFloat16
@@ -132,6 +141,7 @@ int Run() {
       absl::GetFlag(FLAGS_compute_dtype), &hp);
   hp.set_learning_rate(static_cast<float>(absl::GetFlag(FLAGS_lr)));
   hp.set_seed(42);
+  hp.set_quantization(absl::GetFlag(FLAGS_quantization));
 
   // Wall time of each step, measured between step events.
   std::vector<double> step_seconds;
@@ -185,7 +195,9 @@ int Run() {
       {"params", config.NumParameters()},
       {"device", load.device.str()},
       {"compute_dtype", absl::GetFlag(FLAGS_compute_dtype)},
-      {"base", "nf4-double-quant"},
+      {"base", *quantization == lorad::model::BaseQuantization::kNf4
+                   ? "nf4-double-quant"
+                   : "llm-int8"},
       {"base_bytes_per_param", bytes_per_param},
       {"steps", step_seconds.size()},
       {"batch", absl::GetFlag(FLAGS_batch)},

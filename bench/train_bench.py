@@ -9,10 +9,13 @@ ru_maxrss), so both sides are measured the same way, runtime included.
   .venv/bin/python bench/train_bench.py --build build            # tiny + llama-100m
   .venv/bin/python bench/train_bench.py --build build --models tiny --steps 5
   .venv/bin/python bench/train_bench.py --build build --compute_dtype bfloat16
+  .venv/bin/python bench/train_bench.py --build build --quantization int8
 
 --compute_dtype sets both sides' compute dtype (ours: the job's
 compute_dtype; the peer: its --dtype, the dense base's dtype and
-bitsandbytes' compute dtype).
+bitsandbytes' compute dtype). --quantization int8 puts both sides' base in
+LLM.int8 (ours: the job's quantization; the quantized peer: bitsandbytes
+load_in_8bit instead of its NF4).
 """
 
 import argparse
@@ -70,8 +73,10 @@ def main():
         tempfile.gettempdir(), "lorad-bench-models"))
     ap.add_argument("--compute_dtype", default="float32",
                     choices=["float32", "bfloat16"])
+    ap.add_argument("--quantization", default="nf4", choices=["nf4", "int8"],
+                    help="the quantized base of ours and of the bitsandbytes peer")
     ap.add_argument("--skip_peer_nf4", action="store_true",
-                    help="skip the peer with a bitsandbytes NF4 base (QLoRA)")
+                    help="skip the peer with a bitsandbytes quantized base")
     args = ap.parse_args()
 
     binary = os.path.join(args.build, "bench", "train_bench")
@@ -103,11 +108,13 @@ def main():
         ours = run([binary, f"--model={name}", f"--cache_dir={args.cache_dir}",
                     f"--data={data}", f"--work_dir={work}/ours",
                     "--gradient_checkpointing=true",
-                    f"--compute_dtype={args.compute_dtype}"] + common, env)
+                    f"--compute_dtype={args.compute_dtype}",
+                    f"--quantization={args.quantization}"] + common, env)
         print(json.dumps(ours), flush=True)
         peers = [("hf-peft", [])]
         if not args.skip_peer_nf4:
-            peers.append(("hf-peft-bnb-nf4", ["--quant=nf4"]))
+            peers.append((f"hf-peft-bnb-{args.quantization}",
+                          [f"--quant={args.quantization}"]))
         for label, extra in peers:
             peer = run([sys.executable, os.path.join(HERE, "train_peer.py"),
                         f"--model_dir={model_dir}", f"--data={data}",
@@ -121,6 +128,7 @@ def main():
                 "bench": "train_compare", "model": name, "peer": label,
                 "device": ours["device"], "threads": args.threads,
                 "compute_dtype": args.compute_dtype,
+                "quantization": args.quantization,
                 "tokens_per_second_ours": ours["tokens_per_second"],
                 "tokens_per_second_peer": peer["tokens_per_second"],
                 "tokens_per_second_ratio":

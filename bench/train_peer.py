@@ -4,7 +4,8 @@ LoRA training on the same weights and data, printing one JSON object.
 Data preparation mirrors lorad's: each JSONL {"text"} example becomes
 bos + tokens + eos, the stream is packed into windows of --seq, and every
 token is a target. The base stays in --dtype (fp32 on CPU); with
---quant nf4 it is loaded through bitsandbytes 4-bit instead.
+--quant nf4 it is loaded through bitsandbytes 4-bit instead, with --quant
+int8 through bitsandbytes LLM.int8.
 """
 
 import argparse
@@ -45,7 +46,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--quant", default="none", choices=["none", "nf4"])
+    ap.add_argument("--quant", default="none", choices=["none", "nf4", "int8"])
     args = ap.parse_args()
 
     if args.threads > 0:
@@ -62,6 +63,10 @@ def main():
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+    elif args.quant == "int8":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     t0 = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, **kwargs)
     model.to(args.device)
@@ -117,7 +122,7 @@ def main():
         "bench": "train", "impl": "hf-peft", "model": args.name or args.model_dir,
         "params": sum(p.numel() for p in model.parameters()),
         "device": args.device, "compute_dtype": args.dtype,
-        "base": "bnb-nf4" if args.quant == "nf4" else args.dtype,
+        "base": f"bnb-{args.quant}" if args.quant != "none" else args.dtype,
         "steps": args.steps, "batch": args.batch, "seq": args.seq,
         "rank": args.rank,
         "gradient_checkpointing": bool(args.gradient_checkpointing),
