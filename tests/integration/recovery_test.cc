@@ -59,15 +59,21 @@ class RecoveryTest : public ::testing::Test {
   std::string data_dir() const { return dir_.path() + "/data"; }
 
   // Steps seen after events[from], checked to continue from a checkpoint at
-  // or after `checkpoint` and not past `last_step_before` + 1.
+  // or after `checkpoint` and not past the last step the history holds
+  // before events[from], plus one.
   void ExpectResumed(const std::vector<v1::JobEvent>& events, int from,
-                     int checkpoint, int last_step_before) {
+                     int checkpoint) {
+    int last_step_before = 0;
+    for (int i = 0; i < from; ++i) {
+      if (events[i].has_step()) last_step_before = events[i].step().step();
+    }
     int first = FindEvent(events, from,
                           [](const v1::JobEvent& e) { return e.has_step(); });
     ASSERT_GE(first, 0) << "no step events after the restart";
     const int resumed_at = events[first].step().step();
     EXPECT_GT(resumed_at, checkpoint) << "training restarted from scratch";
-    EXPECT_LE(resumed_at, last_step_before + 1);
+    EXPECT_LE(resumed_at, last_step_before + 1)
+        << "steps after " << last_step_before << " are missing";
     EXPECT_GE(FindEvent(events, from,
                         [](const v1::JobEvent& e) {
                           return absl::StrContains(e.log(), "resumed from");
@@ -90,15 +96,11 @@ class RecoveryTest : public ::testing::Test {
 
 TEST_F(RecoveryTest, WorkerKilledMidJobResumesFromCheckpoint) {
   int checkpoint = -1;
-  int last_step_before_kill = 0;
   int64_t killed_pid = -1;
   std::vector<v1::JobEvent> events;
   grpc::Status status =
       Watch(*client_, job_.id(), 0, &events, absl::Minutes(20),
             [&](const v1::JobEvent& event) {
-              if (event.has_step() && killed_pid < 0) {
-                last_step_before_kill = event.step().step();
-              }
               if (killed_pid >= 0 || CheckpointStep(event) < 0) return;
               checkpoint = CheckpointStep(event);
               killed_pid = WorkerPid(data_dir());
@@ -116,7 +118,7 @@ TEST_F(RecoveryTest, WorkerKilledMidJobResumesFromCheckpoint) {
     return absl::StrContains(e.log(), "worker restarted; resuming");
   });
   ASSERT_GE(restarted, 0);
-  ExpectResumed(events, restarted, checkpoint, last_step_before_kill);
+  ExpectResumed(events, restarted, checkpoint);
   const int64_t new_pid = WorkerPid(data_dir());
   EXPECT_GT(new_pid, 0);
   EXPECT_NE(new_pid, killed_pid);
@@ -124,15 +126,11 @@ TEST_F(RecoveryTest, WorkerKilledMidJobResumesFromCheckpoint) {
 
 TEST_F(RecoveryTest, DaemonKilledMidJobResumesAfterRestart) {
   int checkpoint = -1;
-  int last_step_before_kill = 0;
   int64_t worker_pid = -1;
   std::vector<v1::JobEvent> before;
   // The stream breaks when the daemon dies.
   (void)Watch(*client_, job_.id(), 0, &before, absl::Minutes(20),
               [&](const v1::JobEvent& event) {
-                if (event.has_step() && worker_pid < 0) {
-                  last_step_before_kill = event.step().step();
-                }
                 if (worker_pid >= 0 || CheckpointStep(event) < 0) return;
                 checkpoint = CheckpointStep(event);
                 worker_pid = WorkerPid(data_dir());
@@ -161,7 +159,7 @@ TEST_F(RecoveryTest, DaemonKilledMidJobResumesAfterRestart) {
            absl::StrContains(e.state().message(), "lorad restarted");
   });
   ASSERT_GE(requeued, 0);
-  ExpectResumed(events, requeued, checkpoint, last_step_before_kill);
+  ExpectResumed(events, requeued, checkpoint);
 }
 
 }  // namespace
