@@ -133,8 +133,7 @@ void Nf4Weight::DequantizeOnCpu(torch::Tensor& out) const {
 }
 
 torch::Tensor Nf4Weight::DequantizeForMatMul(torch::ScalarType dtype) const {
-  if (!packed_.is_cpu() ||
-      !UseThreadScratch(packed_.device(), torch::kFloat32, out_, in_)) {
+  if (!UseThreadScratch(packed_.device(), torch::kFloat32, out_, in_)) {
     return Dequantize(dtype);
   }
   torch::NoGradGuard no_grad;
