@@ -21,14 +21,29 @@ model::ModelConfig Llama100MConfig() {
   return c;
 }
 
+// The same with Llama 3's vocabulary (128256 tokens): a head and logits
+// that weigh as much as the blocks.
+model::ModelConfig Llama100MV128kConfig() {
+  model::ModelConfig c = Llama100MConfig();
+  c.vocab_size = 128256;
+  return c;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> BenchModelDir(const std::string& model,
                                           const std::string& cache_dir) {
-  if (model != "llama-100m") return model::ResolveModelDir(model, cache_dir);
-  const std::string dir = cache_dir + "/llama-100m";
+  model::ModelConfig config;
+  if (model == "llama-100m") {
+    config = Llama100MConfig();
+  } else if (model == "llama-100m-v128k") {
+    config = Llama100MV128kConfig();
+  } else {
+    return model::ResolveModelDir(model, cache_dir);
+  }
+  const std::string dir = cache_dir + "/" + model;
   if (!std::filesystem::exists(dir + "/model.safetensors")) {
-    absl::Status s = model::WriteRandomLlama(dir, Llama100MConfig(), 1234);
+    absl::Status s = model::WriteRandomLlama(dir, config, 1234);
     if (!s.ok()) return s;
   }
   return dir;

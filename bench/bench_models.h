@@ -1,8 +1,10 @@
 // The models the benchmarks run on, by name: "tiny" (the built-in model)
 // and "llama-100m", a ~100M-parameter Llama (12 layers, hidden 768, GQA
 // 12/4, SwiGLU 2048, 32000-entry vocab) with random weights from a fixed
-// seed and the tiny model's byte-level tokenizer. Every benchmark that
-// names a model gets the same weights, written once under the cache dir.
+// seed and the tiny model's byte-level tokenizer; "llama-100m-v128k", the
+// same with Llama 3's 128256-entry vocabulary (where the head and its
+// logits weigh as much as the blocks). Every benchmark that names a model
+// gets the same weights, written once under the cache dir.
 #ifndef LORAD_BENCH_BENCH_MODELS_H_
 #define LORAD_BENCH_BENCH_MODELS_H_
 

@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "bench_models.h"
 #include "lorad/model/base_quantization.h"
+#include "lorad/model/memory_estimate.h"
 #include "lorad/model/tiny_model.h"
 #include "lorad/worker/device_memory.h"
 #include "lorad/worker/intra_op_threads.h"
@@ -31,7 +32,8 @@
 #include "lorad/worker/trainer.h"
 #include "nlohmann/json.hpp"
 
-ABSL_FLAG(std::string, model, "tiny", "tiny, llama-100m or a HF directory.");
+ABSL_FLAG(std::string, model, "tiny",
+          "tiny, llama-100m, llama-100m-v128k or a HF directory.");
 ABSL_FLAG(std::string, cache_dir, "/tmp/lorad-bench-models",
           "Where the built-in random models are written.");
 ABSL_FLAG(std::string, data, "", "Training JSONL.");
@@ -50,6 +52,9 @@ ABSL_FLAG(std::string, compute_dtype, "float32", "float32 or bfloat16.");
 ABSL_FLAG(std::string, quantization, "nf4",
           "The base's block linears: nf4 (double quantized) or int8 "
           "(LLM.int8).");
+ABSL_FLAG(int64_t, logits_chunk_bytes, lorad::model::kLogitsChunkBytes,
+          "Past this many bytes of fp32 logits the head and its loss run a "
+          "chunk of rows at a time (0: the whole logits at once).");
 ABSL_FLAG(bool, write_model_only, false, "Write the model directory, exit.");
 ABSL_FLAG(bool, return_large_host_blocks, true,
           "Give large freed host blocks back at once, as lorad-worker does "
@@ -91,6 +96,7 @@ int main(int argc, char** argv) {
 }
 
 int Run() {
+  lorad::worker::SetLogitsChunkBytes(absl::GetFlag(FLAGS_logits_chunk_bytes));
   if (absl::GetFlag(FLAGS_threads) > 0) {
     torch::set_num_threads(absl::GetFlag(FLAGS_threads));
     lorad::worker::SetMaxIntraOpThreads(absl::GetFlag(FLAGS_threads));
@@ -204,6 +210,10 @@ int Run() {
       {"seq", absl::GetFlag(FLAGS_seq)},
       {"rank", absl::GetFlag(FLAGS_rank)},
       {"gradient_checkpointing", absl::GetFlag(FLAGS_gradient_checkpointing)},
+      {"logits_chunk_bytes", lorad::worker::LogitsChunkBytes()},
+      {"logits_chunk_rows",
+       (*model)->LogitsChunkRows(int64_t{absl::GetFlag(FLAGS_batch)} *
+                                 absl::GetFlag(FLAGS_seq))},
       {"threads", torch::get_num_threads()},
       {"return_large_host_blocks",
        absl::GetFlag(FLAGS_return_large_host_blocks)},

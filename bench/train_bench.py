@@ -31,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SETTINGS = {
     "tiny": {"steps": 30, "batch": 8, "seq": 128},
     "llama-100m": {"steps": 8, "batch": 2, "seq": 128},
+    "llama-100m-v128k": {"steps": 6, "batch": 4, "seq": 128},
 }
 
 
@@ -75,6 +76,9 @@ def main():
                     choices=["float32", "bfloat16"])
     ap.add_argument("--quantization", default="nf4", choices=["nf4", "int8"],
                     help="the quantized base of ours and of the bitsandbytes peer")
+    ap.add_argument("--logits_chunk_bytes", type=int, default=None,
+                    help="ours: past this many bytes of logits the head runs "
+                    "in chunks (0: never; default: lorad's)")
     ap.add_argument("--skip_peer_nf4", action="store_true",
                     help="skip the peer with a bitsandbytes quantized base")
     args = ap.parse_args()
@@ -109,7 +113,10 @@ def main():
                     f"--data={data}", f"--work_dir={work}/ours",
                     "--gradient_checkpointing=true",
                     f"--compute_dtype={args.compute_dtype}",
-                    f"--quantization={args.quantization}"] + common, env)
+                    f"--quantization={args.quantization}"] + common
+                   + ([] if args.logits_chunk_bytes is None else
+                      [f"--logits_chunk_bytes={args.logits_chunk_bytes}"]),
+                   env)
         print(json.dumps(ours), flush=True)
         peers = [("hf-peft", [])]
         if not args.skip_peer_nf4:

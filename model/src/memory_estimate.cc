@@ -103,8 +103,17 @@ MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
                               + kNumBlockLinears * t.rank  // LoRA A outputs
                               + c.num_attention_heads * t.seq_len;  // probs
   const int64_t block_bytes = tokens * block_elems * t.compute_bytes;
-  const int64_t logits_bytes = tokens * c.vocab_size * 4 * 2;
   const int64_t hidden_bytes = tokens * h * t.compute_bytes;
+  // The fp32 logits and their log-softmax; chunked, three chunks' worth of
+  // logits (the chunk and backward's temporaries) and the labelled rows'
+  // hidden states (picked, normed, and their gradient).
+  const int64_t row_bytes = c.vocab_size * 4;
+  const int64_t chunk = t.logits_chunk_bytes;
+  const int64_t logits_bytes =
+      chunk <= 0 || tokens * row_bytes <= chunk
+          ? tokens * row_bytes * 2
+          : 3 * std::max<int64_t>(1, chunk / row_bytes) * row_bytes +
+                3 * hidden_bytes;
   m.activations_no_checkpoint =
       c.num_hidden_layers * block_bytes + logits_bytes + hidden_bytes;
   m.activations_checkpoint =

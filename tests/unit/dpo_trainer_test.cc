@@ -201,6 +201,54 @@ TEST_F(DpoTrainerTest, EarlyStoppingComparesTheDpoEvalLoss) {
   EXPECT_EQ(finished.best_eval_loss(), evals[0].eval_loss());
 }
 
+// The policy's and the reference's log-probabilities made a few rows at a
+// time (a large vocabulary's path, forced here by a chunk of 3 rows): at the
+// first step the policy is still the reference, so every reward is exactly
+// 0 as on the whole logits, and each step's loss, rewards and the
+// evaluation match the whole logits' run.
+TEST_F(DpoTrainerTest, ChunkedHeadLossGivesTheWholeLogitsSteps) {
+  struct Run {
+    std::vector<lorad::worker::v1::TrainStep> steps;
+    std::vector<lorad::worker::v1::EvalResult> evals;
+  };
+  auto train = [&](const std::string& name, int64_t chunk_bytes) {
+    SetLogitsChunkBytes(chunk_bytes);
+    Run run;
+    TrainCallbacks cb;
+    cb.on_event = [&](const TrainEvent& e) {
+      if (e.has_step()) run.steps.push_back(e.step());
+      if (e.has_eval()) run.evals.push_back(e.eval());
+    };
+    TrainJob job = Job(name, "sigmoid");
+    job.hp.set_max_steps(12);
+    job.hp.set_eval_every(12);
+    EXPECT_TRUE(RunTraining(*model_, job, cb).ok());
+    SetLogitsChunkBytes(model::kLogitsChunkBytes);
+    return run;
+  };
+  const Run whole = train("whole", 0);
+  const Run chunked = train("chunked", 3 * model_->config().vocab_size * 4);
+  ASSERT_EQ(whole.steps.size(), 12u);
+  ASSERT_EQ(chunked.steps.size(), 12u);
+  EXPECT_EQ(chunked.steps[0].dpo().rewards_chosen(), 0.0f);
+  EXPECT_EQ(chunked.steps[0].dpo().rewards_rejected(), 0.0f);
+  for (size_t i = 0; i < whole.steps.size(); ++i) {
+    SCOPED_TRACE(i + 1);
+    const auto& w = whole.steps[i];
+    const auto& c = chunked.steps[i];
+    EXPECT_NEAR(c.loss(), w.loss(), 1e-3 * w.loss());
+    EXPECT_NEAR(c.dpo().logps_chosen(), w.dpo().logps_chosen(),
+                1e-3 * std::abs(w.dpo().logps_chosen()));
+    EXPECT_NEAR(c.dpo().reward_margin(), w.dpo().reward_margin(),
+                1e-3 + 1e-2 * std::abs(w.dpo().reward_margin()));
+  }
+  EXPECT_GT(whole.steps.back().dpo().reward_margin(), 0.0f);
+  ASSERT_EQ(whole.evals.size(), 1u);
+  ASSERT_EQ(chunked.evals.size(), 1u);
+  EXPECT_NEAR(chunked.evals[0].eval_loss(), whole.evals[0].eval_loss(),
+              1e-3 * whole.evals[0].eval_loss());
+}
+
 TEST_F(DpoTrainerTest, WrongDatasetKindIsRefusedByName) {
   TrainJob sft = Job("sft_on_pairs", "sigmoid");
   sft.hp.set_method("sft");

@@ -3,8 +3,10 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
 #include "lorad/model/block_linears.h"
@@ -312,6 +314,73 @@ TEST_F(TrainerTest, EightBitAdamWTrains) {
   const int64_t full =
       model::EstimateTrainingMemory(model_->config(), s).optimizer;
   EXPECT_LT(optimizer_bytes * 2, full);
+}
+
+// A job whose head and loss run a few rows at a time (a large vocabulary's
+// path, forced here by a chunk of 5 rows) trains as the same job on the
+// whole logits: the same loss at each step and the same adapter, and its
+// estimate counts the chunks instead of the logits.
+TEST_F(TrainerTest, ChunkedHeadLossTrainsAsTheWholeLogitsDo) {
+  struct Run {
+    std::vector<float> losses;
+    int64_t activation_bytes = 0;
+    std::string chunk_log;
+  };
+  auto train = [&](const std::string& name, int64_t chunk_bytes) {
+    SetLogitsChunkBytes(chunk_bytes);
+    Run run;
+    TrainCallbacks cb;
+    cb.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
+      if (e.has_step()) run.losses.push_back(e.step().loss());
+      if (e.has_started()) {
+        run.activation_bytes = e.started().memory_estimate().activation_bytes();
+      }
+      if (e.has_log() && absl::StrContains(e.log(), "positions at a time")) {
+        run.chunk_log = e.log();
+      }
+    };
+    TrainJob job = Job(name);
+    job.hp.set_max_steps(20);
+    job.hp.set_gradient_checkpointing(true);
+    EXPECT_TRUE(RunTraining(*model_, job, cb).ok());
+    SetLogitsChunkBytes(model::kLogitsChunkBytes);
+    return run;
+  };
+  const Run whole = train("whole", 0);
+  const Run chunked = train("chunked", 5 * model_->config().vocab_size * 4);
+  ASSERT_EQ(whole.losses.size(), 20u);
+  ASSERT_EQ(chunked.losses.size(), 20u);
+  for (size_t i = 0; i < whole.losses.size(); ++i) {
+    EXPECT_NEAR(chunked.losses[i], whole.losses[i], 1e-3 * whole.losses[i])
+        << "step " << i + 1;
+  }
+  EXPECT_LT(whole.losses.back(), 0.5f * whole.losses.front());
+  EXPECT_LT(chunked.activation_bytes, whole.activation_bytes);
+  EXPECT_EQ(whole.chunk_log, "");
+  EXPECT_TRUE(absl::StartsWith(chunked.chunk_log,
+                               "the head and its loss run 5 positions at a "
+                               "time"))
+      << chunked.chunk_log;
+  auto read = [&](const std::string& name) {
+    auto file = model::SafetensorsFile::Open(root_ + "/adapters/" + name +
+                                             "/adapter_model.safetensors");
+    EXPECT_TRUE(file.ok()) << file.status();
+    if (!file.ok()) return std::vector<float>();
+    const model::TensorInfo* b = (*file)->Find(
+        "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight");
+    EXPECT_NE(b, nullptr);
+    if (b == nullptr) return std::vector<float>();
+    return *model::ToFloat32(*b);
+  };
+  const std::vector<float> a = read("whole"), b = read("chunked");
+  ASSERT_EQ(a.size(), b.size());
+  float largest = 0, differs = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    largest = std::max(largest, std::abs(a[i]));
+    differs = std::max(differs, std::abs(a[i] - b[i]));
+  }
+  EXPECT_GT(largest, 0.0f);
+  EXPECT_LT(differs, 1e-3f * largest);
 }
 
 }  // namespace

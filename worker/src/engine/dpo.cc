@@ -22,16 +22,13 @@ absl::StatusOr<DpoLossType> ParseDpoLossType(std::string_view name) {
 
 torch::Tensor SequenceLogProbs(const torch::Tensor& logits,
                                const torch::Tensor& labels) {
-  const int64_t rows = logits.size(0), t = logits.size(1), v = logits.size(-1);
-  torch::Tensor shifted = logits.slice(1, 0, -1).reshape({-1, v});
-  torch::Tensor targets = labels.slice(1, 1).reshape({-1});
-  // cross_entropy gives -log p per target and 0 where ignored.
-  torch::Tensor nll = torch::nn::functional::cross_entropy(
-      shifted.to(torch::kFloat32), targets,
-      torch::nn::functional::CrossEntropyFuncOptions()
-          .ignore_index(model::kIgnoreLabel)
-          .reduction(torch::kNone));
-  return -nll.view({rows, t - 1}).sum(1);
+  return -NextTokenNllOfLogits(logits, labels, at::Reduction::None).sum(1);
+}
+
+torch::Tensor SequenceLogProbs(const LlamaModel& model,
+                               const torch::Tensor& hidden,
+                               const torch::Tensor& labels) {
+  return -model.NextTokenNll(hidden, labels, at::Reduction::None).sum(1);
 }
 
 DpoTerms DpoLoss(const torch::Tensor& policy, const torch::Tensor& reference,
@@ -183,9 +180,9 @@ class DpoObjective final : public Objective {
     prepared.dropout = false;  // as TRL's disable_dropout
     prepared.loss =
         [this, reference = ReferenceLogProbs(batch), labels = batch.labels,
-         completion = batch.completion_tokens](const torch::Tensor& logits) {
-          DpoTerms terms = DpoLoss(SequenceLogProbs(logits, labels), reference,
-                                   completion, beta_, type_);
+         completion = batch.completion_tokens](const torch::Tensor& hidden) {
+          DpoTerms terms = DpoLoss(SequenceLogProbs(model_, hidden, labels),
+                                   reference, completion, beta_, type_);
           step_.Add(terms);
           return terms.loss;
         };
@@ -203,6 +200,7 @@ class DpoObjective final : public Objective {
     torch::NoGradGuard no_grad;
     ForwardOptions policy;
     policy.adapter = &adapter;
+    policy.hidden_out = true;
     DpoTotals totals;
     for (const std::vector<int64_t>& pick :
          InOrderBatches(static_cast<int64_t>(eval_.size()), batch_size)) {
@@ -219,15 +217,17 @@ class DpoObjective final : public Objective {
   // before the policy's are kept for backward.
   DpoTerms Terms(const PairBatch& batch, const ForwardOptions& policy) {
     torch::Tensor reference = ReferenceLogProbs(batch);
-    torch::Tensor logps =
-        SequenceLogProbs(model_.Forward(batch.ids, policy), batch.labels);
+    torch::Tensor logps = SequenceLogProbs(
+        model_, model_.Forward(batch.ids, policy), batch.labels);
     return DpoLoss(logps, reference, batch.completion_tokens, beta_, type_);
   }
 
   // The frozen base's (the adapter off) sequence log-probabilities.
   torch::Tensor ReferenceLogProbs(const PairBatch& batch) const {
     torch::NoGradGuard no_grad;
-    return SequenceLogProbs(model_.Forward(batch.ids, ForwardOptions()),
+    ForwardOptions base;
+    base.hidden_out = true;
+    return SequenceLogProbs(model_, model_.Forward(batch.ids, base),
                             batch.labels);
   }
 

@@ -32,6 +32,7 @@
 
 #include "absl/status/statusor.h"
 #include "lorad/internal/worker/v1/worker.pb.h"
+#include "lorad/worker/llama_model.h"
 
 namespace lorad::worker {
 
@@ -44,6 +45,11 @@ absl::StatusOr<DpoLossType> ParseDpoLossType(std::string_view name);
 // token counts and -100 elsewhere: per row, the summed log-probability of
 // each counted token at t >= 1 given the tokens before it, [R] fp32.
 torch::Tensor SequenceLogProbs(const torch::Tensor& logits,
+                               const torch::Tensor& labels);
+// The same from `model`'s hidden states (Forward with hidden_out), through
+// LlamaModel::NextTokenNll.
+torch::Tensor SequenceLogProbs(const LlamaModel& model,
+                               const torch::Tensor& hidden,
                                const torch::Tensor& labels);
 
 struct DpoTerms {

@@ -394,7 +394,7 @@ torch::Tensor LlamaModel::Forward(const torch::Tensor& input_ids,
     }
   }
   if (options.cache != nullptr) options.cache->length += t;
-  return Head(hidden);
+  return options.hidden_out ? hidden : Head(hidden);
 }
 
 int64_t LlamaModel::QuantizedBytes() const {

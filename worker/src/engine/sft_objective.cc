@@ -66,19 +66,14 @@ Batch MakeBatch(const std::vector<model::TokenSequence>& seqs,
   return batch;
 }
 
-// Sum of the next-token losses and how many targets they cover.
-std::pair<torch::Tensor, int64_t> LossSum(const torch::Tensor& logits,
+// Sum of the next-token losses of `hidden` (Forward with hidden_out) and
+// how many targets they cover.
+std::pair<torch::Tensor, int64_t> LossSum(const LlamaModel& model,
+                                          const torch::Tensor& hidden,
                                           const torch::Tensor& labels) {
-  const int64_t v = logits.size(-1);
-  torch::Tensor shifted = logits.slice(1, 0, -1).reshape({-1, v});
-  torch::Tensor targets = labels.slice(1, 1).reshape({-1});
-  int64_t count = targets.ne(model::kIgnoreLabel).sum().item<int64_t>();
-  torch::Tensor loss = torch::nn::functional::cross_entropy(
-      shifted, targets,
-      torch::nn::functional::CrossEntropyFuncOptions()
-          .ignore_index(model::kIgnoreLabel)
-          .reduction(torch::kSum));
-  return {loss, count};
+  const int64_t count =
+      labels.slice(1, 1).ne(model::kIgnoreLabel).sum().item<int64_t>();
+  return {model.NextTokenNll(hidden, labels, at::Reduction::Sum), count};
 }
 
 class SftObjective final : public Objective {
@@ -112,8 +107,8 @@ class SftObjective final : public Objective {
     PreparedMicroBatch prepared;
     prepared.ids = batch.ids;
     prepared.pad_id = pad_id_;
-    prepared.loss = [labels = batch.labels](const torch::Tensor& logits) {
-      auto [loss, count] = LossSum(logits, labels);
+    prepared.loss = [this, labels = batch.labels](const torch::Tensor& hidden) {
+      auto [loss, count] = LossSum(model_, hidden, labels);
       return loss / std::max<int64_t>(1, count);
     };
     return prepared;
@@ -127,6 +122,7 @@ class SftObjective final : public Objective {
     torch::NoGradGuard no_grad;
     ForwardOptions options;
     options.adapter = &adapter;
+    options.hidden_out = true;
     double total = 0;
     int64_t count = 0;
     for (const std::vector<int64_t>& pick :
@@ -134,7 +130,7 @@ class SftObjective final : public Objective {
       DeviceTurn turn(turns, DeviceTurn::Kind::kTraining);
       Batch batch = MakeBatch(eval_, pick, pad_id_, model_.device());
       auto [loss, n] =
-          LossSum(model_.Forward(batch.ids, options), batch.labels);
+          LossSum(model_, model_.Forward(batch.ids, options), batch.labels);
       total += loss.item<double>();
       count += n;
     }

@@ -172,16 +172,16 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
   objective->Shape(&shape);
   shape.gradient_checkpointing = hp.gradient_checkpointing();
   shape.compute_bytes = model.dtype() == torch::kFloat32 ? 4 : 2;
+  shape.logits_chunk_bytes = LogitsChunkBytes();
   model::MemoryEstimateBytes est =
       model::EstimateTrainingMemory(model.config(), shape);
   // This thread's LibTorch threads, from the widest micro-batch (a fused
   // pass picks its own on the group's thread).
+  const int64_t micro_batch_tokens =
+      shape.batch_size * (shape.preference ? 2 : 1) * shape.seq_len;
   ScopedIntraOpThreads threads(
-      device.is_cpu()
-          ? IntraOpThreadsFor(
-                model.config(),
-                shape.batch_size * (shape.preference ? 2 : 1) * shape.seq_len)
-          : 0);
+      device.is_cpu() ? IntraOpThreadsFor(model.config(), micro_batch_tokens)
+                      : 0);
   {
     TrainEvent e;
     auto* s = e.mutable_started();
@@ -205,6 +205,18 @@ absl::Status Train(const LlamaModel& model, const TrainJob& job,
     m->set_pageable_bytes(est.pageable);
     m->set_total_bytes(resident + model.BaseBytes() + est.adapter +
                        est.optimizer + est.gradients + est.activations);
+    emit(e);
+  }
+  if (const int64_t rows = model.LogitsChunkRows(micro_batch_tokens);
+      rows > 0) {
+    TrainEvent e;
+    e.set_log(absl::StrCat(
+        "the head and its loss run ", rows,
+        " positions at a time: a micro-batch's whole logits (",
+        micro_batch_tokens, " positions x ", model.config().vocab_size,
+        " tokens, fp32) would take ",
+        micro_batch_tokens * model.config().vocab_size * 4 / (1 << 20),
+        " MiB"));
     emit(e);
   }
   keep_sent = true;

@@ -33,6 +33,7 @@ MicroBatchResult RunMicroBatchAlone(const LlamaModel& model,
   options.training = batch.dropout;
   options.dropout_generator = batch.generator;
   options.gradient_checkpointing = gradient_checkpointing;
+  options.hidden_out = true;
   torch::Tensor mean = batch.loss(model.Forward(batch.ids, options));
   (mean / static_cast<double>(divisor)).backward();
   MicroBatchResult result;
@@ -300,18 +301,19 @@ void TrainingGroup::RunPass(const Pass& pass) {
     options.row_adapters = &rows;
     options.training = true;
     options.gradient_checkpointing = checkpoint;
-    // One split of the logits: its backward is one cat of the jobs'
+    options.hidden_out = true;
+    // One split of the hidden states: its backward is one cat of the jobs'
     // gradients, where a narrow per job would each make a zero gradient
-    // the size of all the logits.
+    // the size of all of them.
     std::vector<int64_t> sizes;
     for (const AdapterRows& r : rows) sizes.push_back(r.rows);
-    std::vector<torch::Tensor> logits =
+    std::vector<torch::Tensor> hidden =
         model_->Forward(torch::cat(ids, 0), options).split_with_sizes(sizes, 0);
     torch::Tensor total;
     std::vector<torch::Tensor> means;
     for (size_t i = 0; i < slots.size(); ++i) {
       const int64_t t = slots[i]->batch->ids.size(1);
-      torch::Tensor mine = t == longest ? logits[i] : logits[i].narrow(1, 0, t);
+      torch::Tensor mine = t == longest ? hidden[i] : hidden[i].narrow(1, 0, t);
       torch::Tensor mean = slots[i]->batch->loss(mine);
       means.push_back(mean);
       torch::Tensor part = mean / static_cast<double>(slots[i]->divisor);

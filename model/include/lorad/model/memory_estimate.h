@@ -16,6 +16,11 @@
 
 namespace lorad::model {
 
+// Past this many bytes of fp32 logits (tokens x vocab x 4), training runs
+// the head and its loss a chunk of rows at a time, never holding more than
+// this much of logits (LlamaModel::NextTokenNll).
+inline constexpr int64_t kLogitsChunkBytes = 32 << 20;
+
 struct TrainingShape {
   int64_t rank = 8;
   // The block linears that carry LoRA, by short name (names that are none
@@ -40,6 +45,8 @@ struct TrainingShape {
   // How the frozen block linears are held (NF4, or int8 with an fp32 SCB
   // per output row).
   BaseQuantization base_quantization = BaseQuantization::kNf4;
+  // The worker's LogitsChunkBytes() (0: the whole logits at once).
+  int64_t logits_chunk_bytes = kLogitsChunkBytes;
 };
 
 // optimizer_8bit and optimizer_paged of `shape` from an optimizer's name:

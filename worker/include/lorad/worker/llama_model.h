@@ -74,7 +74,26 @@ struct ForwardOptions {
   // segments, in order, each with its own adapter; they must cover every
   // row. With gradient checkpointing it must outlive backward.
   const std::vector<AdapterRows>* row_adapters = nullptr;
+  // Forward returns the last block's output [batch, T, hidden] (before the
+  // final norm, in the compute dtype) instead of the logits, for
+  // NextTokenNll.
+  bool hidden_out = false;
 };
+
+// Past this many bytes of fp32 logits (tokens x vocab x 4), NextTokenNll
+// runs the head a chunk of rows at a time, each chunk's logits at most this
+// size (model::kLogitsChunkBytes unless set; 0: never chunk). Process-wide,
+// for tests and benchmarks.
+void SetLogitsChunkBytes(int64_t bytes);
+int64_t LogitsChunkBytes();
+
+// -log p of each next token from logits [batch, T, vocab]: position t
+// predicts labels[:, t + 1]; 0 where that label is model::kIgnoreLabel.
+// `reduction` at::Reduction::None gives [batch, T - 1] (fp32),
+// at::Reduction::Sum their sum.
+torch::Tensor NextTokenNllOfLogits(const torch::Tensor& logits,
+                                   const torch::Tensor& labels,
+                                   at::Reduction::Reduction reduction);
 
 struct LoadOptions {
   bool quantize = true;  // false keeps dense weights (parity tests)
@@ -92,9 +111,23 @@ class LlamaModel {
   static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(
       const std::string& dir, const LoadOptions& options);
 
-  // Logits (fp32, [batch, T, vocab]) for input_ids [batch, T] (int64).
+  // Logits (fp32, [batch, T, vocab]) for input_ids [batch, T] (int64), or
+  // with options.hidden_out the hidden states before the head.
   torch::Tensor Forward(const torch::Tensor& input_ids,
                         const ForwardOptions& options) const;
+
+  // NextTokenNllOfLogits of the logits of `hidden` (Forward with
+  // hidden_out), differentiable in `hidden`. When those logits would pass
+  // LogitsChunkBytes(), only the labelled positions go through the head, a
+  // chunk of rows at a time forward and again in backward
+  // (chunked_head.h), so the whole logits never exist; otherwise it is
+  // NextTokenNllOfLogits of Head(hidden) exactly.
+  torch::Tensor NextTokenNll(const torch::Tensor& hidden,
+                             const torch::Tensor& labels,
+                             at::Reduction::Reduction reduction) const;
+  // The rows NextTokenNll puts through the head at once for a batch of
+  // `tokens` positions; 0 when it makes the whole logits.
+  int64_t LogitsChunkRows(int64_t tokens) const;
 
   // Inference on a ragged batch (no autograd): appends each segment's keys
   // and values to its cache and returns the fp32 logits of each segment's

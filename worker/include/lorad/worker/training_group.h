@@ -42,15 +42,17 @@ namespace lorad::worker {
 struct PreparedMicroBatch {
   torch::Tensor ids;  // [rows, T] long, on the model's device
   // Pads rows to a longer T on the right; with causal attention that
-  // leaves the first T positions' logits as they are.
+  // leaves the first T positions' outputs as they are.
   int64_t pad_id = 0;
   bool dropout = true;  // LoRA dropout in its rows (DPO: off, as TRL's)
   // The job's generator for dropout masks (undefined: LibTorch's default).
   // Fused or alone, a job draws the same masks from it.
   at::Generator generator;
-  // The mean loss from this batch's logits [rows, T, vocab], for the
-  // caller to backpropagate; may remember the micro-batch's metrics.
-  std::function<torch::Tensor(const torch::Tensor& logits)> loss;
+  // The mean loss from this batch's hidden states [rows, T, hidden] (the
+  // model's Forward with hidden_out; LlamaModel::NextTokenNll makes the
+  // losses), for the caller to backpropagate; may remember the
+  // micro-batch's metrics.
+  std::function<torch::Tensor(const torch::Tensor& hidden)> loss;
 };
 
 // What running one micro-batch gave its job.
