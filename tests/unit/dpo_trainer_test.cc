@@ -212,7 +212,7 @@ TEST_F(DpoTrainerTest, ChunkedHeadLossGivesTheWholeLogitsSteps) {
     std::vector<lorad::worker::v1::EvalResult> evals;
   };
   auto train = [&](const std::string& name, int64_t chunk_bytes) {
-    SetLogitsChunkBytes(chunk_bytes);
+    ScopedLogitsChunkBytes chunking(chunk_bytes);
     Run run;
     TrainCallbacks cb;
     cb.on_event = [&](const TrainEvent& e) {
@@ -223,7 +223,6 @@ TEST_F(DpoTrainerTest, ChunkedHeadLossGivesTheWholeLogitsSteps) {
     job.hp.set_max_steps(12);
     job.hp.set_eval_every(12);
     EXPECT_TRUE(RunTraining(*model_, job, cb).ok());
-    SetLogitsChunkBytes(model::kLogitsChunkBytes);
     return run;
   };
   const Run whole = train("whole", 0);

@@ -10,13 +10,13 @@
 
 #include "gtest/gtest.h"
 #include "lorad/common/files.h"
-#include "lorad/model/memory_estimate.h"
 #include "lorad/model/safetensors.h"
 #include "lorad/model/tokenizer.h"
 #include "lorad/model/training_data.h"
 #include "lorad/worker/generator.h"
 #include "lorad/worker/llama_model.h"
 #include "lorad/worker/trainer.h"
+#include "tiny_model_util.h"
 
 namespace lorad::worker {
 namespace {
@@ -308,7 +308,7 @@ TEST_P(HfParityTest, ChunkedNextTokenLossEqualsTheWholeLogits) {
       int64_t chunk_rows = 0;
     };
     auto run = [&](int64_t chunk_bytes) {
-      SetLogitsChunkBytes(chunk_bytes);
+      ScopedLogitsChunkBytes chunking(chunk_bytes);
       Result r;
       r.chunk_rows = model.LogitsChunkRows(rows * t);
       torch::Tensor h = hidden.clone().requires_grad_();
@@ -321,7 +321,6 @@ TEST_P(HfParityTest, ChunkedNextTokenLossEqualsTheWholeLogits) {
     };
     const Result whole = run(0);
     const Result chunked = run(3 * model.config().vocab_size * 4);
-    SetLogitsChunkBytes(model::kLogitsChunkBytes);
     EXPECT_EQ(whole.chunk_rows, 0);
     EXPECT_EQ(chunked.chunk_rows, 3);
     const double tol = dtype == torch::kFloat32 ? 1e-5 : 2e-2;

@@ -3,6 +3,7 @@
 #ifndef LORAD_TESTS_UNIT_TINY_MODEL_UTIL_H_
 #define LORAD_TESTS_UNIT_TINY_MODEL_UTIL_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,21 @@ inline absl::StatusOr<std::unique_ptr<LlamaModel>> LoadTinyModel(
   if (!dir.ok()) return dir.status();
   return LlamaModel::Load(*dir, LoadOptions());
 }
+
+// Sets LogitsChunkBytes() (llama_model.h) while it lives, then puts back
+// what was there, whatever way the test leaves.
+class ScopedLogitsChunkBytes {
+ public:
+  explicit ScopedLogitsChunkBytes(int64_t bytes) : saved_(LogitsChunkBytes()) {
+    SetLogitsChunkBytes(bytes);
+  }
+  ~ScopedLogitsChunkBytes() { SetLogitsChunkBytes(saved_); }
+  ScopedLogitsChunkBytes(const ScopedLogitsChunkBytes&) = delete;
+  ScopedLogitsChunkBytes& operator=(const ScopedLogitsChunkBytes&) = delete;
+
+ private:
+  const int64_t saved_;
+};
 
 }  // namespace lorad::worker
 

@@ -327,7 +327,7 @@ TEST_F(TrainerTest, ChunkedHeadLossTrainsAsTheWholeLogitsDo) {
     std::string chunk_log;
   };
   auto train = [&](const std::string& name, int64_t chunk_bytes) {
-    SetLogitsChunkBytes(chunk_bytes);
+    ScopedLogitsChunkBytes chunking(chunk_bytes);
     Run run;
     TrainCallbacks cb;
     cb.on_event = [&](const lorad::worker::v1::TrainEvent& e) {
@@ -343,7 +343,6 @@ TEST_F(TrainerTest, ChunkedHeadLossTrainsAsTheWholeLogitsDo) {
     job.hp.set_max_steps(20);
     job.hp.set_gradient_checkpointing(true);
     EXPECT_TRUE(RunTraining(*model_, job, cb).ok());
-    SetLogitsChunkBytes(model::kLogitsChunkBytes);
     return run;
   };
   const Run whole = train("whole", 0);
