@@ -104,9 +104,11 @@ MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
                               + c.num_attention_heads * t.seq_len;  // probs
   const int64_t block_bytes = tokens * block_elems * t.compute_bytes;
   const int64_t hidden_bytes = tokens * h * t.compute_bytes;
-  // The fp32 logits and their log-softmax; chunked, three chunks' worth of
-  // logits (the chunk and backward's temporaries) and the labelled rows'
-  // hidden states (picked, normed, and their gradient).
+  // The fp32 logits and their log-softmax; chunked (past
+  // logits_chunk_bytes), three chunks' worth of logits (a chunk, its
+  // exponent and its gradient's copy) and three of the labelled rows'
+  // hidden states (picked, normed, and the rows' gradient kept for
+  // backward).
   const int64_t row_bytes = c.vocab_size * 4;
   const int64_t chunk = t.logits_chunk_bytes;
   const int64_t logits_bytes =
