@@ -9,8 +9,9 @@
 # Stages: env build tests kernels peers-train peers-decode ours-train
 # ours-decode ours-fused collect ("ours" = ours-train and ours-decode;
 # ours-fused: 4 fine-tune jobs one after another vs at once on one base).
-# Issue 15 alone: env build-train tests-train ours-fused collect (not in the
-# default list: build-train builds a subset of what build builds).
+# Issue 15 alone: env build-train tests-train ours-fused ours-head collect
+# (not in the default list: build-train builds a subset of what build
+# builds; ours-head: the chunked head and loss against the whole logits).
 # Each stage appends JSON lines under $BUILD/bench-work/ and collect merges
 # them, so stages can run in separate calls (e.g. under a per-call time
 # limit). Env: BUILD (default build-gpu), WORK ($BUILD/bench-work),
@@ -110,7 +111,7 @@ TRAIN_TESTS="adamw8bit_test paged_optimizer_test fused_adamw_test device_memory_
 stage_build_train() {
   configure || return 1
   # shellcheck disable=SC2086
-  cmake --build "$BUILD" -j "$(nproc)" --target fused_train_bench $TRAIN_TESTS \
+  cmake --build "$BUILD" -j "$(nproc)" --target fused_train_bench train_bench $TRAIN_TESTS \
     > "$WORK/build-train.log" 2>&1 || { tail -60 "$WORK/build-train.log"; return 1; }
   echo "built the training targets in $BUILD"
 }
@@ -318,6 +319,48 @@ stage_ours_fused() {
   cat "$WORK/ours-fused.jsonl"
 }
 
+# The head and its loss in chunks (the default) against the whole logits
+# (--logits_chunk_bytes=0): model,batch,seq per config, each run twice;
+# HEAD_DEVICE=cpu HEAD_DTYPE=float32 dry-runs the stage here.
+HEAD_CONFIGS=${HEAD_CONFIGS:-"llama-100m-v128k,8,512 llama-100m-v128k,4,2048"}
+HEAD_STEPS=${HEAD_STEPS:-6}
+HEAD_DEVICE=${HEAD_DEVICE:-cuda}
+HEAD_DTYPE=${HEAD_DTYPE:-bfloat16}
+
+stage_ours_head() {
+  : > "$WORK/ours-head.jsonl"
+  if [ ! -x "$BUILD/bench/train_bench" ]; then
+    note train_head missing "side=lorad" "binary=$BUILD/bench/train_bench" >> "$WORK/ours-head.jsonl"
+    cat "$WORK/ours-head.jsonl"
+    return
+  fi
+  ours_prep > /dev/null
+  local cfg chunk out extra
+  for cfg in $HEAD_CONFIGS; do
+    # shellcheck disable=SC2086
+    set -- ${cfg//,/ }
+    for chunk in default 0; do
+      out="$WORK/ours-head-$1-$2-$3-$chunk"
+      extra=()
+      [ "$chunk" = default ] || extra=(--logits_chunk_bytes="$chunk")
+      if timeout "$RUN_TIMEOUT" "$BUILD/bench/train_bench" --model="$1" --batch="$2" --seq="$3" \
+           --steps="$HEAD_STEPS" --device="$HEAD_DEVICE" --compute_dtype="$HEAD_DTYPE" \
+           --data="$DATA" --cache_dir="$MODELS_DIR/lorad-cache" --work_dir="$WORK/head-job" \
+           "${extra[@]}" > "$out.out" 2> "$out.err"; then
+        "$PY" -c 'import json,sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        d=json.loads(line); d["bench"]="train_head"; d["side"]="lorad"; print(json.dumps(d))' \
+          "$out.out" >> "$WORK/ours-head.jsonl"
+      else
+        note train_head failed "side=lorad" "model=$1" "batch=$2" "seq=$3" "chunk=$chunk" \
+          "error=$(first_error "$out.err")" >> "$WORK/ours-head.jsonl"
+      fi
+    done
+  done
+  cat "$WORK/ours-head.jsonl"
+}
+
 stage_collect() {
   local out="$RESULTS_DIR/$DEVICE-$COMMIT.json"
   "$PY" bench/gpu/collect.py --work "$WORK" --out "$out" --device "$DEVICE" \
@@ -346,6 +389,7 @@ for st in "${stages[@]}"; do
     ours-train) stage_ours_train ;;
     ours-decode) stage_ours_decode ;;
     ours-fused) stage_ours_fused ;;
+    ours-head) stage_ours_head ;;
     ours) stage_ours_train; stage_ours_decode ;;
     collect) stage_collect ;;
     *) echo "unknown stage $st"; exit 2 ;;
