@@ -43,3 +43,5 @@ foreach(name bad_input health_reflection training recovery unread_streams
     add_dependencies(integration_${name}_test lorad-worker)
   endif()
 endforeach()
+# The training test writes a random large-vocabulary model to train on.
+target_link_libraries(integration_training_test PRIVATE lorad::model)

@@ -1,5 +1,7 @@
 // A real fine-tune on the tiny model memorises a small dataset, and its
-// adapter is written in the PEFT layout and served.
+// adapter is written in the PEFT layout and served; a model with a large
+// vocabulary trains with its head in chunks.
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -12,6 +14,8 @@
 #include "daemon_process.h"
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
+#include "lorad/model/model_config.h"
+#include "lorad/model/tiny_model.h"
 
 namespace lorad::testing {
 namespace {
@@ -157,6 +161,59 @@ TEST(TrainingTest, CancelStopsRunningJob) {
   }
   EXPECT_EQ(reader->Finish().error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// A model with a large vocabulary (32000 tokens), named by its directory:
+// a micro-batch's logits (8 x about 60 positions x 32000, fp32) pass 32 MiB,
+// so the worker runs the head and its loss in chunks, says so in the job's
+// log, and the job trains and succeeds through the real daemon and worker.
+TEST(TrainingTest, LargeVocabularyJobRunsItsHeadInChunks) {
+  if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
+  TempDir dir;
+  const std::string model_dir = dir.path() + "/v32000";
+  model::ModelConfig config = model::TinyModelConfig();
+  config.vocab_size = 32000;
+  ASSERT_TRUE(model::WriteRandomLlama(model_dir, config, 3).ok());
+  auto daemon = StartWithWorker(dir.path() + "/data");
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  Client client((*daemon)->address());
+  std::string data;
+  for (int i = 0; i < 8; ++i) {
+    data += absl::StrCat("{\"text\": \"", std::string(60, 'a' + i), "\"}\n");
+  }
+  v1::Dataset dataset;
+  grpc::Status status = Upload(client, "long.jsonl", data, &dataset);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  v1::CreateFineTuneJobRequest request = TinyJobRequest(dataset.id(), 12, 50);
+  request.set_model(model_dir);
+  v1::FineTuneJob job;
+  status = CreateJob(client, request, &job);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+
+  std::vector<v1::JobEvent> events;
+  status = Watch(client, job.id(), 0, &events, absl::Minutes(5));
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  ASSERT_TRUE(GetJob(client, job.id(), &job).ok());
+  ASSERT_EQ(job.state(), v1::SUCCEEDED)
+      << job.error().code() << ": " << job.error().message();
+  std::string chunk_log;
+  for (const v1::JobEvent& e : events) {
+    if (e.log().find("positions at a time") != std::string::npos) {
+      chunk_log = e.log();
+    }
+  }
+  // 32 MiB / (32000 x 4 bytes) = 262 rows.
+  EXPECT_EQ(
+      chunk_log.rfind("the head and its loss run 262 positions at a time", 0),
+      0u)
+      << "no chunking log line; last event: " << EventText(events.back());
+  const std::vector<v1::TrainStep> steps = Steps(events);
+  ASSERT_EQ(steps.size(), 12u);
+  std::printf("large vocabulary: mean loss of steps 1-3 %.4f, 10-12 %.4f\n",
+              Mean(steps, 0, 3), Mean(steps, 9, 3));
+  EXPECT_LT(Mean(steps, 9, 3), 0.5 * Mean(steps, 0, 3));
+  EXPECT_TRUE(std::filesystem::exists(job.adapter_path() +
+                                      "/adapter_model.safetensors"));
 }
 
 // An error the worker reports (here: a model whose weights file is garbage)
