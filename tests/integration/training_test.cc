@@ -26,6 +26,21 @@ double Mean(const std::vector<v1::TrainStep>& steps, size_t from, size_t n) {
   return sum / static_cast<double>(n);
 }
 
+// Creates a job of `steps` steps on the model directory `model` with the
+// dataset `dataset_id`, watches it to its end and reads it back: *job as it
+// ended, *events all its events.
+void RunJobOn(Client& client, const std::string& dataset_id,
+              const std::string& model, int steps, v1::FineTuneJob* job,
+              std::vector<v1::JobEvent>* events) {
+  v1::CreateFineTuneJobRequest request = TinyJobRequest(dataset_id, steps, 50);
+  request.set_model(model);
+  grpc::Status status = CreateJob(client, request, job);
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  status = Watch(client, job->id(), 0, events, absl::Minutes(5));
+  ASSERT_TRUE(status.ok()) << Describe(status);
+  ASSERT_TRUE(GetJob(client, job->id(), job).ok());
+}
+
 TEST(TrainingTest, MemorisesSmallDataset) {
   if (!WorkerBuilt()) GTEST_SKIP() << WorkerBinary() << " is not built";
   TempDir dir;
@@ -184,16 +199,10 @@ TEST(TrainingTest, LargeVocabularyJobRunsItsHeadInChunks) {
   v1::Dataset dataset;
   grpc::Status status = Upload(client, "long.jsonl", data, &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
-  v1::CreateFineTuneJobRequest request = TinyJobRequest(dataset.id(), 12, 50);
-  request.set_model(model_dir);
   v1::FineTuneJob job;
-  status = CreateJob(client, request, &job);
-  ASSERT_TRUE(status.ok()) << Describe(status);
-
   std::vector<v1::JobEvent> events;
-  status = Watch(client, job.id(), 0, &events, absl::Minutes(5));
-  ASSERT_TRUE(status.ok()) << Describe(status);
-  ASSERT_TRUE(GetJob(client, job.id(), &job).ok());
+  RunJobOn(client, dataset.id(), model_dir, 12, &job, &events);
+  if (HasFatalFailure()) return;
   ASSERT_EQ(job.state(), v1::SUCCEEDED)
       << job.error().code() << ": " << job.error().message();
   std::string chunk_log;
@@ -237,16 +246,10 @@ TEST(TrainingTest, WorkerErrorFailsJob) {
   v1::Dataset dataset;
   grpc::Status status = UploadPairs(client, &dataset);
   ASSERT_TRUE(status.ok()) << Describe(status);
-  v1::CreateFineTuneJobRequest request = TinyJobRequest(dataset.id(), 5, 50);
-  request.set_model(model);
   v1::FineTuneJob job;
-  status = CreateJob(client, request, &job);
-  ASSERT_TRUE(status.ok()) << Describe(status);
-
   std::vector<v1::JobEvent> events;
-  status = Watch(client, job.id(), 0, &events, absl::Minutes(5));
-  ASSERT_TRUE(status.ok()) << Describe(status);
-  ASSERT_TRUE(GetJob(client, job.id(), &job).ok());
+  RunJobOn(client, dataset.id(), model, 5, &job, &events);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(job.state(), v1::FAILED);
   EXPECT_FALSE(job.error().code().empty());
   EXPECT_NE(job.error().code(), "UNAVAILABLE") << job.error().message();
