@@ -80,6 +80,13 @@ int64_t KvCacheBytes(const ModelConfig& c, int64_t tokens,
          compute_bytes * tokens;
 }
 
+int64_t LogitsChunkRows(int64_t tokens, int64_t vocab_size,
+                        int64_t chunk_bytes) {
+  const int64_t row_bytes = vocab_size * 4;
+  if (chunk_bytes <= 0 || tokens * row_bytes <= chunk_bytes) return 0;
+  return std::max<int64_t>(1, chunk_bytes / row_bytes);
+}
+
 MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
                                            const TrainingShape& t) {
   MemoryEstimateBytes m;
@@ -110,12 +117,11 @@ MemoryEstimateBytes EstimateTrainingMemory(const ModelConfig& c,
   // hidden states (picked, normed, and the rows' gradient kept for
   // backward).
   const int64_t row_bytes = c.vocab_size * 4;
-  const int64_t chunk = t.logits_chunk_bytes;
+  const int64_t chunk_rows =
+      LogitsChunkRows(tokens, c.vocab_size, t.logits_chunk_bytes);
   const int64_t logits_bytes =
-      chunk <= 0 || tokens * row_bytes <= chunk
-          ? tokens * row_bytes * 2
-          : 3 * std::max<int64_t>(1, chunk / row_bytes) * row_bytes +
-                3 * hidden_bytes;
+      chunk_rows == 0 ? tokens * row_bytes * 2
+                      : 3 * chunk_rows * row_bytes + 3 * hidden_bytes;
   m.activations_no_checkpoint =
       c.num_hidden_layers * block_bytes + logits_bytes + hidden_bytes;
   m.activations_checkpoint =

@@ -113,10 +113,7 @@ torch::Tensor NextTokenNllOfLogits(const torch::Tensor& logits,
 }
 
 int64_t LlamaModel::LogitsChunkRows(int64_t tokens) const {
-  const int64_t row_bytes = config_.vocab_size * 4;
-  const int64_t limit = LogitsChunkBytes();
-  if (limit <= 0 || tokens * row_bytes <= limit) return 0;
-  return std::max<int64_t>(1, limit / row_bytes);
+  return model::LogitsChunkRows(tokens, config_.vocab_size, LogitsChunkBytes());
 }
 
 torch::Tensor LlamaModel::NextTokenNll(

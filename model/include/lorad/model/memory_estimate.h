@@ -21,6 +21,13 @@ namespace lorad::model {
 // this much of logits (LlamaModel::NextTokenNll).
 inline constexpr int64_t kLogitsChunkBytes = 32 << 20;
 
+// The rows of logits training makes at once for a micro-batch of `tokens`
+// positions over `vocab_size`, with chunks of at most `chunk_bytes` of fp32
+// logits; 0 when the whole logits fit in one (or chunk_bytes <= 0): the
+// worker's rule (LlamaModel::LogitsChunkRows) and the estimate's.
+int64_t LogitsChunkRows(int64_t tokens, int64_t vocab_size,
+                        int64_t chunk_bytes);
+
 struct TrainingShape {
   int64_t rank = 8;
   // The block linears that carry LoRA, by short name (names that are none

@@ -119,14 +119,15 @@ class LlamaModel {
   // NextTokenNllOfLogits of the logits of `hidden` (Forward with
   // hidden_out), differentiable in `hidden`. When those logits would pass
   // LogitsChunkBytes(), only the labelled positions go through the head, a
-  // chunk of rows at a time forward and again in backward
-  // (chunked_head.h), so the whole logits never exist; otherwise it is
+  // chunk of rows at a time, each chunk's gradient made in forward
+  // (next_token_loss.cc), so the whole logits never exist; otherwise it is
   // NextTokenNllOfLogits of Head(hidden) exactly.
   torch::Tensor NextTokenNll(const torch::Tensor& hidden,
                              const torch::Tensor& labels,
                              at::Reduction::Reduction reduction) const;
   // The rows NextTokenNll puts through the head at once for a batch of
-  // `tokens` positions; 0 when it makes the whole logits.
+  // `tokens` positions; 0 when it makes the whole logits
+  // (model::LogitsChunkRows with LogitsChunkBytes()).
   int64_t LogitsChunkRows(int64_t tokens) const;
 
   // Inference on a ragged batch (no autograd): appends each segment's keys
